@@ -1,0 +1,121 @@
+//! The `chopsticks` command line: argument types and the dispatch to each subcommand.
+
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes: what scripts and CI can rely on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The run completed (or was stopped by the operator) and its thresholds, if any, passed.
+    Ok = 0,
+    /// The run failed: the target was unusable, or a threshold was crossed.
+    RunFailed = 1,
+    /// Bad input: the message says what to fix.
+    BadInput = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chopsticks",
+    version,
+    about = "Distributed S3 (Ceph RadosGW) stress testing with exact metrics"
+)]
+pub struct Cli {
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, global = true, default_value = "info", value_parser = parse_level)]
+    pub log_level: log::LevelFilter,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load test in this process (a coordinator and a local worker).
+    Run(run::RunArgs),
+    /// List the built-in scenarios, or validate and print one (a name or a path).
+    Scenarios {
+        /// A built-in name or a path to a scenario file.
+        scenario: Option<String>,
+    },
+}
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not a log level; use error, warn, info, debug or trace"))
+}
+
+/// Parses arguments and runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::RunFailed.into();
+        }
+    };
+    let exit = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args, cli.log_level).await,
+            Command::Scenarios { scenario } => scenarios(scenario),
+        }
+    });
+    // Users still cutting off requests must not delay the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    exit.into()
+}
+
+fn scenarios(which: Option<String>) -> Exit {
+    use crate::scenario::{Scenario, BUILTINS};
+    match which {
+        None => {
+            for (name, yaml) in BUILTINS {
+                let description = Scenario::from_yaml(yaml, crate::scenario::Source(name.to_string()))
+                    .ok()
+                    .and_then(|s| s.description)
+                    .unwrap_or_default();
+                println!("{name:<24} {description}");
+            }
+            Exit::Ok
+        }
+        Some(spec) => match Scenario::resolve(&spec) {
+            Ok((scenario, source)) => match serde_yaml_ng::to_string(&scenario) {
+                Ok(text) => {
+                    println!("# {source}: valid\n{text}");
+                    Exit::Ok
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Exit::RunFailed
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::BadInput
+            }
+        },
+    }
+}
+
+/// The default directory standalone runs write to.
+pub fn default_runs_dir() -> PathBuf {
+    PathBuf::from("chopsticks-runs")
+}
+
+/// This machine's name, for worker names.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}

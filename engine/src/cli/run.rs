@@ -1,0 +1,282 @@
+//! `chopsticks run`: a standalone load test — the coordinator and one local worker in this
+//! process, the same code the distributed daemons run.
+
+use super::{default_runs_dir, hostname, Exit};
+use crate::control::{ControlError, RunState, StartRequest};
+use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::driver::AnyDriver;
+use crate::progress::Progress;
+use crate::scenario::Scenario;
+use crate::target::EmbeddedTarget;
+use crate::worker::{self, WorkerOptions};
+use crate::workload::{ProcessEnv, WorkloadFile};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// S3 connection file (endpoint, access_key, secret_key, bucket, region, driver,
+    /// driver_config). Without one, S3_ENDPOINT_URL / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    /// are used; with no endpoint at all, an embedded demo target is started.
+    #[arg(long, value_name = "FILE")]
+    pub workload_config: Option<PathBuf>,
+    /// Scenario: a built-in name (see `chopsticks scenarios`), a YAML file, or a seed path
+    /// such as src/chopsticks/scenarios/s3_large_objects.py.
+    #[arg(long, short = 'f', value_name = "NAME|PATH", default_value = "s3_small_objects")]
+    pub scenario_file: String,
+    /// Number of virtual users.
+    #[arg(long, short = 'u', default_value_t = 10, value_parser = parse_users)]
+    pub users: u32,
+    /// Users started per second (a float).
+    #[arg(long, short = 'r', default_value_t = 5.0, value_parser = parse_rate)]
+    pub spawn_rate: f64,
+    /// How long to run: 90s, 10m, 1h30m. Without it the run lasts until Ctrl-C or
+    /// until every user has run its --iterations.
+    #[arg(long = "run-time", short = 't', visible_alias = "duration", value_name = "DURATION", value_parser = parse_duration)]
+    pub run_time: Option<String>,
+    /// Tasks (or sequence passes) each user runs, then stops.
+    #[arg(long, short = 'i', value_parser = clap::value_parser!(u64).range(1..))]
+    pub iterations: Option<u64>,
+    /// Directory for this run's artifacts (default ./chopsticks-runs/<run-id>/).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// No web UI (the default for now: the live web UI is served by `chopsticks coordinator`).
+    #[arg(long)]
+    pub headless: bool,
+    /// Seed for object contents and random choices (random when absent), to repeat a run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Seconds in-flight requests may take to finish when the run stops.
+    #[arg(long, default_value_t = 30.0)]
+    pub stop_timeout: f64,
+}
+
+fn parse_users(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("users must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a number of users; give a whole number of 1 or more")),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("'{s}' is not a spawn rate; give users per second above 0, e.g. 5 or 0.5")),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<String, String> {
+    crate::duration::parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
+pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
+    // Everything the operator typed is checked before anything starts.
+    let (scenario, source) = match Scenario::resolve(&args.scenario_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let origin = args
+        .workload_config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "environment".into());
+    let file = match &args.workload_config {
+        Some(p) => match WorkloadFile::load(p) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::BadInput;
+            }
+        },
+        None => WorkloadFile::default(),
+    };
+    let config = match file.resolve(&ProcessEnv, &origin) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let (config, embedded) = match config {
+        Some(c) => (c, None),
+        None => match EmbeddedTarget::start().await {
+            Ok(t) => {
+                eprintln!(
+                    "\n  *** NO S3 ENDPOINT CONFIGURED: using an embedded LOCAL DEMO S3 target at {} ***\n  \
+                     *** (data in {}, deleted at exit). It measures this machine, not Ceph.   ***\n  \
+                     *** Point --workload-config (or S3_ENDPOINT_URL) at RadosGW for real numbers. ***\n",
+                    t.endpoint,
+                    t.data_dir().display()
+                );
+                (t.workload_config(), Some(t))
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::RunFailed;
+            }
+        },
+    };
+    let driver = match AnyDriver::new(&config) {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let state_dir = args
+        .run_dir
+        .as_ref()
+        .and_then(|d| d.parent().map(|p| p.to_path_buf()))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(default_runs_dir);
+    let coordinator = Coordinator::spawn(
+        Arc::clone(&driver),
+        CoordinatorConfig {
+            state_dir,
+            target: config.info(embedded.is_some()),
+            run_dir_override: args.run_dir.clone(),
+        },
+    );
+    let shutdown = CancellationToken::new();
+    let worker_task = match coordinator.attach(hostname()).await {
+        Some((id, link)) => tokio::spawn(worker::serve(
+            Arc::clone(&driver),
+            id,
+            link,
+            WorkerOptions::default(),
+            shutdown.clone(),
+        )),
+        None => {
+            eprintln!("error: the coordinator did not start");
+            return Exit::RunFailed;
+        }
+    };
+    let started = coordinator
+        .start(StartRequest {
+            scenario: args.scenario_file.clone(),
+            users: args.users,
+            spawn_rate: args.spawn_rate,
+            duration: args.run_time.clone(),
+            iterations: args.iterations,
+            expected_workers: Some(1),
+            wait_workers_s: Some(10.0),
+            run_id: None,
+            seed: args.seed,
+            stop_timeout_s: Some(args.stop_timeout),
+        })
+        .await;
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return match e {
+                ControlError::BadRequest(_) => Exit::BadInput,
+                _ => Exit::RunFailed,
+            };
+        }
+    };
+    eprintln!(
+        "run {}: scenario {} ({source}), {} users at {}/s, {}; target {} bucket {}; artifacts in {}",
+        started.run_id,
+        scenario.name,
+        args.users,
+        args.spawn_rate,
+        args.run_time
+            .as_deref()
+            .map(|d| format!("for {d}"))
+            .unwrap_or_else(|| "until stopped".into()),
+        config.endpoint,
+        config.bucket,
+        started.run_dir
+    );
+
+    let final_status = watch_run(&coordinator, &started.run_id).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), worker_task).await;
+    coordinator.shutdown().await;
+    if let Some(t) = embedded {
+        t.stop();
+    }
+
+    let run_dir = PathBuf::from(&started.run_dir);
+    match std::fs::read_to_string(run_dir.join(crate::artifacts::SUMMARY_JSON))
+        .ok()
+        .and_then(|t| serde_json::from_str::<crate::summary::Summary>(&t).ok())
+    {
+        Some(summary) => println!("{}", summary.table()),
+        None => eprintln!("(no summary was written)"),
+    }
+    let reason = final_status
+        .reason
+        .as_ref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    eprintln!(
+        "run {} {}{reason}\nartifacts: {}",
+        started.run_id,
+        final_status.state,
+        run_dir.display()
+    );
+    match final_status.state {
+        RunState::Completed | RunState::Stopped => Exit::Ok,
+        _ => Exit::RunFailed,
+    }
+}
+
+/// Shows progress until the run ends; Ctrl-C / SIGTERM stop it gracefully, a second one cuts
+/// in-flight requests off. Cleanup and artifacts happen either way.
+async fn watch_run(coordinator: &Coordinator, run_id: &str) -> crate::control::Status {
+    let mut updates = coordinator.watch();
+    let mut progress = Progress::new();
+    let (mut sigint, mut sigterm) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(i), Ok(t)) => (Some(i), Some(t)),
+        _ => (None, None),
+    };
+    let mut signals = 0u32;
+    loop {
+        let status = updates.borrow_and_update().clone();
+        if status.run_id.as_deref() == Some(run_id) && status.state.is_terminal() {
+            progress.finish();
+            return status;
+        }
+        progress.update(&status);
+        let signalled = async {
+            match (sigint.as_mut(), sigterm.as_mut()) {
+                (Some(i), Some(t)) => {
+                    tokio::select! {
+                        _ = i.recv() => {}
+                        _ = t.recv() => {}
+                    }
+                }
+                _ => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    progress.finish();
+                    return coordinator.status().await;
+                }
+            }
+            _ = signalled => {
+                signals += 1;
+                let abort = signals > 1;
+                progress.finish();
+                if abort {
+                    eprintln!("second interrupt: cutting off in-flight requests; cleaning up");
+                } else {
+                    eprintln!("stopping: letting in-flight requests finish, then cleaning up (interrupt again to cut them off)");
+                }
+                progress = Progress::new();
+                let _ = coordinator.stop(abort).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The coordinator's control surface: requests, replies and errors, defined once.
+//!
+//! A standalone run calls the coordinator through these types in-process; the control API
+//! carries them as JSON; the charm's actions read them back. Field names are the API.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The states of a run (DESIGN.md §3). A finished test is `completed`, never `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Idle,
+    Preparing,
+    Spawning,
+    Running,
+    Stopping,
+    Completed,
+    Stopped,
+    Failed,
+    /// The coordinator went away mid-run; artifacts up to that point are kept.
+    Interrupted,
+}
+
+impl RunState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunState::Completed | RunState::Stopped | RunState::Failed | RunState::Interrupted
+        )
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            RunState::Preparing | RunState::Spawning | RunState::Running | RunState::Stopping
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Idle => "idle",
+            RunState::Preparing => "preparing",
+            RunState::Spawning => "spawning",
+            RunState::Running => "running",
+            RunState::Stopping => "stopping",
+            RunState::Completed => "completed",
+            RunState::Stopped => "stopped",
+            RunState::Failed => "failed",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Start a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// A built-in scenario name, a path on the coordinator's machine, or a seed path.
+    pub scenario: String,
+    pub users: u32,
+    /// Users started per second, across all workers.
+    pub spawn_rate: f64,
+    /// `90s`, `10m`, `1h30m`; none = until stopped (or iterations are done).
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Tasks (or sequence passes) per user; none = unlimited.
+    #[serde(default)]
+    pub iterations: Option<u64>,
+    /// Wait until this many workers are connected before starting.
+    #[serde(default)]
+    pub expected_workers: Option<u32>,
+    /// How long to wait for `expected_workers` (default 60 s).
+    #[serde(default)]
+    pub wait_workers_s: Option<f64>,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// Seeds contents and random choices; random when absent.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Grace for in-flight requests at the end (default 30 s).
+    #[serde(default)]
+    pub stop_timeout_s: Option<f64>,
+}
+
+/// The answer to a successful start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStarted {
+    pub run_id: String,
+    pub state: RunState,
+    pub run_dir: String,
+    pub workers: u32,
+    pub scenario: String,
+}
+
+/// The answer to a stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopReply {
+    pub run_id: String,
+    pub state: RunState,
+}
+
+/// A worker as the coordinator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub id: u32,
+    pub name: String,
+    /// `connected` or `missing`.
+    pub state: String,
+    pub users: u32,
+    pub last_seen_s: f64,
+}
+
+/// What is happening now (or what happened last).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: RunState,
+    pub run_id: Option<String>,
+    pub scenario: Option<String>,
+    pub elapsed_s: f64,
+    pub duration_s: Option<f64>,
+    pub users_target: u32,
+    pub users_running: u32,
+    /// Users per worker name.
+    pub users_per_worker: BTreeMap<String, u32>,
+    pub workers: Vec<WorkerStatus>,
+    pub workers_connected: u32,
+    pub workers_missing: u32,
+    /// Rates over the last second.
+    pub current_rps: f64,
+    pub current_failures_per_s: f64,
+    pub current_mb_per_s: f64,
+    pub requests: u64,
+    pub failures: u64,
+    pub bytes: u64,
+    pub reason: Option<String>,
+    pub run_dir: Option<String>,
+}
+
+/// One line of the run list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunListing {
+    pub run_id: String,
+    pub state: RunState,
+    pub scenario: String,
+    pub created_at: String,
+    pub ended_at: Option<String>,
+    pub requests: u64,
+    pub failures: u64,
+}
+
+/// Why the coordinator refused a control request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", content = "message", rename_all = "snake_case")]
+pub enum ControlError {
+    /// The request itself is wrong; the message says what to fix.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A run is already active.
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Not enough workers, or the coordinator is shutting down.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ControlError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ControlError::BadRequest(_) => 400,
+            ControlError::Busy(_) => 409,
+            ControlError::NotFound(_) => 404,
+            ControlError::Unavailable(_) => 503,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Chopsticks: a distributed S3 load engine with exact metrics.
+//!
+//! Measure, aggregate, present are separate layers: virtual users ([`user`]) issue requests
+//! through a [`driver`] and record into [`stats`]; a [`worker`] ships one stats delta a second
+//! to the [`coordinator`], which merges them exactly and writes [`artifacts`]; [`summary`]
+//! turns merged data into the numbers every view shows.
+
+pub mod artifacts;
+pub mod cli;
+pub mod content;
+pub mod control;
+pub mod coordinator;
+pub mod driver;
+pub mod duration;
+pub mod logging;
+pub mod plan;
+pub mod progress;
+pub mod protocol;
+pub mod scenario;
+pub mod size;
+pub mod stats;
+pub mod summary;
+pub mod target;
+pub mod user;
+pub mod worker;
+pub mod workload;
+
+/// The engine version recorded in every run.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,109 @@
+//! Messages between the coordinator and its workers, defined once.
+//!
+//! In a standalone run they travel over in-process channels; between processes each is one
+//! JSON text frame on the worker's WebSocket. The worker speaks first (`Hello`); the
+//! coordinator answers `Welcome` or `Refused`. Either side sends something at least every
+//! second, so silence means trouble.
+
+use crate::scenario::Scenario;
+use crate::stats::StatsDelta;
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change to these messages.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Everything a worker needs to run its part of a run, sent once per run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub run_id: String,
+    pub scenario: Scenario,
+    /// Seeds object contents and every random choice.
+    pub seed: u64,
+    /// Every object of the run lives under this prefix (`chopsticks/<run-id>/`).
+    pub key_prefix: String,
+    /// Tasks (or sequence passes) each user runs before it stops; `None` = until stopped.
+    pub iterations: Option<u64>,
+    /// How long in-flight requests may finish after a stop before they are cut off.
+    pub stop_timeout_s: f64,
+}
+
+impl RunSpec {
+    /// Key of prefilled object `index`.
+    pub fn shared_key(&self, index: u64) -> String {
+        format!("{}shared/{index:08}", self.key_prefix)
+    }
+
+    pub fn shared_prefix(&self) -> String {
+        format!("{}shared/", self.key_prefix)
+    }
+
+    /// Prefix of the objects user `user` of worker `worker` writes.
+    pub fn user_prefix(&self, worker: u32, user: u64) -> String {
+        format!("{}w{worker}/u{user}/", self.key_prefix)
+    }
+}
+
+/// Coordinator → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToWorker {
+    Welcome {
+        worker_id: u32,
+        coordinator_version: String,
+    },
+    Refused {
+        reason: String,
+    },
+    /// Prepare to run; users come with `Assign`.
+    Start { spec: RunSpec },
+    /// Run this many users of each user class (by index), spawning at `spawn_rate` per second.
+    Assign {
+        run_id: String,
+        users: Vec<u32>,
+        spawn_rate: f64,
+    },
+    /// Stop every user; `abort` cuts in-flight requests at once instead of letting them finish.
+    Stop { run_id: String, abort: bool },
+    Heartbeat,
+}
+
+/// Worker → coordinator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromWorker {
+    Hello {
+        protocol: u32,
+        name: String,
+        engine_version: String,
+    },
+    /// What happened since the previous `Stats` of this run (sent every second).
+    Stats {
+        run_id: String,
+        seq: u64,
+        users: u32,
+        /// Every assigned user was spawned and has finished its iterations.
+        done: bool,
+        delta: StatsDelta,
+    },
+    /// All users of the run have ended; the last `Stats` (seq `last_seq`) was the final one.
+    Finished { run_id: String, last_seq: u64 },
+    Heartbeat { users: u32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_tagged_json() {
+        let m = ToWorker::Stop {
+            run_id: "r".into(),
+            abort: false,
+        };
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(j, r#"{"type":"stop","run_id":"r","abort":false}"#);
+        let back: ToWorker = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, m);
+        assert!(serde_json::from_str::<FromWorker>(r#"{"type":"nonsense"}"#).is_err());
+    }
+}

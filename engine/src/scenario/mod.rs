@@ -1,0 +1,759 @@
+//! Scenarios: what virtual users do, in YAML (replacing the seed's Python locustfiles).
+//!
+//! The serde types here are the file format *and* what crosses process boundaries (the
+//! coordinator sends the resolved scenario to workers; `run.json` records it), so a scenario
+//! printed from a run can be saved and run again. [`Scenario::validate`] checks everything
+//! the types cannot express and says, for each problem, the file, the field and the fix.
+
+mod builtin;
+mod size_spec;
+
+pub use builtin::{builtin, builtin_names, BUILTINS};
+pub use size_spec::{Bucket, SizeSampler, SizeSpec};
+
+use crate::size::ByteSize;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+/// A load scenario: user classes, the objects they need, and checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub users: Vec<UserClass>,
+    /// Objects written before users start, shared by all users (`key: shared`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<Prefill>,
+    /// Check every GET body (and HEAD size) against what was written.
+    #[serde(default)]
+    pub verify: bool,
+    /// Leave the run's objects in the bucket instead of deleting them at the end.
+    #[serde(default)]
+    pub keep: bool,
+}
+
+/// A kind of virtual user (Locust's `User` class).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserClass {
+    pub name: String,
+    /// Share of users of this class, relative to the other classes.
+    #[serde(default = "one")]
+    pub weight: i64,
+    /// Time between tasks.
+    #[serde(default)]
+    pub wait: Wait,
+    /// Run tasks in the listed order (a task's weight then repeats it), instead of at random.
+    #[serde(default)]
+    pub sequence: bool,
+    pub tasks: Vec<Task>,
+}
+
+/// Time a user waits between tasks, in seconds. Written as a one-key map:
+/// `{constant: 1}`, `{between: [1, 3]}` or `{pacing: 2}`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Wait {
+    /// The same pause after every task.
+    Constant(f64),
+    /// A pause drawn uniformly from `[a, b]`.
+    Between([f64; 2]),
+    /// Start a task every N seconds, whatever the task took (Locust's `constant_pacing`).
+    Pacing(f64),
+}
+
+/// The YAML shape of [`Wait`]: exactly one of the fields.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    constant: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    between: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pacing: Option<f64>,
+}
+
+impl Serialize for Wait {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut f = WaitFields {
+            constant: None,
+            between: None,
+            pacing: None,
+        };
+        match *self {
+            Wait::Constant(v) => f.constant = Some(v),
+            Wait::Between(v) => f.between = Some(v),
+            Wait::Pacing(v) => f.pacing = Some(v),
+        }
+        f.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Wait {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = WaitFields::deserialize(d)?;
+        match (f.constant, f.between, f.pacing) {
+            (Some(v), None, None) => Ok(Wait::Constant(v)),
+            (None, Some(v), None) => Ok(Wait::Between(v)),
+            (None, None, Some(v)) => Ok(Wait::Pacing(v)),
+            _ => Err(serde::de::Error::custom(
+                "wait takes exactly one of {constant: S}, {between: [A, B]}, {pacing: S}",
+            )),
+        }
+    }
+}
+
+impl Default for Wait {
+    fn default() -> Self {
+        Wait::Constant(0.0)
+    }
+}
+
+/// The S3 operations a task can perform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    Put,
+    Get,
+    Head,
+    Delete,
+    List,
+    MultipartPut,
+    Copy,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 7] = [
+        OpKind::Put,
+        OpKind::Get,
+        OpKind::Head,
+        OpKind::Delete,
+        OpKind::List,
+        OpKind::MultipartPut,
+        OpKind::Copy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Put => "put",
+            OpKind::Get => "get",
+            OpKind::Head => "head",
+            OpKind::Delete => "delete",
+            OpKind::List => "list",
+            OpKind::MultipartPut => "multipart_put",
+            OpKind::Copy => "copy",
+        }
+    }
+
+    /// The HTTP method, Locust's "Type" column.
+    pub fn method(self) -> &'static str {
+        match self {
+            OpKind::Put | OpKind::MultipartPut | OpKind::Copy => "PUT",
+            OpKind::Get | OpKind::List => "GET",
+            OpKind::Head => "HEAD",
+            OpKind::Delete => "DELETE",
+        }
+    }
+
+    /// Whether the task creates a new object owned by the user.
+    pub fn writes(self) -> bool {
+        matches!(self, OpKind::Put | OpKind::MultipartPut | OpKind::Copy)
+    }
+
+    /// Whether the task needs an existing object to act on.
+    pub fn needs_object(self) -> bool {
+        matches!(
+            self,
+            OpKind::Get | OpKind::Head | OpKind::Delete | OpKind::Copy
+        )
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which objects a task picks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyChoice {
+    /// Objects this user wrote.
+    Own,
+    /// The prefilled pool shared by all users.
+    Shared,
+    /// Either of the above.
+    Any,
+}
+
+/// One weighted task of a user class. Fields that do not apply to `op` are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub op: OpKind,
+    /// Name in statistics; defaults to the op. Tasks sharing a name share statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default = "one")]
+    pub weight: i64,
+    /// Object size (put, multipart_put).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<SizeSpec>,
+    /// Which objects to act on (get, head, delete, copy; for list: which prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyChoice>,
+    /// Read a random range of this length instead of the whole object (get).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ByteSize>,
+    /// Keys per ListObjectsV2 page (list), 1–1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_keys: Option<u32>,
+    /// Part size (multipart_put), at least 5MiB as S3 requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<ByteSize>,
+    /// Parts uploaded concurrently (multipart_put).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts_in_flight: Option<u32>,
+}
+
+/// Objects to write before the users start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prefill {
+    pub objects: u64,
+    pub size: SizeSpec,
+}
+
+fn one() -> i64 {
+    1
+}
+
+pub const DEFAULT_PART_SIZE: u64 = 8 * ByteSize::MIB;
+pub const DEFAULT_PARTS_IN_FLIGHT: u32 = 4;
+pub const DEFAULT_MAX_KEYS: u32 = 1000;
+const MIN_PART_SIZE: u64 = 5 * ByteSize::MIB;
+const MAX_PARTS: u64 = 10_000;
+const MAX_PREFILL: u64 = 10_000_000;
+
+impl Task {
+    /// The name statistics are kept under.
+    pub fn stats_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.op.as_str().to_string())
+    }
+
+    pub fn key_choice(&self) -> KeyChoice {
+        self.key.unwrap_or(match self.op {
+            OpKind::List => KeyChoice::Any,
+            _ => KeyChoice::Own,
+        })
+    }
+
+    pub fn part_size(&self) -> u64 {
+        self.part_size.map(|s| s.0).unwrap_or(DEFAULT_PART_SIZE)
+    }
+
+    pub fn parts_in_flight(&self) -> u32 {
+        self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT)
+    }
+
+    pub fn max_keys(&self) -> u32 {
+        self.max_keys.unwrap_or(DEFAULT_MAX_KEYS)
+    }
+}
+
+/// Where a scenario came from, for messages ("my.yaml", "built-in s3_small_objects").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source(pub String);
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a scenario cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error(
+        "unknown scenario '{name}': give a path to a YAML scenario file or one of the \
+         built-ins: {}", builtin_names().join(", ")
+    )]
+    Unknown { name: String },
+    #[error("cannot read scenario file {path}: {source}; check the path and its permissions")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("scenario file {source_name}: {message}; fix the YAML (the schema is in the README, section Scenarios)")]
+    Syntax {
+        source_name: Source,
+        message: String,
+    },
+    #[error("{}", render_problems(.source_name, .problems))]
+    Invalid {
+        source_name: Source,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One validation problem: the field, what is wrong, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+    pub fix: String,
+}
+
+fn render_problems(source: &Source, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("scenario {source}: {}: {}; {}", p.field, p.message, p.fix))
+        .collect();
+    lines.join("\n")
+}
+
+impl Scenario {
+    /// Parses and validates YAML text.
+    pub fn from_yaml(text: &str, source: Source) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario =
+            serde_yaml_ng::from_str(text).map_err(|e| ScenarioError::Syntax {
+                source_name: source.clone(),
+                message: e.to_string(),
+            })?;
+        let problems = scenario.problems();
+        if problems.is_empty() {
+            Ok(scenario)
+        } else {
+            Err(ScenarioError::Invalid {
+                source_name: source,
+                problems,
+            })
+        }
+    }
+
+    /// Resolves what an operator typed: a path to a YAML file, a built-in name, or one of the
+    /// seed's old paths (`src/chopsticks/scenarios/s3_large_objects.py`), which map to the
+    /// built-in of the same name.
+    pub fn resolve(spec: &str) -> Result<(Scenario, Source), ScenarioError> {
+        let path = Path::new(spec);
+        if path.is_file() {
+            let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+                path: spec.to_string(),
+                source,
+            })?;
+            let source = Source(spec.to_string());
+            return Scenario::from_yaml(&text, source.clone()).map(|s| (s, source));
+        }
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(spec)
+            .to_string();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let bare = !spec.contains('/') && (ext.is_empty() || ext == "yaml" || ext == "yml");
+        if bare || ext == "py" {
+            if let Some(text) = builtin(&stem) {
+                let source = Source(format!("built-in {stem}"));
+                return Scenario::from_yaml(text, source.clone()).map(|s| (s, source));
+            }
+        }
+        if spec.ends_with(".yaml") || spec.ends_with(".yml") || spec.contains('/') {
+            return Err(ScenarioError::Read {
+                path: spec.to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        Err(ScenarioError::Unknown {
+            name: spec.to_string(),
+        })
+    }
+
+    /// Every problem the types cannot rule out, with its fix.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut push = |field: String, message: String, fix: &str| {
+            out.push(Problem {
+                field,
+                message,
+                fix: fix.to_string(),
+            })
+        };
+        if self.name.trim().is_empty() {
+            push(
+                "name".into(),
+                "is empty".into(),
+                "give the scenario a name",
+            );
+        }
+        if self.users.is_empty() {
+            push(
+                "users".into(),
+                "no user classes".into(),
+                "list at least one user class with tasks",
+            );
+        }
+        let mut class_names = std::collections::HashSet::new();
+        for (ci, class) in self.users.iter().enumerate() {
+            let at = format!("users[{ci}]");
+            if !class_names.insert(class.name.as_str()) {
+                push(
+                    format!("{at}.name"),
+                    format!("user class '{}' is defined twice", class.name),
+                    "give each user class its own name",
+                );
+            }
+            if class.weight <= 0 {
+                push(
+                    format!("{at}.weight"),
+                    format!("weight {} is not positive", class.weight),
+                    "give each user class a weight of 1 or more",
+                );
+            }
+            check_wait(&class.wait, &format!("{at}.wait"), &mut push);
+            if class.tasks.is_empty() {
+                push(
+                    format!("{at}.tasks"),
+                    "no tasks".into(),
+                    "list at least one task, e.g. {op: put, size: 4KiB}",
+                );
+            }
+            let class_writes = class.tasks.iter().any(|t| t.op.writes());
+            for (ti, task) in class.tasks.iter().enumerate() {
+                check_task(
+                    task,
+                    &format!("{at}.tasks[{ti}]"),
+                    class_writes,
+                    &class.name,
+                    self.prefill.is_some(),
+                    &mut push,
+                );
+            }
+        }
+        if let Some(prefill) = &self.prefill {
+            if prefill.objects == 0 || prefill.objects > MAX_PREFILL {
+                push(
+                    "prefill.objects".into(),
+                    format!("{} objects", prefill.objects),
+                    &format!("prefill between 1 and {MAX_PREFILL} objects"),
+                );
+            }
+            for (message, fix) in prefill.size.problems() {
+                push("prefill.size".into(), message, &fix);
+            }
+        }
+        let mut ops_by_name = std::collections::HashMap::new();
+        for (ci, class) in self.users.iter().enumerate() {
+            for (ti, task) in class.tasks.iter().enumerate() {
+                let name = task.stats_name();
+                if let Some(previous) = ops_by_name.insert(name.clone(), task.op) {
+                    if previous != task.op {
+                        push(
+                            format!("users[{ci}].tasks[{ti}].name"),
+                            format!("task name '{name}' is used for both {previous} and {}", task.op),
+                            "give tasks with different ops different names",
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Distinct task names in first-seen order: the rows of every statistics table.
+    pub fn task_names(&self) -> Vec<(String, OpKind)> {
+        let mut seen = Vec::<(String, OpKind)>::new();
+        for class in &self.users {
+            for task in &class.tasks {
+                let name = task.stats_name();
+                if !seen.iter().any(|(n, _)| *n == name) {
+                    seen.push((name, task.op));
+                }
+            }
+        }
+        seen
+    }
+}
+
+fn check_wait(wait: &Wait, field: &str, push: &mut impl FnMut(String, String, &str)) {
+    let ok = |v: f64| v.is_finite() && v >= 0.0;
+    match *wait {
+        Wait::Constant(s) | Wait::Pacing(s) if !ok(s) => push(
+            field.into(),
+            format!("{s} is not a number of seconds"),
+            "use a number of seconds of 0 or more",
+        ),
+        Wait::Between([a, b]) if !ok(a) || !ok(b) => push(
+            field.into(),
+            format!("between [{a}, {b}] is not a range of seconds"),
+            "use seconds of 0 or more, e.g. {between: [1, 3]}",
+        ),
+        Wait::Between([a, b]) if b < a => push(
+            field.into(),
+            format!("between [{a}, {b}] ends before it starts"),
+            "write the shorter wait first, e.g. {between: [1, 3]}",
+        ),
+        _ => {}
+    }
+}
+
+fn check_task(
+    task: &Task,
+    at: &str,
+    class_writes: bool,
+    class_name: &str,
+    has_prefill: bool,
+    push: &mut impl FnMut(String, String, &str),
+) {
+    let op = task.op;
+    if task.weight <= 0 {
+        push(
+            format!("{at}.weight"),
+            format!("weight {} is not positive", task.weight),
+            "give each task a weight of 1 or more",
+        );
+    }
+    if let Some(name) = &task.name {
+        if name.trim().is_empty() || name.contains(',') || name.contains('"') {
+            push(
+                format!("{at}.name"),
+                format!("'{name}' is not a usable task name"),
+                "use a non-empty name without commas or quotes",
+            );
+        }
+    }
+    let refuse = |field: &str, present: bool, push: &mut dyn FnMut(String, String, &str)| {
+        if present {
+            push(
+                format!("{at}.{field}"),
+                format!("does not apply to op {op}"),
+                "remove it",
+            );
+        }
+    };
+    let sized = matches!(op, OpKind::Put | OpKind::MultipartPut);
+    refuse("size", task.size.is_some() && !sized, push);
+    refuse("range", task.range.is_some() && op != OpKind::Get, push);
+    refuse("max_keys", task.max_keys.is_some() && op != OpKind::List, push);
+    refuse(
+        "part_size",
+        task.part_size.is_some() && op != OpKind::MultipartPut,
+        push,
+    );
+    refuse(
+        "parts_in_flight",
+        task.parts_in_flight.is_some() && op != OpKind::MultipartPut,
+        push,
+    );
+    refuse("key", task.key.is_some() && sized, push);
+
+    if sized {
+        match &task.size {
+            None => push(
+                format!("{at}.size"),
+                format!("op {op} needs a size"),
+                "add e.g. size: 4KiB",
+            ),
+            Some(size) => {
+                for (message, fix) in size.problems() {
+                    push(format!("{at}.size"), message, &fix);
+                }
+            }
+        }
+    }
+    if op == OpKind::MultipartPut {
+        let part = task.part_size();
+        if part < MIN_PART_SIZE {
+            push(
+                format!("{at}.part_size"),
+                format!("{} is below S3's 5MiB minimum part size", ByteSize(part)),
+                "use a part_size of 5MiB or more",
+            );
+        } else if let Some(size) = &task.size {
+            if size.max().div_ceil(part) > MAX_PARTS {
+                push(
+                    format!("{at}.part_size"),
+                    format!(
+                        "{} objects in {} parts need more than S3's {MAX_PARTS} parts",
+                        ByteSize(size.max()),
+                        ByteSize(part)
+                    ),
+                    "raise part_size",
+                );
+            }
+        }
+        let pif = task.parts_in_flight();
+        if pif == 0 || pif > 64 {
+            push(
+                format!("{at}.parts_in_flight"),
+                format!("{pif} parts in flight"),
+                "use 1 to 64",
+            );
+        }
+    }
+    if op == OpKind::List {
+        let mk = task.max_keys();
+        if mk == 0 || mk > 1000 {
+            push(
+                format!("{at}.max_keys"),
+                format!("{mk} keys per page"),
+                "use 1 to 1000 (S3's page limit)",
+            );
+        }
+    }
+    if op.needs_object() {
+        let key = task.key_choice();
+        if op == OpKind::Delete && key != KeyChoice::Own {
+            push(
+                format!("{at}.key"),
+                "delete may only remove the user's own objects".into(),
+                "use key: own (the shared prefill pool is read by every user and must not shrink)",
+            );
+        }
+        if key == KeyChoice::Own && !class_writes {
+            push(
+                format!("{at}.key"),
+                format!("op {op} reads the user's own objects but user class '{class_name}' never writes one"),
+                "add a put task to the class or use key: shared with a prefill",
+            );
+        }
+        if matches!(key, KeyChoice::Shared) && !has_prefill {
+            push(
+                format!("{at}.key"),
+                "key: shared needs the prefilled pool but the scenario has no prefill".into(),
+                "add e.g. prefill: {objects: 100, size: 64KiB}",
+            );
+        }
+        if key == KeyChoice::Any && !class_writes && !has_prefill {
+            push(
+                format!("{at}.key"),
+                "key: any has nothing to pick from (no writes, no prefill)".into(),
+                "add a put task or a prefill",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(yaml: &str) -> String {
+        Scenario::from_yaml(yaml, Source("t.yaml".into()))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let s = Scenario::from_yaml(
+            r#"
+name: s3_mixed_workload
+users:
+  - name: writer
+    weight: 1
+    wait: {between: [0.5, 1.0]}
+    tasks:
+      - {op: put, weight: 3, size: {lognormal: {median: 64KiB, max: 10MiB}}}
+      - {op: get, weight: 5, key: own}
+      - {op: delete, weight: 1}
+      - {op: list, weight: 1, max_keys: 100}
+prefill: {objects: 1000, size: 10KiB}
+verify: true
+"#,
+            Source("t".into()),
+        )
+        .unwrap();
+        assert_eq!(s.users[0].tasks.len(), 4);
+        assert_eq!(s.users[0].wait, Wait::Between([0.5, 1.0]));
+        assert!(s.verify && !s.keep);
+        assert_eq!(s.prefill.as_ref().unwrap().objects, 1000);
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_location() {
+        let e = errors("name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, sise: 4KiB}\n");
+        assert!(e.contains("t.yaml"), "{e}");
+        assert!(e.contains("unknown field `sise`"), "{e}");
+        assert!(e.contains("line 5"), "{e}");
+    }
+
+    #[test]
+    fn yaml_syntax_error_names_the_file_and_line() {
+        let e = errors("name: x\nusers: [\n");
+        assert!(e.contains("t.yaml") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn zero_and_negative_weights_are_refused() {
+        let e = errors(
+            "name: x\nusers:\n  - name: a\n    weight: 0\n    tasks:\n      - {op: put, size: 1KiB, weight: -2}\n",
+        );
+        assert!(e.contains("users[0].weight: weight 0 is not positive"), "{e}");
+        assert!(e.contains("users[0].tasks[0].weight: weight -2 is not positive"), "{e}");
+        assert!(e.contains("give each task a weight of 1 or more"), "{e}");
+    }
+
+    #[test]
+    fn size_max_below_median_is_refused() {
+        let e = errors(
+            "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: {lognormal: {median: 1MiB, max: 4KiB}}}\n",
+        );
+        assert!(
+            e.contains("users[0].tasks[0].size: size max (4KiB) is below median (1MiB); raise max"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fields_that_do_not_apply_and_missing_sources_are_refused() {
+        let e = errors(
+            "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: get, size: 4KiB}\n      - {op: head, key: shared}\n",
+        );
+        assert!(e.contains("tasks[0].size: does not apply to op get; remove it"), "{e}");
+        assert!(e.contains("never writes one"), "{e}");
+        assert!(e.contains("has no prefill"), "{e}");
+    }
+
+    #[test]
+    fn multipart_parts_are_checked() {
+        let e = errors(
+            "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: multipart_put, size: 10MiB, part_size: 1MiB}\n",
+        );
+        assert!(e.contains("below S3's 5MiB minimum part size"), "{e}");
+    }
+
+    #[test]
+    fn unknown_scenario_lists_builtins() {
+        let e = Scenario::resolve("s3_nonexistent").unwrap_err().to_string();
+        assert!(e.contains("unknown scenario 's3_nonexistent'"), "{e}");
+        assert!(e.contains("s3_large_objects"), "{e}");
+        let e = Scenario::resolve("/no/such/file.yaml").unwrap_err().to_string();
+        assert!(e.contains("cannot read scenario file /no/such/file.yaml"), "{e}");
+    }
+
+    #[test]
+    fn seed_paths_resolve_to_builtins() {
+        let (s, source) =
+            Scenario::resolve("src/chopsticks/scenarios/s3_large_objects.py").unwrap();
+        assert_eq!(s.name, "s3_large_objects");
+        assert_eq!(source.0, "built-in s3_large_objects");
+        let (s, _) = Scenario::resolve("s3_small_objects.yaml").unwrap();
+        assert_eq!(s.name, "s3_small_objects");
+    }
+
+    #[test]
+    fn resolved_scenarios_round_trip_through_yaml() {
+        for name in builtin_names() {
+            let (s, _) = Scenario::resolve(name).unwrap();
+            let text = serde_yaml_ng::to_string(&s).unwrap();
+            let back = Scenario::from_yaml(&text, Source("round trip".into())).unwrap();
+            assert_eq!(back, s, "{name}");
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Measured results: per task name, HdrHistograms of latency and time to first byte
+//! (microseconds, 3 significant digits), request/failure counts, bytes, and failures by kind.
+//!
+//! [`TaskStats`] is both an interval delta (what a worker sends each second) and a running
+//! total (what the coordinator keeps); merging is exact histogram addition, so merged
+//! percentiles equal those of one histogram fed every sample. Histograms travel as
+//! HdrHistogram V2+deflate, base64 in JSON. The [`Recorder`] is the hot path: users record
+//! into a few mutex-guarded shards that a once-a-second `take` drains.
+
+use crate::driver::{FailureKind, OpError};
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Significant digits kept by every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A latency histogram in microseconds. Auto-resizing, so idle tasks cost little memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hist(pub Histogram<u64>);
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist::new()
+    }
+}
+
+impl Hist {
+    pub fn new() -> Hist {
+        match Histogram::new(SIGFIG) {
+            Ok(h) => Hist(h),
+            Err(_) => unreachable!("hdrhistogram accepts 0..=5 significant digits"),
+        }
+    }
+
+    pub fn record(&mut self, d: Duration) {
+        self.0.saturating_record((d.as_micros() as u64).max(1));
+    }
+
+    pub fn add(&mut self, other: &Hist) {
+        // Both sides are auto-resizing with the same precision, so addition cannot fail.
+        let _ = self.0.add(&other.0);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Value at `q` (0..=1) in milliseconds; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn min_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.min() as f64 / 1000.0
+        }
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.max() as f64 / 1000.0
+        }
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.mean() / 1000.0
+        }
+    }
+
+    /// V2+deflate bytes, the HdrHistogram interchange format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Serializing into a Vec cannot fail for a valid histogram.
+        let _ = V2DeflateSerializer::new().serialize(&self.0, &mut out);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Hist, String> {
+        let mut h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(bytes))
+            .map_err(|e| format!("bad histogram: {e:?}"))?;
+        h.auto(true);
+        Ok(Hist(h))
+    }
+}
+
+impl Serialize for Hist {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.encode()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        Hist::decode(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Failures of one kind: how many, and one example message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureCount {
+    pub kind: FailureKind,
+    pub count: u64,
+    pub sample: String,
+}
+
+/// Results for one task name over some interval (or the whole run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskStats {
+    /// Completed requests, failed ones included (Locust's "Request Count").
+    pub requests: u64,
+    pub failures: u64,
+    /// Payload bytes moved: uploaded for writes, downloaded for reads.
+    pub bytes: u64,
+    /// Requests cut short when a run was stopped; not in `requests`.
+    pub aborted: u64,
+    /// Tasks not executed because there was no object to act on yet.
+    pub skipped: u64,
+    pub latency: Hist,
+    pub ttfb: Hist,
+    /// Keyed by the kind's display text, so JSON keys read like `failures.csv`.
+    pub failures_by_kind: BTreeMap<String, FailureCount>,
+}
+
+impl TaskStats {
+    pub fn merge(&mut self, other: &TaskStats) {
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.bytes += other.bytes;
+        self.aborted += other.aborted;
+        self.skipped += other.skipped;
+        self.latency.add(&other.latency);
+        self.ttfb.add(&other.ttfb);
+        for (k, f) in &other.failures_by_kind {
+            self.failures_by_kind
+                .entry(k.clone())
+                .and_modify(|mine| mine.count += f.count)
+                .or_insert_with(|| f.clone());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0 && self.aborted == 0 && self.skipped == 0
+    }
+
+    fn record(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Done {
+                latency,
+                ttfb,
+                bytes,
+                error,
+            } => {
+                self.requests += 1;
+                self.latency.record(*latency);
+                if let Some(t) = ttfb {
+                    self.ttfb.record(*t);
+                }
+                match error {
+                    None => self.bytes += bytes,
+                    Some(e) => {
+                        self.failures += 1;
+                        let key = e.kind.to_string();
+                        self.failures_by_kind
+                            .entry(key)
+                            .and_modify(|f| f.count += 1)
+                            .or_insert_with(|| FailureCount {
+                                kind: e.kind.clone(),
+                                count: 1,
+                                sample: e.detail.clone(),
+                            });
+                    }
+                }
+            }
+            Outcome::Aborted => self.aborted += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
+}
+
+/// What happened to one task execution.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A request completed, successfully or not.
+    Done {
+        latency: Duration,
+        ttfb: Option<Duration>,
+        bytes: u64,
+        error: Option<OpError>,
+    },
+    /// The request was cut off by a stop.
+    Aborted,
+    /// No object to act on yet.
+    Skipped,
+}
+
+/// Per task name results; the unit workers send and the coordinator merges.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsDelta {
+    pub tasks: BTreeMap<String, TaskStats>,
+}
+
+impl StatsDelta {
+    pub fn merge(&mut self, other: &StatsDelta) {
+        for (name, t) in &other.tasks {
+            self.tasks.entry(name.clone()).or_default().merge(t);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.values().all(TaskStats::is_empty)
+    }
+
+    /// All tasks merged: the "Aggregated" row.
+    pub fn total(&self) -> TaskStats {
+        let mut all = TaskStats::default();
+        for t in self.tasks.values() {
+            all.merge(t);
+        }
+        all
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.tasks.values().map(|t| t.requests).sum()
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.tasks.values().map(|t| t.failures).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.tasks.values().map(|t| t.bytes).sum()
+    }
+}
+
+/// Number of shards users record into; a power of two comfortably above the core count.
+const SHARDS: usize = 8;
+
+/// Where users record outcomes. Task names are fixed per run and addressed by index.
+pub struct Recorder {
+    names: Vec<String>,
+    shards: Vec<Mutex<Vec<TaskStats>>>,
+}
+
+impl Recorder {
+    pub fn new(names: Vec<String>) -> Recorder {
+        let shards = (0..SHARDS)
+            .map(|_| Mutex::new(vec![TaskStats::default(); names.len()]))
+            .collect();
+        Recorder { names, shards }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Records one outcome of task `task` for user `user` (which picks the shard).
+    pub fn record(&self, user: u64, task: usize, outcome: &Outcome) {
+        let shard = &self.shards[(user as usize) % SHARDS];
+        let mut tasks = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tasks.get_mut(task) {
+            t.record(outcome);
+        }
+    }
+
+    /// Everything recorded since the last call; resets the shards.
+    pub fn take(&self) -> StatsDelta {
+        let mut merged: Vec<TaskStats> = vec![TaskStats::default(); self.names.len()];
+        for shard in &self.shards {
+            let mut tasks = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (acc, t) in merged.iter_mut().zip(tasks.iter_mut()) {
+                if !t.is_empty() {
+                    acc.merge(t);
+                    t.requests = 0;
+                    t.failures = 0;
+                    t.bytes = 0;
+                    t.aborted = 0;
+                    t.skipped = 0;
+                    t.latency.0.reset();
+                    t.ttfb.0.reset();
+                    t.failures_by_kind.clear();
+                }
+            }
+        }
+        StatsDelta {
+            tasks: self
+                .names
+                .iter()
+                .cloned()
+                .zip(merged)
+                .filter(|(_, t)| !t.is_empty())
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn done(ms: u64, err: Option<FailureKind>) -> Outcome {
+        Outcome::Done {
+            latency: Duration::from_millis(ms),
+            ttfb: Some(Duration::from_millis(ms / 2)),
+            bytes: 100,
+            error: err.map(|k| OpError::new(k, "boom")),
+        }
+    }
+
+    #[test]
+    fn recorder_counts_exactly_and_resets() {
+        let r = Recorder::new(vec!["put".into(), "get".into()]);
+        for u in 0..100u64 {
+            r.record(u, 0, &done(10, None));
+            r.record(u, 1, &done(20, Some(FailureKind::Integrity)));
+        }
+        r.record(3, 1, &Outcome::Skipped);
+        let d = r.take();
+        assert_eq!(d.tasks["put"].requests, 100);
+        assert_eq!(d.tasks["put"].bytes, 10_000);
+        assert_eq!(d.tasks["get"].requests, 100);
+        assert_eq!(d.tasks["get"].failures, 100);
+        assert_eq!(d.tasks["get"].bytes, 0);
+        assert_eq!(d.tasks["get"].skipped, 1);
+        assert_eq!(d.tasks["get"].failures_by_kind["integrity"].count, 100);
+        assert!(r.take().is_empty());
+    }
+
+    #[test]
+    fn histograms_survive_the_wire() {
+        let mut t = TaskStats::default();
+        for ms in [1, 5, 10, 250, 1000] {
+            t.record(&done(ms, None));
+        }
+        let json = serde_json::to_string(&t).unwrap();
+        let back: TaskStats = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.latency.count(), 5);
+    }
+
+    proptest! {
+        /// Merged percentiles equal those of one histogram that saw every sample.
+        #[test]
+        fn merge_is_exact(parts in proptest::collection::vec(proptest::collection::vec(1u64..5_000_000, 0..200), 1..6)) {
+            let mut single = Hist::new();
+            let mut merged = TaskStats::default();
+            for part in &parts {
+                let mut t = TaskStats::default();
+                for v in part {
+                    t.record(&Outcome::Done { latency: Duration::from_micros(*v), ttfb: None, bytes: 1, error: None });
+                    single.record(Duration::from_micros(*v));
+                }
+                // Through the wire format, as a worker delta would travel.
+                let t: TaskStats = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+                merged.merge(&t);
+            }
+            prop_assert_eq!(merged.requests, parts.iter().map(|p| p.len() as u64).sum::<u64>());
+            for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+                prop_assert_eq!(merged.latency.quantile_ms(q), single.quantile_ms(q));
+            }
+            prop_assert_eq!(merged.latency.min_ms(), single.min_ms());
+        }
+    }
+}

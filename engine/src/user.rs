@@ -1,0 +1,434 @@
+//! Virtual users: tokio tasks that pick tasks by weight, issue them through the driver,
+//! record the outcome and wait, until told to stop or out of iterations.
+//!
+//! A user remembers the objects it wrote (key sequence number, content seed, size: 24 bytes
+//! each) so later reads can pick and verify them; the prefilled pool is computed, not stored.
+//! The request future is boxed so an idle user costs only its own small state, not the
+//! SDK's large in-flight request state.
+
+use crate::content::{ContentSeed, Verifier};
+use crate::driver::{ByteRange, ChunkSink, Discard, Driver, FailureKind, OpError};
+use crate::protocol::RunSpec;
+use crate::scenario::{KeyChoice, OpKind, Scenario, SizeSampler, Wait};
+use crate::stats::{Outcome, Recorder};
+use rand::distr::weighted::WeightedIndex;
+use rand::distr::Distribution;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A scenario prepared for execution: statistics indexes, samplers, weight tables.
+pub struct Program {
+    pub task_names: Vec<String>,
+    pub classes: Vec<ClassProgram>,
+    pub class_weights: Vec<i64>,
+    shared: Option<SharedPool>,
+}
+
+/// One user class, ready to run.
+pub struct ClassProgram {
+    wait: Wait,
+    tasks: Vec<TaskProgram>,
+    /// Random mode: weighted choice over `tasks`.
+    chooser: Option<WeightedIndex<u64>>,
+    /// Sequence mode: task indexes in order, each repeated `weight` times.
+    order: Vec<usize>,
+}
+
+struct TaskProgram {
+    stat: usize,
+    op: OpKind,
+    key: KeyChoice,
+    size: Option<SizeSampler>,
+    range: Option<u64>,
+    max_keys: u32,
+    part_size: u64,
+    parts_in_flight: u32,
+}
+
+/// The prefilled objects: key, content and size all follow from the index and run seed.
+struct SharedPool {
+    objects: u64,
+    sizes: SizeSampler,
+}
+
+impl Program {
+    /// Compiles a validated scenario.
+    pub fn new(scenario: &Scenario) -> Program {
+        let names: Vec<String> = scenario
+            .task_names()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let classes = scenario
+            .users
+            .iter()
+            .map(|class| {
+                let tasks: Vec<TaskProgram> = class
+                    .tasks
+                    .iter()
+                    .map(|t| TaskProgram {
+                        stat: names
+                            .iter()
+                            .position(|n| *n == t.stats_name())
+                            .unwrap_or(0),
+                        op: t.op,
+                        key: t.key_choice(),
+                        size: t.size.as_ref().map(|s| s.sampler()),
+                        range: t.range.map(|r| r.0),
+                        max_keys: t.max_keys(),
+                        part_size: t.part_size(),
+                        parts_in_flight: t.parts_in_flight(),
+                    })
+                    .collect();
+                let weights: Vec<u64> = class.tasks.iter().map(|t| t.weight.max(1) as u64).collect();
+                let order = if class.sequence {
+                    weights
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, w)| std::iter::repeat_n(i, *w as usize))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                ClassProgram {
+                    wait: class.wait,
+                    chooser: if class.sequence {
+                        None
+                    } else {
+                        WeightedIndex::new(&weights).ok()
+                    },
+                    tasks,
+                    order,
+                }
+            })
+            .collect();
+        Program {
+            task_names: names,
+            classes,
+            class_weights: scenario.users.iter().map(|c| c.weight).collect(),
+            shared: scenario.prefill.as_ref().map(|p| SharedPool {
+                objects: p.objects,
+                sizes: p.size.sampler(),
+            }),
+        }
+    }
+
+    /// Number of prefilled objects.
+    pub fn shared_objects(&self) -> u64 {
+        self.shared.as_ref().map(|s| s.objects).unwrap_or(0)
+    }
+
+    /// Key, content seed and size of prefilled object `index`.
+    pub fn shared_object(&self, spec: &RunSpec, index: u64) -> (String, ContentSeed, u64) {
+        let key = spec.shared_key(index);
+        let seed = ContentSeed::for_key(spec.seed, &key);
+        let size = match &self.shared {
+            Some(pool) => {
+                let mut rng = SmallRng::seed_from_u64(seed.0);
+                pool.sizes.sample(&mut rng)
+            }
+            None => 0,
+        };
+        (key, seed, size)
+    }
+}
+
+/// What every user of a run on one worker shares.
+pub struct RunContext<D> {
+    pub driver: Arc<D>,
+    pub spec: Arc<RunSpec>,
+    pub program: Arc<Program>,
+    pub recorder: Arc<Recorder>,
+    pub worker_id: u32,
+}
+
+/// An object a user wrote.
+#[derive(Debug, Clone, Copy)]
+struct Owned {
+    seq: u64,
+    seed: ContentSeed,
+    size: u64,
+}
+
+/// The object a task acts on.
+struct Target {
+    key: String,
+    seed: ContentSeed,
+    size: u64,
+    own_index: Option<usize>,
+}
+
+/// Why a user ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserEnd {
+    /// Told to stop.
+    Stopped,
+    /// Ran its iterations.
+    Done,
+}
+
+/// One virtual user.
+pub struct User<D> {
+    id: u64,
+    class: usize,
+    ctx: Arc<RunContext<D>>,
+    rng: SmallRng,
+    own: Vec<Owned>,
+    next_seq: u64,
+}
+
+impl<D: Driver> User<D> {
+    pub fn new(ctx: Arc<RunContext<D>>, id: u64, class: usize) -> User<D> {
+        let seed = ctx.spec.seed
+            ^ (u64::from(ctx.worker_id) << 48)
+            ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        User {
+            id,
+            class,
+            ctx,
+            rng: SmallRng::seed_from_u64(seed),
+            own: Vec::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Runs until `stop` (finish the current request first) or `abort` (cut it off).
+    pub async fn run(mut self, stop: CancellationToken, abort: CancellationToken) -> UserEnd {
+        let ctx = Arc::clone(&self.ctx);
+        let class = &ctx.program.classes[self.class];
+        let iterations = ctx.spec.iterations;
+        let mut done_iterations = 0u64;
+        let mut step = 0usize;
+        loop {
+            if stop.is_cancelled() {
+                return UserEnd::Stopped;
+            }
+            if iterations.is_some_and(|n| done_iterations >= n) {
+                return UserEnd::Done;
+            }
+            let task_index = match &class.chooser {
+                Some(chooser) => chooser.sample(&mut self.rng),
+                None => class.order[step % class.order.len().max(1)],
+            };
+            let task = &class.tasks[task_index];
+            let started = Instant::now();
+            let outcome = {
+                let request = Box::pin(self.execute(task));
+                tokio::select! {
+                    biased;
+                    outcome = request => outcome,
+                    _ = abort.cancelled() => Outcome::Aborted,
+                }
+            };
+            let aborted = matches!(outcome, Outcome::Aborted);
+            ctx.recorder.record(self.id, task.stat, &outcome);
+            if aborted {
+                return UserEnd::Stopped;
+            }
+            step += 1;
+            if class.chooser.is_some() || step % class.order.len().max(1) == 0 {
+                done_iterations += 1;
+            }
+            let pause = match class.wait {
+                Wait::Constant(s) => Duration::from_secs_f64(s),
+                Wait::Between([a, b]) => {
+                    Duration::from_secs_f64(if b > a { self.rng.random_range(a..=b) } else { a })
+                }
+                Wait::Pacing(p) => Duration::from_secs_f64(p).saturating_sub(started.elapsed()),
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return UserEnd::Stopped,
+                }
+            } else {
+                // Let other users and the runtime's timers run between back-to-back tasks.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    fn own_key(&self, seq: u64) -> String {
+        format!(
+            "{}{seq}",
+            self.ctx.spec.user_prefix(self.ctx.worker_id, self.id)
+        )
+    }
+
+    fn new_object(&mut self) -> (u64, String, ContentSeed) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key = self.own_key(seq);
+        let seed = ContentSeed::for_key(self.ctx.spec.seed, &key);
+        (seq, key, seed)
+    }
+
+    fn pick(&mut self, choice: KeyChoice) -> Option<Target> {
+        let shared = self.ctx.program.shared_objects();
+        let own = self.own.len() as u64;
+        let use_own = match choice {
+            KeyChoice::Own => own > 0,
+            KeyChoice::Shared => false,
+            KeyChoice::Any => own + shared > 0 && self.rng.random_range(0..own + shared) < own,
+        };
+        if use_own {
+            let i = self.rng.random_range(0..self.own.len());
+            let o = self.own[i];
+            return Some(Target {
+                key: self.own_key(o.seq),
+                seed: o.seed,
+                size: o.size,
+                own_index: Some(i),
+            });
+        }
+        if choice == KeyChoice::Own || shared == 0 {
+            return None;
+        }
+        let index = self.rng.random_range(0..shared);
+        let (key, seed, size) = self.ctx.program.shared_object(&self.ctx.spec, index);
+        Some(Target {
+            key,
+            seed,
+            size,
+            own_index: None,
+        })
+    }
+
+    async fn execute(&mut self, task: &TaskProgram) -> Outcome {
+        let driver = Arc::clone(&self.ctx.driver);
+        let verify = self.ctx.spec.scenario.verify;
+        match task.op {
+            OpKind::Put | OpKind::MultipartPut => {
+                let size = task
+                    .size
+                    .as_ref()
+                    .map(|s| s.sample(&mut self.rng))
+                    .unwrap_or(0);
+                let (seq, key, seed) = self.new_object();
+                let started = Instant::now();
+                let result = if task.op == OpKind::Put {
+                    driver.put(&key, seed, size).await
+                } else {
+                    driver
+                        .multipart_put(&key, seed, size, task.part_size, task.parts_in_flight)
+                        .await
+                };
+                let latency = started.elapsed();
+                if result.is_ok() {
+                    self.own.push(Owned { seq, seed, size });
+                }
+                done(latency, None, size, result.err())
+            }
+            OpKind::Get => {
+                let Some(target) = self.pick(task.key) else {
+                    return Outcome::Skipped;
+                };
+                let range = match task.range {
+                    Some(len) if target.size > 0 => {
+                        let len = len.min(target.size);
+                        let start = self.rng.random_range(0..=target.size - len);
+                        Some(ByteRange { start, len })
+                    }
+                    _ => None,
+                };
+                let (start, len) = range
+                    .map(|r| (r.start, r.len))
+                    .unwrap_or((0, target.size));
+                let mut verifier = Verifier::new(target.seed, start, len);
+                let mut discard = Discard;
+                let sink: &mut dyn ChunkSink = if verify {
+                    &mut verifier
+                } else {
+                    &mut discard
+                };
+                let started = Instant::now();
+                let result = driver.get(&target.key, range, len, sink).await;
+                let latency = started.elapsed();
+                match result {
+                    Ok(reply) => {
+                        let error = if verify {
+                            verifier.finish().err().map(|m| {
+                                OpError::new(FailureKind::Integrity, format!("{}: {m}", target.key))
+                            })
+                        } else {
+                            None
+                        };
+                        done(latency, Some(reply.ttfb), reply.bytes, error)
+                    }
+                    Err(e) => done(latency, None, 0, Some(e)),
+                }
+            }
+            OpKind::Head => {
+                let Some(target) = self.pick(task.key) else {
+                    return Outcome::Skipped;
+                };
+                let started = Instant::now();
+                let result = driver.head(&target.key).await;
+                let latency = started.elapsed();
+                let error = match result {
+                    Ok(size) if verify && size != target.size => Some(OpError::new(
+                        FailureKind::Integrity,
+                        format!(
+                            "{}: HEAD reports {size} bytes, {} were written",
+                            target.key, target.size
+                        ),
+                    )),
+                    Ok(_) => None,
+                    Err(e) => Some(e),
+                };
+                done(latency, None, 0, error)
+            }
+            OpKind::Delete => {
+                let Some(target) = self.pick(KeyChoice::Own) else {
+                    return Outcome::Skipped;
+                };
+                if let Some(i) = target.own_index {
+                    self.own.swap_remove(i);
+                }
+                let started = Instant::now();
+                let result = driver.delete(&target.key).await;
+                done(started.elapsed(), None, 0, result.err())
+            }
+            OpKind::List => {
+                let prefix = match task.key {
+                    KeyChoice::Own => self.ctx.spec.user_prefix(self.ctx.worker_id, self.id),
+                    KeyChoice::Shared => self.ctx.spec.shared_prefix(),
+                    KeyChoice::Any => self.ctx.spec.key_prefix.clone(),
+                };
+                let started = Instant::now();
+                let result = driver.list(&prefix, task.max_keys, None).await;
+                done(started.elapsed(), None, 0, result.err())
+            }
+            OpKind::Copy => {
+                let Some(source) = self.pick(task.key) else {
+                    return Outcome::Skipped;
+                };
+                let (seq, key, _) = self.new_object();
+                let started = Instant::now();
+                let result = driver.copy(&source.key, &key, source.size).await;
+                let latency = started.elapsed();
+                if result.is_ok() {
+                    // A copy carries its source's content.
+                    self.own.push(Owned {
+                        seq,
+                        seed: source.seed,
+                        size: source.size,
+                    });
+                }
+                done(latency, None, source.size, result.err())
+            }
+        }
+    }
+}
+
+fn done(latency: Duration, ttfb: Option<Duration>, bytes: u64, error: Option<OpError>) -> Outcome {
+    Outcome::Done {
+        latency,
+        ttfb,
+        bytes,
+        error,
+    }
+}

@@ -1,0 +1,357 @@
+//! The S3 connection file (`--workload-config`), in the seed's `s3_config.yaml` format:
+//! `endpoint, access_key, secret_key, bucket, region, driver, driver_config`.
+//!
+//! Environment variables `S3_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` fill
+//! what the file leaves out. The secret key lives in a [`Secret`], whose `Debug`/`Display`
+//! never show it, so it cannot reach a log or an artifact by accident.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// A credential that is never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that needs it (request signing).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The connection file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub access_key: Option<String>,
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    #[serde(default)]
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub driver: Option<DriverKind>,
+    #[serde(default)]
+    pub driver_config: Option<DriverConfig>,
+}
+
+/// Which S3 client implementation issues requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriverKind {
+    /// The native driver (aws-sdk-s3).
+    #[default]
+    AwsSdk,
+    /// One `s5cmd` subprocess per operation, like the seed.
+    S5cmd,
+}
+
+impl fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DriverKind::AwsSdk => "aws-sdk",
+            DriverKind::S5cmd => "s5cmd",
+        })
+    }
+}
+
+/// Driver tuning; every field has a stated default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriverConfig {
+    /// SDK retries per request. Off by default so every failure is seen and counted.
+    pub retries: u32,
+    /// Time allowed for a request of no payload, in seconds.
+    pub request_timeout: f64,
+    /// Extra time allowed per MiB of payload, in seconds (timeouts scale with size).
+    pub timeout_per_mib: f64,
+    /// TCP connect timeout, in seconds.
+    pub connect_timeout: f64,
+    /// Path-style addressing (`endpoint/bucket/key`), which RadosGW needs without wildcard DNS.
+    pub path_style: bool,
+    /// Path to the s5cmd binary (driver s5cmd).
+    pub s5cmd_path: Option<String>,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            retries: 0,
+            request_timeout: 30.0,
+            timeout_per_mib: 1.0,
+            connect_timeout: 10.0,
+            path_style: true,
+            s5cmd_path: None,
+        }
+    }
+}
+
+impl DriverConfig {
+    /// The deadline for a request moving `bytes` of payload.
+    pub fn timeout_for(&self, bytes: u64) -> Duration {
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        Duration::from_secs_f64(self.request_timeout + self.timeout_per_mib * mib)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.request_timeout) {
+            out.push("driver_config.request_timeout must be a positive number of seconds".into());
+        }
+        if !(self.timeout_per_mib.is_finite() && self.timeout_per_mib >= 0.0) {
+            out.push("driver_config.timeout_per_mib must be 0 or more seconds".into());
+        }
+        if !positive(self.connect_timeout) {
+            out.push("driver_config.connect_timeout must be a positive number of seconds".into());
+        }
+        if self.retries > 10 {
+            out.push("driver_config.retries must be 0 to 10".into());
+        }
+        out
+    }
+}
+
+/// A complete, checked S3 target: everything a driver needs.
+#[derive(Debug, Clone)]
+pub struct WorkloadConfig {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub bucket: String,
+    pub region: String,
+    pub driver: DriverKind,
+    pub driver_config: DriverConfig,
+}
+
+/// What a run records about its target: no credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub driver: DriverKind,
+    pub driver_config: DriverConfig,
+    /// True when the target is the embedded demo server, not a real S3 endpoint.
+    pub embedded: bool,
+}
+
+pub const DEFAULT_BUCKET: &str = "chopsticks";
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Why the connection settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("cannot read workload config {path}: {source}; check the path and its permissions")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("workload config {path}: {message}; fix the file (format: endpoint, access_key, secret_key, bucket, region, driver, driver_config)")]
+    Syntax { path: String, message: String },
+    #[error("workload config {origin}: {problem}")]
+    Invalid { origin: String, problem: String },
+}
+
+/// Environment lookups, injectable so tests do not touch the process environment.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl WorkloadFile {
+    pub fn load(path: &Path) -> Result<WorkloadFile, WorkloadError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<WorkloadFile, WorkloadError> {
+        if text.trim().is_empty() {
+            return Ok(WorkloadFile::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| WorkloadError::Syntax {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Fills gaps from the environment. `None` when no endpoint is configured anywhere
+    /// (the caller may then start the embedded demo target).
+    pub fn resolve(
+        self,
+        env: &dyn Env,
+        origin: &str,
+    ) -> Result<Option<WorkloadConfig>, WorkloadError> {
+        let invalid = |problem: String| WorkloadError::Invalid {
+            origin: origin.to_string(),
+            problem,
+        };
+        let endpoint = match self.endpoint.or_else(|| env.var("S3_ENDPOINT_URL")) {
+            Some(e) => e,
+            None => return Ok(None),
+        };
+        let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+        let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+        let parsed = reqwest::Url::parse(&endpoint).ok();
+        if !scheme_ok || parsed.as_ref().and_then(|u| u.host_str()).is_none() {
+            return Err(invalid(format!(
+                "endpoint '{endpoint}' is not a URL; write it as http://HOST:PORT or https://HOST"
+            )));
+        }
+        let access_key = self
+            .access_key
+            .or_else(|| env.var("AWS_ACCESS_KEY_ID"))
+            .ok_or_else(|| {
+                invalid("no access key; set access_key in the file or AWS_ACCESS_KEY_ID".into())
+            })?;
+        let secret_key = self
+            .secret_key
+            .or_else(|| env.var("AWS_SECRET_ACCESS_KEY").map(Secret::new))
+            .ok_or_else(|| {
+                invalid(
+                    "no secret key; set secret_key in the file or AWS_SECRET_ACCESS_KEY".into(),
+                )
+            })?;
+        let bucket = self.bucket.unwrap_or_else(|| DEFAULT_BUCKET.to_string());
+        if !valid_bucket_name(&bucket) {
+            return Err(invalid(format!(
+                "bucket '{bucket}' is not a valid S3 bucket name; use 3-63 lowercase letters, digits, dots and hyphens"
+            )));
+        }
+        let driver_config = self.driver_config.unwrap_or_default();
+        if let Some(problem) = driver_config.problems().into_iter().next() {
+            return Err(invalid(problem));
+        }
+        Ok(Some(WorkloadConfig {
+            endpoint,
+            access_key,
+            secret_key,
+            bucket,
+            region: self
+                .region
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| DEFAULT_REGION.to_string()),
+            driver: self.driver.unwrap_or_default(),
+            driver_config,
+        }))
+    }
+}
+
+fn valid_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+impl WorkloadConfig {
+    pub fn info(&self, embedded: bool) -> TargetInfo {
+        TargetInfo {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            driver: self.driver,
+            driver_config: self.driver_config.clone(),
+            embedded,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|s| s.to_string())
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> FakeEnv {
+        FakeEnv(pairs.iter().copied().collect())
+    }
+
+    #[test]
+    fn seed_format_parses_and_never_shows_the_secret() {
+        let f = WorkloadFile::parse(
+            "endpoint: http://10.0.0.1:80\naccess_key: AK\nsecret_key: SUPERSECRET\nbucket: test-bucket\nregion: default\ndriver: aws-sdk\ndriver_config: {retries: 2}\n",
+            "t",
+        )
+        .unwrap();
+        let c = f.resolve(&env(&[]), "t").unwrap().unwrap();
+        assert_eq!(c.endpoint, "http://10.0.0.1:80");
+        assert_eq!(c.bucket, "test-bucket");
+        assert_eq!(c.driver_config.retries, 2);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SUPERSECRET"), "{shown}");
+        assert_eq!(c.secret_key.expose(), "SUPERSECRET");
+    }
+
+    #[test]
+    fn environment_fills_gaps_and_no_endpoint_means_none() {
+        let e = env(&[
+            ("S3_ENDPOINT_URL", "http://127.0.0.1:7480/"),
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "b"),
+        ]);
+        let c = WorkloadFile::default().resolve(&e, "t").unwrap().unwrap();
+        assert_eq!(c.endpoint, "http://127.0.0.1:7480");
+        assert_eq!(c.bucket, DEFAULT_BUCKET);
+        assert!(WorkloadFile::default()
+            .resolve(&env(&[]), "t")
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn missing_keys_and_bad_values_say_what_to_set() {
+        let f = WorkloadFile::parse("endpoint: http://h:1\n", "t").unwrap();
+        let e = f.resolve(&env(&[]), "t").unwrap_err().to_string();
+        assert!(e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+        let f = WorkloadFile::parse("endpoint: h:1\naccess_key: a\nsecret_key: b\n", "t").unwrap();
+        let e = f.resolve(&env(&[]), "t").unwrap_err().to_string();
+        assert!(e.contains("http://HOST:PORT"), "{e}");
+        let f = WorkloadFile::parse(
+            "endpoint: http://h\naccess_key: a\nsecret_key: b\nbucket: Bad_Bucket\n",
+            "t",
+        )
+        .unwrap();
+        let e = f.resolve(&env(&[]), "t").unwrap_err().to_string();
+        assert!(e.contains("not a valid S3 bucket name"), "{e}");
+        let e = WorkloadFile::parse("endpont: x\n", "t").unwrap_err().to_string();
+        assert!(e.contains("unknown field `endpont`"), "{e}");
+    }
+}

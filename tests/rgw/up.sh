@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# Bring up a throwaway single-node Ceph RadosGW on 127.0.0.1 for Chopsticks' real-S3 tests.
+#
+#   1 mon + 1 mgr + 1 memstore OSD (RAM-backed) + radosgw (beast), from Debian's ceph
+#   packages (16.2.x "pacific" on Debian 12), started as plain daemons (no systemd).
+#
+# Usage:
+#   set -a; eval "$(tests/rgw/up.sh)"; set +a      # exports S3_ENDPOINT, AWS_* ...
+#   tests/rgw/down.sh [--purge]                     # stop (and delete the state dir)
+#
+# stdout carries ONLY eval-able KEY=VALUE lines; all progress and logs go to stderr.
+#
+# Idempotent: if the cluster in the state dir is alive and answers signed S3 requests with
+# the requested configuration, it only re-prints the lines (well under a second). A state
+# dir with dead daemons (or a different configuration) is torn down and rebuilt; all state
+# is throwaway (memstore lives in the OSD's RAM).
+#
+# Env (all optional):
+#   CHOPSTICKS_RGW_DIR      state dir            (default ${TMPDIR:-/tmp}/chopsticks-rgw)
+#   RGW_PORT                S3 port on 127.0.0.1 (default 7480)
+#   MON_PORT_V2/MON_PORT_V1 mon ports            (default 3300 / 6789)
+#   MEMSTORE_BYTES          OSD capacity in RAM  (default 4 GiB; only used as it fills)
+#   RGW_ACCESS_KEY / RGW_SECRET_KEY                    main S3 user (fixed test defaults)
+#   RGW_NOBUCKET_ACCESS_KEY / RGW_NOBUCKET_SECRET_KEY  user that may not create buckets
+#   RGW_UP_TIMEOUT          seconds to wait for each daemon (default 120)
+set -euo pipefail
+
+# Everything this script (and the tools it runs) writes to stdout goes to stderr; only the
+# final KEY=VALUE block is written to the saved stdout (fd 3).
+exec 3>&1 1>&2
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DIR=${CHOPSTICKS_RGW_DIR:-${TMPDIR:-/tmp}/chopsticks-rgw}
+RGW_PORT=${RGW_PORT:-7480}
+MON_PORT_V2=${MON_PORT_V2:-3300}
+MON_PORT_V1=${MON_PORT_V1:-6789}
+MEMSTORE_BYTES=${MEMSTORE_BYTES:-$((4 * 1024 * 1024 * 1024))}
+AK=${RGW_ACCESS_KEY:-CHOPSTICKSTESTKEY001}
+SK=${RGW_SECRET_KEY:-chopsticksTestSecretKey0000000000000001}
+NB_AK=${RGW_NOBUCKET_ACCESS_KEY:-CHOPSTICKSNOBUCKET01}
+NB_SK=${RGW_NOBUCKET_SECRET_KEY:-chopsticksNoBucketSecretKey000000000001}
+UP_TIMEOUT=${RGW_UP_TIMEOUT:-120}
+REGION=us-east-1
+ENDPOINT=http://127.0.0.1:$RGW_PORT
+CONF=$DIR/ceph.conf
+T0=$(date +%s)
+
+log() { printf '[rgw-up %3ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# run CMD... quietly; show its output only if it fails
+quiet() {
+  local out
+  out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; die "failed: $*"; }
+}
+
+# Start a ceph daemon (it forks into the background and writes its own pid file).
+# Close fd 3 (our real stdout) and fd 9 (the lock): the daemon would otherwise inherit them,
+# keeping `$(up.sh)` waiting for EOF forever and holding the lock for its whole life.
+start_daemon() { "$@" 3>&- 9>&- </dev/null; }
+
+# poll CMD... every 0.5 s until it succeeds or $UP_TIMEOUT seconds have passed
+wait_for() {
+  local what=$1; shift
+  local deadline=$(($(date +%s) + UP_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    (($(date +%s) < deadline)) || die "timed out after ${UP_TIMEOUT}s waiting for $what (logs: $DIR/log)"
+    sleep 0.5
+  done
+}
+
+# The eval-able output. %q keeps it eval-safe even for overridden keys with odd characters.
+env_lines() {
+  printf '%s=%q\n' \
+    S3_ENDPOINT "$ENDPOINT" \
+    AWS_ACCESS_KEY_ID "$AK" \
+    AWS_SECRET_ACCESS_KEY "$SK" \
+    AWS_REGION "$REGION" \
+    S3_NOBUCKET_ACCESS_KEY_ID "$NB_AK" \
+    S3_NOBUCKET_SECRET_ACCESS_KEY "$NB_SK" \
+    CHOPSTICKS_RGW_DIR "$DIR"
+}
+# What must match for an already-running cluster to be reused as is.
+config_fingerprint() {
+  env_lines
+  echo "MON_PORTS=$MON_PORT_V2,$MON_PORT_V1 MEMSTORE_BYTES=$MEMSTORE_BYTES"
+}
+
+# HTTP status of a SigV4-signed, body-less request (curl >= 7.75 signs natively; RGW
+# rejects curl's signature with SignatureDoesNotMatch unless x-amz-content-sha256 is sent,
+# which curl then includes in the signature). Args: access-key secret-key method path
+s3_status() {
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X "$3" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    --aws-sigv4 "aws:amz:$REGION:s3" --user "$1:$2" "$ENDPOINT$4" 2>/dev/null || true
+}
+
+# The pid file names a live process of the expected program: guards against pid reuse, and
+# against zombies (PID 1 on these VMs reaps exited daemons only after ~2 s).
+alive() { # pidfile comm
+  local pid stat
+  [[ -f $1 ]] && pid=$(<"$1") && [[ -n $pid ]] || return 1
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] && stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+all_alive() {
+  alive "$DIR/run/mon.a.pid" ceph-mon && alive "$DIR/run/mgr.x.pid" ceph-mgr &&
+    alive "$DIR/run/osd.0.pid" ceph-osd && alive "$DIR/run/client.rgw.x.pid" radosgw
+}
+
+# ------------------------------------------------------------------ packages
+need=()
+for pair in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph-mgr:ceph-mgr radosgw:radosgw \
+            ceph:ceph-common radosgw-admin:ceph-common uuidgen:uuid-runtime curl:curl; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if ((${#need[@]})); then
+  ((EUID == 0)) || die "missing ${need[*]}; run once as root to install the ceph packages"
+  log "installing ceph packages (missing: ${need[*]})"
+  export DEBIAN_FRONTEND=noninteractive
+  # Without this, a later `apt-get purge ceph-*` would try to autoremove sudo.
+  if dpkg-query -W -f='${Status}' sudo 2>/dev/null | grep -q 'install ok installed'; then
+    apt-mark manual sudo >/dev/null
+  fi
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
+    ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl ca-certificates >/dev/null
+  log "packages installed"
+fi
+
+# Serialise concurrent up.sh/down.sh runs. The lock lives next to (not in) the state dir,
+# because the state dir gets wiped.
+mkdir -p "$(dirname "$DIR")"
+exec 9>"$DIR.lock"
+flock -w 600 9 || die "could not lock $DIR.lock"
+export _CHOPSTICKS_RGW_LOCK_HELD=1 # tells down.sh (called below) not to take the lock again
+
+# ------------------------------------------------------------------ fast path
+if [[ -f $DIR/config ]] && [[ $(<"$DIR/config") == "$(config_fingerprint)" ]] && all_alive &&
+   [[ $(s3_status "$AK" "$SK" GET /) == 200 ]]; then
+  log "already running in $DIR ($ENDPOINT)"
+  env_lines >&3
+  exit 0
+fi
+
+if [[ -e $DIR ]]; then
+  log "stale or different cluster in $DIR: tearing down and rebuilding"
+  "$HERE/down.sh" --purge
+fi
+
+for port in "$MON_PORT_V2" "$MON_PORT_V1" "$RGW_PORT"; do
+  if ss -Htln "sport = :$port" | grep -q .; then
+    die "127.0.0.1:$port is already in use by something not managed from $DIR"
+  fi
+done
+
+# ------------------------------------------------------------------ config
+mkdir -p "$DIR"/{run,log,mon.a,mgr.x,osd.0,rgw.x,crash}
+FSID=$(uuidgen)
+cat >"$CONF" <<EOF
+# generated by tests/rgw/up.sh -- throwaway single-node cluster on loopback
+[global]
+        fsid = $FSID
+        mon host = [v2:127.0.0.1:$MON_PORT_V2,v1:127.0.0.1:$MON_PORT_V1]
+        public addr = 127.0.0.1
+        public network = 127.0.0.0/8
+        ms bind ipv4 = true
+        ms bind ipv6 = false
+        auth cluster required = cephx
+        auth service required = cephx
+        auth client required = cephx
+        keyring = $DIR/keyring
+        run dir = $DIR/run
+        pid file = $DIR/run/\$name.pid
+        admin socket = $DIR/run/\$name.asok
+        log file = $DIR/log/\$name.log
+        log to stderr = false
+        err to stderr = true
+        crash dir = $DIR/crash
+        # one OSD: size-1 pools, few PGs, no autoscaler, CRUSH failure domain = osd
+        osd pool default size = 1
+        osd pool default min size = 1
+        osd pool default pg num = 8
+        osd pool default pgp num = 8
+        osd pool default pg autoscale mode = off
+        osd crush chooseleaf type = 0
+        mon allow pool size one = true
+        mon allow pool delete = true
+        mon warn on pool no redundancy = false
+        mon max pg per osd = 1000
+        # don't go read-only because the host disk (tmpfs/overlay) looks full-ish
+        mon data avail warn = 2
+        mon data avail crit = 1
+        mon osd full ratio = .99
+        mon osd nearfull ratio = .98
+        mon osd backfillfull ratio = .985
+        osd failsafe full ratio = .995
+        mon warn on insecure global id reclaim allowed = false
+        mon warn on insecure global id reclaim = false
+[mon]
+        mon data = $DIR/mon.\$id
+        mon cluster log file = $DIR/log/cluster.log
+        # The mon batches map changes for 1 s by default, so every pool create/enable costs
+        # ~1 s; with one mon there is nothing to batch for.
+        paxos propose interval = 0.05
+        # no dashboard/prometheus etc.: they only cost memory and start-up time
+        mgr initial modules =
+[mgr]
+        mgr data = $DIR/mgr.\$id
+[osd]
+        osd data = $DIR/osd.\$id
+        osd journal = $DIR/osd.\$id/journal
+        osd objectstore = memstore
+        memstore device bytes = $MEMSTORE_BYTES
+        osd op num shards = 2
+        osd op num threads per shard = 2
+        osd crush update on start = true
+        # RGW needs the rgw/lock/... object classes
+        osd class load list = *
+        osd class default list = *
+[client.rgw.x]
+        # tcp_nodelay=1: without it small GETs take ~44 ms (Nagle) instead of ~4 ms
+        rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
+        rgw data = $DIR/rgw.x
+        keyring = $DIR/rgw.x/keyring
+        log file = $DIR/log/client.rgw.x.log
+        admin socket = $DIR/run/client.rgw.x.asok
+        rgw dns name = localhost
+        rgw thread pool size = 128
+        # Overwritten/deleted objects > 4 MiB leave their tail in RADOS until garbage
+        # collection, by default >= 2 h later; with a RAM-backed OSD a large-object load test
+        # would fill memory. Collect after ~30 s instead.
+        rgw gc obj min wait = 30
+        rgw gc processor period = 30
+[client]
+        log file = $DIR/log/\$name.\$pid.log
+        admin socket = $DIR/run/\$name.\$pid.asok
+EOF
+CEPH=(ceph -c "$CONF" --connect-timeout 10)
+
+# ------------------------------------------------------------------ mon
+log "mon: keyrings, monmap, mkfs, start"
+ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+ceph-authtool "$DIR/keyring" --gen-key -n client.admin \
+  --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' --cap mds 'allow *' >/dev/null
+monmaptool --create --clobber --fsid "$FSID" \
+  --addv a "[v2:127.0.0.1:$MON_PORT_V2,v1:127.0.0.1:$MON_PORT_V1]" "$DIR/monmap" >/dev/null
+ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/keyring"
+start_daemon ceph-mon -c "$CONF" -i a # daemonises; writes run/mon.a.pid
+wait_for "mon quorum" "${CEPH[@]}" mon stat
+
+# ------------------------------------------------------------------ mgr
+log "mgr: key, start"
+"${CEPH[@]}" auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
+  -o "$DIR/mgr.x/keyring"
+start_daemon ceph-mgr -c "$CONF" -i x --keyring "$DIR/mgr.x/keyring"
+
+# ------------------------------------------------------------------ osd
+log "osd: create, mkfs (memstore, $MEMSTORE_BYTES bytes), start"
+OSD_UUID=$(uuidgen)
+OSD_SECRET=$(ceph-authtool --gen-print-key)
+printf '{"cephx_secret": "%s"}\n' "$OSD_SECRET" >"$DIR/osd.0/new.json"
+OSD_ID=$("${CEPH[@]}" osd new "$OSD_UUID" -i "$DIR/osd.0/new.json")
+[[ $OSD_ID == 0 ]] || die "unexpected osd id '$OSD_ID'"
+printf '[osd.0]\n\tkey = %s\n' "$OSD_SECRET" >"$DIR/osd.0/keyring"
+ceph-osd -c "$CONF" -i 0 --mkfs --key "$OSD_SECRET" --osd-uuid "$OSD_UUID" \
+  --keyring "$DIR/osd.0/keyring" 2>"$DIR/log/osd-mkfs.err" ||
+  { cat "$DIR/log/osd-mkfs.err" >&2; die "osd mkfs failed"; }
+# (it prints two harmless "-1 Falling back to public interface / log_to_monitors" lines)
+start_daemon ceph-osd -c "$CONF" -i 0 --keyring "$DIR/osd.0/keyring"
+osd_up() { [[ $("${CEPH[@]}" osd stat -f json) == *'"num_up_osds":1'* ]]; }
+wait_for "osd.0 up" osd_up
+
+# ------------------------------------------------------------------ rgw
+# Pre-create RGW's pools: otherwise RGW creates the bucket pools on demand and the first
+# CreateBucket / PUT / multipart upload each stall ~2 s. One `ceph` process reads all the
+# commands from stdin (each CLI start costs ~0.3 s of Python).
+log "rgw: pools, key, start on 127.0.0.1:$RGW_PORT"
+pool_cmds=$(for p in .rgw.root default.rgw.control default.rgw.meta default.rgw.log \
+                     default.rgw.buckets.index default.rgw.buckets.data default.rgw.buckets.non-ec; do
+  echo "osd pool create $p 8 8"
+  echo "osd pool application enable $p rgw"
+done)
+quiet "${CEPH[@]}" <<<"$pool_cmds"
+"${CEPH[@]}" auth get-or-create client.rgw.x mon 'allow rw' osd 'allow rwx' mgr 'allow rw' \
+  -o "$DIR/rgw.x/keyring"
+start_daemon radosgw -c "$CONF" -n client.rgw.x --keyring "$DIR/rgw.x/keyring"
+wait_for "radosgw on $ENDPOINT" curl -fsS -o /dev/null --max-time 5 "$ENDPOINT/"
+
+# ------------------------------------------------------------------ users
+log "rgw: S3 users"
+RGWADMIN=(radosgw-admin -c "$CONF")
+"${RGWADMIN[@]}" user create --uid=chopsticks --display-name="Chopsticks test user" \
+  --access-key="$AK" --secret-key="$SK" >/dev/null
+# --max-buckets=-1 means "may not create buckets at all" in Ceph (0 would mean unlimited).
+"${RGWADMIN[@]}" user create --uid=chopsticks-nobucket --display-name="Chopsticks no-bucket user" \
+  --access-key="$NB_AK" --secret-key="$NB_SK" --max-buckets=-1 >/dev/null
+
+# ------------------------------------------------------------------ self-check
+# The main user's keys work, and the no-bucket user really is refused CreateBucket.
+code=$(s3_status "$AK" "$SK" GET /)
+[[ $code == 200 ]] || die "signed ListBuckets as main user returned HTTP $code"
+probe=/chopsticks-rgw-up-probe-$$
+code=$(s3_status "$NB_AK" "$NB_SK" PUT "$probe")
+if [[ $code != 403 ]]; then
+  [[ $code == 200 ]] && s3_status "$NB_AK" "$NB_SK" DELETE "$probe" >/dev/null
+  die "CreateBucket as the no-bucket user returned HTTP $code, expected 403"
+fi
+
+config_fingerprint >"$DIR/config"
+env_lines >"$DIR/env"
+log "up: $ENDPOINT (state in $DIR)"
+env_lines >&3
