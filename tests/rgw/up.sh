@@ -149,8 +149,10 @@ if [[ -e $DIR ]]; then
   "$HERE/down.sh" --purge
 fi
 
+# Fail clearly (instead of a daemon timing out) if a port is taken, e.g. by an orphaned
+# daemon whose state dir was deleted by hand.
 for port in "$MON_PORT_V2" "$MON_PORT_V1" "$RGW_PORT"; do
-  if ss -Htln "sport = :$port" | grep -q .; then
+  if command -v ss >/dev/null && ss -Htln "sport = :$port" | grep -q .; then
     die "127.0.0.1:$port is already in use by something not managed from $DIR"
   fi
 done
@@ -289,6 +291,8 @@ start_daemon radosgw -c "$CONF" -n client.rgw.x --keyring "$DIR/rgw.x/keyring"
 wait_for "radosgw on $ENDPOINT" curl -fsS -o /dev/null --max-time 5 "$ENDPOINT/"
 
 # ------------------------------------------------------------------ users
+# (If anything above fails, the daemons are left running for inspection; the next up.sh
+# sees no $DIR/config, tears them down and rebuilds.)
 log "rgw: S3 users"
 RGWADMIN=(radosgw-admin -c "$CONF")
 "${RGWADMIN[@]}" user create --uid=chopsticks --display-name="Chopsticks test user" \
