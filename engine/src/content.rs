@@ -21,7 +21,10 @@ pub struct ContentSeed(pub u64);
 impl ContentSeed {
     /// The seed of the object stored under `key` in a run seeded with `run_seed`.
     pub fn for_key(run_seed: u64, key: &str) -> Self {
-        ContentSeed(xxhash_rust::xxh3::xxh3_64_with_seed(key.as_bytes(), run_seed))
+        ContentSeed(xxhash_rust::xxh3::xxh3_64_with_seed(
+            key.as_bytes(),
+            run_seed,
+        ))
     }
 }
 

@@ -80,10 +80,7 @@ mod tests {
     #[test]
     fn deals_evenly() {
         assert_eq!(split(&[5], 4), vec![vec![2], vec![1], vec![1], vec![1]]);
-        assert_eq!(
-            split(&[1, 1, 1], 2),
-            vec![vec![1, 0, 1], vec![0, 1, 0]]
-        );
+        assert_eq!(split(&[1, 1, 1], 2), vec![vec![1, 0, 1], vec![0, 1, 0]]);
     }
 
     proptest! {

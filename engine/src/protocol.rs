@@ -55,7 +55,9 @@ pub enum ToWorker {
         reason: String,
     },
     /// Prepare to run; users come with `Assign`.
-    Start { spec: RunSpec },
+    Start {
+        spec: RunSpec,
+    },
     /// Run this many users of each user class (by index), spawning at `spawn_rate` per second.
     Assign {
         run_id: String,
@@ -63,7 +65,10 @@ pub enum ToWorker {
         spawn_rate: f64,
     },
     /// Stop every user; `abort` cuts in-flight requests at once instead of letting them finish.
-    Stop { run_id: String, abort: bool },
+    Stop {
+        run_id: String,
+        abort: bool,
+    },
     Heartbeat,
 }
 
@@ -86,8 +91,13 @@ pub enum FromWorker {
         delta: StatsDelta,
     },
     /// All users of the run have ended; the last `Stats` (seq `last_seq`) was the final one.
-    Finished { run_id: String, last_seq: u64 },
-    Heartbeat { users: u32 },
+    Finished {
+        run_id: String,
+        last_seq: u64,
+    },
+    Heartbeat {
+        users: u32,
+    },
 }
 
 #[cfg(test)]

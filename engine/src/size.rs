@@ -33,7 +33,9 @@ impl FromStr for ByteSize {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         parse_size::parse_size(s.trim())
             .map(ByteSize)
-            .map_err(|_| SizeError { input: s.to_string() })
+            .map_err(|_| SizeError {
+                input: s.to_string(),
+            })
     }
 }
 

@@ -38,7 +38,11 @@ impl Hist {
     }
 
     pub fn record(&mut self, d: Duration) {
-        self.0.saturating_record((d.as_micros() as u64).max(1));
+        let micros = (d.as_micros() as u64).max(1);
+        // `record` grows an auto-resizing histogram; `saturating_record` would clamp instead.
+        if self.0.record(micros).is_err() {
+            self.0.saturating_record(micros);
+        }
     }
 
     pub fn add(&mut self, other: &Hist) {

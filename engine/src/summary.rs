@@ -47,8 +47,17 @@ impl Percentiles {
     /// Locust's percentile columns, in order.
     pub fn columns(&self) -> [f64; 11] {
         [
-            self.p50, self.p66, self.p75, self.p80, self.p90, self.p95, self.p98, self.p99,
-            self.p99_9, self.p99_99, self.max,
+            self.p50,
+            self.p66,
+            self.p75,
+            self.p80,
+            self.p90,
+            self.p95,
+            self.p98,
+            self.p99,
+            self.p99_9,
+            self.p99_99,
+            self.max,
         ]
     }
 }
@@ -76,7 +85,13 @@ pub struct TaskSummary {
 
 impl TaskSummary {
     pub fn of(name: &str, method: &str, t: &TaskStats, seconds: f64) -> TaskSummary {
-        let per_s = |v: u64| if seconds > 0.0 { v as f64 / seconds } else { 0.0 };
+        let per_s = |v: u64| {
+            if seconds > 0.0 {
+                v as f64 / seconds
+            } else {
+                0.0
+            }
+        };
         let ok = t.requests.saturating_sub(t.failures);
         TaskSummary {
             name: name.to_string(),
@@ -249,7 +264,11 @@ mod tests {
         assert_eq!(put.requests, 100);
         assert_eq!(put.requests_per_s, 10.0);
         assert_eq!(put.mb_per_s, 10.0);
-        assert!((put.latency_ms.p50 - 50.0).abs() < 0.1, "{}", put.latency_ms.p50);
+        assert!(
+            (put.latency_ms.p50 - 50.0).abs() < 0.1,
+            "{}",
+            put.latency_ms.p50
+        );
         assert!((put.latency_ms.max - 100.0).abs() < 0.1);
         assert_eq!(s.total.requests, 100);
         assert!(s.table().contains("Aggregated"));

@@ -4,7 +4,9 @@
 //! configured. It measures this machine, not Ceph, and says so loudly when it starts.
 //! Its data and keys live only as long as the run.
 
-use crate::workload::{DriverConfig, DriverKind, Secret, WorkloadConfig, DEFAULT_BUCKET, DEFAULT_REGION};
+use crate::workload::{
+    DriverConfig, DriverKind, Secret, WorkloadConfig, DEFAULT_BUCKET, DEFAULT_REGION,
+};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
@@ -47,7 +49,9 @@ impl EmbeddedTarget {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|e| TargetError(e.to_string()))?;
-        let addr = listener.local_addr().map_err(|e| TargetError(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| TargetError(e.to_string()))?;
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {

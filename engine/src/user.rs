@@ -57,11 +57,7 @@ struct SharedPool {
 impl Program {
     /// Compiles a validated scenario.
     pub fn new(scenario: &Scenario) -> Program {
-        let names: Vec<String> = scenario
-            .task_names()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let names: Vec<String> = scenario.task_names().into_iter().map(|(n, _)| n).collect();
         let classes = scenario
             .users
             .iter()
@@ -70,10 +66,7 @@ impl Program {
                     .tasks
                     .iter()
                     .map(|t| TaskProgram {
-                        stat: names
-                            .iter()
-                            .position(|n| *n == t.stats_name())
-                            .unwrap_or(0),
+                        stat: names.iter().position(|n| *n == t.stats_name()).unwrap_or(0),
                         op: t.op,
                         key: t.key_choice(),
                         size: t.size.as_ref().map(|s| s.sampler()),
@@ -83,7 +76,8 @@ impl Program {
                         parts_in_flight: t.parts_in_flight(),
                     })
                     .collect();
-                let weights: Vec<u64> = class.tasks.iter().map(|t| t.weight.max(1) as u64).collect();
+                let weights: Vec<u64> =
+                    class.tasks.iter().map(|t| t.weight.max(1) as u64).collect();
                 let order = if class.sequence {
                     weights
                         .iter()
@@ -234,9 +228,11 @@ impl<D: Driver> User<D> {
             }
             let pause = match class.wait {
                 Wait::Constant(s) => Duration::from_secs_f64(s),
-                Wait::Between([a, b]) => {
-                    Duration::from_secs_f64(if b > a { self.rng.random_range(a..=b) } else { a })
-                }
+                Wait::Between([a, b]) => Duration::from_secs_f64(if b > a {
+                    self.rng.random_range(a..=b)
+                } else {
+                    a
+                }),
                 Wait::Pacing(p) => Duration::from_secs_f64(p).saturating_sub(started.elapsed()),
             };
             if !pause.is_zero() {
@@ -334,16 +330,10 @@ impl<D: Driver> User<D> {
                     }
                     _ => None,
                 };
-                let (start, len) = range
-                    .map(|r| (r.start, r.len))
-                    .unwrap_or((0, target.size));
+                let (start, len) = range.map(|r| (r.start, r.len)).unwrap_or((0, target.size));
                 let mut verifier = Verifier::new(target.seed, start, len);
                 let mut discard = Discard;
-                let sink: &mut dyn ChunkSink = if verify {
-                    &mut verifier
-                } else {
-                    &mut discard
-                };
+                let sink: &mut dyn ChunkSink = if verify { &mut verifier } else { &mut discard };
                 let started = Instant::now();
                 let result = driver.get(&target.key, range, len, sink).await;
                 let latency = started.elapsed();

@@ -150,7 +150,11 @@ pub async fn serve<D: Driver>(
                     last_seq,
                 };
                 r.write_totals(&options, worker_id);
-                log::info!("run {}: finished, {} requests", r.spec.run_id, r.totals.requests());
+                log::info!(
+                    "run {}: finished, {} requests",
+                    r.spec.run_id,
+                    r.totals.requests()
+                );
                 if link.tx.send(last).await.is_err() || link.tx.send(finished).await.is_err() {
                     break SessionEnd::CoordinatorLost;
                 }

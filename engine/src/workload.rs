@@ -237,9 +237,7 @@ impl WorkloadFile {
             .secret_key
             .or_else(|| env.var("AWS_SECRET_ACCESS_KEY").map(Secret::new))
             .ok_or_else(|| {
-                invalid(
-                    "no secret key; set secret_key in the file or AWS_SECRET_ACCESS_KEY".into(),
-                )
+                invalid("no secret key; set secret_key in the file or AWS_SECRET_ACCESS_KEY".into())
             })?;
         let bucket = self.bucket.unwrap_or_else(|| DEFAULT_BUCKET.to_string());
         if !valid_bucket_name(&bucket) {
@@ -351,7 +349,9 @@ mod tests {
         .unwrap();
         let e = f.resolve(&env(&[]), "t").unwrap_err().to_string();
         assert!(e.contains("not a valid S3 bucket name"), "{e}");
-        let e = WorkloadFile::parse("endpont: x\n", "t").unwrap_err().to_string();
+        let e = WorkloadFile::parse("endpont: x\n", "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `endpont`"), "{e}");
     }
 }

@@ -57,7 +57,10 @@ fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init(cli.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -80,10 +83,11 @@ fn scenarios(which: Option<String>) -> Exit {
     match which {
         None => {
             for (name, yaml) in BUILTINS {
-                let description = Scenario::from_yaml(yaml, crate::scenario::Source(name.to_string()))
-                    .ok()
-                    .and_then(|s| s.description)
-                    .unwrap_or_default();
+                let description =
+                    Scenario::from_yaml(yaml, crate::scenario::Source(name.to_string()))
+                        .ok()
+                        .and_then(|s| s.description)
+                        .unwrap_or_default();
                 println!("{name:<24} {description}");
             }
             Exit::Ok

@@ -25,7 +25,12 @@ pub struct RunArgs {
     pub workload_config: Option<PathBuf>,
     /// Scenario: a built-in name (see `chopsticks scenarios`), a YAML file, or a seed path
     /// such as src/chopsticks/scenarios/s3_large_objects.py.
-    #[arg(long, short = 'f', value_name = "NAME|PATH", default_value = "s3_small_objects")]
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "NAME|PATH",
+        default_value = "s3_small_objects"
+    )]
     pub scenario_file: String,
     /// Number of virtual users.
     #[arg(long, short = 'u', default_value_t = 10, value_parser = parse_users)]
@@ -49,6 +54,10 @@ pub struct RunArgs {
     /// Seed for object contents and random choices (random when absent), to repeat a run.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Run id (default: time-sortable, e.g. 20261122T101500Z-3f9c2a); names the run's
+    /// directory and the prefix of its objects.
+    #[arg(long)]
+    pub run_id: Option<String>,
     /// Seconds in-flight requests may take to finish when the run stops.
     #[arg(long, default_value_t = 30.0)]
     pub stop_timeout: f64,
@@ -58,19 +67,25 @@ fn parse_users(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(0) => Err("users must be at least 1".into()),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("'{s}' is not a number of users; give a whole number of 1 or more")),
+        Err(_) => Err(format!(
+            "'{s}' is not a number of users; give a whole number of 1 or more"
+        )),
     }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!("'{s}' is not a spawn rate; give users per second above 0, e.g. 5 or 0.5")),
+        _ => Err(format!(
+            "'{s}' is not a spawn rate; give users per second above 0, e.g. 5 or 0.5"
+        )),
     }
 }
 
 fn parse_duration(s: &str) -> Result<String, String> {
-    crate::duration::parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+    crate::duration::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
@@ -167,7 +182,7 @@ pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
             iterations: args.iterations,
             expected_workers: Some(1),
             wait_workers_s: Some(10.0),
-            run_id: None,
+            run_id: args.run_id.clone(),
             seed: args.seed,
             stop_timeout_s: Some(args.stop_timeout),
         })
@@ -235,18 +250,24 @@ pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
 async fn watch_run(coordinator: &Coordinator, run_id: &str) -> crate::control::Status {
     let mut updates = coordinator.watch();
     let mut progress = Progress::new();
-    let (mut sigint, mut sigterm) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    let (mut sigint, mut sigterm) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(i), Ok(t)) => (Some(i), Some(t)),
         _ => (None, None),
     };
     let mut signals = 0u32;
     loop {
         let status = updates.borrow_and_update().clone();
-        if status.run_id.as_deref() == Some(run_id) && status.state.is_terminal() {
+        let ours = status.run_id.as_deref() == Some(run_id);
+        if ours && status.state.is_terminal() {
             progress.finish();
             return status;
         }
-        progress.update(&status);
+        if ours {
+            progress.update(&status);
+        }
         let signalled = async {
             match (sigint.as_mut(), sigterm.as_mut()) {
                 (Some(i), Some(t)) => {

@@ -7,14 +7,13 @@
 
 mod prepare;
 
-pub use prepare::explain;
+pub use prepare::{cleanup, explain, prepare};
 
 use crate::artifacts::{
     self, CleanupReport, PrepareReport, RunDir, RunParameters, RunRecord, WorkerRecord,
 };
 use crate::control::{
-    ControlError, RunListing, RunStarted, RunState, StartRequest, Status, StopReply,
-    WorkerStatus,
+    ControlError, RunListing, RunStarted, RunState, StartRequest, Status, StopReply, WorkerStatus,
 };
 use crate::driver::Driver;
 use crate::protocol::{FromWorker, RunSpec, ToWorker};
@@ -51,7 +50,10 @@ pub struct CoordinatorConfig {
 }
 
 enum Event {
-    Start(StartRequest, oneshot::Sender<Result<RunStarted, ControlError>>),
+    Start(
+        StartRequest,
+        oneshot::Sender<Result<RunStarted, ControlError>>,
+    ),
     Stop(bool, oneshot::Sender<Result<StopReply, ControlError>>),
     Status(oneshot::Sender<Status>),
     Attach(String, oneshot::Sender<(u32, Link)>),
@@ -596,7 +598,9 @@ impl<D: Driver> Actor<D> {
         let (scenario, _source) = Scenario::resolve(&request.scenario)
             .map_err(|e| ControlError::BadRequest(e.to_string()))?;
         let duration = match &request.duration {
-            Some(d) => Some(duration::parse(d).map_err(|e| ControlError::BadRequest(e.to_string()))?),
+            Some(d) => {
+                Some(duration::parse(d).map_err(|e| ControlError::BadRequest(e.to_string()))?)
+            }
             None => None,
         };
         let run_id = match &request.run_id {
@@ -661,10 +665,16 @@ impl<D: Driver> Actor<D> {
             scenario.name,
             request.users,
             request.spawn_rate,
-            duration.map(duration::format).unwrap_or_else(|| "unlimited".into())
+            duration
+                .map(duration::format)
+                .unwrap_or_else(|| "unlimited".into())
         ));
         dir.event("state preparing");
-        log::info!("run {run_id}: preparing (bucket {}, scenario {})", self.config.target.bucket, scenario.name);
+        log::info!(
+            "run {run_id}: preparing (bucket {}, scenario {})",
+            self.config.target.bucket,
+            scenario.name
+        );
         let run = Run {
             tasks: scenario.task_names(),
             class_weights: scenario.users.iter().map(|c| c.weight).collect(),
@@ -700,7 +710,9 @@ impl<D: Driver> Actor<D> {
         let target = self.config.target.clone();
         tokio::spawn(async move {
             let result = prepare::prepare(&*driver, &spec, &target).await;
-            let _ = events.send(Event::Prepared(spec.run_id.clone(), result)).await;
+            let _ = events
+                .send(Event::Prepared(spec.run_id.clone(), result))
+                .await;
         });
         Ok(started)
     }
@@ -778,7 +790,11 @@ impl<D: Driver> Actor<D> {
                 }
             }
         }
-        let state = self.run.as_ref().map(|r| r.state).unwrap_or(RunState::Stopping);
+        let state = self
+            .run
+            .as_ref()
+            .map(|r| r.state)
+            .unwrap_or(RunState::Stopping);
         Ok(StopReply { run_id, state })
     }
 
@@ -871,7 +887,9 @@ impl<D: Driver> Actor<D> {
             run.dir.event("keeping the run's objects (keep: true)");
             let report = CleanupReport::default();
             tokio::spawn(async move {
-                let _ = events.send(Event::CleanedUp(spec.run_id.clone(), report)).await;
+                let _ = events
+                    .send(Event::CleanedUp(spec.run_id.clone(), report))
+                    .await;
             });
             return;
         }
@@ -879,7 +897,9 @@ impl<D: Driver> Actor<D> {
         let driver = Arc::clone(&self.driver);
         tokio::spawn(async move {
             let report = prepare::cleanup(&*driver, &spec).await;
-            let _ = events.send(Event::CleanedUp(spec.run_id.clone(), report)).await;
+            let _ = events
+                .send(Event::CleanedUp(spec.run_id.clone(), report))
+                .await;
         });
     }
 
@@ -911,7 +931,11 @@ impl<D: Driver> Actor<D> {
         run.record.ended_at = Some(artifacts::now_rfc3339());
         let seconds = load_seconds(&run);
         let summary = run_summary(&run, seconds);
-        run.record.workers = run.participants.values().map(|p| p.record.clone()).collect();
+        run.record.workers = run
+            .participants
+            .values()
+            .map(|p| p.record.clone())
+            .collect();
         run.record.requests = run.totals.requests();
         run.record.failures = run.totals.failures();
         run.record.bytes = run.totals.bytes();
@@ -982,7 +1006,10 @@ impl<D: Driver> Actor<D> {
                     let name = slot.name.clone();
                     self.remove_worker(
                         id,
-                        &format!("worker {name} (#{id}) dropped: missing for {}s", DROP_AFTER.as_secs()),
+                        &format!(
+                            "worker {name} (#{id}) dropped: missing for {}s",
+                            DROP_AFTER.as_secs()
+                        ),
                     );
                     changed = true;
                 }
@@ -1008,7 +1035,11 @@ impl<D: Driver> Actor<D> {
         let active_participants: Vec<&Participant> = run
             .participants
             .iter()
-            .filter(|(id, _)| self.workers.get(id).is_some_and(|s| s.missing_since.is_none()))
+            .filter(|(id, _)| {
+                self.workers
+                    .get(id)
+                    .is_some_and(|s| s.missing_since.is_none())
+            })
             .map(|(_, p)| p)
             .collect();
         let all_done = run.spec.iterations.is_some()
@@ -1018,7 +1049,8 @@ impl<D: Driver> Actor<D> {
             RunState::Spawning if running_users >= run.users_target || all_done => {
                 run.state = RunState::Running;
                 run.record.state = RunState::Running;
-                run.dir.event(&format!("state running: {running_users} users"));
+                run.dir
+                    .event(&format!("state running: {running_users} users"));
                 let _ = run.dir.write_json(artifacts::RUN_JSON, &run.record);
             }
             _ => {}
@@ -1247,14 +1279,19 @@ fn recover_interrupted(state_dir: &Path) -> Option<LastRun> {
             ));
             record.ended_at = Some(artifacts::now_rfc3339());
             if let Ok(mut rd) = RunDir::create(&dir) {
-                rd.event(&format!("state interrupted (coordinator restarted while {was})"));
+                rd.event(&format!(
+                    "state interrupted (coordinator restarted while {was})"
+                ));
                 let _ = rd.write_json(artifacts::RUN_JSON, &record);
                 if let Ok(mut summary) = read_summary_at(&dir) {
                     summary.state = RunState::Interrupted;
                     let _ = rd.write_summary(&summary);
                 }
             }
-            log::warn!("run {} was cut by a coordinator restart: marked interrupted", record.run_id);
+            log::warn!(
+                "run {} was cut by a coordinator restart: marked interrupted",
+                record.run_id
+            );
         }
         let summary = read_summary_at(&dir).ok();
         let candidate = LastRun {
@@ -1264,9 +1301,18 @@ fn recover_interrupted(state_dir: &Path) -> Option<LastRun> {
             reason: record.reason.clone(),
             elapsed_s: summary.as_ref().map(|s| s.duration_s).unwrap_or(0.0),
             users: record.parameters.users,
-            requests: summary.as_ref().map(|s| s.total.requests).unwrap_or(record.requests),
-            failures: summary.as_ref().map(|s| s.total.failures).unwrap_or(record.failures),
-            bytes: summary.as_ref().map(|s| s.total.bytes).unwrap_or(record.bytes),
+            requests: summary
+                .as_ref()
+                .map(|s| s.total.requests)
+                .unwrap_or(record.requests),
+            failures: summary
+                .as_ref()
+                .map(|s| s.total.failures)
+                .unwrap_or(record.failures),
+            bytes: summary
+                .as_ref()
+                .map(|s| s.total.bytes)
+                .unwrap_or(record.bytes),
             run_dir: dir.display().to_string(),
         };
         if newest.as_ref().is_none_or(|n| candidate.run_id > n.run_id) {
@@ -1314,7 +1360,9 @@ fn read_summary_at(dir: &Path) -> Result<Summary, String> {
 
 fn read_summary(state_dir: &Path, run_id: &str) -> Result<Summary, ControlError> {
     if run_id.contains('/') || run_id.starts_with('.') {
-        return Err(ControlError::BadRequest(format!("'{run_id}' is not a run id")));
+        return Err(ControlError::BadRequest(format!(
+            "'{run_id}' is not a run id"
+        )));
     }
     let dir = state_dir.join(run_id);
     if !dir.join(artifacts::RUN_JSON).is_file() {
@@ -1324,6 +1372,8 @@ fn read_summary(state_dir: &Path, run_id: &str) -> Result<Summary, ControlError>
         )));
     }
     read_summary_at(&dir).map_err(|e| {
-        ControlError::NotFound(format!("run '{run_id}' has no summary yet ({e}); it may still be preparing"))
+        ControlError::NotFound(format!(
+            "run '{run_id}' has no summary yet ({e}); it may still be preparing"
+        ))
     })
 }

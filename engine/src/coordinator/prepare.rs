@@ -31,7 +31,10 @@ pub async fn prepare<D: Driver>(
     let objects = program.shared_objects();
     let mut bytes = 0u64;
     if objects > 0 {
-        log::info!("prefilling {objects} objects under {}", spec.shared_prefix());
+        log::info!(
+            "prefilling {objects} objects under {}",
+            spec.shared_prefix()
+        );
         let results: Vec<Result<u64, OpError>> = futures::stream::iter(0..objects)
             .map(|i| {
                 let (key, seed, size) = program.shared_object(spec, i);

@@ -209,11 +209,7 @@ impl Driver for AwsDriver {
             let start = Instant::now();
             let mut req = self.client.get_object().bucket(&self.bucket).key(key);
             if let Some(r) = range {
-                req = req.range(format!(
-                    "bytes={}-{}",
-                    r.start,
-                    r.start + r.len.max(1) - 1
-                ));
+                req = req.range(format!("bytes={}-{}", r.start, r.start + r.len.max(1) - 1));
             }
             let out = req.send().await.map_err(classify)?;
             let mut body = out.body;
@@ -416,6 +412,12 @@ impl Driver for AwsDriver {
             .await;
         match head {
             Ok(_) => Ok(BucketState::Existed),
+            // HEAD answers carry no S3 error code; a listing says whether the key, the
+            // signature or the permission is wrong.
+            Err(e) if e.is_status(403) || e.is_status(400) => match self.list("", 1, None).await {
+                Err(precise) => Err(precise),
+                Ok(_) => Err(e),
+            },
             Err(e) if e.is_status(404) => {
                 self.deadline(0, async {
                     self.client

@@ -46,12 +46,23 @@ impl fmt::Display for FailureKind {
 }
 
 /// A failed operation: its kind and a human-readable detail (never containing credentials).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {detail}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpError {
     pub kind: FailureKind,
     pub detail: String,
 }
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.detail.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}: {}", self.kind, self.detail)
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
 
 impl OpError {
     pub fn new(kind: FailureKind, detail: impl Into<String>) -> Self {

@@ -385,11 +385,7 @@ impl Scenario {
             })
         };
         if self.name.trim().is_empty() {
-            push(
-                "name".into(),
-                "is empty".into(),
-                "give the scenario a name",
-            );
+            push("name".into(), "is empty".into(), "give the scenario a name");
         }
         if self.users.is_empty() {
             push(
@@ -455,7 +451,10 @@ impl Scenario {
                     if previous != task.op {
                         push(
                             format!("users[{ci}].tasks[{ti}].name"),
-                            format!("task name '{name}' is used for both {previous} and {}", task.op),
+                            format!(
+                                "task name '{name}' is used for both {previous} and {}",
+                                task.op
+                            ),
                             "give tasks with different ops different names",
                         );
                     }
@@ -539,7 +538,11 @@ fn check_task(
     let sized = matches!(op, OpKind::Put | OpKind::MultipartPut);
     refuse("size", task.size.is_some() && !sized, push);
     refuse("range", task.range.is_some() && op != OpKind::Get, push);
-    refuse("max_keys", task.max_keys.is_some() && op != OpKind::List, push);
+    refuse(
+        "max_keys",
+        task.max_keys.is_some() && op != OpKind::List,
+        push,
+    );
     refuse(
         "part_size",
         task.part_size.is_some() && op != OpKind::MultipartPut,
@@ -694,8 +697,14 @@ verify: true
         let e = errors(
             "name: x\nusers:\n  - name: a\n    weight: 0\n    tasks:\n      - {op: put, size: 1KiB, weight: -2}\n",
         );
-        assert!(e.contains("users[0].weight: weight 0 is not positive"), "{e}");
-        assert!(e.contains("users[0].tasks[0].weight: weight -2 is not positive"), "{e}");
+        assert!(
+            e.contains("users[0].weight: weight 0 is not positive"),
+            "{e}"
+        );
+        assert!(
+            e.contains("users[0].tasks[0].weight: weight -2 is not positive"),
+            "{e}"
+        );
         assert!(e.contains("give each task a weight of 1 or more"), "{e}");
     }
 
@@ -715,7 +724,10 @@ verify: true
         let e = errors(
             "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: get, size: 4KiB}\n      - {op: head, key: shared}\n",
         );
-        assert!(e.contains("tasks[0].size: does not apply to op get; remove it"), "{e}");
+        assert!(
+            e.contains("tasks[0].size: does not apply to op get; remove it"),
+            "{e}"
+        );
         assert!(e.contains("never writes one"), "{e}");
         assert!(e.contains("has no prefill"), "{e}");
     }
@@ -733,8 +745,13 @@ verify: true
         let e = Scenario::resolve("s3_nonexistent").unwrap_err().to_string();
         assert!(e.contains("unknown scenario 's3_nonexistent'"), "{e}");
         assert!(e.contains("s3_large_objects"), "{e}");
-        let e = Scenario::resolve("/no/such/file.yaml").unwrap_err().to_string();
-        assert!(e.contains("cannot read scenario file /no/such/file.yaml"), "{e}");
+        let e = Scenario::resolve("/no/such/file.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot read scenario file /no/such/file.yaml"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -222,13 +222,17 @@ fn parse_size_text(s: &str) -> Result<SizeSpec, String> {
         let (size, weight) = match item.rsplit_once(" x").or_else(|| item.rsplit_once('x')) {
             Some((size, w)) if !w.is_empty() && w.trim().chars().all(|c| c.is_ascii_digit()) => {
                 let weight: i64 = w.trim().parse().map_err(|_| {
-                    format!("bucket weight '{w}' in '{s}' is not a whole number; write e.g. 4KiB x8")
+                    format!(
+                        "bucket weight '{w}' in '{s}' is not a whole number; write e.g. 4KiB x8"
+                    )
                 })?;
                 (size.trim(), weight)
             }
             _ => (*item, 1),
         };
-        let size: ByteSize = size.parse().map_err(|e: crate::size::SizeError| e.to_string())?;
+        let size: ByteSize = size
+            .parse()
+            .map_err(|e: crate::size::SizeError| e.to_string())?;
         buckets.push(Bucket { size, weight });
     }
     if buckets.len() == 1 && buckets[0].weight == 1 && !s.contains('x') {
@@ -416,9 +420,7 @@ mod tests {
         assert!((4_500..5_500).contains(&below_median), "{below_median}");
 
         let b = parse("\"4KiB x3, 1MiB\"").unwrap().sampler();
-        let small = (0..10_000)
-            .filter(|_| b.sample(&mut rng) == 4096)
-            .count();
+        let small = (0..10_000).filter(|_| b.sample(&mut rng) == 4096).count();
         assert!((7_200..7_800).contains(&small), "{small}");
     }
 
