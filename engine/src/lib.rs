@@ -5,13 +5,17 @@
 //! to the [`coordinator`], which merges them exactly and writes [`artifacts`]; [`summary`]
 //! turns merged data into the numbers every view shows.
 
+pub mod api;
 pub mod artifacts;
 pub mod cli;
+pub mod connector;
 pub mod content;
 pub mod control;
 pub mod coordinator;
+pub mod ctl;
 pub mod driver;
 pub mod duration;
+pub mod hub;
 pub mod logging;
 pub mod plan;
 pub mod progress;
@@ -21,6 +25,7 @@ pub mod size;
 pub mod stats;
 pub mod summary;
 pub mod target;
+pub mod token;
 pub mod user;
 pub mod worker;
 pub mod workload;

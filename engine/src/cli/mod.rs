@@ -1,5 +1,7 @@
 //! The `chopsticks` command line: argument types and the dispatch to each subcommand.
 
+mod ctl;
+mod daemon;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +43,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a load test in this process (a coordinator and a local worker).
     Run(run::RunArgs),
+    /// The coordinator daemon: control API, worker hub, stats merge, artifacts.
+    Coordinator(daemon::CoordinatorArgs),
+    /// A worker daemon: connects to the coordinator and runs the users it assigns.
+    Worker(daemon::WorkerArgs),
+    /// Drive a running coordinator (start, stop, status, runs, summary).
+    Ctl(ctl::CtlArgs),
     /// List the built-in scenarios, or validate and print one (a name or a path).
     Scenarios {
         /// A built-in name or a path to a scenario file.
@@ -70,6 +78,9 @@ pub fn main() -> ExitCode {
     let exit = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args, cli.log_level).await,
+            Command::Coordinator(args) => daemon::coordinator(args).await,
+            Command::Worker(args) => daemon::worker(args).await,
+            Command::Ctl(args) => ctl::ctl(args).await,
             Command::Scenarios { scenario } => scenarios(scenario),
         }
     });

@@ -76,7 +76,7 @@ impl Coordinator {
     /// Starts the coordinator task. Runs left active by a previous process are marked
     /// `interrupted` first.
     pub fn spawn<D: Driver>(driver: Arc<D>, config: CoordinatorConfig) -> Coordinator {
-        let last = recover_interrupted(&config.state_dir);
+        let (last, interrupted) = recover_interrupted(&config.state_dir);
         let (tx, rx) = mpsc::channel(1024);
         let (status_tx, status) = watch::channel(idle_status(last.as_ref()));
         let state_dir = config.state_dir.clone();
@@ -91,6 +91,11 @@ impl Coordinator {
             last,
             pending: None,
         };
+        // Objects of runs cut by the previous process are still in the bucket: clean them up.
+        for dir in interrupted {
+            let driver = Arc::clone(&actor.driver);
+            tokio::spawn(cleanup_interrupted(driver, dir));
+        }
         tokio::spawn(actor.run(rx));
         Coordinator {
             tx,
@@ -1264,9 +1269,42 @@ pub fn new_run_id() -> String {
     )
 }
 
-/// Marks runs a previous coordinator left active as `interrupted`; returns the newest run.
-fn recover_interrupted(state_dir: &Path) -> Option<LastRun> {
+/// Cleans up after a run a previous coordinator process left behind, and records it.
+async fn cleanup_interrupted<D: Driver>(driver: Arc<D>, dir: PathBuf) {
+    let Ok(mut record) = artifacts::read_record(&dir) else {
+        return;
+    };
+    let spec = RunSpec {
+        run_id: record.run_id.clone(),
+        scenario: record.scenario.clone(),
+        seed: record.seed,
+        key_prefix: record.key_prefix.clone(),
+        iterations: record.parameters.iterations,
+        stop_timeout_s: record.parameters.stop_timeout_s,
+    };
+    let report = if spec.scenario.keep {
+        CleanupReport::default()
+    } else {
+        prepare::cleanup(&*driver, &spec).await
+    };
+    if let Ok(mut rd) = RunDir::create(&dir) {
+        rd.event(&format!(
+            "cleanup after interruption: {} objects deleted, {} uploads aborted, {} left, {} errors",
+            report.deleted_objects,
+            report.aborted_uploads,
+            report.remaining_objects,
+            report.errors.len()
+        ));
+        record.cleanup = Some(report);
+        let _ = rd.write_json(artifacts::RUN_JSON, &record);
+    }
+}
+
+/// Marks runs a previous coordinator left active as `interrupted`; returns the newest run and
+/// the directories of the runs it marked.
+fn recover_interrupted(state_dir: &Path) -> (Option<LastRun>, Vec<PathBuf>) {
     let mut newest: Option<LastRun> = None;
+    let mut interrupted = Vec::new();
     for dir in run_dirs(state_dir) {
         let Ok(mut record) = artifacts::read_record(&dir) else {
             continue;
@@ -1292,6 +1330,7 @@ fn recover_interrupted(state_dir: &Path) -> Option<LastRun> {
                 "run {} was cut by a coordinator restart: marked interrupted",
                 record.run_id
             );
+            interrupted.push(dir.clone());
         }
         let summary = read_summary_at(&dir).ok();
         let candidate = LastRun {
@@ -1319,7 +1358,7 @@ fn recover_interrupted(state_dir: &Path) -> Option<LastRun> {
             newest = Some(candidate);
         }
     }
-    newest
+    (newest, interrupted)
 }
 
 fn run_dirs(state_dir: &Path) -> Vec<PathBuf> {

@@ -1,0 +1,246 @@
+//! `chopsticks coordinator` and `chopsticks worker`: the long-running daemons the charm's
+//! systemd units start. SIGTERM ends them cleanly: the coordinator winds down an active run
+//! (cleanup included, state `interrupted`), a worker cuts its users off and exits.
+
+use super::{hostname, Exit};
+use crate::connector::{self, ConnectorConfig};
+use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::driver::AnyDriver;
+use crate::token::Token;
+use crate::worker::WorkerOptions;
+use crate::workload::{ProcessEnv, WorkloadConfig, WorkloadFile};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub struct CoordinatorArgs {
+    /// Where runs are kept (`<state-dir>/<run-id>/`).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/chopsticks")]
+    pub state_dir: PathBuf,
+    /// Address workers connect to (WebSocket at /ws).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:5557")]
+    pub listen: SocketAddr,
+    /// Address of the control API. Off loopback, every request must carry the cluster token.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8089")]
+    pub control: SocketAddr,
+    /// File holding the cluster token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// S3 connection file, used to prepare runs (bucket, prefill) and clean up after them.
+    #[arg(long, value_name = "FILE")]
+    pub workload_config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// The coordinator: HOST:PORT, http://HOST:PORT or ws://HOST:PORT/ws.
+    #[arg(long, value_name = "URL")]
+    pub coordinator: String,
+    /// File holding the cluster token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// S3 connection file.
+    #[arg(long, value_name = "FILE")]
+    pub workload_config: Option<PathBuf>,
+    /// Name shown in status and run records (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write this worker's own per-run totals (`<run-id>.worker-<id>.json`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Loads the S3 connection settings a daemon needs; under systemd the file may come from
+/// `LoadCredential=` (`$CREDENTIALS_DIRECTORY/s3_config.yaml`).
+fn load_workload(path: Option<&Path>) -> Result<WorkloadConfig, String> {
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|d| PathBuf::from(d).join("s3_config.yaml"))
+        .filter(|p| p.is_file());
+    let path = path.map(Path::to_path_buf).or(credential);
+    let (file, origin) = match &path {
+        Some(p) => (
+            WorkloadFile::load(p).map_err(|e| e.to_string())?,
+            p.display().to_string(),
+        ),
+        None => (WorkloadFile::default(), "environment".to_string()),
+    };
+    file.resolve(&ProcessEnv, &origin)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "workload config {origin}: no S3 endpoint; set endpoint in --workload-config (or S3_ENDPOINT_URL)"
+            )
+        })
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn terminated() {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut i), Ok(mut t)) => {
+            tokio::select! {
+                _ = i.recv() => {}
+                _ = t.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+pub async fn coordinator(args: CoordinatorArgs) -> Exit {
+    let token = match Token::load(&args.token_file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let workload = match load_workload(args.workload_config.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let driver = match AnyDriver::new(&workload) {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.state_dir) {
+        eprintln!(
+            "error: cannot create state dir {}: {e}; check the path and permissions",
+            args.state_dir.display()
+        );
+        return Exit::BadInput;
+    }
+    let workers_listener = match TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {} for workers: {e}; choose a free port",
+                args.listen
+            );
+            return Exit::BadInput;
+        }
+    };
+    let control_listener = match TcpListener::bind(args.control).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {} for control: {e}; choose a free port",
+                args.control
+            );
+            return Exit::BadInput;
+        }
+    };
+    let coordinator = Coordinator::spawn(
+        driver,
+        CoordinatorConfig {
+            state_dir: args.state_dir.clone(),
+            target: workload.info(false),
+            run_dir_override: None,
+        },
+    );
+    let control_token = (!args.control.ip().is_loopback()).then(|| token.clone());
+    let hub = crate::hub::router(coordinator.clone(), token);
+    let api = crate::api::router(coordinator.clone(), control_token);
+    let stop = CancellationToken::new();
+    let hub_stop = stop.clone();
+    let hub_server = tokio::spawn(async move {
+        axum::serve(
+            workers_listener,
+            hub.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { hub_stop.cancelled().await })
+        .await
+    });
+    let api_stop = stop.clone();
+    let api_server = tokio::spawn(async move {
+        axum::serve(control_listener, api)
+            .with_graceful_shutdown(async move { api_stop.cancelled().await })
+            .await
+    });
+    log::info!(
+        "coordinator {}: workers connect to {} (/ws), control API on {}, runs in {}, target {} bucket {}",
+        crate::VERSION,
+        args.listen,
+        args.control,
+        args.state_dir.display(),
+        workload.endpoint,
+        workload.bucket
+    );
+    terminated().await;
+    log::info!("terminating: finishing the active run, if any");
+    coordinator.shutdown().await;
+    stop.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let _ = hub_server.await;
+        let _ = api_server.await;
+    })
+    .await;
+    Exit::Ok
+}
+
+pub async fn worker(args: WorkerArgs) -> Exit {
+    let token = match Token::load(&args.token_file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let url = match connector::worker_url(&args.coordinator) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let workload = match load_workload(args.workload_config.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let driver = match AnyDriver::new(&workload) {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let name = args.name.unwrap_or_else(hostname);
+    log::info!(
+        "worker {name} {}: coordinator {url}, target {} bucket {}",
+        crate::VERSION,
+        workload.endpoint,
+        workload.bucket
+    );
+    let shutdown = CancellationToken::new();
+    let signalled = shutdown.clone();
+    tokio::spawn(async move {
+        terminated().await;
+        log::info!("terminating: cutting off users");
+        signalled.cancel();
+    });
+    connector::run(
+        driver,
+        ConnectorConfig { url, token, name },
+        WorkerOptions {
+            totals_dir: args.state_dir,
+        },
+        shutdown,
+    )
+    .await;
+    Exit::Ok
+}
