@@ -37,7 +37,7 @@ pub const DROP_AFTER: Duration = Duration::from_secs(60);
 /// Extra time, beyond the run's stop timeout, to wait for workers to report their last stats.
 const FINISH_GRACE: Duration = Duration::from_secs(15);
 /// How often `summary.json` is refreshed while a run is going.
-const SUMMARY_EVERY: u64 = 5;
+const SUMMARY_EVERY: u64 = 2;
 
 /// How the coordinator is set up.
 #[derive(Debug, Clone)]
@@ -1316,6 +1316,11 @@ fn recover_interrupted(state_dir: &Path) -> (Option<LastRun>, Vec<PathBuf>) {
                 "the coordinator stopped while the run was {was}; results up to then are kept"
             ));
             record.ended_at = Some(artifacts::now_rfc3339());
+            if let Ok(summary) = read_summary_at(&dir) {
+                record.requests = summary.total.requests;
+                record.failures = summary.total.failures;
+                record.bytes = summary.total.bytes;
+            }
             if let Ok(mut rd) = RunDir::create(&dir) {
                 rd.event(&format!(
                     "state interrupted (coordinator restarted while {was})"
