@@ -40,21 +40,23 @@ impl FromStr for ByteSize {
 }
 
 impl fmt::Display for ByteSize {
-    /// Exact when the size is a whole number of a binary unit (`64KiB`), else one decimal
-    /// (`1.5MiB`), so messages and reports echo what the user wrote.
+    /// Always exact, because this text is also the serialized form (run specs sent to
+    /// workers, `run.json`, `chopsticks scenarios`): the largest binary unit the size is a
+    /// whole number of (`64KiB`), else the largest decimal one (`4KB`), else bytes (`1500B`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u64); 4] = [
+        const UNITS: [(&str, u64); 8] = [
             ("TiB", 1 << 40),
             ("GiB", 1 << 30),
             ("MiB", 1 << 20),
             ("KiB", 1 << 10),
+            ("TB", 1_000_000_000_000),
+            ("GB", 1_000_000_000),
+            ("MB", 1_000_000),
+            ("KB", 1_000),
         ];
         for (name, unit) in UNITS {
-            if self.0 >= unit {
-                if self.0 % unit == 0 {
-                    return write!(f, "{}{name}", self.0 / unit);
-                }
-                return write!(f, "{:.1}{name}", self.0 as f64 / unit as f64);
+            if self.0 >= unit && self.0.is_multiple_of(unit) {
+                return write!(f, "{}{name}", self.0 / unit);
             }
         }
         write!(f, "{}B", self.0)
@@ -103,9 +105,23 @@ mod tests {
 
     #[test]
     fn displays_round_trip() {
-        for s in ["64KiB", "100MiB", "1GiB", "17B"] {
+        for s in ["64KiB", "100MiB", "1GiB", "17B", "4KB", "1500B", "1536KiB"] {
             assert_eq!(s.parse::<ByteSize>().unwrap().to_string(), s);
         }
-        assert_eq!(ByteSize(1536 * 1024).to_string(), "1.5MiB");
+        assert_eq!(ByteSize(1536 * 1024).to_string(), "1536KiB");
+        assert_eq!(ByteSize(0).to_string(), "0B");
+    }
+
+    proptest::proptest! {
+        /// The text form is what crosses process boundaries: it must never round.
+        #[test]
+        fn any_size_survives_text_json_and_yaml(n in proptest::prelude::any::<u64>()) {
+            let size = ByteSize(n);
+            proptest::prop_assert_eq!(size.to_string().parse::<ByteSize>().unwrap(), size);
+            let json: ByteSize = serde_json::from_str(&serde_json::to_string(&size).unwrap()).unwrap();
+            proptest::prop_assert_eq!(json, size);
+            let yaml: ByteSize = serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&size).unwrap()).unwrap();
+            proptest::prop_assert_eq!(yaml, size);
+        }
     }
 }

@@ -223,7 +223,7 @@ impl<D: Driver> User<D> {
                 return UserEnd::Stopped;
             }
             step += 1;
-            if class.chooser.is_some() || step % class.order.len().max(1) == 0 {
+            if class.chooser.is_some() || step.is_multiple_of(class.order.len().max(1)) {
                 done_iterations += 1;
             }
             let pause = match class.wait {

@@ -431,6 +431,11 @@ mod tests {
             "{uniform: [1KiB, 100KiB]}",
             "{lognormal: {median: 64KiB, max: 10MiB, sigma: 0.5}}",
             "\"4KiB x8, 1MiB\"",
+            // Sizes that are not a whole number of a binary unit must not be rounded.
+            "\"4KB x8, 1500\"",
+            "{uniform: [1000, 1000001]}",
+            "{lognormal: {median: 1500, max: 4KB, min: 999}}",
+            "1000001",
         ] {
             let s = parse(y).unwrap();
             let back = serde_yaml_ng::to_string(&s).unwrap();

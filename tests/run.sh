@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The project's test command: bring up the local Ceph RadosGW test target, then run every
+# test of the workspace against it, in the release profile (the only one this project uses).
+#
+#   tests/run.sh                  # everything
+#   tests/run.sh -p chopsticks    # extra arguments go to `cargo test`
+#
+# The first run installs Debian's ceph packages (needs root). RadosGW is left running for the
+# next run (`tests/rgw/up.sh` then takes well under a second); stop it with tests/rgw/down.sh.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+say "bringing up RadosGW (tests/rgw/up.sh)"
+rgw_env=$(tests/rgw/up.sh)
+set -a
+eval "$rgw_env"
+set +a
+say "RadosGW is up at $S3_ENDPOINT (state in $CHOPSTICKS_RGW_DIR)"
+
+say "cargo test --release --workspace $*"
+status=0
+cargo test --release --workspace "$@" || status=$?
+
+say "RadosGW is still running at $S3_ENDPOINT; stop it with tests/rgw/down.sh"
+if ((status == 0)); then
+  say "all tests passed"
+else
+  say "tests FAILED (cargo test exited $status)"
+fi
+exit "$status"
