@@ -1,5 +1,5 @@
-//! `dispatch`: the Chopsticks charm entry point. Juju runs it for every hook and action.
-fn main() {
-    eprintln!("chopsticks charm: hook dispatch is not implemented yet");
-    std::process::exit(1);
+//! `dispatch`: the Chopsticks charm's entry point. Juju runs it for every hook and action.
+
+fn main() -> std::process::ExitCode {
+    chopsticks_charm::dispatch()
 }

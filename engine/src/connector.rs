@@ -21,6 +21,43 @@ pub struct ConnectorConfig {
     pub url: String,
     pub token: Token,
     pub name: String,
+    /// Where to keep [`LinkStatus`] current, for the charm's status and `test-status`.
+    pub status_file: Option<std::path::PathBuf>,
+}
+
+/// The worker's connection as last seen, written to the status file on every change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinkStatus {
+    /// `connecting`, `connected` or `refused`.
+    pub state: String,
+    pub coordinator: String,
+    pub worker_id: Option<u32>,
+    /// RFC 3339 time of the change.
+    pub since: String,
+    pub detail: Option<String>,
+}
+
+impl ConnectorConfig {
+    fn report(&self, state: &str, worker_id: Option<u32>, detail: Option<String>) {
+        let Some(path) = &self.status_file else {
+            return;
+        };
+        let status = LinkStatus {
+            state: state.to_string(),
+            coordinator: self.url.clone(),
+            worker_id,
+            since: crate::artifacts::now_rfc3339(),
+            detail,
+        };
+        let tmp = path.with_extension("tmp");
+        let written = serde_json::to_vec_pretty(&status)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|_| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            log::warn!("cannot write worker status {}: {e}", path.display());
+        }
+    }
 }
 
 /// First and largest pause between connection attempts.
@@ -74,6 +111,7 @@ pub async fn run<D: Driver>(
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_START;
+    config.report("connecting", None, None);
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -83,6 +121,7 @@ pub async fn run<D: Driver>(
             Attempt::Served(SessionEnd::Shutdown) => return,
             Attempt::Served(SessionEnd::CoordinatorLost) => {
                 log::warn!("lost the coordinator at {}; reconnecting", config.url);
+                config.report("connecting", None, Some("lost the coordinator".into()));
                 backoff = BACKOFF_START;
             }
             Attempt::Failed => {}
@@ -134,6 +173,7 @@ async fn attempt<D: Driver>(
                 config.url,
                 response.status()
             );
+            config.report("refused", None, Some(body));
             return Attempt::Failed;
         }
         Err(e) => {
@@ -159,6 +199,7 @@ async fn attempt<D: Driver>(
             Ok(ToWorker::Welcome { worker_id, .. }) => worker_id,
             Ok(ToWorker::Refused { reason }) => {
                 log::error!("coordinator {} refused this worker: {reason}", config.url);
+                config.report("refused", None, Some(reason));
                 return Attempt::Failed;
             }
             _ => {

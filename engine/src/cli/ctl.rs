@@ -125,9 +125,12 @@ pub async fn ctl(args: CtlArgs) -> Exit {
                     .wait_ended(&reply.run_id, Duration::from_secs_f64(secs.max(0.0)))
                     .await
                     .map(|s| print(&s, args.json, || status_text(&s))),
-                None => Ok(print(&reply, args.json, || {
-                    format!("run {} is {}", reply.run_id, reply.state)
-                })),
+                None => {
+                    print(&reply, args.json, || {
+                        format!("run {} is {}", reply.run_id, reply.state)
+                    });
+                    Ok(())
+                }
             },
             Err(e) => Err(e),
         },

@@ -52,6 +52,9 @@ pub struct WorkerArgs {
     /// Where to write this worker's own per-run totals (`<run-id>.worker-<id>.json`).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// File kept up to date with the connection state (JSON), for the charm.
+    #[arg(long, value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
 }
 
 /// Loads the S3 connection settings a daemon needs; under systemd the file may come from
@@ -235,7 +238,12 @@ pub async fn worker(args: WorkerArgs) -> Exit {
     });
     connector::run(
         driver,
-        ConnectorConfig { url, token, name },
+        ConnectorConfig {
+            url,
+            token,
+            name,
+            status_file: args.status_file,
+        },
         WorkerOptions {
             totals_dir: args.state_dir,
         },

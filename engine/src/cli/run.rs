@@ -203,10 +203,12 @@ pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
         scenario.name,
         args.users,
         args.spawn_rate,
-        args.run_time
-            .as_deref()
-            .map(|d| format!("for {d}"))
-            .unwrap_or_else(|| "until stopped".into()),
+        match (args.run_time.as_deref(), args.iterations) {
+            (Some(d), Some(i)) => format!("for {d} or {i} iterations per user"),
+            (Some(d), None) => format!("for {d}"),
+            (None, Some(i)) => format!("{i} iterations per user"),
+            (None, None) => "until stopped".into(),
+        },
         config.endpoint,
         config.bucket,
         started.run_dir
@@ -225,7 +227,10 @@ pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
         .ok()
         .and_then(|t| serde_json::from_str::<crate::summary::Summary>(&t).ok())
     {
-        Some(summary) => println!("{}", summary.table()),
+        Some(summary) if summary.total.requests > 0 || final_status.state != RunState::Failed => {
+            println!("{}", summary.table())
+        }
+        Some(_) => {}
         None => eprintln!("(no summary was written)"),
     }
     let reason = final_status

@@ -293,7 +293,7 @@ impl<D: Driver> Actor<D> {
             Event::Attach(name, reply) => {
                 let _ = reply.send(self.attach(name));
             }
-            Event::Worker(id, msg) => self.from_worker(id, msg),
+            Event::Worker(id, msg) => self.worker_message(id, msg),
             Event::WorkerGone(id) => self.worker_gone(id),
             Event::Prepared(run_id, result) => self.prepared(&run_id, result),
             Event::CleanedUp(run_id, report) => self.cleaned_up(&run_id, report),
@@ -384,7 +384,7 @@ impl<D: Driver> Actor<D> {
         );
     }
 
-    fn from_worker(&mut self, id: u32, msg: FromWorker) {
+    fn worker_message(&mut self, id: u32, msg: FromWorker) {
         let Some(slot) = self.workers.get_mut(&id) else {
             return;
         };

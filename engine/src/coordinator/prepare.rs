@@ -84,6 +84,11 @@ pub async fn cleanup<D: Driver>(driver: &D, spec: &RunSpec) -> CleanupReport {
     for _ in 0..100_000 {
         let page = match driver.list(prefix, 1000, None).await {
             Ok(p) => p,
+            // No bucket (preparing failed before creating it): nothing was written.
+            Err(e) if e.code() == "NoSuchBucket" => {
+                report.seconds = started.elapsed().as_secs_f64();
+                return report;
+            }
             Err(e) => {
                 report.errors.push(format!("listing {prefix}: {e}"));
                 break;

@@ -1,0 +1,610 @@
+//! Actions: `start-test`, `stop-test`, `test-status`, `fetch-metrics`.
+//!
+//! They only talk to the daemons (the coordinator's control API on loopback, the worker's
+//! status file) and read run artifacts; tests themselves run inside the daemons. A refusal is
+//! an `action-fail` whose message says what to do instead. Result keys are lowercase-hyphen.
+
+use crate::config::{CharmConfig, NEEDS_S3};
+use crate::reconcile::{Charm, CharmError};
+use chopsticks::control::{ControlError, RunState, StartRequest, Status};
+use chopsticks::ctl::CtlError;
+use chopsticks::summary::Summary;
+use serde_json::{Map, Value};
+use std::time::{Duration, Instant};
+
+/// An action's outcome before it is reported.
+enum Outcome {
+    Done(Vec<(String, String)>),
+    Refused(String),
+}
+
+fn kv(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Runs action `name` and reports its results or refusal.
+pub fn run(charm: &Charm, name: &str) -> Result<(), CharmError> {
+    let params = charm.tools.action_get()?;
+    let outcome = match name {
+        "start-test" => start_test(charm, &params)?,
+        "stop-test" => stop_test(charm)?,
+        "test-status" => test_status(charm)?,
+        "fetch-metrics" => fetch_metrics(charm, &params)?,
+        other => Outcome::Refused(format!(
+            "unknown action '{other}': this charm has start-test, stop-test, test-status and fetch-metrics"
+        )),
+    };
+    match outcome {
+        Outcome::Done(results) => charm.tools.action_set(&results)?,
+        Outcome::Refused(message) => {
+            charm.log(&format!("action {name} refused: {message}"));
+            charm.tools.action_fail(&message)?;
+        }
+    }
+    Ok(())
+}
+
+fn leader_only(charm: &Charm, action: &str) -> Result<Option<Outcome>, CharmError> {
+    if charm.tools.is_leader()? {
+        Ok(None)
+    } else {
+        Ok(Some(Outcome::Refused(format!(
+            "{action} runs on the leader unit, which coordinates tests: juju run chopsticks/leader {action}"
+        ))))
+    }
+}
+
+fn ctl_message(e: &CtlError) -> String {
+    match e {
+        CtlError::Unreachable { .. } => format!(
+            "the coordinator is not answering ({e}); check juju status and journalctl -u chopsticks-leader"
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn param_str(params: &Map<String, Value>, key: &str) -> Option<String> {
+    match params.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+fn param_f64(params: &Map<String, Value>, key: &str) -> Option<f64> {
+    params.get(key).and_then(Value::as_f64)
+}
+
+/// Waits for the coordinator to answer (it may be restarting after a unit switch).
+fn wait_coordinator(
+    control: &dyn crate::control::Control,
+    limit: Duration,
+) -> Result<Status, CtlError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match control.status() {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, CharmError> {
+    if let Some(refused) = leader_only(charm, "start-test")? {
+        return Ok(refused);
+    }
+    let config = match CharmConfig::load(charm.tools) {
+        Ok(c) => c,
+        Err(m) => {
+            return Ok(Outcome::Refused(format!(
+                "the charm configuration is invalid: {m}"
+            )))
+        }
+    };
+    if let Err(m) = charm.s3_settings(&config) {
+        let hint = if m == NEEDS_S3 {
+            "S3 is not configured: juju config chopsticks s3-endpoint=http://HOST:PORT s3-access-key=KEY s3-secret-key=SECRET (or s3-credentials=SECRET-ID)".to_string()
+        } else {
+            format!("S3 is not configured correctly: {m}")
+        };
+        return Ok(Outcome::Refused(hint));
+    }
+    let users = param_f64(params, "users").unwrap_or(config.default_users as f64);
+    if users < 1.0 || users.fract() != 0.0 || users > u32::MAX as f64 {
+        return Ok(Outcome::Refused(format!(
+            "users={users} is not a number of users; give a whole number of 1 or more"
+        )));
+    }
+    let spawn_rate = param_f64(params, "spawn-rate").unwrap_or(config.default_spawn_rate);
+    if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
+        return Ok(Outcome::Refused(format!(
+            "spawn-rate={spawn_rate} must be above 0 users per second, e.g. spawn-rate=5 or 0.5"
+        )));
+    }
+    let duration = param_str(params, "duration").unwrap_or_else(|| config.default_duration.clone());
+    if let Err(e) = chopsticks::duration::parse(&duration) {
+        return Ok(Outcome::Refused(format!("duration={duration}: {e}")));
+    }
+    let scenario =
+        param_str(params, "scenario-file").unwrap_or_else(|| config.scenario_file.clone());
+    if let Err(e) = chopsticks::scenario::Scenario::resolve(&scenario) {
+        return Ok(Outcome::Refused(format!("scenario-file={scenario}: {e}")));
+    }
+    let headless = params
+        .get("headless")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if !headless {
+        return Ok(Outcome::Refused(
+            "the live web UI (headless=false) is not available in this version of the charm; \
+             run with headless=true (the default) and use fetch-metrics"
+                .into(),
+        ));
+    }
+    let workers = charm.peers()?.peers.len() as u32;
+    if workers == 0 {
+        return Ok(Outcome::Refused(
+            "there are no worker units: the leader only coordinates; add some with juju add-unit chopsticks -n 4"
+                .into(),
+        ));
+    }
+    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let status = match wait_coordinator(control.as_ref(), charm.settle) {
+        Ok(s) => s,
+        Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
+    };
+    if status.state.is_active() {
+        return Ok(Outcome::Refused(format!(
+            "test {} is {}; stop it first: juju run chopsticks/leader stop-test",
+            status.run_id.as_deref().unwrap_or("?"),
+            status.state
+        )));
+    }
+    let request = StartRequest {
+        scenario: scenario.clone(),
+        users: users as u32,
+        spawn_rate,
+        duration: Some(duration.clone()),
+        iterations: None,
+        expected_workers: Some(workers),
+        wait_workers_s: Some(60.0),
+        run_id: None,
+        seed: None,
+        stop_timeout_s: None,
+    };
+    let started = match control.start(&request) {
+        Ok(s) => s,
+        Err(CtlError::Refused(ControlError::Busy(m))) => {
+            return Ok(Outcome::Refused(format!(
+                "{m} (juju run chopsticks/leader stop-test)"
+            )))
+        }
+        Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
+    };
+    charm.log(&format!(
+        "started test {} ({scenario}, {} users at {spawn_rate}/s for {duration}, {workers} workers)",
+        started.run_id, users
+    ));
+    Ok(Outcome::Done(kv(&[
+        ("test-run-id", started.run_id.clone()),
+        ("state", started.state.to_string()),
+        ("users", (users as u32).to_string()),
+        ("spawn-rate", spawn_rate.to_string()),
+        ("duration", duration),
+        ("scenario-file", scenario),
+        ("workers", workers.to_string()),
+        ("headless", headless.to_string()),
+        (
+            "metrics-dir",
+            charm.paths.run_dir(&started.run_id).display().to_string(),
+        ),
+    ])))
+}
+
+fn stop_test(charm: &Charm) -> Result<Outcome, CharmError> {
+    if let Some(refused) = leader_only(charm, "stop-test")? {
+        return Ok(refused);
+    }
+    let config = match CharmConfig::load(charm.tools) {
+        Ok(c) => c,
+        Err(m) => {
+            return Ok(Outcome::Refused(format!(
+                "the charm configuration is invalid: {m}"
+            )))
+        }
+    };
+    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let reply = match control.stop(false) {
+        Ok(r) => r,
+        Err(CtlError::Refused(ControlError::NotFound(m))) => return Ok(Outcome::Refused(m)),
+        Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
+    };
+    // In-flight requests get the run's stop timeout (30 s) to finish, then cleanup runs.
+    let end = control.wait_ended(&reply.run_id, Duration::from_secs(120));
+    let state = match end {
+        Ok(s) if s.state.is_terminal() => s.state.to_string(),
+        Ok(s) => format!("{} (still winding down; check test-status)", s.state),
+        Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
+    };
+    Ok(Outcome::Done(kv(&[
+        ("test-run-id", reply.run_id.clone()),
+        ("state", state),
+        (
+            "metrics-dir",
+            charm.paths.run_dir(&reply.run_id).display().to_string(),
+        ),
+    ])))
+}
+
+fn test_status(charm: &Charm) -> Result<Outcome, CharmError> {
+    if !charm.tools.is_leader()? {
+        let link = charm.link_status();
+        return Ok(Outcome::Done(match link {
+            Some(l) => kv(&[
+                ("role", "worker".into()),
+                ("connection", l.state),
+                ("coordinator", l.coordinator),
+                (
+                    "worker-id",
+                    l.worker_id.map(|i| i.to_string()).unwrap_or_default(),
+                ),
+                ("since", l.since),
+                ("detail", l.detail.unwrap_or_default()),
+            ]),
+            None => kv(&[
+                ("role", "worker".into()),
+                ("connection", "not running".into()),
+                (
+                    "detail",
+                    "the worker has not started; see juju status for why".into(),
+                ),
+            ]),
+        }));
+    }
+    let config = match CharmConfig::load(charm.tools) {
+        Ok(c) => c,
+        Err(m) => {
+            return Ok(Outcome::Refused(format!(
+                "the charm configuration is invalid: {m}"
+            )))
+        }
+    };
+    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let s = match control.status() {
+        Ok(s) => s,
+        Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
+    };
+    let per_worker: Vec<String> = s
+        .users_per_worker
+        .iter()
+        .map(|(name, users)| format!("{name}={users}"))
+        .collect();
+    Ok(Outcome::Done(kv(&[
+        ("role", "coordinator".into()),
+        ("state", s.state.to_string()),
+        ("test-run-id", s.run_id.clone().unwrap_or_default()),
+        ("scenario", s.scenario.clone().unwrap_or_default()),
+        ("elapsed", format!("{:.0}s", s.elapsed_s)),
+        ("users", format!("{}/{}", s.users_running, s.users_target)),
+        ("users-per-worker", per_worker.join(", ")),
+        ("workers-connected", s.workers_connected.to_string()),
+        ("workers-missing", s.workers_missing.to_string()),
+        ("requests", s.requests.to_string()),
+        ("failures", s.failures.to_string()),
+        ("requests-per-second", format!("{:.1}", s.current_rps)),
+        ("mb-per-second", format!("{:.2}", s.current_mb_per_s)),
+        ("reason", s.reason.clone().unwrap_or_default()),
+    ])))
+}
+
+fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, CharmError> {
+    if let Some(refused) = leader_only(charm, "fetch-metrics")? {
+        return Ok(refused);
+    }
+    let format = param_str(params, "format").unwrap_or_else(|| "summary".into());
+    let run_id = match param_str(params, "run-id") {
+        Some(id) => id,
+        None => match latest_run(charm) {
+            Some(id) => id,
+            None => {
+                return Ok(Outcome::Refused(
+                    "no test has run yet: start one with juju run chopsticks/leader start-test"
+                        .into(),
+                ))
+            }
+        },
+    };
+    if run_id.contains('/') || run_id.starts_with('.') {
+        return Ok(Outcome::Refused(format!(
+            "run-id '{run_id}' is not a run id"
+        )));
+    }
+    let dir = charm.paths.run_dir(&run_id);
+    let record = match chopsticks::artifacts::read_record(&dir) {
+        Ok(r) => r,
+        Err(_) => {
+            let known = known_runs(charm);
+            return Ok(Outcome::Refused(format!(
+                "there is no run '{run_id}'; known runs: {}",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.join(name));
+    let content = match format.as_str() {
+        "summary" => match read(chopsticks::artifacts::SUMMARY_JSON)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
+        {
+            Some(s) => s.table(),
+            None => return Ok(no_summary(&run_id, record.state)),
+        },
+        "json" => match read(chopsticks::artifacts::SUMMARY_JSON) {
+            Ok(t) => t,
+            Err(_) => return Ok(no_summary(&run_id, record.state)),
+        },
+        "csv" => match read(chopsticks::artifacts::STATS_CSV) {
+            Ok(t) => t,
+            Err(_) => return Ok(no_summary(&run_id, record.state)),
+        },
+        other => {
+            return Ok(Outcome::Refused(format!(
+                "format={other} is not known; use summary, json or csv"
+            )))
+        }
+    };
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| !n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    Ok(Outcome::Done(kv(&[
+        ("test-run-id", run_id.clone()),
+        ("state", record.state.to_string()),
+        ("format", format.clone()),
+        (format.as_str(), content),
+        ("metrics-dir", dir.display().to_string()),
+        ("files", files.join(", ")),
+        (
+            "scp-command",
+            format!("juju scp -- -r {}:{} .", charm.unit, dir.display()),
+        ),
+    ])))
+}
+
+fn no_summary(run_id: &str, state: RunState) -> Outcome {
+    Outcome::Refused(format!(
+        "run {run_id} ({state}) has no summary yet; it is written every few seconds once users start"
+    ))
+}
+
+/// Run ids in the state directory, newest first.
+fn known_runs(charm: &Charm) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(charm.paths.state())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().join(chopsticks::artifacts::RUN_JSON).is_file())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids
+}
+
+fn latest_run(charm: &Charm) -> Option<String> {
+    known_runs(charm).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Unit;
+    use serde_json::json;
+
+    fn act(
+        u: &Unit,
+        name: &str,
+        params: Value,
+    ) -> (Option<String>, std::collections::BTreeMap<String, String>) {
+        *u.tools.params.borrow_mut() = params.as_object().cloned().unwrap_or_default();
+        u.tools.results.borrow_mut().clear();
+        *u.tools.failed.borrow_mut() = None;
+        u.with(|c| run(c, name)).unwrap();
+        (
+            u.tools.failed.borrow().clone(),
+            u.tools.results.borrow().clone(),
+        )
+    }
+
+    fn leader_with_workers() -> Unit {
+        let u = Unit::new(true);
+        u.configure_s3();
+        *u.tools.peers.borrow_mut() = (1..=4).map(|i| format!("chopsticks/{i}")).collect();
+        u.with(|c| c.reconcile()).unwrap();
+        u
+    }
+
+    #[test]
+    fn start_test_passes_parameters_and_reports_the_run() {
+        let u = leader_with_workers();
+        let (failed, r) = act(
+            &u,
+            "start-test",
+            json!({"users": 50, "spawn-rate": 5.0, "duration": "10m", "headless": true}),
+        );
+        assert_eq!(failed, None);
+        assert_eq!(r["test-run-id"], "20261122T101500Z-3f9c2a");
+        assert_eq!(r["users"], "50");
+        assert_eq!(r["spawn-rate"], "5");
+        assert_eq!(r["workers"], "4");
+        assert_eq!(r["scenario-file"], "s3_large_objects");
+        assert!(r["metrics-dir"].ends_with("var/lib/chopsticks/20261122T101500Z-3f9c2a"));
+        let sent = u.control.started.borrow()[0].clone();
+        assert_eq!(sent.expected_workers, Some(4));
+        assert_eq!(sent.duration.as_deref(), Some("10m"));
+        // A second start while it runs is refused with what to do.
+        let (failed, _) = act(&u, "start-test", json!({}));
+        assert!(failed
+            .unwrap()
+            .contains("stop it first: juju run chopsticks/leader stop-test"));
+    }
+
+    #[test]
+    fn start_test_refusals_say_what_to_do() {
+        let worker = Unit::new(false);
+        let (failed, _) = act(&worker, "start-test", json!({}));
+        assert!(failed.unwrap().contains("runs on the leader unit"));
+
+        let unconfigured = Unit::new(true);
+        *unconfigured.tools.peers.borrow_mut() = vec!["chopsticks/1".into()];
+        let (failed, _) = act(&unconfigured, "start-test", json!({}));
+        assert!(failed
+            .unwrap()
+            .starts_with("S3 is not configured: juju config chopsticks s3-endpoint="));
+
+        let alone = Unit::new(true);
+        alone.configure_s3();
+        let (failed, _) = act(&alone, "start-test", json!({}));
+        assert!(failed.unwrap().contains("juju add-unit"));
+
+        let u = leader_with_workers();
+        let (failed, _) = act(&u, "start-test", json!({"duration": "soon"}));
+        assert!(failed.unwrap().contains("1h30m"));
+        let (failed, _) = act(&u, "start-test", json!({"scenario-file": "nope"}));
+        assert!(failed.unwrap().contains("unknown scenario 'nope'"));
+        assert!(u.control.started.borrow().is_empty());
+    }
+
+    #[test]
+    fn stop_test_reports_the_final_state_or_that_nothing_runs() {
+        let u = leader_with_workers();
+        let (failed, _) = act(&u, "stop-test", json!({}));
+        assert_eq!(failed.as_deref(), Some("no test is running"));
+        act(&u, "start-test", json!({}));
+        let (failed, r) = act(&u, "stop-test", json!({}));
+        assert_eq!(failed, None);
+        assert_eq!(r["test-run-id"], "20261122T101500Z-3f9c2a");
+        assert_eq!(r["state"], "stopped");
+    }
+
+    #[test]
+    fn test_status_on_leader_and_worker() {
+        let u = leader_with_workers();
+        let (failed, r) = act(&u, "test-status", json!({}));
+        assert_eq!(failed, None);
+        assert_eq!(r["role"], "coordinator");
+        assert_eq!(r["state"], "idle");
+        assert_eq!(r["workers-connected"], "4");
+        let w = Unit::new(false);
+        let (_, r) = act(&w, "test-status", json!({}));
+        assert_eq!(r["role"], "worker");
+        assert_eq!(r["connection"], "not running");
+    }
+
+    #[test]
+    fn fetch_metrics_in_every_format() {
+        let u = leader_with_workers();
+        let (failed, _) = act(&u, "fetch-metrics", json!({"format": "summary"}));
+        assert!(failed.unwrap().contains("no test has run yet"));
+        // A real run directory, written by the engine's own artifact code.
+        let dir = u.paths().run_dir("20261122T101500Z-3f9c2a");
+        let rec = chopsticks::artifacts::RunDir::create(&dir).unwrap();
+        let stats = chopsticks::stats::Recorder::new(vec!["upload".into()]);
+        stats.record(
+            0,
+            0,
+            &chopsticks::stats::Outcome::Done {
+                latency: std::time::Duration::from_millis(5),
+                ttfb: None,
+                bytes: 1000,
+                error: None,
+            },
+        );
+        let summary = chopsticks::summary::Summary::new(
+            "20261122T101500Z-3f9c2a",
+            RunState::Completed,
+            "s3_small_objects",
+            1,
+            1.0,
+            &stats.take(),
+            &[("upload".into(), chopsticks::scenario::OpKind::Put)],
+        );
+        rec.write_summary(&summary).unwrap();
+        let (scenario, _) = chopsticks::scenario::Scenario::resolve("s3_small_objects").unwrap();
+        let target = chopsticks::workload::TargetInfo {
+            endpoint: "http://x".into(),
+            bucket: "b".into(),
+            region: "r".into(),
+            driver: chopsticks::workload::DriverKind::AwsSdk,
+            driver_config: Default::default(),
+            embedded: false,
+        };
+        let record = chopsticks::artifacts::RunRecord {
+            run_id: "20261122T101500Z-3f9c2a".into(),
+            engine_version: "t".into(),
+            state: RunState::Completed,
+            reason: None,
+            created_at: "t".into(),
+            started_at: None,
+            ended_at: None,
+            parameters: chopsticks::artifacts::RunParameters {
+                scenario_source: "s3_small_objects".into(),
+                users: 1,
+                spawn_rate: 1.0,
+                duration_s: None,
+                iterations: None,
+                expected_workers: None,
+                stop_timeout_s: 30.0,
+            },
+            scenario,
+            seed: 1,
+            key_prefix: "p/".into(),
+            target,
+            prepare: None,
+            cleanup: None,
+            workers: vec![],
+            requests: 1,
+            failures: 0,
+            bytes: 1000,
+        };
+        rec.write_json(chopsticks::artifacts::RUN_JSON, &record)
+            .unwrap();
+
+        let (failed, r) = act(&u, "fetch-metrics", json!({"format": "summary"}));
+        assert_eq!(failed, None);
+        assert!(r["summary"].contains("upload") && r["summary"].contains("Aggregated"));
+        assert_eq!(r["state"], "completed");
+        assert!(r["files"].contains("summary.json") && r["files"].contains("stats.csv"));
+        assert!(r["scp-command"].starts_with("juju scp -- -r chopsticks/0:"));
+        let (_, r) = act(&u, "fetch-metrics", json!({"format": "json"}));
+        let parsed: Summary = serde_json::from_str(&r["json"]).unwrap();
+        assert_eq!(parsed.total.requests, 1);
+        let (_, r) = act(
+            &u,
+            "fetch-metrics",
+            json!({"format": "csv", "run-id": "20261122T101500Z-3f9c2a"}),
+        );
+        assert!(r["csv"].starts_with("Type,Name,Request Count"));
+        let (failed, _) = act(&u, "fetch-metrics", json!({"run-id": "nope"}));
+        assert!(failed
+            .unwrap()
+            .contains("known runs: 20261122T101500Z-3f9c2a"));
+        let worker = Unit::new(false);
+        let (failed, _) = act(&worker, "fetch-metrics", json!({}));
+        assert!(failed.unwrap().contains("leader"));
+    }
+}

@@ -1,0 +1,255 @@
+//! The charm's configuration (`config.yaml`), read from `config-get` and checked.
+//!
+//! Every problem becomes a message for a `blocked` status that names the option to set,
+//! so an operator sees what to fix in `juju status`.
+
+use crate::juju::HookTools;
+use chopsticks::workload::{DriverConfig, DriverKind};
+use serde_json::{Map, Value};
+
+/// The options, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CharmConfig {
+    pub s3_endpoint: String,
+    pub s3_access_key: String,
+    pub s3_secret_key: String,
+    /// A Juju secret id holding `access-key` and `secret-key`; preferred over the plain keys.
+    pub s3_credentials: String,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    pub s3_driver: String,
+    pub s3_driver_config_yaml: String,
+    pub scenario_file: String,
+    pub default_users: u32,
+    pub default_spawn_rate: f64,
+    pub default_duration: String,
+    pub coordinator_port: u16,
+    pub control_port: u16,
+    pub web_port: u16,
+    pub log_level: String,
+}
+
+/// The S3 settings the daemons get, rendered into `s3_config.yaml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Settings {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+    pub region: String,
+    pub driver: DriverKind,
+    pub driver_config: DriverConfig,
+}
+
+/// The status message while S3 is not configured.
+pub const NEEDS_S3: &str = "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
+
+fn text(map: &Map<String, Value>, key: &str, default: &str) -> String {
+    match map.get(key) {
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Null) | None => default.to_string(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn number(map: &Map<String, Value>, key: &str) -> Option<f64> {
+    match map.get(key) {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn port(map: &Map<String, Value>, key: &str, default: u16) -> Result<u16, String> {
+    match number(map, key) {
+        None => Ok(default),
+        Some(p) if p.fract() == 0.0 && (1.0..=65535.0).contains(&p) => Ok(p as u16),
+        Some(p) => Err(format!("{key} {p} is not a TCP port; use 1-65535")),
+    }
+}
+
+impl CharmConfig {
+    /// Reads and checks the options.
+    pub fn load(tools: &dyn HookTools) -> Result<CharmConfig, String> {
+        let map = tools
+            .config()
+            .map_err(|e| format!("cannot read the configuration: {e}"))?;
+        Self::from_map(&map)
+    }
+
+    pub fn from_map(map: &Map<String, Value>) -> Result<CharmConfig, String> {
+        let users = number(map, "default-users").unwrap_or(10.0);
+        if users < 1.0 || users.fract() != 0.0 || users > 10_000_000.0 {
+            return Err(format!(
+                "default-users {users} is not a number of users; use a whole number of 1 or more"
+            ));
+        }
+        let spawn_rate = number(map, "default-spawn-rate").unwrap_or(2.0);
+        if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
+            return Err(format!(
+                "default-spawn-rate {spawn_rate} must be above 0 users per second"
+            ));
+        }
+        let duration = text(map, "default-duration", "10m");
+        if let Err(e) = chopsticks::duration::parse(&duration) {
+            return Err(format!("default-duration: {e}"));
+        }
+        let log_level = text(map, "log-level", "info").to_lowercase();
+        if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+            return Err(format!(
+                "log-level '{log_level}' is not one of error, warn, info, debug, trace"
+            ));
+        }
+        let config = CharmConfig {
+            s3_endpoint: text(map, "s3-endpoint", ""),
+            s3_access_key: text(map, "s3-access-key", ""),
+            s3_secret_key: text(map, "s3-secret-key", ""),
+            s3_credentials: text(map, "s3-credentials", ""),
+            s3_bucket: text(map, "s3-bucket", chopsticks::workload::DEFAULT_BUCKET),
+            s3_region: text(map, "s3-region", chopsticks::workload::DEFAULT_REGION),
+            s3_driver: text(map, "s3-driver", "aws-sdk"),
+            s3_driver_config_yaml: text(map, "s3-driver-config-yaml", ""),
+            scenario_file: text(map, "scenario-file", "s3_large_objects"),
+            default_users: users as u32,
+            default_spawn_rate: spawn_rate,
+            default_duration: duration,
+            coordinator_port: port(map, "coordinator-port", 5557)?,
+            control_port: port(map, "control-port", 5558)?,
+            web_port: port(map, "web-port", 8089)?,
+            log_level,
+        };
+        let ports = [
+            config.coordinator_port,
+            config.control_port,
+            config.web_port,
+        ];
+        if ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2] {
+            return Err(
+                "coordinator-port, control-port and web-port must be three different ports".into(),
+            );
+        }
+        Ok(config)
+    }
+
+    /// The S3 settings, or the blocked message saying what to set. `credentials` is the
+    /// content of the `s3-credentials` secret when that option is set.
+    pub fn s3(
+        &self,
+        credentials: Option<&crate::juju::SecretContent>,
+    ) -> Result<S3Settings, String> {
+        let (access_key, secret_key) = match credentials {
+            Some(c) => {
+                let get = |k: &str| c.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+                let (a, s) = (get("access-key"), get("secret-key"));
+                if a.is_empty() || s.is_empty() {
+                    return Err(
+                        "the s3-credentials secret needs the keys access-key and secret-key; \
+                         update it with juju update-secret"
+                            .into(),
+                    );
+                }
+                (a, s)
+            }
+            None => (self.s3_access_key.clone(), self.s3_secret_key.clone()),
+        };
+        if self.s3_endpoint.is_empty() || access_key.is_empty() || secret_key.is_empty() {
+            return Err(NEEDS_S3.into());
+        }
+        let driver = match self.s3_driver.as_str() {
+            "aws-sdk" | "" => DriverKind::AwsSdk,
+            "s5cmd" => DriverKind::S5cmd,
+            other => {
+                return Err(format!(
+                    "s3-driver '{other}' is not known; use aws-sdk (or s5cmd)"
+                ))
+            }
+        };
+        let driver_config: DriverConfig = if self.s3_driver_config_yaml.is_empty() {
+            DriverConfig::default()
+        } else {
+            serde_yaml_ng::from_str(&self.s3_driver_config_yaml)
+                .map_err(|e| format!("s3-driver-config-yaml is not a valid driver config: {e}"))?
+        };
+        // The engine's own checks (URL, bucket name, driver tuning), with the charm's names.
+        let file = chopsticks::workload::WorkloadFile {
+            endpoint: Some(self.s3_endpoint.clone()),
+            access_key: Some(access_key.clone()),
+            secret_key: Some(chopsticks::workload::Secret::new(secret_key.clone())),
+            bucket: Some(self.s3_bucket.clone()),
+            region: Some(self.s3_region.clone()),
+            driver: Some(driver),
+            driver_config: Some(driver_config.clone()),
+        };
+        let resolved = file
+            .resolve(&NoEnv, "charm config")
+            .map_err(|e| e.to_string().replace("workload config charm config: ", ""))?
+            .ok_or_else(|| NEEDS_S3.to_string())?;
+        Ok(S3Settings {
+            endpoint: resolved.endpoint,
+            access_key,
+            secret_key,
+            bucket: resolved.bucket,
+            region: resolved.region,
+            driver,
+            driver_config,
+        })
+    }
+}
+
+/// The charm never fills S3 settings from its own environment.
+struct NoEnv;
+
+impl chopsticks::workload::Env for NoEnv {
+    fn var(&self, _name: &str) -> Option<String> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(v: Value) -> Result<CharmConfig, String> {
+        CharmConfig::from_map(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn defaults_apply_and_s3_is_required() {
+        let c = cfg(json!({})).unwrap();
+        assert_eq!(c.coordinator_port, 5557);
+        assert_eq!(c.scenario_file, "s3_large_objects");
+        assert_eq!(c.s3(None).unwrap_err(), NEEDS_S3);
+    }
+
+    #[test]
+    fn plain_keys_or_a_secret() {
+        let c = cfg(json!({"s3-endpoint": "http://10.0.0.1:80", "s3-access-key": "a", "s3-secret-key": "b", "s3-bucket": "test-bucket"})).unwrap();
+        let s = c.s3(None).unwrap();
+        assert_eq!((s.access_key.as_str(), s.secret_key.as_str()), ("a", "b"));
+        let mut secret = crate::juju::SecretContent::new();
+        secret.insert("access-key".into(), "sa".into());
+        secret.insert("secret-key".into(), "ss".into());
+        assert_eq!(c.s3(Some(&secret)).unwrap().access_key, "sa");
+        secret.remove("secret-key");
+        assert!(c
+            .s3(Some(&secret))
+            .unwrap_err()
+            .contains("access-key and secret-key"));
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let e = cfg(json!({"coordinator-port": 70000})).unwrap_err();
+        assert!(e.contains("coordinator-port"), "{e}");
+        let e = cfg(json!({"default-duration": "soon"})).unwrap_err();
+        assert!(e.contains("default-duration"), "{e}");
+        let c = cfg(json!({"s3-endpoint": "10.0.0.1", "s3-access-key": "a", "s3-secret-key": "b"}))
+            .unwrap();
+        assert!(c.s3(None).unwrap_err().contains("http://HOST:PORT"));
+        let c = cfg(json!({"s3-endpoint": "http://h", "s3-access-key": "a", "s3-secret-key": "b", "s3-driver-config-yaml": "retries: [1"})).unwrap();
+        assert!(c.s3(None).unwrap_err().contains("s3-driver-config-yaml"));
+        let c = cfg(json!({"s3-endpoint": "http://h", "s3-access-key": "a", "s3-secret-key": "b", "s3-driver": "boto"})).unwrap();
+        assert!(c.s3(None).unwrap_err().contains("s3-driver 'boto'"));
+    }
+}

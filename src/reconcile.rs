@@ -1,0 +1,734 @@
+//! The one idempotent reconcile every hook runs: from (config, secrets, leadership, peer data)
+//! to (files, systemd units, published data, status).
+//!
+//! The leader runs the coordinator and publishes where it listens and which secret holds the
+//! cluster token; every other unit runs a worker pointed at it. Because each hook recomputes
+//! everything, leadership changes, units joining or leaving, and config changes all converge
+//! without special cases.
+
+use crate::config::{CharmConfig, S3Settings};
+use crate::control::Control;
+use crate::juju::{HookTools, SecretContent, StatusKind};
+use crate::paths::{Paths, LEADER_UNIT, LEADER_WEBUI_UNIT, WORKER_UNIT};
+use crate::render::{write_if_changed, RenderError, Templates, UnitValues};
+use crate::services::{ServiceError, Services};
+use crate::system::{AccountError, System};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The peer relation.
+pub const PEER: &str = "cluster";
+/// The system user the services run as.
+pub const USER: &str = "chopsticks";
+/// Keys of the application databag.
+pub const KEY_ADDRESS: &str = "coordinator-address";
+pub const KEY_PORT: &str = "coordinator-port";
+pub const KEY_TOKEN: &str = "token-secret-id";
+pub const KEY_LEADER: &str = "leader-unit";
+const TOKEN_LABEL: &str = "cluster-token";
+
+/// Why a hook could not do its job (Juju then retries it).
+#[derive(Debug, thiserror::Error)]
+pub enum CharmError {
+    #[error(transparent)]
+    Tool(#[from] crate::juju::ToolError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Makes the coordinator client for a control port.
+pub type ControlFactory<'a> = dyn Fn(u16) -> Result<Box<dyn Control>, String> + 'a;
+
+/// Everything a hook or action works with.
+pub struct Charm<'a> {
+    pub tools: &'a dyn HookTools,
+    pub services: &'a dyn Services,
+    pub system: &'a dyn System,
+    pub control: &'a ControlFactory<'a>,
+    pub paths: Paths,
+    pub charm_dir: PathBuf,
+    /// `chopsticks/0`.
+    pub unit: String,
+    /// How long to wait for a daemon to come up before reporting status.
+    pub settle: Duration,
+}
+
+/// What the charm remembers between hooks.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CharmState {
+    /// The coordinator serves the web UI (set by `start-test headless=false`).
+    #[serde(default)]
+    pub web_ui: bool,
+    /// The cluster token secret, kept until it is published to the peers.
+    #[serde(default)]
+    pub token_secret_id: Option<String>,
+}
+
+/// What the peers publish.
+#[derive(Debug, Clone, Default)]
+pub struct PeerView {
+    pub relation: Option<String>,
+    pub app: BTreeMap<String, String>,
+    pub peers: Vec<String>,
+}
+
+impl<'a> Charm<'a> {
+    pub fn log(&self, message: &str) {
+        self.tools.log("INFO", message);
+    }
+
+    pub fn load_state(&self) -> CharmState {
+        std::fs::read_to_string(self.paths.charm_state())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save_state(&self, state: &CharmState) -> Result<(), CharmError> {
+        let text = serde_json::to_vec_pretty(state).map_err(|e| CharmError::Io(e.to_string()))?;
+        write_if_changed(&self.paths.charm_state(), &text, 0o600)?;
+        Ok(())
+    }
+
+    pub fn peers(&self) -> Result<PeerView, CharmError> {
+        let Some(relation) = self.tools.relation_ids(PEER)?.into_iter().next() else {
+            return Ok(PeerView::default());
+        };
+        Ok(PeerView {
+            app: self.tools.relation_get_app(&relation)?,
+            peers: self.tools.relation_list(&relation)?,
+            relation: Some(relation),
+        })
+    }
+
+    /// The S3 settings, or the blocked message saying what to fix.
+    pub fn s3_settings(&self, config: &CharmConfig) -> Result<S3Settings, String> {
+        let credentials = if config.s3_credentials.is_empty() {
+            None
+        } else {
+            match self.tools.secret_get(&config.s3_credentials) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read the s3-credentials secret ({}); grant it: juju grant-secret <secret> chopsticks",
+                        e.message
+                    ))
+                }
+            }
+        };
+        config.s3(credentials.as_ref())
+    }
+
+    /// Puts the engine and scenarios from the charm in place, with the user and directories.
+    /// Returns whether the engine binary changed (an upgrade: running services restart).
+    pub fn install_files(&self) -> Result<bool, CharmError> {
+        let io = |what: &str, e: std::io::Error| CharmError::Io(format!("{what}: {e}"));
+        let source = self.charm_dir.join("bin/chopsticks");
+        let bytes =
+            std::fs::read(&source).map_err(|e| io(&format!("reading {}", source.display()), e))?;
+        let engine_changed = write_if_changed(&self.paths.engine(), &bytes, 0o755)?;
+        let scenarios = self.charm_dir.join("scenarios");
+        if let Ok(entries) = std::fs::read_dir(&scenarios) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "yaml") {
+                    let text = std::fs::read(&path).map_err(|e| io("reading a scenario", e))?;
+                    write_if_changed(
+                        &self.paths.scenarios().join(entry.file_name()),
+                        &text,
+                        0o644,
+                    )?;
+                }
+            }
+        }
+        let (uid, gid) = self
+            .system
+            .ensure_user(USER, &self.paths.state().display().to_string())?;
+        let state = self.paths.state();
+        std::fs::create_dir_all(&state).map_err(|e| io("creating the state directory", e))?;
+        nix::unistd::chown(
+            &state,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| CharmError::Io(format!("chown {}: {e}", state.display())))?;
+        set_mode(&state, 0o750)?;
+        std::fs::create_dir_all(self.paths.etc()).map_err(|e| io("creating /etc/chopsticks", e))?;
+        set_mode(&self.paths.etc(), 0o700)?;
+        Ok(engine_changed)
+    }
+
+    /// The reconcile every hook runs.
+    pub fn reconcile(&self) -> Result<(), CharmError> {
+        let upgraded = self.install_files()?;
+        self.tools.application_version_set(chopsticks::VERSION)?;
+        let config = match CharmConfig::load(self.tools) {
+            Ok(c) => c,
+            Err(message) => return self.block(&message),
+        };
+        let leader = self.tools.is_leader()?;
+        let view = self.peers()?;
+        let mut state = self.load_state();
+        let token_id = if leader {
+            Some(self.ensure_token(&view, &mut state)?)
+        } else {
+            view.app.get(KEY_TOKEN).cloned()
+        };
+        let s3 = match self.s3_settings(&config) {
+            Ok(s) => s,
+            Err(message) => {
+                if leader {
+                    // Workers still learn where the coordinator will be.
+                    self.publish(&config, &view, token_id.as_deref())?;
+                }
+                return self.block(&message);
+            }
+        };
+        let templates = Templates::new(&self.charm_dir);
+        let s3_changed = write_if_changed(
+            &self.paths.s3_config(),
+            templates.s3_config(&s3)?.as_bytes(),
+            0o600,
+        )?;
+        let token_changed = match &token_id {
+            Some(id) => {
+                let content = self.tools.secret_get(id)?;
+                let token = content.get("token").cloned().unwrap_or_default();
+                write_if_changed(&self.paths.token_file(), token.as_bytes(), 0o600)?
+            }
+            None => false,
+        };
+        let inputs_changed = upgraded || s3_changed || token_changed;
+        if leader {
+            self.publish(&config, &view, token_id.as_deref())?;
+            self.run_coordinator(&config, &templates, state.web_ui, inputs_changed)
+        } else {
+            self.run_worker(
+                &config,
+                &templates,
+                &view,
+                token_id.is_some(),
+                inputs_changed,
+            )
+        }
+    }
+
+    fn block(&self, message: &str) -> Result<(), CharmError> {
+        for unit in [LEADER_UNIT, LEADER_WEBUI_UNIT, WORKER_UNIT] {
+            self.services.stop_disable(unit)?;
+        }
+        self.tools.status_set(StatusKind::Blocked, message)?;
+        Ok(())
+    }
+
+    /// The cluster token secret's id, creating the secret on first need (leader only).
+    fn ensure_token(&self, view: &PeerView, state: &mut CharmState) -> Result<String, CharmError> {
+        if let Some(id) = view.app.get(KEY_TOKEN) {
+            return Ok(id.clone());
+        }
+        if let Some(id) = &state.token_secret_id {
+            return Ok(id.clone());
+        }
+        let mut content = SecretContent::new();
+        content.insert(
+            "token".into(),
+            chopsticks::token::Token::generate().expose().to_string(),
+        );
+        let id = self.tools.secret_add_app(TOKEN_LABEL, &content)?;
+        state.token_secret_id = Some(id.clone());
+        self.save_state(state)?;
+        self.log("created the cluster token secret");
+        Ok(id)
+    }
+
+    /// Publishes where the coordinator listens (leader only), writing only what changed.
+    fn publish(
+        &self,
+        config: &CharmConfig,
+        view: &PeerView,
+        token_id: Option<&str>,
+    ) -> Result<(), CharmError> {
+        let Some(relation) = &view.relation else {
+            return Ok(());
+        };
+        let address = self.tools.ingress_address(PEER)?;
+        let mut wanted = vec![
+            (KEY_ADDRESS.to_string(), address),
+            (KEY_PORT.to_string(), config.coordinator_port.to_string()),
+            (KEY_LEADER.to_string(), self.unit.clone()),
+        ];
+        if let Some(id) = token_id {
+            wanted.push((KEY_TOKEN.to_string(), id.to_string()));
+        }
+        let changed: Vec<(String, String)> = wanted
+            .into_iter()
+            .filter(|(k, v)| view.app.get(k) != Some(v))
+            .collect();
+        if !changed.is_empty() {
+            self.tools.relation_set_app(relation, &changed)?;
+        }
+        Ok(())
+    }
+
+    fn unit_values(&self, config: &CharmConfig) -> UnitValues {
+        let mut v = UnitValues::new(&self.paths, config);
+        v.worker_name = self.unit.replace('/', "-");
+        v
+    }
+
+    fn run_coordinator(
+        &self,
+        config: &CharmConfig,
+        templates: &Templates,
+        web_ui: bool,
+        inputs_changed: bool,
+    ) -> Result<(), CharmError> {
+        let values = self.unit_values(config);
+        let headless_changed = write_if_changed(
+            &self.paths.unit_file(LEADER_UNIT),
+            templates.leader_unit(&values, false)?.as_bytes(),
+            0o644,
+        )?;
+        let webui_changed = write_if_changed(
+            &self.paths.unit_file(LEADER_WEBUI_UNIT),
+            templates.leader_unit(&values, true)?.as_bytes(),
+            0o644,
+        )?;
+        if headless_changed || webui_changed {
+            self.services.daemon_reload()?;
+        }
+        let (wanted, other, unit_changed) = if web_ui {
+            (LEADER_WEBUI_UNIT, LEADER_UNIT, webui_changed)
+        } else {
+            (LEADER_UNIT, LEADER_WEBUI_UNIT, headless_changed)
+        };
+        self.services.stop_disable(WORKER_UNIT)?;
+        self.services.stop_disable(other)?;
+        if self.services.is_active(wanted) {
+            if inputs_changed || unit_changed {
+                self.log(&format!("restarting {wanted}: its configuration changed"));
+                self.services.restart(wanted)?;
+            }
+        } else {
+            self.services.enable_start(wanted)?;
+        }
+        self.tools.open_port(config.coordinator_port)?;
+        if web_ui {
+            self.tools.open_port(config.web_port)?;
+        } else {
+            self.tools.close_port(config.web_port)?;
+        }
+        self.coordinator_status(config)
+    }
+
+    /// Sets the leader's status from the coordinator's own report.
+    pub fn coordinator_status(&self, config: &CharmConfig) -> Result<(), CharmError> {
+        let deadline = Instant::now() + self.settle;
+        let control = (self.control)(config.control_port).map_err(CharmError::Io)?;
+        loop {
+            match control.status() {
+                Ok(s) => {
+                    let last = match (&s.run_id, s.state) {
+                        (Some(id), state) => format!("last run {id}: {state}"),
+                        (None, _) => "no runs yet".to_string(),
+                    };
+                    let message = if s.state.is_active() {
+                        format!(
+                            "coordinator ready: {} workers connected, run {} {}",
+                            s.workers_connected,
+                            s.run_id.as_deref().unwrap_or("?"),
+                            s.state
+                        )
+                    } else {
+                        format!(
+                            "coordinator ready: {} workers connected, {last}",
+                            s.workers_connected
+                        )
+                    };
+                    self.tools.status_set(StatusKind::Active, &message)?;
+                    return Ok(());
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(e) => {
+                    self.tools.status_set(
+                        StatusKind::Maintenance,
+                        "coordinator starting (not answering yet)",
+                    )?;
+                    self.log(&format!("coordinator not answering yet: {e}"));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn run_worker(
+        &self,
+        config: &CharmConfig,
+        templates: &Templates,
+        view: &PeerView,
+        have_token: bool,
+        inputs_changed: bool,
+    ) -> Result<(), CharmError> {
+        self.services.stop_disable(LEADER_UNIT)?;
+        self.services.stop_disable(LEADER_WEBUI_UNIT)?;
+        self.tools.close_port(config.coordinator_port)?;
+        self.tools.close_port(config.web_port)?;
+        let address = view.app.get(KEY_ADDRESS).filter(|a| valid_host(a));
+        let port = view.app.get(KEY_PORT).and_then(|p| p.parse::<u16>().ok());
+        let stale = view.app.get(KEY_LEADER) == Some(&self.unit);
+        let (Some(address), Some(port), true, false) = (address, port, have_token, stale) else {
+            self.services.stop_disable(WORKER_UNIT)?;
+            self.tools
+                .status_set(StatusKind::Waiting, "waiting for leader address")?;
+            return Ok(());
+        };
+        let coordinator = if address.contains(':') {
+            format!("[{address}]:{port}")
+        } else {
+            format!("{address}:{port}")
+        };
+        let mut values = self.unit_values(config);
+        values.coordinator = coordinator.clone();
+        let unit_changed = write_if_changed(
+            &self.paths.unit_file(WORKER_UNIT),
+            templates.worker_unit(&values)?.as_bytes(),
+            0o644,
+        )?;
+        if unit_changed {
+            self.services.daemon_reload()?;
+        }
+        if self.services.is_active(WORKER_UNIT) {
+            if inputs_changed || unit_changed {
+                // A stale connection state must not be reported for the new target.
+                let _ = std::fs::remove_file(self.paths.worker_status());
+                self.log(&format!(
+                    "restarting {WORKER_UNIT}: its configuration changed"
+                ));
+                self.services.restart(WORKER_UNIT)?;
+            }
+        } else {
+            let _ = std::fs::remove_file(self.paths.worker_status());
+            self.services.enable_start(WORKER_UNIT)?;
+        }
+        self.worker_status(&coordinator)
+    }
+
+    /// The worker's connection as its daemon last reported it.
+    pub fn link_status(&self) -> Option<chopsticks::connector::LinkStatus> {
+        std::fs::read_to_string(self.paths.worker_status())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    }
+
+    fn worker_status(&self, coordinator: &str) -> Result<(), CharmError> {
+        let deadline = Instant::now() + self.settle;
+        loop {
+            let link = self.link_status();
+            match link.as_ref().map(|l| l.state.as_str()) {
+                Some("connected") => {
+                    self.tools.status_set(
+                        StatusKind::Active,
+                        &format!("worker connected to {coordinator}"),
+                    )?;
+                    return Ok(());
+                }
+                Some("refused") if Instant::now() >= deadline => {
+                    let detail = link.and_then(|l| l.detail).unwrap_or_default();
+                    self.tools.status_set(
+                        StatusKind::Blocked,
+                        &format!("coordinator {coordinator} refused this worker: {detail}"),
+                    )?;
+                    return Ok(());
+                }
+                _ if Instant::now() >= deadline => {
+                    self.tools.status_set(
+                        StatusKind::Waiting,
+                        &format!("worker connecting to {coordinator}"),
+                    )?;
+                    return Ok(());
+                }
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// The `stop` hook: this unit's services end.
+    pub fn stop_services(&self) -> Result<(), CharmError> {
+        for unit in [WORKER_UNIT, LEADER_UNIT, LEADER_WEBUI_UNIT] {
+            self.services.stop_disable(unit)?;
+        }
+        Ok(())
+    }
+
+    /// The `remove` hook: units, binaries and configuration go; run artifacts in
+    /// `/var/lib/chopsticks` stay, so results survive the removal.
+    pub fn remove(&self) -> Result<(), CharmError> {
+        self.stop_services()?;
+        for unit in [WORKER_UNIT, LEADER_UNIT, LEADER_WEBUI_UNIT] {
+            let path = self.paths.unit_file(unit);
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .map_err(|e| CharmError::Io(format!("removing {}: {e}", path.display())))?;
+            }
+        }
+        self.services.daemon_reload()?;
+        for dir in [self.paths.opt(), self.paths.etc()] {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| CharmError::Io(format!("removing {}: {e}", dir.display())))?;
+            }
+        }
+        let _ = std::fs::remove_file(self.paths.worker_status());
+        Ok(())
+    }
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), CharmError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| CharmError::Io(format!("chmod {}: {e}", path.display())))
+}
+
+/// An address safe to put on a unit's command line.
+fn valid_host(address: &str) -> bool {
+    !address.is_empty()
+        && address.len() <= 253
+        && address
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Unit;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn unconfigured_leader_is_blocked_but_publishes_its_address_and_token() {
+        let u = Unit::new(true);
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.status(),
+            (StatusKind::Blocked, crate::config::NEEDS_S3.to_string())
+        );
+        assert!(u.services.active.borrow().is_empty());
+        let app = u.tools.app.borrow().clone();
+        assert_eq!(app[KEY_ADDRESS], "10.1.2.3");
+        assert_eq!(app[KEY_PORT], "5557");
+        assert!(app[KEY_TOKEN].starts_with("secret:"));
+        // The engine and scenarios were installed from the charm.
+        assert_eq!(std::fs::read(u.paths().engine()).unwrap(), b"engine v1");
+        assert!(u
+            .paths()
+            .scenarios()
+            .join("s3_large_objects.yaml")
+            .is_file());
+    }
+
+    #[test]
+    fn configured_leader_runs_the_coordinator_with_private_files() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        u.with(|c| c.reconcile()).unwrap();
+        let p = u.paths();
+        assert_eq!(mode(&p.s3_config()), 0o600);
+        assert_eq!(mode(&p.token_file()), 0o600);
+        assert_eq!(mode(&p.etc()), 0o700);
+        let s3 = std::fs::read_to_string(p.s3_config()).unwrap();
+        assert!(s3.contains("bucket: \"test-bucket\""), "{s3}");
+        let token = std::fs::read_to_string(p.token_file()).unwrap();
+        assert_eq!(token.len(), 64);
+        assert!(u.services.is_active_unit(LEADER_UNIT));
+        assert!(!u.services.is_active_unit(WORKER_UNIT));
+        assert!(u.tools.ports.borrow().contains(&5557));
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Active,
+                "coordinator ready: 4 workers connected, no runs yet".to_string()
+            )
+        );
+        // No secret in any call the charm made.
+        for call in u.tools.calls.borrow().iter() {
+            assert!(!call.contains("SUPER-SECRET-KEY-VALUE"), "{call}");
+            assert!(!call.contains(&token), "{call}");
+        }
+    }
+
+    #[test]
+    fn reconcile_is_idempotent_and_restarts_only_on_change() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        u.with(|c| c.reconcile()).unwrap();
+        let calls_before = u.services.calls.borrow().len();
+        let relation_sets = |u: &Unit| {
+            u.tools
+                .calls
+                .borrow()
+                .iter()
+                .filter(|c| c.starts_with("relation-set"))
+                .count()
+        };
+        let sets_before = relation_sets(&u);
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.services.calls.borrow().len(),
+            calls_before,
+            "{:?}",
+            u.services.calls.borrow()
+        );
+        assert_eq!(relation_sets(&u), sets_before);
+        u.configure(&[("s3-bucket", json!("other-bucket"))]);
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.services.calls.borrow().last().map(String::as_str),
+            Some("restart chopsticks-leader.service")
+        );
+    }
+
+    #[test]
+    fn worker_waits_for_the_leader_then_connects() {
+        let u = Unit::new(false);
+        u.configure_s3();
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Waiting,
+                "waiting for leader address".to_string()
+            )
+        );
+        assert!(u.services.active.borrow().is_empty());
+        // The leader publishes; the token secret is app-owned, so readable here.
+        let mut secret = SecretContent::new();
+        secret.insert("token".into(), "t".repeat(64));
+        u.tools
+            .secrets
+            .borrow_mut()
+            .insert("secret:tok".into(), secret);
+        u.tools.granted.borrow_mut().insert("secret:tok".into());
+        u.tools.app.borrow_mut().extend([
+            (KEY_ADDRESS.to_string(), "10.9.9.9".to_string()),
+            (KEY_PORT.to_string(), "5557".to_string()),
+            (KEY_TOKEN.to_string(), "secret:tok".to_string()),
+            (KEY_LEADER.to_string(), "chopsticks/1".to_string()),
+        ]);
+        std::fs::create_dir_all(u.paths().state()).unwrap();
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u.services.is_active_unit(WORKER_UNIT));
+        let unit = std::fs::read_to_string(u.paths().unit_file(WORKER_UNIT)).unwrap();
+        assert!(
+            unit.contains("--coordinator 10.9.9.9:5557 --name chopsticks-0"),
+            "{unit}"
+        );
+        // The daemon reports its connection; the status follows it.
+        let link = chopsticks::connector::LinkStatus {
+            state: "connected".into(),
+            coordinator: "ws://10.9.9.9:5557/ws".into(),
+            worker_id: Some(3),
+            since: "now".into(),
+            detail: None,
+        };
+        std::fs::write(
+            u.paths().worker_status(),
+            serde_json::to_vec(&link).unwrap(),
+        )
+        .unwrap();
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Active,
+                "worker connected to 10.9.9.9:5557".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn losing_leadership_stops_the_coordinator() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u.services.is_active_unit(LEADER_UNIT));
+        *u.tools.leader.borrow_mut() = false;
+        // Until the new leader publishes, the old address points at this unit itself.
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(!u.services.is_active_unit(LEADER_UNIT));
+        assert!(!u.services.is_active_unit(WORKER_UNIT));
+        u.tools.app.borrow_mut().extend([
+            (KEY_ADDRESS.to_string(), "10.7.7.7".to_string()),
+            (KEY_LEADER.to_string(), "chopsticks/2".to_string()),
+        ]);
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u.services.is_active_unit(WORKER_UNIT));
+        assert!(!u.tools.ports.borrow().contains(&5557));
+    }
+
+    #[test]
+    fn credentials_secret_must_be_granted() {
+        let u = Unit::new(true);
+        u.configure(&[
+            ("s3-endpoint", json!("http://10.0.0.1:80")),
+            ("s3-credentials", json!("secret:creds")),
+        ]);
+        let mut creds = SecretContent::new();
+        creds.insert("access-key".into(), "AK".into());
+        creds.insert("secret-key".into(), "SK-FROM-SECRET".into());
+        u.tools
+            .secrets
+            .borrow_mut()
+            .insert("secret:creds".into(), creds);
+        u.with(|c| c.reconcile()).unwrap();
+        let (kind, message) = u.status();
+        assert_eq!(kind, StatusKind::Blocked);
+        assert!(message.contains("juju grant-secret"), "{message}");
+        u.tools.granted.borrow_mut().insert("secret:creds".into());
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(u.status().0, StatusKind::Active);
+        let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
+        assert!(s3.contains("SK-FROM-SECRET"));
+    }
+
+    #[test]
+    fn remove_takes_units_binaries_and_config_but_keeps_results() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        u.with(|c| c.reconcile()).unwrap();
+        std::fs::create_dir_all(u.paths().run_dir("r1")).unwrap();
+        u.with(|c| c.remove()).unwrap();
+        assert!(u.services.active.borrow().is_empty());
+        assert!(!u.paths().unit_file(LEADER_UNIT).exists());
+        assert!(!u.paths().opt().exists());
+        assert!(!u.paths().etc().exists());
+        assert!(u.paths().run_dir("r1").is_dir());
+    }
+
+    #[test]
+    fn upgrade_with_a_new_engine_restarts_the_service() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        u.with(|c| c.reconcile()).unwrap();
+        std::fs::write(u.charm_dir.path().join("bin/chopsticks"), b"engine v2").unwrap();
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(std::fs::read(u.paths().engine()).unwrap(), b"engine v2");
+        assert_eq!(
+            u.services.calls.borrow().last().map(String::as_str),
+            Some("restart chopsticks-leader.service")
+        );
+    }
+}
