@@ -1,0 +1,1275 @@
+//! A simulated Juju model for end-to-end tests of the charm's real `dispatch` binary.
+//!
+//! Juju and systemd are not available in tests, so [`Model`] plays the controller: it keeps the
+//! model state (through `tests/fake-juju/fake.py admin ...`, which owns the state format), runs
+//! hooks and actions in the order Juju would, one at a time, with the environment Juju sets, and
+//! puts a per-unit bin dir of fake hook tools and a fake `systemctl` first on PATH.  Every unit
+//! has its own root prefix (`CHOPSTICKS_ROOT`) and loopback address `127.0.0.(N+10)`, so five
+//! units can run their real services side by side on one machine.
+//!
+//! ```ignore
+//! mod model;
+//! let mut m = model::Model::new(&charm_path)?;
+//! m.deploy(3)?;
+//! m.config(&[("s3-endpoint", "http://127.0.0.1:7480")])?;
+//! let out = m.juju_run("chopsticks/leader", "start-test users=4 duration=10s")?;
+//! assert_eq!(out.status, "completed");
+//! ```
+//!
+//! Dropping the model stops every service of every unit root (no orphan processes).  Set
+//! `FAKE_JUJU_KEEP=1` to keep the model directory for inspection.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// A harness failure, worded like the Juju CLI's (`ERROR ...`) where Juju would refuse.
+#[derive(Debug)]
+pub struct Error(pub String);
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+macro_rules! impl_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error(e.to_string())
+            }
+        }
+    )*};
+}
+impl_from!(std::io::Error, serde_json::Error, serde_yaml_ng::Error);
+
+macro_rules! anyhow {
+    ($($t:tt)*) => { Error(format!($($t)*)) };
+}
+
+macro_rules! bail {
+    ($($t:tt)*) => { return Err(Error(format!($($t)*))) };
+}
+
+/// `.with_context(|| ...)` for any displayable error.
+trait Context<T> {
+    fn with_context<F: FnOnce() -> String>(self, f: F) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for std::result::Result<T, E> {
+    fn with_context<F: FnOnce() -> String>(self, f: F) -> Result<T> {
+        self.map_err(|e| Error(format!("{}: {e}", f())))
+    }
+}
+
+/// How long one hook or action may run before the harness kills it and fails.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(180);
+/// Juju 3 version the hooks are told they run under.
+pub const JUJU_VERSION: &str = "3.6.0";
+/// Upper bound on relation-changed/secret-changed rounds in [`Model::settle`].
+const SETTLE_ROUNDS: usize = 25;
+
+/// One line of `calls.log`: a hook tool invocation (argv only, never stdin or file contents).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Call {
+    pub unit: Option<String>,
+    /// `JUJU_DISPATCH_PATH` of the hook or action that made the call (`hooks/install`, ...).
+    pub hook: Option<String>,
+    pub tool: String,
+    pub args: Vec<String>,
+}
+
+/// What a hook run produced.
+#[derive(Debug, Clone)]
+pub struct HookRun {
+    pub unit: String,
+    pub dispatch_path: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The result of `juju run UNIT ACTION`, as Juju reports it.
+#[derive(Debug, Clone)]
+pub struct ActionOutcome {
+    pub id: String,
+    pub unit: String,
+    /// `completed` or `failed`.
+    pub status: String,
+    /// What `action-set` stored (dotted keys nested).
+    pub results: Map<String, Value>,
+    /// The `action-fail` message, or `exit status N` when dispatch failed without one.
+    pub message: String,
+    /// `action-log` messages in order.
+    pub log: Vec<String>,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ActionOutcome {
+    /// A top-level result as a string (results are strings, as `action-set` makes them).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.results.get(key).and_then(Value::as_str)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ConfigOption {
+    kind: String,
+}
+
+/// A model with one application deployed from a charm directory or `.charm` file.
+pub struct Model {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    charm_dir: PathBuf,
+    app: String,
+    peers: Vec<String>,
+    config_options: BTreeMap<String, ConfigOption>,
+    /// config.yaml's `options` as written (types, defaults), for `config-get`.
+    config_spec: Map<String, Value>,
+    actions: BTreeMap<String, Value>,
+    units: Vec<String>,
+    roots: Vec<PathBuf>,
+    next_unit: u32,
+    hook_seq: u64,
+    base_path: String,
+    hook_timeout: Duration,
+    /// Environment passed to every hook on top of Juju's (e.g. `RUST_LOG`).
+    extra_env: Vec<(String, String)>,
+}
+
+/// The fake tool script every tool name is a symlink to.
+pub fn fake_tool_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-juju/fake.py")
+}
+
+fn read_yaml(path: &Path) -> Result<Option<Value>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: Value =
+        serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(Some(if value.is_null() { json!({}) } else { value }))
+}
+
+impl Model {
+    /// A fresh model for the charm at `charm`: an unpacked charm directory or a `.charm` zip.
+    pub fn new(charm: &Path) -> Result<Model> {
+        let dir = tempfile::Builder::new()
+            .prefix("fake-juju-model-")
+            .tempdir()?;
+        let path = dir.path().to_path_buf();
+        let mut model = Model {
+            dir: Some(dir),
+            path: path.clone(),
+            charm_dir: PathBuf::new(),
+            app: String::new(),
+            peers: Vec::new(),
+            config_options: BTreeMap::new(),
+            config_spec: Map::new(),
+            actions: BTreeMap::new(),
+            units: Vec::new(),
+            roots: Vec::new(),
+            next_unit: 0,
+            hook_seq: 0,
+            base_path: std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            hook_timeout: DEFAULT_HOOK_TIMEOUT,
+            extra_env: Vec::new(),
+        };
+        model.charm_dir = if charm.is_file() {
+            let dest = path.join("charm");
+            model.admin("unpack", json!({"zip": charm, "dest": dest}))?;
+            dest
+        } else {
+            charm
+                .canonicalize()
+                .with_context(|| format!("charm dir {}", charm.display()))?
+        };
+        let dispatch = model.charm_dir.join("dispatch");
+        let mode = std::fs::metadata(&dispatch).with_context(|| {
+            format!("{} is not a charm: no dispatch", model.charm_dir.display())
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        if mode.permissions().mode() & 0o111 == 0 {
+            bail!("{} is not executable", dispatch.display());
+        }
+        model.load_charm_metadata()?;
+        let mut bindings = model.peers.clone();
+        bindings.push("juju-info".into());
+        model.admin(
+            "init",
+            json!({
+                "model": "chopsticks-test",
+                "app": model.app,
+                "charm_dir": model.charm_dir,
+                "config_options": model.config_spec,
+                "bindings": bindings,
+            }),
+        )?;
+        Ok(model)
+    }
+
+    fn load_charm_metadata(&mut self) -> Result<()> {
+        let dir = &self.charm_dir;
+        let charmcraft = read_yaml(&dir.join("charmcraft.yaml"))?.unwrap_or(json!({}));
+        let metadata = read_yaml(&dir.join("metadata.yaml"))?.unwrap_or_else(|| charmcraft.clone());
+        self.app = metadata["name"]
+            .as_str()
+            .ok_or_else(|| anyhow!("charm metadata has no name"))?
+            .to_string();
+        self.peers = metadata["peers"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let config =
+            read_yaml(&dir.join("config.yaml"))?.unwrap_or_else(|| charmcraft["config"].clone());
+        self.config_spec = config["options"].as_object().cloned().unwrap_or_default();
+        for (name, opt) in &self.config_spec {
+            let kind = opt["type"].as_str().unwrap_or("string").to_string();
+            self.config_options
+                .insert(name.clone(), ConfigOption { kind });
+        }
+        let actions =
+            read_yaml(&dir.join("actions.yaml"))?.unwrap_or_else(|| charmcraft["actions"].clone());
+        for (name, spec) in actions.as_object().cloned().unwrap_or_default() {
+            self.actions.insert(name, spec);
+        }
+        Ok(())
+    }
+
+    // ---- accessors ------------------------------------------------------------------------
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn charm_dir(&self) -> &Path {
+        &self.charm_dir
+    }
+
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// Live units, in deployment order.
+    pub fn units(&self) -> Vec<String> {
+        self.units.clone()
+    }
+
+    pub fn set_hook_timeout(&mut self, timeout: Duration) {
+        self.hook_timeout = timeout;
+    }
+
+    /// Extra environment for every hook (for instance `RUST_LOG`).
+    pub fn set_hook_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.into(), value.into()));
+    }
+
+    /// The unit's root prefix: what `/` is for that unit's files and services.
+    pub fn unit_root(&self, unit: &str) -> PathBuf {
+        self.unit_dir(unit).join("root")
+    }
+
+    fn unit_dir(&self, unit: &str) -> PathBuf {
+        self.path.join("units").join(unit.replace('/', "-"))
+    }
+
+    fn unit_number(unit: &str) -> u32 {
+        unit.rsplit('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The unit's loopback address, as `network-get` reports it.
+    pub fn address(&self, unit: &str) -> String {
+        format!("127.0.0.{}", Self::unit_number(unit) + 10)
+    }
+
+    /// Resolves `app/leader` (as `juju run` accepts) to the leader's name.
+    pub fn resolve(&self, unit: &str) -> Result<String> {
+        if unit == format!("{}/leader", self.app) {
+            return self.leader();
+        }
+        if !self.units.iter().any(|u| u == unit) {
+            bail!("ERROR unit {unit:?} not found");
+        }
+        Ok(unit.to_string())
+    }
+
+    /// The full model state as fake.py keeps it (for assertions not covered below).
+    pub fn state(&self) -> Result<Value> {
+        self.admin("state", json!({}))
+    }
+
+    pub fn leader(&self) -> Result<String> {
+        self.state()?["leader"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("the model has no leader"))
+    }
+
+    /// The unit's workload status `(state, message)`; `("unknown", "")` before any status-set.
+    pub fn status(&self, unit: &str) -> Result<(String, String)> {
+        let unit = self.resolve(unit)?;
+        let state = self.state()?;
+        Ok(status_pair(&state["units"][&unit]["status"]))
+    }
+
+    /// Every status the unit set, oldest first.
+    pub fn status_history(&self, unit: &str) -> Result<Vec<(String, String)>> {
+        let state = self.state()?;
+        Ok(state["units"][unit]["status_history"]
+            .as_array()
+            .map(|h| h.iter().map(status_pair).collect())
+            .unwrap_or_default())
+    }
+
+    pub fn app_status(&self) -> Result<(String, String)> {
+        Ok(status_pair(&self.state()?["app_status"]))
+    }
+
+    pub fn app_version(&self) -> Result<String> {
+        Ok(self.state()?["app_version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub fn opened_ports(&self, unit: &str) -> Result<Vec<String>> {
+        let state = self.state()?;
+        Ok(strings(&state["units"][unit]["ports"]))
+    }
+
+    fn peer_relation(&self, state: &Value) -> Result<(String, Value)> {
+        let peer = self
+            .peers
+            .first()
+            .ok_or_else(|| anyhow!("the charm has no peer relation"))?;
+        state["relations"]
+            .as_object()
+            .and_then(|rels| rels.iter().find(|(_, r)| r["name"] == peer.as_str()))
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .ok_or_else(|| anyhow!("peer relation {peer} not created yet"))
+    }
+
+    /// The peer relation's application databag (committed writes only).
+    pub fn app_data(&self) -> Result<Map<String, Value>> {
+        let (_, rel) = self.peer_relation(&self.state()?)?;
+        Ok(rel["app"].as_object().cloned().unwrap_or_default())
+    }
+
+    /// A unit's databag in the peer relation (committed writes only).
+    pub fn unit_data(&self, unit: &str) -> Result<Map<String, Value>> {
+        let (_, rel) = self.peer_relation(&self.state()?)?;
+        Ok(rel["data"][unit].as_object().cloned().unwrap_or_default())
+    }
+
+    /// The peer relation id (`cluster:0`).
+    pub fn peer_relation_id(&self) -> Result<String> {
+        Ok(self.peer_relation(&self.state()?)?.0)
+    }
+
+    /// What the fake systemd recorded about units it started for `unit` (ExecStart, hardening).
+    pub fn systemd_units(&self, unit: &str) -> Result<Map<String, Value>> {
+        Ok(self.state()?["systemd"][unit]
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Every hook tool call so far.
+    pub fn calls(&self) -> Result<Vec<Call>> {
+        let path = self.path.join("calls.log");
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        std::fs::read_to_string(&path)?
+            .lines()
+            .map(|l| serde_json::from_str(l).with_context(|| format!("bad calls.log line {l}")))
+            .collect()
+    }
+
+    /// Everything written with `juju-log`.
+    pub fn juju_log(&self) -> String {
+        std::fs::read_to_string(self.path.join("juju-log.txt")).unwrap_or_default()
+    }
+
+    /// Where any of `needles` shows up in what Juju would show or record: tool argv, juju-log,
+    /// statuses, action results/messages/logs, relation data.  Empty means no leak.
+    pub fn leaks(&self, needles: &[&str]) -> Result<Vec<String>> {
+        let mut places: Vec<(String, String)> = vec![
+            (
+                "calls.log".into(),
+                std::fs::read_to_string(self.path.join("calls.log")).unwrap_or_default(),
+            ),
+            ("juju-log".into(), self.juju_log()),
+        ];
+        let state = self.state()?;
+        for (unit, u) in state["units"].as_object().cloned().unwrap_or_default() {
+            places.push((
+                format!("status history of {unit}"),
+                u["status_history"].to_string(),
+            ));
+        }
+        places.push((
+            "application status".into(),
+            state["app_status_history"].to_string(),
+        ));
+        places.push(("actions".into(), state["actions"].to_string()));
+        places.push(("relation data".into(), state["relations"].to_string()));
+        let mut found = Vec::new();
+        for needle in needles.iter().filter(|n| !n.is_empty()) {
+            for (place, text) in &places {
+                if text.contains(needle) {
+                    found.push(format!(
+                        "{place} contains a secret ({} chars)",
+                        needle.len()
+                    ));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    // ---- model operations -----------------------------------------------------------------
+
+    /// `juju deploy CHARM -n N`: install, relation-created, leader-elected (or
+    /// leader-settings-changed), config-changed and start on every unit, then peer
+    /// relation-joined/changed between all of them, then [`settle`](Self::settle).
+    pub fn deploy(&mut self, n: usize) -> Result<()> {
+        if !self.units.is_empty() {
+            bail!("already deployed; use add_unit");
+        }
+        let names: Vec<String> = (0..n).map(|_| self.new_unit()).collect::<Result<_>>()?;
+        let mut rids = Vec::new();
+        for peer in self.peers.clone() {
+            let rid = self.admin("add-relation", json!({"name": peer, "units": names}))?["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            rids.push((peer, rid));
+        }
+        if let Some(first) = names.first() {
+            self.admin("set-leader", json!({"unit": first}))?;
+        }
+        for unit in &names {
+            self.bring_up(unit, &rids)?;
+        }
+        for unit in &names {
+            for other in names.iter().filter(|o| *o != unit) {
+                self.join(unit, other, &rids)?;
+            }
+        }
+        self.settle()?;
+        Ok(())
+    }
+
+    /// `juju add-unit`: brings up a new unit and introduces it to its peers.
+    pub fn add_unit(&mut self) -> Result<String> {
+        let unit = self.new_unit()?;
+        let rids = self.peer_rids()?;
+        self.bring_up(&unit, &rids)?;
+        for other in self.units.clone().iter().filter(|o| **o != unit) {
+            self.join(other, &unit, &rids)?;
+            self.join(&unit, other, &rids)?;
+        }
+        self.settle()?;
+        Ok(unit)
+    }
+
+    /// `juju remove-unit`: relation-departed on the others and on the unit, relation-broken,
+    /// stop and remove on the unit, then its services are stopped and its root deleted.  When
+    /// it was the leader, the lowest remaining unit is elected.
+    pub fn remove_unit(&mut self, unit: &str) -> Result<()> {
+        let unit = self.resolve(unit)?;
+        let was_leader = self.leader().ok().as_deref() == Some(unit.as_str());
+        let rids = self.peer_rids()?;
+        self.admin("leave-relations", json!({"unit": unit}))?;
+        let others: Vec<String> = self.units.iter().filter(|u| **u != unit).cloned().collect();
+        for (name, rid) in &rids {
+            for other in &others {
+                self.admin(
+                    "forget-seen",
+                    json!({"unit": other, "relation": rid, "remote_unit": unit}),
+                )?;
+                let env = relation_env(name, rid, Some(&unit), &self.app, Some(&unit));
+                self.run_hook_env(other, &format!("{name}-relation-departed"), env)?;
+            }
+            for other in &others {
+                let env = relation_env(name, rid, Some(other), &self.app, Some(&unit));
+                self.run_hook_env(&unit, &format!("{name}-relation-departed"), env)?;
+            }
+            let env = relation_env(name, rid, None, &self.app, None);
+            self.run_hook_env(&unit, &format!("{name}-relation-broken"), env)?;
+        }
+        self.run_hook(&unit, "stop")?;
+        self.run_hook(&unit, "remove")?;
+        let root = self.unit_root(&unit);
+        self.admin("stop-all", json!({"root": root}))?;
+        self.admin("remove-unit", json!({"unit": unit}))?;
+        self.units.retain(|u| *u != unit);
+        let _ = std::fs::remove_dir_all(self.unit_dir(&unit));
+        if was_leader {
+            if let Some(next) = self.units.first().cloned() {
+                self.set_leader(&next)?;
+            }
+        }
+        self.settle()?;
+        Ok(())
+    }
+
+    /// `juju config APP key=value ...` (values typed per config.yaml, as the CLI does); runs
+    /// config-changed on every unit when the effective config changed, then settles.
+    pub fn config(&mut self, values: &[(&str, &str)]) -> Result<()> {
+        let mut typed = Map::new();
+        for (key, raw) in values {
+            let opt = self
+                .config_options
+                .get(*key)
+                .ok_or_else(|| anyhow!("ERROR unknown option {key:?}"))?;
+            typed.insert(key.to_string(), typed_config(key, &opt.kind, raw)?);
+        }
+        self.apply_config(json!({"values": typed}))
+    }
+
+    /// `juju config APP --reset key,...`.
+    pub fn reset_config(&mut self, keys: &[&str]) -> Result<()> {
+        for key in keys {
+            if !self.config_options.contains_key(*key) {
+                bail!("ERROR unknown option {key:?}");
+            }
+        }
+        self.apply_config(json!({"reset": keys}))
+    }
+
+    fn apply_config(&mut self, change: Value) -> Result<()> {
+        if self.admin("set-config", change)?["changed"] == true {
+            for unit in self.units.clone() {
+                self.run_hook(&unit, "config-changed")?;
+            }
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// `juju add-secret NAME k=v ...`: a user secret, not yet granted to the application.
+    pub fn add_user_secret(&mut self, content: &[(&str, &str)]) -> Result<String> {
+        let content: Map<String, Value> = content
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        Ok(
+            self.admin("add-user-secret", json!({"content": content}))?["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    }
+
+    /// `juju grant-secret NAME APP`.
+    pub fn grant_secret(&mut self, id: &str) -> Result<()> {
+        self.admin("grant-secret", json!({"id": id, "granted": true}))?;
+        Ok(())
+    }
+
+    /// `juju revoke-secret NAME APP`.
+    pub fn revoke_secret(&mut self, id: &str) -> Result<()> {
+        self.admin("grant-secret", json!({"id": id, "granted": false}))?;
+        Ok(())
+    }
+
+    /// `juju update-secret NAME k=v ...`: a new revision; consumers get secret-changed.
+    pub fn update_user_secret(&mut self, id: &str, content: &[(&str, &str)]) -> Result<()> {
+        let content: Map<String, Value> = content
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        self.admin("update-user-secret", json!({"id": id, "content": content}))?;
+        self.settle()?;
+        Ok(())
+    }
+
+    /// Moves leadership: leader-settings-changed on the old leader first (so it releases its
+    /// coordinator and ports), leader-elected on the new one, leader-settings-changed on the
+    /// rest, then settles.
+    pub fn set_leader(&mut self, unit: &str) -> Result<()> {
+        let unit = self.resolve(unit)?;
+        let previous = self.admin("set-leader", json!({"unit": unit}))?["previous"]
+            .as_str()
+            .map(str::to_string);
+        if previous.as_deref() == Some(unit.as_str()) {
+            return Ok(());
+        }
+        if let Some(old) = previous.as_ref().filter(|o| self.units.contains(o)) {
+            self.run_hook(old, "leader-settings-changed")?;
+        }
+        self.run_hook(&unit, "leader-elected")?;
+        for other in self.units.clone() {
+            if other != unit && Some(&other) != previous.as_ref() {
+                self.run_hook(&other, "leader-settings-changed")?;
+            }
+        }
+        self.settle()
+    }
+
+    /// update-status on every unit.
+    pub fn update_status(&mut self) -> Result<()> {
+        for unit in self.units.clone() {
+            self.run_hook(&unit, "update-status")?;
+        }
+        self.settle()
+    }
+
+    /// `juju refresh` with the same charm: upgrade-charm then config-changed on every unit.
+    pub fn upgrade_charm(&mut self) -> Result<()> {
+        for unit in self.units.clone() {
+            self.run_hook(&unit, "upgrade-charm")?;
+            self.run_hook(&unit, "config-changed")?;
+        }
+        self.settle()
+    }
+
+    /// Fires what Juju would fire until nothing changes: relation-changed on units whose view
+    /// of a peer's databag (or the app databag) changed since they were last told, and
+    /// secret-changed on consumers of a secret with a newer revision.  Bounded.
+    pub fn settle(&mut self) -> Result<()> {
+        for _ in 0..SETTLE_ROUNDS {
+            let pending = self.admin("pending", json!({}))?["pending"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for p in pending {
+                let unit = p["unit"].as_str().unwrap_or_default().to_string();
+                if !self.units.contains(&unit) {
+                    continue;
+                }
+                if p["kind"] == "secret-changed" {
+                    let sid = p["secret"].as_str().unwrap_or_default();
+                    self.admin("secret-notified", json!({"unit": unit, "secret": sid}))?;
+                    let mut env = vec![("JUJU_SECRET_ID".to_string(), sid.to_string())];
+                    if let Some(label) = p["label"].as_str() {
+                        env.push(("JUJU_SECRET_LABEL".into(), label.into()));
+                    }
+                    self.run_hook_env(&unit, "secret-changed", env)?;
+                    continue;
+                }
+                let rid = p["relation"].as_str().unwrap_or_default().to_string();
+                let remote = p["remote_unit"].as_str().map(str::to_string);
+                self.admin(
+                    "mark-seen",
+                    json!({"unit": unit, "relation": rid, "remote_unit": remote, "app": remote.is_none()}),
+                )?;
+                let name = rid.split(':').next().unwrap_or_default().to_string();
+                let env = relation_env(&name, &rid, remote.as_deref(), &self.app, None);
+                self.run_hook_env(&unit, &format!("{name}-relation-changed"), env)?;
+            }
+        }
+        let pending = self.admin("pending", json!({}))?;
+        bail!("the model did not settle after {SETTLE_ROUNDS} rounds; still pending: {pending}")
+    }
+
+    // ---- hooks ----------------------------------------------------------------------------
+
+    /// Runs one hook with no relation or secret context.  Fails when dispatch exits non-zero
+    /// (Juju would put the unit in error state) or runs past the hook timeout.
+    pub fn run_hook(&mut self, unit: &str, hook: &str) -> Result<HookRun> {
+        self.run_hook_env(unit, hook, Vec::new())
+    }
+
+    /// Runs one hook with extra Juju environment (`JUJU_RELATION`, `JUJU_REMOTE_UNIT`, ...).
+    pub fn run_hook_env(
+        &mut self,
+        unit: &str,
+        hook: &str,
+        env: Vec<(String, String)>,
+    ) -> Result<HookRun> {
+        let unit = self.resolve(unit)?;
+        let mut env = env;
+        env.push(("JUJU_HOOK_NAME".into(), hook.into()));
+        let run = self.dispatch(&unit, &format!("hooks/{hook}"), env)?;
+        if run.code != 0 {
+            bail!(
+                "hook {hook} failed on {unit} (exit {}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
+                run.code,
+                tail(&run.stderr, 60),
+                tail(&run.stdout, 20)
+            );
+        }
+        Ok(run)
+    }
+
+    /// `juju run UNIT ACTION key=value ...` with values parsed as YAML, as the CLI does;
+    /// `app/leader` names the leader.
+    pub fn juju_run(&mut self, unit: &str, command: &str) -> Result<ActionOutcome> {
+        let mut words = command.split_whitespace();
+        let action = words
+            .next()
+            .ok_or_else(|| anyhow!("no action given"))?
+            .to_string();
+        let mut params = Map::new();
+        for word in words {
+            let (key, raw) = word
+                .split_once('=')
+                .ok_or_else(|| anyhow!("ERROR argument {word:?} must be of the form key=value"))?;
+            let value: Value = serde_yaml_ng::from_str(raw).unwrap_or_else(|_| json!(raw));
+            let value = if value.is_null() { json!(raw) } else { value };
+            let parts: Vec<&str> = key.split('.').collect();
+            let mut slot = &mut params;
+            for part in &parts[..parts.len() - 1] {
+                slot = slot
+                    .entry(part.to_string())
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .ok_or_else(|| anyhow!("ERROR key {key:?} conflicts with a value"))?;
+            }
+            slot.insert(parts[parts.len() - 1].to_string(), value);
+        }
+        self.run_action(unit, &action, Value::Object(params))
+    }
+
+    /// Runs an action: params are validated against the action's JSON schema (types, enum,
+    /// minimum/maximum, lengths, required, additionalProperties) and completed with schema
+    /// defaults, exactly as Juju does before queuing it; invalid params are refused with a
+    /// Juju-like `ERROR ...` without running dispatch.  Staged relation writes are committed
+    /// when dispatch exits 0.
+    pub fn run_action(&mut self, unit: &str, action: &str, params: Value) -> Result<ActionOutcome> {
+        let unit = self.resolve(unit)?;
+        let spec = self
+            .actions
+            .get(action)
+            .ok_or_else(|| anyhow!("ERROR action {action:?} not defined on unit {unit:?}"))?;
+        let params = validate_action_params(spec, params)?;
+        let id = self.admin(
+            "begin-action",
+            json!({"unit": unit, "name": action, "params": params}),
+        )?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let env = vec![
+            ("JUJU_ACTION_NAME".to_string(), action.to_string()),
+            ("JUJU_ACTION_UUID".to_string(), id.clone()),
+        ];
+        let run = self.dispatch(&unit, &format!("actions/{action}"), env)?;
+        let state = self.state()?;
+        let record = &state["actions"][&id];
+        let failed = record["failed"] == true || run.code != 0;
+        let mut message = record["message"].as_str().unwrap_or_default().to_string();
+        if message.is_empty() && run.code != 0 {
+            message = format!("exit status {}", run.code);
+        }
+        let outcome = ActionOutcome {
+            id,
+            unit,
+            status: if failed { "failed" } else { "completed" }.into(),
+            results: record["results"].as_object().cloned().unwrap_or_default(),
+            message,
+            log: strings(&record["log"]),
+            code: run.code,
+            stdout: run.stdout,
+            stderr: run.stderr,
+        };
+        self.settle()?;
+        Ok(outcome)
+    }
+
+    fn new_unit(&mut self) -> Result<String> {
+        let n = self.next_unit;
+        if n > 240 {
+            bail!("out of loopback addresses");
+        }
+        self.next_unit += 1;
+        let unit = format!("{}/{n}", self.app);
+        let dir = self.unit_dir(&unit);
+        let root = self.unit_root(&unit);
+        self.admin(
+            "add-unit",
+            json!({
+                "unit": unit,
+                "bin": dir.join("bin"),
+                "root": root,
+                "address": self.address(&unit),
+                "peers": self.peers,
+            }),
+        )?;
+        self.roots.push(root);
+        self.units.push(unit.clone());
+        Ok(unit)
+    }
+
+    fn peer_rids(&self) -> Result<Vec<(String, String)>> {
+        let state = self.state()?;
+        let mut out = Vec::new();
+        for (rid, rel) in state["relations"].as_object().cloned().unwrap_or_default() {
+            out.push((rel["name"].as_str().unwrap_or_default().to_string(), rid));
+        }
+        Ok(out)
+    }
+
+    fn bring_up(&mut self, unit: &str, rids: &[(String, String)]) -> Result<()> {
+        self.run_hook(unit, "install")?;
+        for (name, rid) in rids {
+            let env = relation_env(name, rid, None, &self.app, None);
+            self.run_hook_env(unit, &format!("{name}-relation-created"), env)?;
+        }
+        if self.leader().ok().as_deref() == Some(unit) {
+            self.run_hook(unit, "leader-elected")?;
+        } else {
+            self.run_hook(unit, "leader-settings-changed")?;
+        }
+        self.run_hook(unit, "config-changed")?;
+        self.run_hook(unit, "start")?;
+        Ok(())
+    }
+
+    /// relation-joined then relation-changed on `unit` about `remote`.
+    fn join(&mut self, unit: &str, remote: &str, rids: &[(String, String)]) -> Result<()> {
+        for (name, rid) in rids {
+            let env = relation_env(name, rid, Some(remote), &self.app, None);
+            self.run_hook_env(unit, &format!("{name}-relation-joined"), env.clone())?;
+            self.admin(
+                "mark-seen",
+                json!({"unit": unit, "relation": rid, "remote_unit": remote, "app": true}),
+            )?;
+            self.run_hook_env(unit, &format!("{name}-relation-changed"), env)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `$JUJU_CHARM_DIR/dispatch` as Juju would, then commits or drops staged writes.
+    fn dispatch(
+        &mut self,
+        unit: &str,
+        dispatch_path: &str,
+        extra: Vec<(String, String)>,
+    ) -> Result<HookRun> {
+        self.hook_seq += 1;
+        let name = dispatch_path.rsplit('/').next().unwrap_or_default();
+        let hook_id = format!("{}-{}-{}", unit.replace('/', "-"), name, self.hook_seq);
+        let dir = self.unit_dir(unit);
+        let root = self.unit_root(unit);
+        let logs = self.path.join("hooks");
+        std::fs::create_dir_all(&logs)?;
+        std::fs::create_dir_all(&root)?;
+        let out_path = logs.join(format!("{:05}-{hook_id}.out", self.hook_seq));
+        let err_path = logs.join(format!("{:05}-{hook_id}.err", self.hook_seq));
+        let mut cmd = Command::new(self.charm_dir.join("dispatch"));
+        cmd.env_clear()
+            .current_dir(&self.charm_dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path)?)
+            .stderr(std::fs::File::create(&err_path)?)
+            .env(
+                "PATH",
+                format!("{}:{}", dir.join("bin").display(), self.base_path),
+            )
+            .env("LANG", "C.UTF-8")
+            .env("JUJU_UNIT_NAME", unit)
+            .env("JUJU_MODEL_NAME", "chopsticks-test")
+            .env("JUJU_MODEL_UUID", "00000000-0000-4000-8000-000000000000")
+            .env("JUJU_MACHINE_ID", Self::unit_number(unit).to_string())
+            .env("JUJU_PRINCIPAL_UNIT", unit)
+            .env("JUJU_CHARM_DIR", &self.charm_dir)
+            .env("CHARM_DIR", &self.charm_dir)
+            .env("JUJU_DISPATCH_PATH", dispatch_path)
+            .env("JUJU_CONTEXT_ID", &hook_id)
+            .env("JUJU_VERSION", JUJU_VERSION)
+            .env("FAKE_JUJU_MODEL", &self.path)
+            .env("FAKE_JUJU_HOOK_ID", &hook_id)
+            .env("CHOPSTICKS_ROOT", &root);
+        for (k, v) in self.extra_env.iter().chain(extra.iter()) {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawning dispatch for {dispatch_path}"))?;
+        let deadline = Instant::now() + self.hook_timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.admin("commit", json!({"hook_id": hook_id, "ok": false}))?;
+                bail!(
+                    "{dispatch_path} on {unit} did not finish within {:?}; stderr:\n{}",
+                    self.hook_timeout,
+                    tail(&std::fs::read_to_string(&err_path).unwrap_or_default(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let code = status.code().unwrap_or(-1);
+        self.admin("commit", json!({"hook_id": hook_id, "ok": code == 0}))?;
+        Ok(HookRun {
+            unit: unit.to_string(),
+            dispatch_path: dispatch_path.to_string(),
+            code,
+            stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+        })
+    }
+
+    /// Runs one fake tool (`systemctl is-active X`, `relation-get ...`) as `unit` would, outside
+    /// any hook; its calls.log entries have hook `harness`.  Returns (exit code, stdout, stderr).
+    pub fn run_tool(&mut self, unit: &str, argv: &[&str]) -> Result<(i32, String, String)> {
+        let unit = self.resolve(unit)?;
+        self.hook_seq += 1;
+        let tool = self
+            .unit_dir(&unit)
+            .join("bin")
+            .join(argv.first().ok_or_else(|| anyhow!("no tool"))?);
+        let out = Command::new(tool)
+            .args(&argv[1..])
+            .env_clear()
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.unit_dir(&unit).join("bin").display(),
+                    self.base_path
+                ),
+            )
+            .env("JUJU_UNIT_NAME", &unit)
+            .env("JUJU_DISPATCH_PATH", "harness")
+            .env("FAKE_JUJU_MODEL", &self.path)
+            .env("FAKE_JUJU_HOOK_ID", format!("harness-{}", self.hook_seq))
+            .env("CHOPSTICKS_ROOT", self.unit_root(&unit))
+            .stdin(Stdio::null())
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    fn admin(&self, cmd: &str, mut arg: Value) -> Result<Value> {
+        arg["model"] = json!(self.path);
+        let out = Command::new(fake_tool_script())
+            .arg("admin")
+            .arg(cmd)
+            .arg(arg.to_string())
+            .env("FAKE_JUJU_MODEL", &self.path)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running fake.py admin {cmd}"))?;
+        if !out.status.success() {
+            bail!(
+                "fake.py admin {cmd} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_slice(&out.stdout).with_context(|| format!("fake.py admin {cmd} output"))
+    }
+
+    /// Stops every service of every unit root this model ever created.
+    pub fn stop_everything(&self) {
+        for root in &self.roots {
+            if root.exists() {
+                let _ = self.admin("stop-all", json!({"root": root, "timeout": 10}));
+            }
+        }
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        self.stop_everything();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- fake-juju model {} : juju-log tail ---",
+                self.path.display()
+            );
+            eprintln!("{}", tail(&self.juju_log(), 40));
+        }
+        if std::env::var_os("FAKE_JUJU_KEEP").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("fake-juju: keeping model dir {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+fn status_pair(v: &Value) -> (String, String) {
+    (
+        v["status"].as_str().unwrap_or("unknown").to_string(),
+        v["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn relation_env(
+    name: &str,
+    rid: &str,
+    remote_unit: Option<&str>,
+    app: &str,
+    departing: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("JUJU_RELATION".to_string(), name.to_string()),
+        ("JUJU_RELATION_ID".to_string(), rid.to_string()),
+        ("JUJU_REMOTE_APP".to_string(), app.to_string()),
+    ];
+    if let Some(remote) = remote_unit {
+        env.push(("JUJU_REMOTE_UNIT".into(), remote.into()));
+    }
+    if let Some(d) = departing {
+        env.push(("JUJU_DEPARTING_UNIT".into(), d.into()));
+    }
+    env
+}
+
+/// A `juju config` CLI value typed per the option's type, with Juju-like errors.
+fn typed_config(key: &str, kind: &str, raw: &str) -> Result<Value> {
+    let bad = || anyhow!("ERROR option {key:?} expected {kind}, got {raw:?}");
+    Ok(match kind {
+        "int" => json!(raw.parse::<i64>().map_err(|_| bad())?),
+        "float" => json!(raw.parse::<f64>().map_err(|_| bad())?),
+        "boolean" => json!(match raw {
+            "true" | "True" | "yes" => true,
+            "false" | "False" | "no" => false,
+            _ => return Err(bad()),
+        }),
+        "secret" => {
+            if !raw.starts_with("secret:") {
+                return Err(anyhow!("ERROR option {key:?}: {raw:?} is not a secret URI"));
+            }
+            json!(raw)
+        }
+        _ => json!(raw),
+    })
+}
+
+/// Validates action params like Juju (gojsonschema wording) and inserts schema defaults.
+pub fn validate_action_params(spec: &Value, params: Value) -> Result<Value> {
+    let mut params = match params {
+        Value::Null => Map::new(),
+        Value::Object(m) => m,
+        other => bail!("ERROR action params must be a map, got {other}"),
+    };
+    let properties = spec["params"].as_object().cloned().unwrap_or_default();
+    let mut errors = Vec::new();
+    if spec["additionalProperties"] == false {
+        for key in params.keys() {
+            if !properties.contains_key(key) {
+                errors.push(format!("(root): Additional property {key} is not allowed"));
+            }
+        }
+    }
+    for required in strings(&spec["required"]) {
+        if !params.contains_key(&required) {
+            errors.push(format!("(root): {required} is required"));
+        }
+    }
+    for (key, value) in &params {
+        if let Some(schema) = properties.get(key) {
+            validate_value(key, schema, value, &mut errors);
+        }
+    }
+    if !errors.is_empty() {
+        bail!("ERROR validation failed: {}", errors.join("; "));
+    }
+    for (key, schema) in &properties {
+        if let Some(default) = schema.get("default") {
+            params.entry(key.clone()).or_insert_with(|| default.clone());
+        }
+    }
+    Ok(Value::Object(params))
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn validate_value(field: &str, schema: &Value, value: &Value, errors: &mut Vec<String>) {
+    const KNOWN: &[&str] = &[
+        "type",
+        "description",
+        "default",
+        "enum",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "title",
+        "examples",
+        "properties",
+        "additionalProperties",
+        "required",
+        "items",
+    ];
+    if let Some(obj) = schema.as_object() {
+        for key in obj.keys() {
+            assert!(
+                KNOWN.contains(&key.as_str()),
+                "the test harness does not check JSON-schema keyword {key:?} (param {field}); extend tests/model"
+            );
+        }
+    }
+    let given = json_type(value);
+    if let Some(expected) = schema["type"].as_str() {
+        let ok = expected == given || (expected == "number" && given == "integer");
+        if !ok {
+            errors.push(format!(
+                "{field}: Invalid type. Expected: {expected}, given: {given}"
+            ));
+            return;
+        }
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+            errors.push(format!(
+                "{field}: {field} must be one of the following: {}",
+                list.join(", ")
+            ));
+        }
+    }
+    if let Some(v) = value.as_f64() {
+        let num = |k: &str| schema[k].as_f64();
+        if let Some(min) = num("minimum").filter(|m| v < *m) {
+            errors.push(format!(
+                "{field}: Must be greater than or equal to {}",
+                fmt_num(min)
+            ));
+        }
+        if let Some(max) = num("maximum").filter(|m| v > *m) {
+            errors.push(format!(
+                "{field}: Must be less than or equal to {}",
+                fmt_num(max)
+            ));
+        }
+        if let Some(min) = num("exclusiveMinimum").filter(|m| v <= *m) {
+            errors.push(format!("{field}: Must be greater than {}", fmt_num(min)));
+        }
+        if let Some(max) = num("exclusiveMaximum").filter(|m| v >= *m) {
+            errors.push(format!("{field}: Must be less than {}", fmt_num(max)));
+        }
+    }
+    if let Some(s) = value.as_str() {
+        let len = s.chars().count() as u64;
+        if let Some(min) = schema["minLength"].as_u64().filter(|m| len < *m) {
+            errors.push(format!(
+                "{field}: String length must be greater than or equal to {min}"
+            ));
+        }
+        if let Some(max) = schema["maxLength"].as_u64().filter(|m| len > *m) {
+            errors.push(format!(
+                "{field}: String length must be less than or equal to {max}"
+            ));
+        }
+    }
+}
+
+fn fmt_num(n: f64) -> String {
+    if n.fract() == 0.0 {
+        format!("{}", n as i64)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Polls `probe` every `every` until it returns `Some`, for at most `timeout`.
+pub fn wait_for<T>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe()? {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("condition not met within {timeout:?}");
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Processes (pid, argv) whose argv mentions `needle` and that are not zombies.
+pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(") ")
+            .map(|(_, r)| r.chars().next().unwrap_or('?'));
+        if matches!(state, Some('Z') | Some('X') | None) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let argv = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if argv.contains(needle) {
+            out.push((pid, argv.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// True when `pid` is gone (or a zombie).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => matches!(
+            stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()),
+            Some('Z') | Some('X')
+        ),
+        Err(_) => true,
+    }
+}
