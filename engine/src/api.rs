@@ -7,6 +7,7 @@
 //! | POST   | `/api/runs/current/stop`   | `{"abort": bool}` (optional) → [`StopReply`] |
 //! | GET    | `/api/runs`                | list of [`RunListing`]                |
 //! | GET    | `/api/runs/{id}`           | the run's `summary.json`              |
+//! | GET    | `/metrics`                 | Prometheus text exposition            |
 //!
 //! Errors are `{"error": kind, "message": text}` with a matching status code. When bound to a
 //! non-loopback address every request must carry the cluster token.
@@ -47,6 +48,7 @@ pub fn router(coordinator: Coordinator, token: Option<Token>) -> Router {
         .route("/api/runs", get(runs).post(start))
         .route("/api/runs/current/stop", post(stop))
         .route("/api/runs/{id}", get(summary))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
         .with_state(api)
@@ -111,6 +113,29 @@ async fn stop(State(api): State<Api>, body: Option<Json<StopBody>>) -> Result<Re
     let abort = body.map(|Json(b)| b.abort).unwrap_or(false);
     let reply = api.coordinator.stop(abort).await.map_err(ApiError)?;
     Ok(Json(reply).into_response())
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(api): State<Api>) -> Response {
+    metrics_response(&api.coordinator).await
+}
+
+/// `/metrics` for any router that holds a coordinator.
+pub async fn metrics_response(coordinator: &Coordinator) -> Response {
+    match coordinator.metrics().await {
+        Some(m) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::render(&m),
+        )
+            .into_response(),
+        None => ApiError(ControlError::Unavailable(
+            "the coordinator is shutting down".into(),
+        ))
+        .into_response(),
+    }
 }
 
 async fn runs(State(api): State<Api>) -> Response {

@@ -1,4 +1,5 @@
-//! The coordinator's worker endpoint: one WebSocket per worker at `/ws`.
+//! The coordinator's worker endpoint: one WebSocket per worker at `/ws` (and `/metrics`
+//! for scrapers holding the cluster token).
 //!
 //! A connection must present the cluster token before the upgrade (else 401 with the reason)
 //! and then say `Hello` with our protocol version within a few seconds (else `Refused` with
@@ -32,10 +33,13 @@ struct Hub {
 
 /// The router serving `/ws`.
 pub fn router(coordinator: Coordinator, token: Token) -> Router {
-    Router::new().route("/ws", get(upgrade)).with_state(Hub {
-        coordinator,
-        token: Arc::new(token),
-    })
+    Router::new()
+        .route("/ws", get(upgrade))
+        .route("/metrics", get(metrics))
+        .with_state(Hub {
+            coordinator,
+            token: Arc::new(token),
+        })
 }
 
 async fn upgrade(
@@ -57,6 +61,22 @@ async fn upgrade(
         return (StatusCode::UNAUTHORIZED, reason).into_response();
     }
     ws.on_upgrade(move |socket| serve(hub, socket, peer))
+}
+
+/// `/metrics` on the workers' address, for a Prometheus elsewhere: needs the cluster token
+/// (Prometheus: `authorization: {credentials_file: ...}`).
+async fn metrics(State(hub): State<Hub>, headers: HeaderMap) -> Response {
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !hub.token.matches_header(auth) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "send the cluster token: Authorization: Bearer <token>",
+        )
+            .into_response();
+    }
+    crate::api::metrics_response(&hub.coordinator).await
 }
 
 async fn send(socket: &mut WebSocket, msg: &ToWorker) -> bool {

@@ -49,6 +49,16 @@ pub enum Command {
     Worker(daemon::WorkerArgs),
     /// Drive a running coordinator (start, stop, status, runs, summary).
     Ctl(ctl::CtlArgs),
+    /// Compare two finished runs task by task; with --threshold, exit 1 on a regression.
+    Compare {
+        /// The baseline run's directory.
+        run_a: PathBuf,
+        /// The run to judge.
+        run_b: PathBuf,
+        /// Allowed changes from A to B, e.g. p99=+10%,rps=-5%,error_rate=+1%.
+        #[arg(long)]
+        threshold: Option<String>,
+    },
     /// List the built-in scenarios, or validate and print one (a name or a path).
     Scenarios {
         /// A built-in name or a path to a scenario file.
@@ -82,11 +92,52 @@ pub fn main() -> ExitCode {
             Command::Worker(args) => daemon::worker(args).await,
             Command::Ctl(args) => ctl::ctl(args).await,
             Command::Scenarios { scenario } => scenarios(scenario),
+            Command::Compare {
+                run_a,
+                run_b,
+                threshold,
+            } => compare(&run_a, &run_b, threshold.as_deref()),
         }
     });
     // Users still cutting off requests must not delay the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     exit.into()
+}
+
+fn compare(a: &std::path::Path, b: &std::path::Path, threshold: Option<&str>) -> Exit {
+    let limits = match threshold.map(crate::compare::parse_limits) {
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+        None => Vec::new(),
+    };
+    let (sa, sb) = match (crate::compare::load(a), crate::compare::load(b)) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let c = crate::compare::compare(&sa, &sb, &limits);
+    println!(
+        "A: {} ({})\nB: {} ({})\n",
+        sa.run_id, sa.state, sb.run_id, sb.state
+    );
+    print!("{}", c.table);
+    if c.regressions.is_empty() {
+        if !limits.is_empty() {
+            println!("\nno threshold crossed");
+        }
+        Exit::Ok
+    } else {
+        println!("\nREGRESSION:");
+        for r in &c.regressions {
+            println!("  {r}");
+        }
+        Exit::RunFailed
+    }
 }
 
 fn scenarios(which: Option<String>) -> Exit {

@@ -16,8 +16,10 @@ use crate::control::{
     ControlError, RunListing, RunStarted, RunState, StartRequest, Status, StopReply, WorkerStatus,
 };
 use crate::driver::Driver;
+use crate::hlog::HistogramLog;
 use crate::protocol::{FromWorker, RunSpec, ToWorker};
 use crate::scenario::{OpKind, Scenario};
+use crate::series::SeriesPoint;
 use crate::stats::StatsDelta;
 use crate::summary::Summary;
 use crate::worker::Link;
@@ -49,7 +51,26 @@ pub struct CoordinatorConfig {
     pub run_dir_override: Option<PathBuf>,
 }
 
+/// Points of the current run's time series from some index on.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SeriesReply {
+    pub run_id: Option<String>,
+    /// Index of the first point returned.
+    pub from: usize,
+    pub points: Vec<SeriesPoint>,
+}
+
+/// What `/metrics` exposes: status plus the active (or last) run's merged totals.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    pub status: Status,
+    pub totals: StatsDelta,
+    pub tasks: Vec<(String, OpKind)>,
+}
+
 enum Event {
+    Series(usize, oneshot::Sender<SeriesReply>),
+    Metrics(oneshot::Sender<MetricsSnapshot>),
     Start(
         StartRequest,
         oneshot::Sender<Result<RunStarted, ControlError>>,
@@ -139,6 +160,18 @@ impl Coordinator {
         self.status.clone()
     }
 
+    /// The current run's per-second points from index `since` on.
+    pub async fn series(&self, since: usize) -> SeriesReply {
+        self.ask(|tx| Event::Series(since, tx))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Everything `/metrics` shows.
+    pub async fn metrics(&self) -> Option<MetricsSnapshot> {
+        self.ask(Event::Metrics).await
+    }
+
     /// Connects a worker called `name`; returns its id and the worker's end of the link.
     pub async fn attach(&self, name: String) -> Option<(u32, Link)> {
         self.ask(|tx| Event::Attach(name, tx)).await
@@ -208,11 +241,18 @@ struct Run {
     rates: (f64, f64, f64),
     participants: BTreeMap<u32, Participant>,
     ticks: u64,
+    series: Vec<SeriesPoint>,
+    hlog: Option<HistogramLog>,
+    /// When the current interval began.
+    interval_start: std::time::SystemTime,
 }
 
 /// The last run that ended, for status when idle.
 #[derive(Debug, Clone)]
 struct LastRun {
+    totals: StatsDelta,
+    tasks: Vec<(String, OpKind)>,
+    series: Vec<SeriesPoint>,
     run_id: String,
     scenario: String,
     state: RunState,
@@ -289,6 +329,32 @@ impl<D: Driver> Actor<D> {
             }
             Event::Status(reply) => {
                 let _ = reply.send(self.current_status());
+            }
+            Event::Series(since, reply) => {
+                let empty = Vec::new();
+                let (run_id, series) = match (&self.run, &self.last) {
+                    (Some(r), _) => (Some(r.spec.run_id.clone()), &r.series),
+                    (None, Some(l)) => (Some(l.run_id.clone()), &l.series),
+                    (None, None) => (None, &empty),
+                };
+                let from = since.min(series.len());
+                let _ = reply.send(SeriesReply {
+                    run_id,
+                    from,
+                    points: series[from..].to_vec(),
+                });
+            }
+            Event::Metrics(reply) => {
+                let (totals, tasks) = match (&self.run, &self.last) {
+                    (Some(r), _) => (r.totals.clone(), r.tasks.clone()),
+                    (None, Some(l)) => (l.totals.clone(), l.tasks.clone()),
+                    (None, None) => (StatsDelta::default(), Vec::new()),
+                };
+                let _ = reply.send(MetricsSnapshot {
+                    status: self.current_status(),
+                    totals,
+                    tasks,
+                });
             }
             Event::Attach(name, reply) => {
                 let _ = reply.send(self.attach(name));
@@ -701,6 +767,9 @@ impl<D: Driver> Actor<D> {
             rates: (0.0, 0.0, 0.0),
             participants: BTreeMap::new(),
             ticks: 0,
+            series: Vec::new(),
+            hlog: None,
+            interval_start: std::time::SystemTime::now(),
         };
         let started = RunStarted {
             run_id: run_id.clone(),
@@ -747,6 +816,8 @@ impl<D: Driver> Actor<D> {
                 }
                 run.state = RunState::Spawning;
                 run.load_started = Some(Instant::now());
+                run.interval_start = std::time::SystemTime::now();
+                run.hlog = Some(HistogramLog::new(run.dir.path(), run.interval_start));
                 // The duration counts from the first user, not from preparation.
                 if let Some(d) = run.record.parameters.duration_s {
                     run.deadline = Some(Instant::now() + Duration::from_secs_f64(d));
@@ -931,10 +1002,28 @@ impl<D: Driver> Actor<D> {
 
     /// Writes the final artifacts and makes the run the last one.
     fn finalize(&mut self, mut run: Run, state: RunState) {
+        let seconds = load_seconds(&run);
+        // Thresholds judge runs that ran their course (or were stopped), not broken ones.
+        let crossed: Vec<String> = if matches!(state, RunState::Completed | RunState::Stopped) {
+            let summary = run_summary(&run, seconds);
+            run.spec
+                .scenario
+                .thresholds
+                .iter()
+                .flat_map(|t| t.crossed(&summary))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let state = if crossed.is_empty() {
+            state
+        } else {
+            run.record.reason = Some(format!("thresholds crossed: {}", crossed.join("; ")));
+            RunState::Failed
+        };
         run.state = state;
         run.record.state = state;
         run.record.ended_at = Some(artifacts::now_rfc3339());
-        let seconds = load_seconds(&run);
         let summary = run_summary(&run, seconds);
         run.record.workers = run
             .participants
@@ -964,6 +1053,9 @@ impl<D: Driver> Actor<D> {
             run.record.failures
         );
         self.last = Some(LastRun {
+            totals: run.totals.clone(),
+            tasks: run.tasks.clone(),
+            series: std::mem::take(&mut run.series),
             run_id: run.spec.run_id.clone(),
             scenario: run.spec.scenario.name.clone(),
             state,
@@ -1075,6 +1167,9 @@ impl<D: Driver> Actor<D> {
     /// Closes the current second: history rows and the rates shown in status.
     fn flush_interval(run: &mut Run, workers: &BTreeMap<u32, Slot>) {
         let interval = std::mem::take(&mut run.interval);
+        let now = std::time::SystemTime::now();
+        let start = std::mem::replace(&mut run.interval_start, now);
+        let span = now.duration_since(start).unwrap_or_default();
         run.rates = (
             interval.requests() as f64,
             interval.failures() as f64,
@@ -1095,6 +1190,17 @@ impl<D: Driver> Actor<D> {
         ) {
             log::warn!("{e}");
         }
+        if let Some(hlog) = run.hlog.as_mut() {
+            if let Err(e) = hlog.append(&interval, start, span) {
+                log::warn!("cannot append to {}: {e}", crate::hlog::HLOG);
+            }
+        }
+        run.series.push(SeriesPoint::new(
+            chrono::Utc::now().timestamp(),
+            users,
+            &interval,
+            span.as_secs_f64(),
+        ));
     }
 
     // ---------------------------------------------------------------- status
@@ -1339,6 +1445,9 @@ fn recover_interrupted(state_dir: &Path) -> (Option<LastRun>, Vec<PathBuf>) {
         }
         let summary = read_summary_at(&dir).ok();
         let candidate = LastRun {
+            totals: StatsDelta::default(),
+            tasks: record.scenario.task_names(),
+            series: Vec::new(),
             run_id: record.run_id.clone(),
             scenario: record.scenario.name.clone(),
             state: record.state,

@@ -7,9 +7,11 @@
 
 mod builtin;
 mod size_spec;
+mod thresholds;
 
 pub use builtin::{builtin, builtin_names, BUILTINS};
 pub use size_spec::{Bucket, SizeSampler, SizeSpec};
+pub use thresholds::{Millis, Percent, Threshold};
 
 use crate::size::ByteSize;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,9 @@ pub struct Scenario {
     /// Leave the run's objects in the bucket instead of deleting them at the end.
     #[serde(default)]
     pub keep: bool,
+    /// Limits that fail the run when crossed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
 }
 
 /// A kind of virtual user (Locust's `User` class).
@@ -441,6 +446,12 @@ impl Scenario {
             }
             for (message, fix) in prefill.size.problems() {
                 push("prefill.size".into(), message, &fix);
+            }
+        }
+        let names: Vec<String> = self.task_names().into_iter().map(|(n, _)| n).collect();
+        for (i, t) in self.thresholds.iter().enumerate() {
+            for (message, fix) in t.problems(&names) {
+                push(format!("thresholds[{i}]"), message, &fix);
             }
         }
         let mut ops_by_name = std::collections::HashMap::new();
