@@ -137,13 +137,6 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         .get("headless")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    if !headless {
-        return Ok(Outcome::Refused(
-            "the live web UI (headless=false) is not available in this version of the charm; \
-             run with headless=true (the default) and use fetch-metrics"
-                .into(),
-        ));
-    }
     let workers = charm.peers()?.peers.len() as u32;
     if workers == 0 {
         return Ok(Outcome::Refused(
@@ -162,6 +155,22 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             status.run_id.as_deref().unwrap_or("?"),
             status.state
         )));
+    }
+    // The web UI is a variant of the coordinator unit: switch between runs, then wait for the
+    // coordinator and its workers to be back before starting.
+    let mut state = charm.load_state();
+    if state.web_ui == headless {
+        state.web_ui = !headless;
+        charm.save_state(&state)?;
+        charm.log(if headless {
+            "switching the coordinator to headless"
+        } else {
+            "switching the coordinator to serve the web UI"
+        });
+        charm.reconcile()?;
+        if let Err(e) = wait_coordinator(control.as_ref(), charm.settle) {
+            return Ok(Outcome::Refused(ctl_message(&e)));
+        }
     }
     let request = StartRequest {
         scenario: scenario.clone(),
@@ -188,7 +197,7 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         "started test {} ({scenario}, {} users at {spawn_rate}/s for {duration}, {workers} workers)",
         started.run_id, users
     ));
-    Ok(Outcome::Done(kv(&[
+    let mut results = kv(&[
         ("test-run-id", started.run_id.clone()),
         ("state", started.state.to_string()),
         ("users", (users as u32).to_string()),
@@ -201,7 +210,22 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             "metrics-dir",
             charm.paths.run_dir(&started.run_id).display().to_string(),
         ),
-    ])))
+    ]);
+    if !headless {
+        let address = charm
+            .tools
+            .ingress_address(crate::reconcile::PEER)
+            .unwrap_or_else(|_| "LEADER-ADDRESS".into());
+        results.push((
+            "web-ui".into(),
+            format!("http://{address}:{}/", config.web_port),
+        ));
+        results.push((
+            "web-ui-login".into(),
+            "any user name; the password is the cluster token: juju show-secret --reveal cluster-token".into(),
+        ));
+    }
+    Ok(Outcome::Done(results))
 }
 
 fn stop_test(charm: &Charm) -> Result<Outcome, CharmError> {
@@ -461,6 +485,26 @@ mod tests {
         assert!(failed
             .unwrap()
             .contains("stop it first: juju run chopsticks/leader stop-test"));
+    }
+
+    #[test]
+    fn headless_false_switches_to_the_web_ui_coordinator() {
+        let u = leader_with_workers();
+        assert!(u.services.is_active_unit(crate::paths::LEADER_UNIT));
+        let (failed, r) = act(&u, "start-test", json!({"headless": false}));
+        assert_eq!(failed, None);
+        assert_eq!(r["web-ui"], "http://10.1.2.3:8089/");
+        assert!(r["web-ui-login"].contains("cluster token"));
+        assert!(u.services.is_active_unit(crate::paths::LEADER_WEBUI_UNIT));
+        assert!(!u.services.is_active_unit(crate::paths::LEADER_UNIT));
+        assert!(u.tools.ports.borrow().contains(&8089));
+        // Back to headless once the test is over.
+        u.control.status.borrow_mut().state = RunState::Completed;
+        let (failed, r) = act(&u, "start-test", json!({}));
+        assert_eq!(failed, None);
+        assert!(!r.contains_key("web-ui"));
+        assert!(u.services.is_active_unit(crate::paths::LEADER_UNIT));
+        assert!(!u.tools.ports.borrow().contains(&8089));
     }
 
     #[test]
