@@ -80,7 +80,7 @@ impl HistogramLog {
                 }
                 let tag = tag_for(name, ttfb);
                 writer
-                    .write_histogram(&hist.0, offset, duration, Tag::new(&tag))
+                    .write_histogram(&*hist.histogram(), offset, duration, Tag::new(&tag))
                     .map_err(|e| io::Error::other(format!("{e:?}")))?;
             }
         }

@@ -41,12 +41,13 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn histogram(out: &mut String, name: &str, labels: &str, h: &Hist) {
+    let dense = h.histogram();
     for le in BUCKETS {
         let micros = (le * 1e6) as u64;
         let count = if h.count() == 0 {
             0
         } else {
-            h.0.count_between(0, micros)
+            dense.count_between(0, micros)
         };
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
     }

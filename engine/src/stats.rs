@@ -19,9 +19,22 @@ use std::time::Duration;
 /// Significant digits kept by every histogram.
 pub const SIGFIG: u8 = 3;
 
-/// A latency histogram in microseconds. Auto-resizing, so idle tasks cost little memory.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hist(pub Histogram<u64>);
+/// A latency histogram in microseconds.
+///
+/// Histograms that record or accumulate are dense, auto-resizing HDR histograms. One decoded
+/// from the wire is kept *sparse* — its recorded (value, count) pairs — until it is added into
+/// a dense one: a dense HDR counts array spans the whole value range (about 110 KB for 1 µs to
+/// 10 s at 3 significant digits) however few samples it holds, so a coordinator with many
+/// workers' deltas waiting would otherwise hold gigabytes. Sparse pairs are exact: each value
+/// is its bucket's representative, so adding them reproduces the same counts.
+#[derive(Debug, Clone)]
+pub struct Hist(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Dense(Histogram<u64>),
+    Sparse { pairs: Vec<(u64, u64)>, count: u64 },
+}
 
 impl Default for Hist {
     fn default() -> Self {
@@ -29,60 +42,129 @@ impl Default for Hist {
     }
 }
 
+fn empty_dense() -> Histogram<u64> {
+    match Histogram::new(SIGFIG) {
+        Ok(h) => h,
+        Err(_) => unreachable!("hdrhistogram accepts 0..=5 significant digits"),
+    }
+}
+
+fn pairs_of(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
 impl Hist {
     pub fn new() -> Hist {
-        match Histogram::new(SIGFIG) {
-            Ok(h) => Hist(h),
-            Err(_) => unreachable!("hdrhistogram accepts 0..=5 significant digits"),
+        Hist(Repr::Dense(empty_dense()))
+    }
+
+    fn dense_mut(&mut self) -> &mut Histogram<u64> {
+        if let Repr::Sparse { pairs, .. } = &self.0 {
+            let mut h = empty_dense();
+            for &(value, count) in pairs {
+                let _ = h.record_n(value, count);
+            }
+            self.0 = Repr::Dense(h);
+        }
+        match &mut self.0 {
+            Repr::Dense(h) => h,
+            Repr::Sparse { .. } => unreachable!("made dense above"),
+        }
+    }
+
+    /// The dense histogram (built on the fly for a sparse one).
+    pub fn histogram(&self) -> std::borrow::Cow<'_, Histogram<u64>> {
+        match &self.0 {
+            Repr::Dense(h) => std::borrow::Cow::Borrowed(h),
+            Repr::Sparse { .. } => {
+                let mut copy = self.clone();
+                std::borrow::Cow::Owned(copy.dense_mut().clone())
+            }
         }
     }
 
     pub fn record(&mut self, d: Duration) {
         let micros = (d.as_micros() as u64).max(1);
+        let h = self.dense_mut();
         // `record` grows an auto-resizing histogram; `saturating_record` would clamp instead.
-        if self.0.record(micros).is_err() {
-            self.0.saturating_record(micros);
+        if h.record(micros).is_err() {
+            h.saturating_record(micros);
         }
     }
 
     pub fn add(&mut self, other: &Hist) {
-        // Both sides are auto-resizing with the same precision, so addition cannot fail.
-        let _ = self.0.add(&other.0);
+        if other.count() == 0 {
+            return;
+        }
+        let h = self.dense_mut();
+        match &other.0 {
+            // Both sides are auto-resizing with the same precision: addition cannot fail.
+            Repr::Dense(o) => {
+                let _ = h.add(o);
+            }
+            Repr::Sparse { pairs, .. } => {
+                for &(value, count) in pairs {
+                    let _ = h.record_n(value, count);
+                }
+            }
+        }
+    }
+
+    /// Empties the histogram, keeping its allocation when dense.
+    pub fn reset(&mut self) {
+        match &mut self.0 {
+            Repr::Dense(h) => h.reset(),
+            Repr::Sparse { .. } => self.0 = Repr::Dense(empty_dense()),
+        }
     }
 
     pub fn count(&self) -> u64 {
-        self.0.len()
+        match &self.0 {
+            Repr::Dense(h) => h.len(),
+            Repr::Sparse { count, .. } => *count,
+        }
+    }
+
+    /// Recorded values in `[low, high]` microseconds (at HDR resolution).
+    pub fn count_between(&self, low: u64, high: u64) -> u64 {
+        if self.count() == 0 {
+            0
+        } else {
+            self.histogram().count_between(low, high)
+        }
     }
 
     /// Value at `q` (0..=1) in milliseconds; 0 when empty.
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.0.is_empty() {
+        if self.count() == 0 {
             return 0.0;
         }
-        self.0.value_at_quantile(q) as f64 / 1000.0
+        self.histogram().value_at_quantile(q) as f64 / 1000.0
     }
 
     pub fn min_ms(&self) -> f64 {
-        if self.0.is_empty() {
+        if self.count() == 0 {
             0.0
         } else {
-            self.0.min() as f64 / 1000.0
+            self.histogram().min() as f64 / 1000.0
         }
     }
 
     pub fn max_ms(&self) -> f64 {
-        if self.0.is_empty() {
+        if self.count() == 0 {
             0.0
         } else {
-            self.0.max() as f64 / 1000.0
+            self.histogram().max() as f64 / 1000.0
         }
     }
 
     pub fn mean_ms(&self) -> f64 {
-        if self.0.is_empty() {
+        if self.count() == 0 {
             0.0
         } else {
-            self.0.mean() / 1000.0
+            self.histogram().mean() / 1000.0
         }
     }
 
@@ -90,16 +172,33 @@ impl Hist {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         // Serializing into a Vec cannot fail for a valid histogram.
-        let _ = V2DeflateSerializer::new().serialize(&self.0, &mut out);
+        let _ = V2DeflateSerializer::new().serialize(&*self.histogram(), &mut out);
         out
     }
 
+    /// Decodes V2(+deflate) bytes into a sparse histogram.
     pub fn decode(bytes: &[u8]) -> Result<Hist, String> {
-        let mut h: Histogram<u64> = Deserializer::new()
+        let h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut std::io::Cursor::new(bytes))
             .map_err(|e| format!("bad histogram: {e:?}"))?;
-        h.auto(true);
-        Ok(Hist(h))
+        Ok(Hist(Repr::Sparse {
+            count: h.len(),
+            pairs: pairs_of(&h),
+        }))
+    }
+
+    /// The recorded (value, count) pairs: the histogram's canonical content.
+    fn pairs(&self) -> Vec<(u64, u64)> {
+        match &self.0 {
+            Repr::Dense(h) => pairs_of(h),
+            Repr::Sparse { pairs, .. } => pairs.clone(),
+        }
+    }
+}
+
+impl PartialEq for Hist {
+    fn eq(&self, other: &Hist) -> bool {
+        self.count() == other.count() && self.pairs() == other.pairs()
     }
 }
 
@@ -299,8 +398,8 @@ impl Recorder {
                     t.bytes = 0;
                     t.aborted = 0;
                     t.skipped = 0;
-                    t.latency.0.reset();
-                    t.ttfb.0.reset();
+                    t.latency.reset();
+                    t.ttfb.reset();
                     t.failures_by_kind.clear();
                 }
             }

@@ -283,6 +283,9 @@ impl<D: Driver> Actor<D> {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
+            // Worker chatter and queries change nothing watchers need at once; the tick
+            // publishes their effect every second.
+            let mut routine = false;
             let deadline = self
                 .run
                 .as_ref()
@@ -303,6 +306,13 @@ impl<D: Driver> Actor<D> {
                         self.begin_stop(RunState::Interrupted, true, "the coordinator is shutting down");
                         shutdown = Some(reply);
                     } else {
+                        routine = matches!(
+                            event,
+                            Event::Worker(_, FromWorker::Stats { .. } | FromWorker::Heartbeat { .. })
+                                | Event::Status(_)
+                                | Event::Series(..)
+                                | Event::Metrics(_)
+                        );
                         self.handle(event);
                     }
                 }
@@ -314,7 +324,9 @@ impl<D: Driver> Actor<D> {
                 }
                 break;
             }
-            self.publish();
+            if !routine {
+                self.publish();
+            }
         }
         for slot in self.workers.values() {
             let _ = slot.tx.try_send(ToWorker::Heartbeat);
@@ -383,7 +395,9 @@ impl<D: Driver> Actor<D> {
             self.remove_worker(old, &format!("worker {name} reconnected as #{id}"));
         }
         let (to_worker, worker_rx) = mpsc::channel(256);
-        let (worker_tx, mut from_worker) = mpsc::channel::<FromWorker>(256);
+        // Short: a coordinator that falls behind pushes back on the worker's socket instead of
+        // queueing its deltas (each decoded delta can hold many histograms).
+        let (worker_tx, mut from_worker) = mpsc::channel::<FromWorker>(16);
         let events = self.events.clone();
         tokio::spawn(async move {
             while let Some(msg) = from_worker.recv().await {
@@ -1046,6 +1060,7 @@ impl<D: Driver> Actor<D> {
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
         run.dir.event(&format!("state {state}{reason}"));
+        crate::report::write_logged(run.dir.path());
         log::info!(
             "run {}: {state}, {} requests, {} failures{reason}",
             run.spec.run_id,
@@ -1403,6 +1418,7 @@ async fn cleanup_interrupted<D: Driver>(driver: Arc<D>, dir: PathBuf) {
         ));
         record.cleanup = Some(report);
         let _ = rd.write_json(artifacts::RUN_JSON, &record);
+        crate::report::write_logged(&dir);
     }
 }
 
@@ -1436,6 +1452,7 @@ fn recover_interrupted(state_dir: &Path) -> (Option<LastRun>, Vec<PathBuf>) {
                     summary.state = RunState::Interrupted;
                     let _ = rd.write_summary(&summary);
                 }
+                crate::report::write_logged(&dir);
             }
             log::warn!(
                 "run {} was cut by a coordinator restart: marked interrupted",
