@@ -15,14 +15,20 @@
 //! ```
 //!
 //! Flags: `--workers N` (500), `--tasks N` (20), `--seconds N` (30, the measuring window),
-//! `--samples N` (requests per task per delta, 10), `--coordinator PATH`.
+//! `--samples N` (requests per task per delta, 10), `--max-rss-mib N` (4096: the bench gives up
+//! when the coordinator grows past this, to spare a shared machine), `--coordinator PATH`.
+//! Every 5 s of the window a progress line shows the coordinator's RSS, its CPU over those
+//! 5 s, and how many deltas' worth of requests were sent but not yet merged (a backlog).
+//! The coordinator dies with the bench (SIGKILL on drop, and `PR_SET_PDEATHSIG`); Ctrl-C
+//! ends the bench cleanly.
 //!
 //! Measures, over the window (after every worker runs its users and sent a delta):
 //! - deltas/s: `Stats` messages the simulated workers handed to their sockets per second
 //!   (it drops below the worker count if the coordinator cannot keep up: sends would block);
 //! - coordinator CPU: utime + stime from `/proc/<pid>/stat` over the window ÷ wall time
 //!   (100 % = one core busy);
-//! - coordinator RSS: `VmRSS` at the end of the window and the peak `VmHWM`;
+//! - coordinator RSS: `VmRSS` at the end of the window, the peak `VmHWM`, and how fast
+//!   `VmRSS` grew over the window (MiB per minute; what a long run would add);
 //! - merge latency: simulated worker 0 puts exactly one failed request in each of its deltas
 //!   (every other delta has none), so `failures` in `GET /api/status` counts its merged
 //!   deltas. The latency of one delta is the time from just before it is handed to its
@@ -46,6 +52,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use std::collections::VecDeque;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +81,7 @@ struct Args {
     tasks: usize,
     seconds: u64,
     samples: u64,
+    max_rss_mib: f64,
     coordinator: PathBuf,
 }
 
@@ -83,6 +91,7 @@ fn parse_args() -> Result<Args> {
         tasks: 20,
         seconds: 30,
         samples: 10,
+        max_rss_mib: 4096.0,
         coordinator: PathBuf::from(env!("CARGO_BIN_EXE_chopsticks")),
     };
     let mut it = std::env::args().skip(1);
@@ -95,9 +104,10 @@ fn parse_args() -> Result<Args> {
             "--tasks" => args.tasks = value()?.parse().context("--tasks")?,
             "--seconds" => args.seconds = value()?.parse().context("--seconds")?,
             "--samples" => args.samples = value()?.parse().context("--samples")?,
+            "--max-rss-mib" => args.max_rss_mib = value()?.parse().context("--max-rss-mib")?,
             "--coordinator" => args.coordinator = PathBuf::from(value()?),
             other => bail!(
-                "unknown argument {other}; flags: --workers N --tasks N --seconds N --samples N --coordinator PATH"
+                "unknown argument {other}; flags: --workers N --tasks N --seconds N --samples N --max-rss-mib N --coordinator PATH"
             ),
         }
     }
@@ -125,7 +135,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bench(args)) {
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = bench(args) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted; the coordinator was killed")),
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -544,6 +560,53 @@ async fn measure_merges(
     }
 }
 
+/// Sleeps through the window, printing progress every 5 s, and gives up if the coordinator
+/// grows past `--max-rss-mib`.
+async fn watch_window(
+    args: &Args,
+    control: &Control,
+    sent: &Sent,
+    pid: u32,
+    ticks: f64,
+    opened: Instant,
+) -> Result<()> {
+    const STEP: Duration = Duration::from_secs(5);
+    let end = opened + Duration::from_secs(args.seconds);
+    let per_delta = (args.tasks as u64 * args.samples) as f64;
+    let pid_s = pid.to_string();
+    let mut cpu = cpu_seconds(&pid_s, ticks)?;
+    let mut at = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        tokio::time::sleep(STEP.min(end - now)).await;
+        let (rss, _) = rss_mib(pid)?;
+        let (cpu_now, at_now) = (cpu_seconds(&pid_s, ticks)?, Instant::now());
+        let share = (cpu_now - cpu) / (at_now - at).as_secs_f64() * 100.0;
+        (cpu, at) = (cpu_now, at_now);
+        let sent_requests = sent.requests.load(Ordering::Relaxed);
+        let backlog = match tokio::time::timeout(STEP, control.status()).await {
+            Ok(Ok(s)) => format!(
+                "{:.0}",
+                sent_requests.saturating_sub(s.requests) as f64 / per_delta
+            ),
+            _ => "? (status did not answer within 5 s)".into(),
+        };
+        eprintln!(
+            "  {:>4.0}s  coordinator RSS {rss:>6.0} MiB  CPU {share:>5.1}%  sent but unmerged: {backlog} deltas",
+            opened.elapsed().as_secs_f64()
+        );
+        if rss > args.max_rss_mib {
+            bail!(
+                "the coordinator's RSS reached {rss:.0} MiB (limit --max-rss-mib {:.0}); stopped to spare the machine",
+                args.max_rss_mib
+            );
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -625,7 +688,16 @@ fn spawn_coordinator(
     workload: &Path,
 ) -> Result<CoordinatorProcess> {
     let log = std::fs::File::create(dir.join("coordinator.log"))?;
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    // SAFETY: prctl is async-signal-safe; it asks the kernel to SIGKILL the coordinator when
+    // this bench's main thread (which spawns it) ends, however it ends.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let child = command
         .arg("coordinator")
         .arg("--state-dir")
         .arg(dir.join("state"))
@@ -737,8 +809,9 @@ async fn drive(
         window.clone(),
     ));
     let (cpu0, me0) = (cpu_seconds(&pid_s, ticks)?, cpu_seconds("self", ticks)?);
+    let (rss0, _) = rss_mib(pid)?;
     let (d0, t0) = (sent.deltas.load(Ordering::Relaxed), Instant::now());
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    watch_window(args, control, &sent, pid, ticks, t0).await?;
     let (cpu1, me1) = (cpu_seconds(&pid_s, ticks)?, cpu_seconds("self", ticks)?);
     let (d1, wall) = (
         sent.deltas.load(Ordering::Relaxed),
@@ -779,7 +852,7 @@ async fn drive(
         run_id
     );
     println!(
-        "{:>7} {:>5} {:>9} {:>9} {:>10} {:>8} {:>9} {:>13} {:>13} {:>13} {:>8} {:>9}",
+        "{:>7} {:>5} {:>9} {:>9} {:>10} {:>8} {:>9} {:>12} {:>13} {:>13} {:>13} {:>8} {:>9}",
         "workers",
         "tasks",
         "delta KB",
@@ -787,6 +860,7 @@ async fn drive(
         "req/s",
         "coord",
         "RSS MiB",
+        "RSS MiB/min",
         "merge p50 ms",
         "merge p90 ms",
         "merge max ms",
@@ -794,7 +868,7 @@ async fn drive(
         "bench"
     );
     println!(
-        "{:>7} {:>5} {:>9.1} {:>9.1} {:>10.0} {:>7.1}% {:>4.0}/{:<4.0} {:>13.1} {:>13.1} {:>13.1} {:>8} {:>8.1}%",
+        "{:>7} {:>5} {:>9.1} {:>9.1} {:>10.0} {:>7.1}% {:>4.0}/{:<4.0} {:>+12.1} {:>13.1} {:>13.1} {:>13.1} {:>8} {:>8.1}%",
         args.workers,
         args.tasks,
         per_delta_bytes as f64 / 1024.0,
@@ -803,6 +877,7 @@ async fn drive(
         (cpu1 - cpu0) / wall * 100.0,
         rss,
         peak,
+        (rss - rss0) / wall * 60.0,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.9),
         latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN),
@@ -810,7 +885,7 @@ async fn drive(
         (me1 - me0) / wall * 100.0,
     );
     println!(
-        "coord = coordinator CPU (utime+stime over {wall:.1} s wall; 100% = one core of {}); RSS = now/peak;",
+        "coord = coordinator CPU (utime+stime over {wall:.1} s wall; 100% = one core of {}); RSS = now/peak, and its growth over the window;",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     println!("merge = sim-0 delta sent -> counted in /api/status (polled every {} ms); bench = this process's CPU", STATUS_POLL.as_millis());

@@ -100,7 +100,7 @@ fn key_percentiles(p: &Percentiles) -> [(&'static str, String); 5] {
     ]
 }
 
-/// Status of worker `name` in the current status.
+/// The id the coordinator gave worker `name`.
 fn worker_id(status: &Status, name: &str) -> u32 {
     status
         .workers
