@@ -164,7 +164,13 @@ async fn serve(hub: Hub, mut socket: WebSocket, peer: SocketAddr) {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
                         bad_frames += 1;
-                        log::warn!("worker {name} (#{id}) sent a binary frame; ignored");
+                        if bad_frames > MAX_BAD_FRAMES {
+                            log::warn!("worker {name} (#{id}) sent {bad_frames} malformed frames; closing");
+                            break;
+                        }
+                        if bad_frames == 1 {
+                            log::warn!("worker {name} (#{id}) sent a binary frame; ignored");
+                        }
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -182,7 +188,11 @@ async fn serve(hub: Hub, mut socket: WebSocket, peer: SocketAddr) {
                     }
                     Err(e) => {
                         bad_frames += 1;
-                        log::warn!("worker {name} (#{id}) sent a malformed message ({e}); ignored");
+                        // One warning per connection is enough to diagnose; a flood must not
+                        // fill the journal.
+                        if bad_frames == 1 {
+                            log::warn!("worker {name} (#{id}) sent a malformed message ({e}); ignored");
+                        }
                     }
                 }
                 if bad_frames > MAX_BAD_FRAMES {

@@ -88,6 +88,8 @@ enum Event {
 /// A handle to a running coordinator.
 #[derive(Clone)]
 pub struct Coordinator {
+    /// Control requests: a channel of their own, served before worker traffic, so stop and
+    /// status answer even when the coordinator is busy merging.
     tx: mpsc::Sender<Event>,
     status: watch::Receiver<Status>,
     state_dir: PathBuf,
@@ -98,13 +100,14 @@ impl Coordinator {
     /// `interrupted` first.
     pub fn spawn<D: Driver>(driver: Arc<D>, config: CoordinatorConfig) -> Coordinator {
         let (last, interrupted) = recover_interrupted(&config.state_dir);
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, control_rx) = mpsc::channel(64);
+        let (events_tx, rx) = mpsc::channel(1024);
         let (status_tx, status) = watch::channel(idle_status(last.as_ref()));
         let state_dir = config.state_dir.clone();
         let actor = Actor {
             driver,
             config,
-            events: tx.clone(),
+            events: events_tx,
             status: status_tx,
             workers: BTreeMap::new(),
             next_worker_id: 1,
@@ -117,7 +120,7 @@ impl Coordinator {
             let driver = Arc::clone(&actor.driver);
             tokio::spawn(cleanup_interrupted(driver, dir));
         }
-        tokio::spawn(actor.run(rx));
+        tokio::spawn(actor.run(control_rx, rx));
         Coordinator {
             tx,
             status,
@@ -278,7 +281,7 @@ struct Actor<D> {
 }
 
 impl<D: Driver> Actor<D> {
-    async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+    async fn run(mut self, mut control: mpsc::Receiver<Event>, mut rx: mpsc::Receiver<Event>) {
         let mut tick = interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shutdown: Option<oneshot::Sender<()>> = None;
@@ -291,32 +294,52 @@ impl<D: Driver> Actor<D> {
                 .as_ref()
                 .filter(|r| matches!(r.state, RunState::Spawning | RunState::Running))
                 .and_then(|r| r.deadline);
-            tokio::select! {
-                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
-                    self.begin_stop(RunState::Completed, false, "duration reached");
-                }
-                event = rx.recv() => {
-                    let Some(event) = event else { break };
-                    if let Event::Shutdown(reply) = event {
-                        if self.run.is_none() {
-                            let _ = reply.send(());
-                            break;
-                        }
-                        log::info!("shutting down: winding down the active run first");
-                        self.begin_stop(RunState::Interrupted, true, "the coordinator is shutting down");
-                        shutdown = Some(reply);
-                    } else {
-                        routine = matches!(
-                            event,
-                            Event::Worker(_, FromWorker::Stats { .. } | FromWorker::Heartbeat { .. })
-                                | Event::Status(_)
-                                | Event::Series(..)
-                                | Event::Metrics(_)
-                        );
-                        self.handle(event);
+            enum Step {
+                Deadline,
+                Tick,
+                Event(Event),
+            }
+            let step = tokio::select! {
+                // Control first, then time, then worker traffic: a flood of stats can delay
+                // merging but never a stop, a status or the clock.
+                biased;
+                event = control.recv() => match event {
+                    Some(e) => Step::Event(e),
+                    None => break,
+                },
+                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => Step::Deadline,
+                _ = tick.tick() => Step::Tick,
+                event = rx.recv() => match event {
+                    Some(e) => Step::Event(e),
+                    None => break,
+                },
+            };
+            match step {
+                Step::Deadline => self.begin_stop(RunState::Completed, false, "duration reached"),
+                Step::Tick => self.tick(),
+                Step::Event(Event::Shutdown(reply)) => {
+                    if self.run.is_none() {
+                        let _ = reply.send(());
+                        break;
                     }
+                    log::info!("shutting down: winding down the active run first");
+                    self.begin_stop(
+                        RunState::Interrupted,
+                        true,
+                        "the coordinator is shutting down",
+                    );
+                    shutdown = Some(reply);
                 }
-                _ = tick.tick() => self.tick(),
+                Step::Event(event) => {
+                    routine = matches!(
+                        event,
+                        Event::Worker(_, FromWorker::Stats { .. } | FromWorker::Heartbeat { .. })
+                            | Event::Status(_)
+                            | Event::Series(..)
+                            | Event::Metrics(_)
+                    );
+                    self.handle(event);
+                }
             }
             if shutdown.is_some() && self.run.is_none() {
                 if let Some(reply) = shutdown.take() {
@@ -1141,6 +1164,16 @@ impl<D: Driver> Actor<D> {
             if run.ticks % SUMMARY_EVERY == 0 {
                 let summary = run_summary(run, load_seconds(run));
                 let _ = run.dir.write_summary(&summary);
+                // Keep run.json's per-worker totals current, so a run cut by a crash keeps them.
+                run.record.workers = run
+                    .participants
+                    .values()
+                    .map(|p| p.record.clone())
+                    .collect();
+                run.record.requests = run.totals.requests();
+                run.record.failures = run.totals.failures();
+                run.record.bytes = run.totals.bytes();
+                let _ = run.dir.write_json(artifacts::RUN_JSON, &run.record);
             }
         }
         let running_users: u32 = run.participants.values().map(|p| p.users).sum();
