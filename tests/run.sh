@@ -5,13 +5,23 @@
 #   tests/run.sh                  # everything
 #   tests/run.sh -p chopsticks    # extra arguments go to `cargo test`
 #
-# The first run installs Debian's ceph packages (needs root). RadosGW is left running for the
-# next run (`tests/rgw/up.sh` then takes well under a second); stop it with tests/rgw/down.sh.
+# The first run installs Debian's ceph, chromium and chromium-driver packages (needs root).
+# RadosGW is left running for the next run (`tests/rgw/up.sh` then takes well under a
+# second); stop it with tests/rgw/down.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '==> %s\n' "$*" >&2; }
+
+# The report and web UI tests drive Debian's Chromium through chromedriver.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+  ((EUID == 0)) || { say "chromium/chromedriver missing: run once as root (or apt-get install chromium chromium-driver)"; exit 1; }
+  say "installing chromium and chromium-driver (browser tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
 
 say "bringing up RadosGW (tests/rgw/up.sh)"
 rgw_env=$(tests/rgw/up.sh)

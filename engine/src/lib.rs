@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod protocol;
+pub mod report;
 pub mod scenario;
 pub mod series;
 pub mod size;
@@ -31,6 +32,7 @@ pub mod summary;
 pub mod target;
 pub mod token;
 pub mod user;
+pub mod webui;
 pub mod worker;
 pub mod workload;
 

@@ -33,6 +33,10 @@ pub struct CoordinatorArgs {
     /// S3 connection file, used to prepare runs (bucket, prefill) and clean up after them.
     #[arg(long, value_name = "FILE")]
     pub workload_config: Option<PathBuf>,
+    /// Serve the live web UI (charts, workers, stop button, past runs' reports) here. Off
+    /// loopback it asks for the cluster token (HTTP Basic password, any user name).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub web_ui: Option<SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,9 +158,31 @@ pub async fn coordinator(args: CoordinatorArgs) -> Exit {
         },
     );
     let control_token = (!args.control.ip().is_loopback()).then(|| token.clone());
+    let stop = CancellationToken::new();
+    let web_ui = match args.web_ui {
+        Some(addr) => match crate::webui::serve(
+            addr,
+            coordinator.clone(),
+            args.state_dir.clone(),
+            Some(token.clone()),
+            stop.clone(),
+        )
+        .await
+        {
+            Ok(served) => {
+                log::info!("web UI at {}", served.url());
+                Some(served)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                coordinator.shutdown().await;
+                return Exit::BadInput;
+            }
+        },
+        None => None,
+    };
     let hub = crate::hub::router(coordinator.clone(), token);
     let api = crate::api::router(coordinator.clone(), control_token);
-    let stop = CancellationToken::new();
     let hub_stop = stop.clone();
     let hub_server = tokio::spawn(async move {
         axum::serve(
@@ -188,6 +214,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> Exit {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         let _ = hub_server.await;
         let _ = api_server.await;
+        if let Some(ui) = web_ui {
+            let _ = ui.task.await;
+        }
     })
     .await;
     Exit::Ok

@@ -59,6 +59,11 @@ pub enum Command {
         #[arg(long)]
         threshold: Option<String>,
     },
+    /// Render (again) a run's report.html from its saved files.
+    Report {
+        /// The run's directory (it holds run.json).
+        run_dir: PathBuf,
+    },
     /// List the built-in scenarios, or validate and print one (a name or a path).
     Scenarios {
         /// A built-in name or a path to a scenario file.
@@ -97,6 +102,7 @@ pub fn main() -> ExitCode {
                 run_b,
                 threshold,
             } => compare(&run_a, &run_b, threshold.as_deref()),
+            Command::Report { run_dir } => report(&run_dir),
         }
     });
     // Users still cutting off requests must not delay the exit.
@@ -137,6 +143,23 @@ fn compare(a: &std::path::Path, b: &std::path::Path, threshold: Option<&str>) ->
             println!("  {r}");
         }
         Exit::RunFailed
+    }
+}
+
+fn report(dir: &std::path::Path) -> Exit {
+    match crate::report::write(dir) {
+        Ok(path) => {
+            println!("{}", path.display());
+            Exit::Ok
+        }
+        Err(e @ crate::report::ReportError::Write { .. }) => {
+            eprintln!("error: {e}");
+            Exit::RunFailed
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::BadInput
+        }
     }
 }
 

@@ -48,9 +48,13 @@ pub struct RunArgs {
     /// Directory for this run's artifacts (default ./chopsticks-runs/<run-id>/).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
-    /// No web UI (the default for now: the live web UI is served by `chopsticks coordinator`).
+    /// No web UI: only the terminal's progress line and the artifacts.
     #[arg(long)]
     pub headless: bool,
+    /// Where to serve the live web UI while the run goes (default 127.0.0.1:8089). Off
+    /// loopback a random password is generated and printed (HTTP Basic, any user name).
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "headless")]
+    pub web_ui: Option<std::net::SocketAddr>,
     /// Seed for object contents and random choices (random when absent), to repeat a run.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -154,12 +158,24 @@ pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
     let coordinator = Coordinator::spawn(
         Arc::clone(&driver),
         CoordinatorConfig {
-            state_dir,
+            state_dir: state_dir.clone(),
             target: config.info(embedded.is_some()),
             run_dir_override: args.run_dir.clone(),
         },
     );
     let shutdown = CancellationToken::new();
+    let web_ui = if args.headless {
+        None
+    } else {
+        match start_web_ui(args.web_ui, &coordinator, state_dir, shutdown.clone()).await {
+            Ok(ui) => ui,
+            Err(e) => {
+                eprintln!("error: {e}");
+                coordinator.shutdown().await;
+                return Exit::BadInput;
+            }
+        }
+    };
     let worker_task = match coordinator.attach(hostname()).await {
         Some((id, link)) => tokio::spawn(worker::serve(
             Arc::clone(&driver),
@@ -214,9 +230,15 @@ pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
         started.run_dir
     );
 
+    if let Some(ui) = &web_ui {
+        eprintln!("web UI: {}", ui.url());
+    }
     let final_status = watch_run(&coordinator, &started.run_id).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), worker_task).await;
+    if let Some(ui) = web_ui {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ui.task).await;
+    }
     coordinator.shutdown().await;
     if let Some(t) = embedded {
         t.stop();
@@ -247,6 +269,37 @@ pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
     match final_status.state {
         RunState::Completed | RunState::Stopped => Exit::Ok,
         _ => Exit::RunFailed,
+    }
+}
+
+/// Serves the web UI for a standalone run. The default address is only a convenience: when it
+/// is taken (another run has it) the run goes on without a UI. An address the operator chose
+/// must work. Off loopback a fresh token guards it, printed for the operator.
+async fn start_web_ui(
+    chosen: Option<std::net::SocketAddr>,
+    coordinator: &Coordinator,
+    state_dir: PathBuf,
+    stop: CancellationToken,
+) -> Result<Option<crate::webui::Served>, crate::webui::WebUiError> {
+    let addr = chosen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8089)));
+    let token = (!addr.ip().is_loopback()).then(crate::token::Token::generate);
+    let served =
+        crate::webui::serve(addr, coordinator.clone(), state_dir, token.clone(), stop).await;
+    match served {
+        Ok(s) => {
+            if let Some(t) = token {
+                eprintln!(
+                    "web UI on {addr} needs a login: any user name, password {}",
+                    t.expose()
+                );
+            }
+            Ok(Some(s))
+        }
+        Err(e) if chosen.is_none() => {
+            eprintln!("note: no web UI ({e}); pass --web-ui ADDR:PORT to choose another address, or --headless");
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
