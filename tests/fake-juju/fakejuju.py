@@ -1625,8 +1625,10 @@ def t_systemctl(ctx):
             opts["property"] = a.split("=", 1)[1] if "=" in a else (a[2:] or None)
             if opts["property"] is None:
                 opts["property_next"] = True
+        elif a in ("-q", "--quiet"):
+            opts["quiet"] = True
         elif a.startswith("-"):
-            continue  # --quiet, --no-block, --no-pager, --system, -q ...
+            continue  # --no-block, --no-pager, --system ...
         elif opts.pop("property_next", False):
             opts["property"] = a
         else:
@@ -1672,18 +1674,20 @@ def t_systemctl(ctx):
     elif verb == "is-active":
         for u in units:
             state, _ = sd.active_state(u)
-            print(state)
+            if not opts.get("quiet"):
+                print(state)
             if state != "active":
                 rc = 3
     elif verb == "is-failed":
         for u in units:
             state, _ = sd.active_state(u)
-            print(state)
+            if not opts.get("quiet"):
+                print(state)
             rc = 0 if state == "failed" else 1
     elif verb == "is-enabled":
         for u in units:
             state, code = sd.is_enabled(u)
-            if state:
+            if state and not opts.get("quiet"):
                 print(state)
             rc = rc or code
     elif verb in ("show", "status"):

@@ -148,6 +148,8 @@ pub struct Model {
     hook_timeout: Duration,
     /// Environment passed to every hook on top of Juju's (e.g. `RUST_LOG`).
     extra_env: Vec<(String, String)>,
+    /// Keep a removed unit's root (services stopped) so tests can inspect what remove left.
+    keep_removed_roots: bool,
 }
 
 /// The fake tool script every tool name is a symlink to.
@@ -189,6 +191,7 @@ impl Model {
             base_path: std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
             hook_timeout: DEFAULT_HOOK_TIMEOUT,
             extra_env: Vec::new(),
+            keep_removed_roots: false,
         };
         model.charm_dir = if charm.is_file() {
             let dest = path.join("charm");
@@ -272,6 +275,11 @@ impl Model {
 
     pub fn set_hook_timeout(&mut self, timeout: Duration) {
         self.hook_timeout = timeout;
+    }
+
+    /// Keep the root of units removed from now on (their services are stopped all the same).
+    pub fn set_keep_removed_roots(&mut self, keep: bool) {
+        self.keep_removed_roots = keep;
     }
 
     /// Extra environment for every hook (for instance `RUST_LOG`).
@@ -494,8 +502,9 @@ impl Model {
     }
 
     /// `juju remove-unit`: relation-departed on the others and on the unit, relation-broken,
-    /// stop and remove on the unit, then its services are stopped and its root deleted.  When
-    /// it was the leader, the lowest remaining unit is elected.
+    /// stop and remove on the unit, then its services are stopped and its root deleted (unless
+    /// [`set_keep_removed_roots`](Self::set_keep_removed_roots)).  When it was the leader, the
+    /// lowest remaining unit is elected.
     pub fn remove_unit(&mut self, unit: &str) -> Result<()> {
         let unit = self.resolve(unit)?;
         let was_leader = self.leader().ok().as_deref() == Some(unit.as_str());
@@ -524,7 +533,9 @@ impl Model {
         self.admin("stop-all", json!({"root": root}))?;
         self.admin("remove-unit", json!({"unit": unit}))?;
         self.units.retain(|u| *u != unit);
-        let _ = std::fs::remove_dir_all(self.unit_dir(&unit));
+        if !self.keep_removed_roots {
+            let _ = std::fs::remove_dir_all(self.unit_dir(&unit));
+        }
         if was_leader {
             if let Some(next) = self.units.first().cloned() {
                 self.set_leader(&next)?;
@@ -908,13 +919,16 @@ impl Model {
                 break status;
             }
             if Instant::now() > deadline {
+                let stuck = descendants(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 self.admin("commit", json!({"hook_id": hook_id, "ok": false}))?;
                 bail!(
-                    "{dispatch_path} on {unit} did not finish within {:?}; stderr:\n{}",
+                    "{dispatch_path} on {unit} did not finish within {:?}\n--- its processes ---\n{}\n--- stderr ---\n{}\n--- juju-log ---\n{}",
                     self.hook_timeout,
-                    tail(&std::fs::read_to_string(&err_path).unwrap_or_default(), 40)
+                    stuck.join("\n"),
+                    tail(&std::fs::read_to_string(&err_path).unwrap_or_default(), 40),
+                    tail(&self.juju_log(), 20)
                 );
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -1261,6 +1275,49 @@ pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
         }
     }
     out
+}
+
+/// `pid` and its descendants as "pid argv" lines (to show where a hook is stuck).
+fn descendants(pid: u32) -> Vec<String> {
+    let mut procs = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<u32>().ok());
+            let argv = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            procs.push((
+                p,
+                ppid.unwrap_or(0),
+                String::from_utf8_lossy(&argv).replace('\0', " "),
+            ));
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() && tree.len() < 1000 {
+        let parent = tree[i];
+        tree.extend(
+            procs
+                .iter()
+                .filter(|(_, pp, _)| *pp == parent)
+                .map(|(p, _, _)| *p),
+        );
+        i += 1;
+    }
+    tree.iter()
+        .filter_map(|p| procs.iter().find(|(q, _, _)| q == p))
+        .map(|(p, _, argv)| format!("{p} {argv}"))
+        .collect()
 }
 
 /// True when `pid` is gone (or a zombie).

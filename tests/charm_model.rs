@@ -1,0 +1,595 @@
+//! End-to-end tests of the *packed* charm in a simulated Juju model, against the real RadosGW.
+//!
+//! Each test deploys `chopsticks_ubuntu@24.04-amd64.charm` to five units of a [`model::Model`]:
+//! the charm's real `dispatch` runs every hook and action under fake hook tools, and a fake
+//! `systemctl` really runs the rendered units' `ExecStart` (the bundled `chopsticks` binary),
+//! so the leader's coordinator and four workers load-test RadosGW from their own root prefixes
+//! and loopback addresses (127.0.0.10-14).
+//!
+//! The charm is `$CHOPSTICKS_CHARM` when set, else built once per run with
+//! `scripts/pack-charm.sh`.  RadosGW comes from `tests/rgw/up.sh` (`S3_ENDPOINT`, ...); without
+//! it the tests are skipped.  Models run one at a time: each one runs five units' daemons.
+//!
+//! Run: `eval "$(tests/rgw/up.sh)"; cargo test --release --test charm_model -- --include-ignored`.
+
+mod model;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use model::{wait_for, ActionOutcome, Model, Result};
+use serde_json::Value;
+
+const BLOCKED_NEEDS_S3: &str =
+    "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
+
+/// The RadosGW under test.
+struct Rgw {
+    endpoint: String,
+    access_key: String,
+    secret_key: String,
+}
+
+fn rgw() -> Option<Rgw> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("S3_ENDPOINT"),
+        var("AWS_ACCESS_KEY_ID"),
+        var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(endpoint), Some(access_key), Some(secret_key)) => Some(Rgw {
+            endpoint,
+            access_key,
+            secret_key,
+        }),
+        _ => {
+            eprintln!("skipped: S3_ENDPOINT is not set (eval \"$(tests/rgw/up.sh)\" first)");
+            None
+        }
+    }
+}
+
+/// The packed charm, built once per test process unless `CHOPSTICKS_CHARM` names one.
+fn packed_charm() -> PathBuf {
+    static CHARM: OnceLock<PathBuf> = OnceLock::new();
+    CHARM
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("CHOPSTICKS_CHARM") {
+                return PathBuf::from(path);
+            }
+            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("charm-model");
+            let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let status = std::process::Command::new(top.join("scripts/pack-charm.sh"))
+                .arg(&out)
+                .current_dir(top)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("running scripts/pack-charm.sh");
+            assert!(status.success(), "scripts/pack-charm.sh failed");
+            out.join("chopsticks_ubuntu@24.04-amd64.charm")
+        })
+        .clone()
+}
+
+/// One simulated model at a time: each runs five units' daemons on a 2-core machine.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Ports no one listens on now, for this model's coordinator, control API and web UI.
+fn free_ports() -> [u16; 3] {
+    let listeners: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port"))
+        .collect();
+    let port = |i: usize| listeners[i].local_addr().unwrap().port();
+    [port(0), port(1), port(2)]
+}
+
+struct Ports {
+    coordinator: u16,
+    control: u16,
+    web: u16,
+}
+
+/// A model with five units deployed and, unless the test wants otherwise, its own ports.
+fn deploy(units: usize) -> Result<(Model, Ports)> {
+    let mut m = Model::new(&packed_charm())?;
+    m.deploy(units)?;
+    let [coordinator, control, web] = free_ports();
+    Ok((
+        m,
+        Ports {
+            coordinator,
+            control,
+            web,
+        },
+    ))
+}
+
+fn port_config(p: &Ports) -> [(String, String); 3] {
+    [
+        ("coordinator-port".into(), p.coordinator.to_string()),
+        ("control-port".into(), p.control.to_string()),
+        ("web-port".into(), p.web.to_string()),
+    ]
+}
+
+fn config(m: &mut Model, values: &[(String, String)]) -> Result<()> {
+    let pairs: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    m.config(&pairs)
+}
+
+/// Configures S3 with plain keys and a bucket of the test's own.
+fn configure(m: &mut Model, rgw: &Rgw, ports: &Ports, bucket: &str) -> Result<()> {
+    let mut values = vec![
+        ("s3-endpoint".to_string(), rgw.endpoint.clone()),
+        ("s3-access-key".to_string(), rgw.access_key.clone()),
+        ("s3-secret-key".to_string(), rgw.secret_key.clone()),
+        ("s3-bucket".to_string(), bucket.to_string()),
+        ("scenario-file".to_string(), "s3_small_objects".to_string()),
+    ];
+    values.extend(port_config(ports));
+    config(m, &values)
+}
+
+/// Runs update-status until every unit is active (workers connect asynchronously).
+fn wait_all_active(m: &mut Model) -> Result<()> {
+    for _ in 0..10 {
+        let statuses: Vec<(String, (String, String))> = m
+            .units()
+            .into_iter()
+            .map(|u| Ok((u.clone(), m.status(&u)?)))
+            .collect::<Result<_>>()?;
+        if statuses.iter().all(|(_, (s, _))| s == "active") {
+            return Ok(());
+        }
+        eprintln!("not all active yet: {statuses:?}");
+        std::thread::sleep(Duration::from_secs(1));
+        m.update_status()?;
+    }
+    let statuses: Vec<_> = m
+        .units()
+        .into_iter()
+        .map(|u| (u.clone(), m.status(&u)))
+        .collect();
+    Err(model::Error(format!(
+        "units did not all become active: {statuses:?}"
+    )))
+}
+
+/// test-status on the leader until `done` accepts its results.
+fn wait_status(
+    m: &mut Model,
+    timeout: Duration,
+    done: impl Fn(&ActionOutcome) -> bool,
+) -> Result<ActionOutcome> {
+    let mut last = None;
+    let found = wait_for(timeout, Duration::from_millis(500), || {
+        let out = m.juju_run("chopsticks/leader", "test-status")?;
+        let ok = out.status == "completed" && done(&out);
+        last = Some(out.results.clone());
+        Ok(ok.then_some(out))
+    });
+    found.map_err(|e| model::Error(format!("{e}; last test-status: {last:?}")))
+}
+
+fn expect_completed(out: &ActionOutcome) -> &ActionOutcome {
+    assert_eq!(
+        out.status, "completed",
+        "action failed: {} {:?} {}",
+        out.message, out.results, out.stderr
+    );
+    out
+}
+
+fn expect_refused<'a>(out: &'a ActionOutcome, message_part: &str) -> &'a ActionOutcome {
+    assert_eq!(
+        out.status, "failed",
+        "expected a refusal: {:?}",
+        out.results
+    );
+    assert!(
+        out.message.contains(message_part),
+        "refusal {:?} lacks {message_part:?}",
+        out.message
+    );
+    out
+}
+
+/// The main PID of a unit's service, as the fake systemd reports it.
+fn main_pid(m: &Model, unit: &str, service: &str) -> Option<u64> {
+    let path = m
+        .unit_root(unit)
+        .join("run/fake-systemd")
+        .join(format!("{service}.state"));
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    if state["active"] == "active" {
+        state["main_pid"].as_u64()
+    } else {
+        None
+    }
+}
+
+fn users_per_worker(out: &ActionOutcome) -> Vec<(String, u64)> {
+    out.get("users-per-worker")
+        .unwrap_or_default()
+        .split(", ")
+        .filter_map(|e| e.split_once('='))
+        .map(|(w, n)| (w.to_string(), n.parse().unwrap_or(0)))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the charm to tolerate absent unit files in stop_disable and the worker to report `connected` in its status file; run with --ignored"]
+fn deploy_configure_run_fetch_and_stop() -> Result<()> {
+    let Some(rgw) = rgw() else { return Ok(()) };
+    let _serial = serial();
+    let (mut m, ports) = deploy(5)?;
+    let leader = m.leader()?;
+    for unit in m.units() {
+        assert_eq!(
+            m.status(&unit)?,
+            ("blocked".to_string(), BLOCKED_NEEDS_S3.to_string()),
+            "{unit}"
+        );
+    }
+
+    // Refusals before S3 is configured, on a worker, and of bad params.
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test users=50 spawn-rate=5 duration=10m",
+    )?;
+    expect_refused(
+        &out,
+        "S3 is not configured: juju config chopsticks s3-endpoint=",
+    );
+    let out = m.juju_run("chopsticks/1", "start-test")?;
+    expect_refused(&out, "start-test runs on the leader unit");
+    for (command, error) in [
+        (
+            "start-test users=0",
+            "users: Must be greater than or equal to 1",
+        ),
+        (
+            "start-test spawn-rate=0",
+            "spawn-rate: Must be greater than 0",
+        ),
+        (
+            "start-test users=many",
+            "users: Invalid type. Expected: integer, given: string",
+        ),
+        (
+            "start-test color=blue",
+            "Additional property color is not allowed",
+        ),
+        (
+            "fetch-metrics format=xml",
+            "format must be one of the following",
+        ),
+        (
+            "stop-test now=true",
+            "Additional property now is not allowed",
+        ),
+    ] {
+        let err = m
+            .juju_run("chopsticks/leader", command)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(error), "{command}: {err}");
+    }
+
+    // S3 keys through a user secret: blocked until it is granted.
+    let creds = m.add_user_secret(&[
+        ("access-key", &rgw.access_key),
+        ("secret-key", &rgw.secret_key),
+    ])?;
+    let mut values = vec![
+        ("s3-endpoint".to_string(), rgw.endpoint.clone()),
+        ("s3-credentials".to_string(), creds.clone()),
+        (
+            "s3-bucket".to_string(),
+            "chopsticks-charm-model-a".to_string(),
+        ),
+        ("scenario-file".to_string(), "s3_small_objects".to_string()),
+    ];
+    values.extend(port_config(&ports));
+    config(&mut m, &values)?;
+    let (state, message) = m.status(&leader)?;
+    assert_eq!(state, "blocked");
+    assert!(message.contains("juju grant-secret"), "{message}");
+    m.grant_secret(&creds)?;
+    m.update_status()?;
+    wait_all_active(&mut m)?;
+    let (_, message) = m.status(&leader)?;
+    assert!(
+        message.starts_with("coordinator ready: 4 workers connected"),
+        "{message}"
+    );
+    for unit in m.units().iter().filter(|u| **u != leader) {
+        assert_eq!(
+            m.status(unit)?,
+            (
+                "active".into(),
+                format!(
+                    "worker connected to {}:{}",
+                    m.address(&leader),
+                    ports.coordinator
+                )
+            )
+        );
+    }
+    assert_eq!(m.app_data()?["coordinator-address"], m.address(&leader));
+    assert!(m
+        .opened_ports(&leader)?
+        .contains(&format!("{}/tcp", ports.coordinator)));
+
+    // The leader's files and units: credentials through LoadCredential=, hardened, as chopsticks.
+    let root = m.unit_root(&leader);
+    let s3_config = root.join("etc/chopsticks/s3_config.yaml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&s3_config)?.permissions().mode() & 0o777,
+        0o600
+    );
+    let recorded = &m.systemd_units(&leader)?["chopsticks-leader.service"];
+    assert_eq!(
+        recorded["hardening"]["User"],
+        serde_json::json!(["chopsticks"])
+    );
+    assert_eq!(
+        recorded["hardening"]["NoNewPrivileges"],
+        serde_json::json!(["yes"])
+    );
+    assert!(recorded["load_credential"]
+        .to_string()
+        .contains("s3_config.yaml"));
+
+    // A run: every worker gets users, test-status mid-run, then it completes.
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test users=8 spawn-rate=8 duration=20s",
+    )?;
+    expect_completed(&out);
+    let run_id = out.get("test-run-id").unwrap().to_string();
+    assert_eq!(out.get("users"), Some("8"));
+    assert_eq!(out.get("workers"), Some("4"));
+    assert_eq!(out.get("duration"), Some("20s"));
+    let metrics_dir = out.get("metrics-dir").unwrap().to_string();
+    assert!(
+        metrics_dir.ends_with(&format!("/var/lib/chopsticks/{run_id}")),
+        "{metrics_dir}"
+    );
+
+    let mid = wait_status(&mut m, Duration::from_secs(60), |o| {
+        let per = users_per_worker(o);
+        o.get("state") == Some("running") && per.len() == 4 && per.iter().all(|(_, n)| *n > 0)
+    })?;
+    assert_eq!(mid.get("test-run-id"), Some(run_id.as_str()));
+    assert_eq!(mid.get("users"), Some("8/8"));
+    assert_eq!(mid.get("workers-connected"), Some("4"));
+    assert_eq!(mid.get("workers-missing"), Some("0"));
+    let worker_view = m.juju_run("chopsticks/1", "test-status")?;
+    assert_eq!(worker_view.get("role"), Some("worker"));
+    assert_eq!(worker_view.get("connection"), Some("connected"));
+    let out = m.juju_run("chopsticks/leader", "start-test")?;
+    expect_refused(&out, "stop it first: juju run chopsticks/leader stop-test");
+
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("state")
+            .is_some_and(|s| !matches!(s, "preparing" | "spawning" | "running" | "stopping"))
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_ne!(done.get("requests"), Some("0"));
+
+    // fetch-metrics in the three formats.
+    let summary = m.juju_run("chopsticks/leader", "fetch-metrics")?;
+    expect_completed(&summary);
+    assert_eq!(summary.get("state"), Some("completed"));
+    assert_eq!(summary.get("test-run-id"), Some(run_id.as_str()));
+    let table = summary.get("summary").unwrap();
+    for task in ["upload", "download"] {
+        assert!(table.contains(task), "{table}");
+    }
+    let files = summary.get("files").unwrap();
+    assert!(
+        files.contains("summary.json") && files.contains("stats.csv"),
+        "{files}"
+    );
+    assert_eq!(
+        summary.get("scp-command"),
+        Some(format!("juju scp -- -r {leader}:{metrics_dir} .").as_str())
+    );
+    let json = m.juju_run(
+        "chopsticks/leader",
+        &format!("fetch-metrics format=json run-id={run_id}"),
+    )?;
+    let parsed: Value = serde_json::from_str(expect_completed(&json).get("json").unwrap())?;
+    assert!(parsed.is_object(), "{parsed}");
+    let csv = m.juju_run("chopsticks/leader", "fetch-metrics format=csv")?;
+    let csv = expect_completed(&csv).get("csv").unwrap().to_string();
+    assert!(csv.lines().next().unwrap().contains("Name"), "{csv}");
+    assert!(csv.contains("upload"), "{csv}");
+    let out = m.juju_run("chopsticks/2", "fetch-metrics")?;
+    expect_refused(&out, "fetch-metrics runs on the leader unit");
+    let out = m.juju_run("chopsticks/leader", "fetch-metrics run-id=nope")?;
+    expect_refused(&out, "there is no run 'nope'");
+
+    // stop-test mid-run.
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test users=4 spawn-rate=4 duration=10m",
+    )?;
+    let long_run = expect_completed(&out)
+        .get("test-run-id")
+        .unwrap()
+        .to_string();
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("state") == Some("running")
+    })?;
+    let out = m.juju_run("chopsticks/leader", "stop-test")?;
+    expect_completed(&out);
+    assert_eq!(out.get("test-run-id"), Some(long_run.as_str()));
+    assert_eq!(out.get("state"), Some("stopped"));
+    let out = m.juju_run(
+        "chopsticks/leader",
+        &format!("fetch-metrics run-id={long_run}"),
+    )?;
+    assert_eq!(expect_completed(&out).get("state"), Some("stopped"));
+
+    // A config change restarts what depends on it.
+    let coordinator_pid =
+        main_pid(&m, &leader, "chopsticks-leader.service").expect("coordinator runs");
+    let worker_pid =
+        main_pid(&m, "chopsticks/3", "chopsticks-worker.service").expect("worker runs");
+    m.config(&[("log-level", "debug")])?;
+    wait_all_active(&mut m)?;
+    let new_coordinator =
+        main_pid(&m, &leader, "chopsticks-leader.service").expect("coordinator runs");
+    let new_worker =
+        main_pid(&m, "chopsticks/3", "chopsticks-worker.service").expect("worker runs");
+    assert_ne!(
+        coordinator_pid, new_coordinator,
+        "the coordinator was not restarted"
+    );
+    assert_ne!(worker_pid, new_worker, "the worker was not restarted");
+    let unit_file =
+        std::fs::read_to_string(root.join("etc/systemd/system/chopsticks-leader.service"))?;
+    assert!(unit_file.contains("--log-level debug"), "{unit_file}");
+
+    // No secret anywhere Juju would show or record it.
+    let token = std::fs::read_to_string(root.join("etc/chopsticks/cluster-token"))?;
+    let leaks = m.leaks(&[&rgw.secret_key, token.trim()])?;
+    assert!(leaks.is_empty(), "{leaks:?}");
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs the charm to tolerate absent unit files in stop_disable and the worker to report `connected` in its status file; run with --ignored"]
+fn leadership_moves_and_units_come_and_go() -> Result<()> {
+    let Some(rgw) = rgw() else { return Ok(()) };
+    let _serial = serial();
+    let (mut m, ports) = deploy(5)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-b")?;
+    wait_all_active(&mut m)?;
+    let old = m.leader()?;
+
+    // The leader moves: the old one stops its coordinator, everyone follows the new one.
+    m.set_leader("chopsticks/2")?;
+    wait_all_active(&mut m)?;
+    let new = "chopsticks/2";
+    assert_eq!(m.app_data()?["coordinator-address"], m.address(new));
+    assert!(
+        main_pid(&m, &old, "chopsticks-leader.service").is_none(),
+        "old coordinator still runs"
+    );
+    assert!(
+        main_pid(&m, &old, "chopsticks-worker.service").is_some(),
+        "old leader is not a worker"
+    );
+    for unit in m.units().iter().filter(|u| *u != new) {
+        assert_eq!(
+            m.status(unit)?,
+            (
+                "active".into(),
+                format!(
+                    "worker connected to {}:{}",
+                    m.address(new),
+                    ports.coordinator
+                )
+            )
+        );
+    }
+    let (_, message) = m.status(new)?;
+    assert!(
+        message.starts_with("coordinator ready: 4 workers connected"),
+        "{message}"
+    );
+    let out = m.juju_run(&old, "start-test")?;
+    expect_refused(&out, "start-test runs on the leader unit");
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test users=4 spawn-rate=4 duration=10s",
+    )?;
+    assert_eq!(expect_completed(&out).get("workers"), Some("4"));
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("state") == Some("completed")
+    })?;
+    assert_eq!(done.get("test-run-id"), out.get("test-run-id"));
+
+    // A worker removed mid-run: the run still completes; remove cleans the unit's files.
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test users=8 spawn-rate=8 duration=25s",
+    )?;
+    let run_id = expect_completed(&out)
+        .get("test-run-id")
+        .unwrap()
+        .to_string();
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("state") == Some("running") && users_per_worker(o).len() == 4
+    })?;
+    m.set_keep_removed_roots(true);
+    let gone = "chopsticks/4";
+    let gone_root = m.unit_root(gone);
+    m.remove_unit(gone)?;
+    let done = wait_status(&mut m, Duration::from_secs(120), |o| {
+        o.get("test-run-id") == Some(run_id.as_str())
+            && o.get("state")
+                .is_some_and(|s| !matches!(s, "preparing" | "spawning" | "running" | "stopping"))
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    for unit_file in ["chopsticks-worker.service", "chopsticks-leader.service"] {
+        assert!(
+            !gone_root
+                .join("etc/systemd/system")
+                .join(unit_file)
+                .exists(),
+            "{unit_file} left"
+        );
+    }
+    assert!(
+        !gone_root.join("etc/chopsticks").exists(),
+        "/etc/chopsticks left"
+    );
+    assert!(
+        !gone_root.join("opt/chopsticks").exists(),
+        "/opt/chopsticks left"
+    );
+    assert!(main_pid(&m, gone, "chopsticks-worker.service").is_none());
+    assert!(
+        model::processes_matching(gone_root.to_str().unwrap()).is_empty(),
+        "processes of a removed unit"
+    );
+
+    // A new unit joins the current leader and takes part in the next run.
+    let added = m.add_unit()?;
+    wait_all_active(&mut m)?;
+    assert_eq!(
+        m.status(&added)?,
+        (
+            "active".into(),
+            format!(
+                "worker connected to {}:{}",
+                m.address(new),
+                ports.coordinator
+            )
+        )
+    );
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test users=4 spawn-rate=4 duration=5s",
+    )?;
+    assert_eq!(expect_completed(&out).get("workers"), Some("4"));
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("state") == Some("completed")
+    })?;
+    assert_eq!(done.get("test-run-id"), out.get("test-run-id"));
+    let leaks = m.leaks(&[&rgw.secret_key])?;
+    assert!(leaks.is_empty(), "{leaks:?}");
+    Ok(())
+}
