@@ -920,13 +920,15 @@ impl Model {
             }
             if Instant::now() > deadline {
                 let stuck = descendants(child.id());
+                let locks = lock_holders(&self.path.join("state.lock"));
                 let _ = child.kill();
                 let _ = child.wait();
                 self.admin("commit", json!({"hook_id": hook_id, "ok": false}))?;
                 bail!(
-                    "{dispatch_path} on {unit} did not finish within {:?}\n--- its processes ---\n{}\n--- stderr ---\n{}\n--- juju-log ---\n{}",
+                    "{dispatch_path} on {unit} did not finish within {:?}\n--- its processes ---\n{}\n--- state.lock ---\n{}\n--- stderr ---\n{}\n--- juju-log ---\n{}",
                     self.hook_timeout,
                     stuck.join("\n"),
+                    locks.join("\n"),
                     tail(&std::fs::read_to_string(&err_path).unwrap_or_default(), 40),
                     tail(&self.juju_log(), 20)
                 );
@@ -1317,6 +1319,34 @@ fn descendants(pid: u32) -> Vec<String> {
     tree.iter()
         .filter_map(|p| procs.iter().find(|(q, _, _)| q == p))
         .map(|(p, _, argv)| format!("{p} {argv}"))
+        .collect()
+}
+
+/// Who holds or waits for flock(2) locks on `path`, from /proc/locks, as "holds|waits pid argv".
+fn lock_holders(path: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let waiting = f.get(1) == Some(&"->");
+            let at = if waiting { 2 } else { 1 };
+            let (pid, dev_ino) = (f.get(at + 3)?, f.get(at + 4)?);
+            let ino: u64 = dev_ino.rsplit(':').next()?.parse().ok()?;
+            if ino != meta.ino() {
+                return None;
+            }
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+            Some(format!(
+                "{} {pid} {argv}",
+                if waiting { "waits" } else { "holds" }
+            ))
+        })
         .collect()
 }
 
