@@ -107,7 +107,7 @@ impl CharmConfig {
             s3_credentials: text(map, "s3-credentials", ""),
             s3_bucket: text(map, "s3-bucket", chopsticks::workload::DEFAULT_BUCKET),
             s3_region: text(map, "s3-region", chopsticks::workload::DEFAULT_REGION),
-            s3_driver: text(map, "s3-driver", "aws-sdk"),
+            s3_driver: text(map, "s3-driver", "lean"),
             s3_driver_config_yaml: text(map, "s3-driver-config-yaml", ""),
             scenario_file: text(map, "scenario-file", "s3_large_objects"),
             default_users: users as u32,
@@ -156,11 +156,12 @@ impl CharmConfig {
             return Err(NEEDS_S3.into());
         }
         let driver = match self.s3_driver.as_str() {
-            "aws-sdk" | "" => DriverKind::AwsSdk,
+            "lean" | "" => DriverKind::Lean,
+            "aws-sdk" => DriverKind::AwsSdk,
             "s5cmd" => DriverKind::S5cmd,
             other => {
                 return Err(format!(
-                    "s3-driver '{other}' is not known; use aws-sdk (or s5cmd)"
+                    "s3-driver '{other}' is not known; use lean (the default) or aws-sdk"
                 ))
             }
         };

@@ -97,7 +97,7 @@ impl EmbeddedTarget {
             secret_key: self.secret_key.clone(),
             bucket: DEFAULT_BUCKET.to_string(),
             region: DEFAULT_REGION.to_string(),
-            driver: DriverKind::AwsSdk,
+            driver: DriverKind::default(),
             driver_config: DriverConfig::default(),
         }
     }

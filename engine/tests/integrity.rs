@@ -7,11 +7,12 @@ mod common;
 
 use chopsticks::content::ContentSeed;
 use chopsticks::coordinator;
-use chopsticks::driver::{AwsDriver, Driver};
+use chopsticks::driver::{AnyDriver, Driver};
 use chopsticks::protocol::{FromWorker, RunSpec, ToWorker};
 use chopsticks::scenario::{Scenario, Source};
 use chopsticks::stats::StatsDelta;
 use chopsticks::worker::{self, Link, SessionEnd, WorkerOptions};
+use chopsticks::workload::DriverKind;
 use common::TestBucket;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,7 +60,7 @@ verify: true
 
 /// Acts as the coordinator for one worker session: start, assign, collect stats deltas until
 /// the worker is done, stop, and wait for `Finished`. Returns the merged deltas.
-async fn coordinate_one_worker(driver: Arc<AwsDriver>, spec: &RunSpec) -> StatsDelta {
+async fn coordinate_one_worker(driver: Arc<AnyDriver>, spec: &RunSpec) -> StatsDelta {
     let (to_worker, worker_rx) = mpsc::channel(64);
     let (worker_tx, mut from_worker) = mpsc::channel(64);
     let shutdown = CancellationToken::new();
@@ -137,9 +138,11 @@ async fn coordinate_one_worker(driver: Arc<AwsDriver>, spec: &RunSpec) -> StatsD
 }
 
 /// Prepares, tampers with the shared object, runs the load, cleans up; returns the stats.
-async fn run(test: &str, tamper: Tamper) -> StatsDelta {
+async fn run(test: &str, tamper: Tamper, kind: DriverKind) -> StatsDelta {
     let bucket = TestBucket::new(test);
-    let driver = Arc::new(AwsDriver::new(&bucket.config));
+    let mut config = bucket.config.clone();
+    config.driver = kind;
+    let driver = Arc::new(AnyDriver::new(&config).expect("driver"));
     let spec = spec(&format!("integrity-{}-{}", test, std::process::id()));
     let target = bucket.config.info(false);
 
@@ -176,7 +179,27 @@ async fn run(test: &str, tamper: Tamper) -> StatsDelta {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_object_is_an_integrity_failure() {
-    let stats = run("integrity_corrupted", Tamper::OtherContent).await;
+    let stats = run(
+        "integrity_corrupted",
+        Tamper::OtherContent,
+        DriverKind::Lean,
+    )
+    .await;
+    assert_every_read_failed_integrity(&stats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_object_is_an_integrity_failure_with_the_aws_sdk_driver() {
+    let stats = run(
+        "integrity_corrupted_sdk",
+        Tamper::OtherContent,
+        DriverKind::AwsSdk,
+    )
+    .await;
+    assert_every_read_failed_integrity(&stats);
+}
+
+fn assert_every_read_failed_integrity(stats: &StatsDelta) {
     let get = &stats.tasks["get"];
     let reads = u64::from(USERS) * ITERATIONS;
     assert_eq!(get.requests, reads);
@@ -197,7 +220,7 @@ async fn corrupted_object_is_an_integrity_failure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_object_is_an_integrity_failure() {
-    let stats = run("integrity_truncated", Tamper::Truncated).await;
+    let stats = run("integrity_truncated", Tamper::Truncated, DriverKind::Lean).await;
     let get = &stats.tasks["get"];
     let reads = u64::from(USERS) * ITERATIONS;
     assert_eq!((get.requests, get.failures), (reads, reads));
@@ -214,7 +237,7 @@ async fn truncated_object_is_an_integrity_failure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untouched_object_verifies() {
-    let stats = run("integrity_control", Tamper::Nothing).await;
+    let stats = run("integrity_control", Tamper::Nothing, DriverKind::Lean).await;
     let get = &stats.tasks["get"];
     let reads = u64::from(USERS) * ITERATIONS;
     assert_eq!(get.requests, reads);

@@ -105,7 +105,18 @@ fn stats_csv(run_dir: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_runs_exactly_as_often_as_asked() {
-    let bucket = TestBucket::new("every_operation");
+    every_operation(TestBucket::new("every_operation")).await;
+}
+
+/// The same exact counts through the stock SDK driver (the default is the lean one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_runs_exactly_as_often_as_asked_with_the_aws_sdk_driver() {
+    let mut bucket = TestBucket::new("every_operation_sdk");
+    bucket.config.driver = chopsticks::workload::DriverKind::AwsSdk;
+    every_operation(bucket).await;
+}
+
+async fn every_operation(bucket: TestBucket) {
     let dir = common::workdir();
     const SIZE: u64 = 10 * KIB;
     const RANGE: u64 = KIB;

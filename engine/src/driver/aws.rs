@@ -7,8 +7,8 @@
 //! fails on RadosGW 16 with `XAmzContentSHA256Mismatch`.
 
 use super::{
-    BucketState, ByteRange, ChunkSink, Driver, FailureKind, GetReply, ListPage, OpError,
-    PendingUpload,
+    encode_key, BucketState, ByteRange, ChunkSink, Driver, FailureKind, GetReply, ListPage,
+    OpError, PendingUpload,
 };
 use crate::content::{ContentSeed, GeneratedBody};
 use crate::workload::{DriverConfig, WorkloadConfig};
@@ -143,7 +143,7 @@ where
 }
 
 /// HEAD responses and some errors carry no S3 error code; name the status instead.
-fn status_reason(status: u16) -> &'static str {
+pub(super) fn status_reason(status: u16) -> &'static str {
     match status {
         400 => "BadRequest",
         403 => "Forbidden",
@@ -157,7 +157,7 @@ fn status_reason(status: u16) -> &'static str {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -540,29 +540,5 @@ impl Driver for AwsDriver {
             Ok(())
         })
         .await
-    }
-}
-
-/// Percent-encodes a key for `x-amz-copy-source` (keys here are ASCII paths; `/` is kept).
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_source_keys_are_encoded() {
-        assert_eq!(encode_key("run/u1/0001"), "run/u1/0001");
-        assert_eq!(encode_key("a b+c"), "a%20b%2Bc");
     }
 }

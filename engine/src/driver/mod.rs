@@ -6,8 +6,10 @@
 //! into the kinds the statistics count (HTTP status + S3 code, timeout, connection, integrity).
 
 mod aws;
+mod lean;
 
 pub use aws::AwsDriver;
+pub use lean::{LeanDriver, LeanError};
 
 use crate::content::ContentSeed;
 use crate::workload::{DriverKind, WorkloadConfig};
@@ -209,9 +211,25 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), OpError>> + Send;
 }
 
+/// Percent-encodes an object key for a URL path or `x-amz-copy-source`: unreserved
+/// characters and `/` stay, everything else becomes `%XX`.
+pub(crate) fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Why a driver could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
+    #[error(transparent)]
+    Lean(#[from] LeanError),
     #[error(
         "driver 's5cmd' is not available in this build of chopsticks; use driver: aws-sdk \
          (the native driver, which costs far less CPU per request)"
@@ -222,12 +240,14 @@ pub enum DriverError {
 /// The driver chosen by the connection file.
 pub enum AnyDriver {
     Aws(AwsDriver),
+    Lean(LeanDriver),
 }
 
 impl AnyDriver {
     pub fn new(config: &WorkloadConfig) -> Result<AnyDriver, DriverError> {
         match config.driver {
             DriverKind::AwsSdk => Ok(AnyDriver::Aws(AwsDriver::new(config))),
+            DriverKind::Lean => Ok(AnyDriver::Lean(LeanDriver::new(config)?)),
             DriverKind::S5cmd => Err(DriverError::S5cmdUnavailable),
         }
     }
@@ -237,6 +257,7 @@ macro_rules! dispatch {
     ($self:ident, $d:ident => $e:expr) => {
         match $self {
             AnyDriver::Aws($d) => $e,
+            AnyDriver::Lean($d) => $e,
         }
     };
 }
@@ -298,6 +319,12 @@ impl Driver for AnyDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_percent_encoded_but_slashes_stay() {
+        assert_eq!(encode_key("run/u1/0001"), "run/u1/0001");
+        assert_eq!(encode_key("a b+c"), "a%20b%2Bc");
+    }
 
     #[test]
     fn failure_kinds_read_like_locust_errors() {

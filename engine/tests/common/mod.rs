@@ -88,7 +88,7 @@ pub fn workload_config(rgw: &Rgw, bucket: &str) -> WorkloadConfig {
         secret_key: Secret::new(rgw.secret_key.clone()),
         bucket: bucket.to_string(),
         region: rgw.region.clone(),
-        driver: DriverKind::AwsSdk,
+        driver: DriverKind::default(),
         driver_config: DriverConfig::default(),
     }
 }
