@@ -222,7 +222,7 @@ impl<'a> Charm<'a> {
 
     fn block(&self, message: &str) -> Result<(), CharmError> {
         for unit in [LEADER_UNIT, LEADER_WEBUI_UNIT, WORKER_UNIT] {
-            self.services.stop_disable(unit)?;
+            self.stop_unit(unit)?;
         }
         self.tools.status_set(StatusKind::Blocked, message)?;
         Ok(())
@@ -309,8 +309,8 @@ impl<'a> Charm<'a> {
         } else {
             (LEADER_UNIT, LEADER_WEBUI_UNIT, headless_changed)
         };
-        self.services.stop_disable(WORKER_UNIT)?;
-        self.services.stop_disable(other)?;
+        self.stop_unit(WORKER_UNIT)?;
+        self.stop_unit(other)?;
         if self.services.is_active(wanted) {
             if inputs_changed || unit_changed {
                 self.log(&format!("restarting {wanted}: its configuration changed"));
@@ -378,15 +378,15 @@ impl<'a> Charm<'a> {
         have_token: bool,
         inputs_changed: bool,
     ) -> Result<(), CharmError> {
-        self.services.stop_disable(LEADER_UNIT)?;
-        self.services.stop_disable(LEADER_WEBUI_UNIT)?;
+        self.stop_unit(LEADER_UNIT)?;
+        self.stop_unit(LEADER_WEBUI_UNIT)?;
         self.tools.close_port(config.coordinator_port)?;
         self.tools.close_port(config.web_port)?;
         let address = view.app.get(KEY_ADDRESS).filter(|a| valid_host(a));
         let port = view.app.get(KEY_PORT).and_then(|p| p.parse::<u16>().ok());
         let stale = view.app.get(KEY_LEADER) == Some(&self.unit);
         let (Some(address), Some(port), true, false) = (address, port, have_token, stale) else {
-            self.services.stop_disable(WORKER_UNIT)?;
+            self.stop_unit(WORKER_UNIT)?;
             self.tools
                 .status_set(StatusKind::Waiting, "waiting for leader address")?;
             return Ok(());
@@ -461,10 +461,18 @@ impl<'a> Charm<'a> {
         }
     }
 
+    /// Stops and disables `unit` if this unit ever installed it.
+    fn stop_unit(&self, unit: &str) -> Result<(), CharmError> {
+        if self.paths.unit_file(unit).exists() || self.services.is_active(unit) {
+            self.services.stop_disable(unit)?;
+        }
+        Ok(())
+    }
+
     /// The `stop` hook: this unit's services end.
     pub fn stop_services(&self) -> Result<(), CharmError> {
         for unit in [WORKER_UNIT, LEADER_UNIT, LEADER_WEBUI_UNIT] {
-            self.services.stop_disable(unit)?;
+            self.stop_unit(unit)?;
         }
         Ok(())
     }

@@ -219,6 +219,7 @@ async fn attempt<D: Driver>(
         "connected to the coordinator at {} as worker #{worker_id}",
         config.url
     );
+    config.report("connected", Some(worker_id), None);
 
     let (to_coordinator, mut outbox) = mpsc::channel::<FromWorker>(256);
     let (inbox, from_coordinator) = mpsc::channel::<ToWorker>(256);

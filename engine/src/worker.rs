@@ -52,7 +52,7 @@ pub struct WorkerTotals {
 }
 
 /// Time without any message after which the coordinator is considered gone.
-const COORDINATOR_SILENCE: Duration = Duration::from_secs(5);
+const COORDINATOR_SILENCE: Duration = Duration::from_secs(10);
 
 /// Serves one session with worker id `worker_id` until the link closes or `shutdown` fires.
 pub async fn serve<D: Driver>(

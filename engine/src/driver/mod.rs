@@ -240,14 +240,15 @@ pub enum DriverError {
 /// The driver chosen by the connection file.
 pub enum AnyDriver {
     Aws(AwsDriver),
-    Lean(LeanDriver),
+    /// Boxed: it embeds an `AwsDriver` for its slow path.
+    Lean(Box<LeanDriver>),
 }
 
 impl AnyDriver {
     pub fn new(config: &WorkloadConfig) -> Result<AnyDriver, DriverError> {
         match config.driver {
             DriverKind::AwsSdk => Ok(AnyDriver::Aws(AwsDriver::new(config))),
-            DriverKind::Lean => Ok(AnyDriver::Lean(LeanDriver::new(config)?)),
+            DriverKind::Lean => Ok(AnyDriver::Lean(Box::new(LeanDriver::new(config)?))),
             DriverKind::S5cmd => Err(DriverError::S5cmdUnavailable),
         }
     }
