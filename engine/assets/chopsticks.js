@@ -211,7 +211,7 @@
           series.push(s);
         });
         return {
-          width: width, height: height, series: series, padding: [10, 24, 0, 0],
+          width: width, height: height, series: series, padding: [10, 40, 0, 0],
           scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.08 : 1]; } } },
           axes: [timeAxis, yAxis(false)],
           legend: { live: true },
@@ -335,7 +335,7 @@
           });
         });
         return {
-          width: width, height: height, series: series, padding: [10, 24, 0, 0],
+          width: width, height: height, series: series, padding: [10, 40, 0, 0],
           scales: { x: { time: false, range: [0, xmax] }, y: { distr: 3 } },
           axes: [{
             grid: { stroke: '#eef2f6' }, ticks: { stroke: '#e2e8f0' },

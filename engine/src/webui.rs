@@ -144,8 +144,8 @@ pub fn router(coordinator: Coordinator, state_dir: PathBuf, token: Option<Token>
         .route("/api/runs", get(runs))
         .route("/runs/{id}/report.html", get(run_report))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn(hardening))
         .layer(middleware::from_fn_with_state(ui.clone(), authorize))
+        .layer(middleware::from_fn(hardening))
         .with_state(ui)
 }
 

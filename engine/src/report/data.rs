@@ -4,10 +4,12 @@ use super::ReportError;
 use crate::artifacts::{self, RunRecord};
 use crate::hlog::{tag_for, HLOG};
 use crate::series::{SeriesPoint, TaskPoint};
-use crate::stats::Hist;
+use crate::stats::{Hist, SIGFIG};
 use crate::summary::Summary;
 use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -94,7 +96,13 @@ const POINTS: [(f64, f64); 30] = [
 
 /// The percentile curve of `h`: only percentiles the sample size can tell apart, and 100.
 pub fn distribution(h: &Hist) -> Vec<[f64; 2]> {
-    let n = h.count();
+    curve(&h.histogram())
+}
+
+/// [`distribution`] of a plain histogram (µs); the same arithmetic as [`Hist`]'s, so the
+/// curve agrees with the summary's percentiles exactly.
+fn curve(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    let n = h.len();
     if n == 0 {
         return Vec::new();
     }
@@ -103,12 +111,12 @@ pub fn distribution(h: &Hist) -> Vec<[f64; 2]> {
         .iter()
         .filter(|(_, q)| *q <= 0.5 || *q <= finest || *q >= 1.0)
         .map(|(p, q)| {
-            let ms = if *q >= 1.0 {
-                h.max_ms()
+            let micros = if *q >= 1.0 {
+                h.max()
             } else {
-                h.quantile_ms(*q)
+                h.value_at_quantile(*q)
             };
-            [*p, ms]
+            [*p, micros as f64 / 1000.0]
         })
         .collect()
 }
@@ -244,8 +252,10 @@ pub(crate) fn series_from_history(bytes: &[u8]) -> Vec<SeriesPoint> {
 /// Sums every interval of `histograms.hlog` per tag; returns the curves (in the scenario's
 /// task order, latency before TTFB) and how many entries could not be read.
 fn distributions_from_hlog(bytes: &[u8], run: &RunRecord) -> (Vec<Distribution>, usize) {
-    let mut sums: BTreeMap<String, Hist> = BTreeMap::new();
+    let mut sums: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut skipped = 0;
+    // One deserializer for every interval: it keeps its buffers.
+    let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(bytes) {
         let Ok(LogEntry::Interval(h)) = entry else {
             if entry.is_err() {
@@ -256,26 +266,39 @@ fn distributions_from_hlog(bytes: &[u8], run: &RunRecord) -> (Vec<Distribution>,
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(h.encoded_histogram())
             .map_err(|e| e.to_string())
-            .and_then(|b| Hist::decode(&b));
-        match decoded {
-            Ok(hist) => {
-                let tag = h.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
-                sums.entry(tag).or_default().add(&hist);
-            }
-            Err(_) => skipped += 1,
+            .and_then(|b| {
+                deserializer
+                    .deserialize::<u64, _>(&mut std::io::Cursor::new(b))
+                    .map_err(|e| format!("{e:?}"))
+            });
+        let tag = h.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+        let added = decoded.and_then(|hist| {
+            let sum = match sums.entry(tag) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let mut fresh = Histogram::new(SIGFIG).map_err(|e| format!("{e:?}"))?;
+                    fresh.auto(true);
+                    e.insert(fresh)
+                }
+            };
+            sum.add(&hist).map_err(|e| format!("{e:?}"))
+        });
+        if added.is_err() {
+            skipped += 1;
         }
     }
     let mut out = Vec::new();
-    let mut take = |sums: &mut BTreeMap<String, Hist>, task: &str, kind: &str, tag: &str| {
-        if let Some(h) = sums.remove(tag) {
-            out.push(Distribution {
-                task: task.to_string(),
-                kind: kind.to_string(),
-                count: h.count(),
-                points: distribution(&h),
-            });
-        }
-    };
+    let mut take =
+        |sums: &mut BTreeMap<String, Histogram<u64>>, task: &str, kind: &str, tag: &str| {
+            if let Some(h) = sums.remove(tag) {
+                out.push(Distribution {
+                    task: task.to_string(),
+                    kind: kind.to_string(),
+                    count: h.len(),
+                    points: curve(&h),
+                });
+            }
+        };
     let tasks = run.scenario.task_names();
     for (task, _) in &tasks {
         take(&mut sums, task, "latency", &tag_for(task, false));
