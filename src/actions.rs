@@ -420,6 +420,8 @@ fn known_runs(charm: &Charm) -> Vec<String> {
         .map(|entries| {
             entries
                 .flatten()
+                // Real run directories only: `latest` is a symlink to one of them.
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
                 .filter(|e| e.path().join(chopsticks::artifacts::RUN_JSON).is_file())
                 .map(|e| e.file_name().to_string_lossy().to_string())
                 .collect()
@@ -627,6 +629,8 @@ mod tests {
         };
         rec.write_json(chopsticks::artifacts::RUN_JSON, &record)
             .unwrap();
+        // The engine keeps a `latest` link beside the runs; it is not a run id.
+        rec.mark_latest();
 
         let (failed, r) = act(&u, "fetch-metrics", json!({"format": "summary"}));
         assert_eq!(failed, None);

@@ -58,6 +58,8 @@ pub trait HookTools {
     fn relation_get_app(&self, relation_id: &str) -> ToolResult<BTreeMap<String, String>>;
     /// Writes the application databag (leader only).
     fn relation_set_app(&self, relation_id: &str, values: &[(String, String)]) -> ToolResult<()>;
+    /// Writes this unit's own databag.
+    fn relation_set_unit(&self, relation_id: &str, values: &[(String, String)]) -> ToolResult<()>;
     fn ingress_address(&self, endpoint: &str) -> ToolResult<String>;
     fn secret_get(&self, id: &str) -> ToolResult<SecretContent>;
     /// Adds an application-owned secret; returns its id.
@@ -181,6 +183,13 @@ impl HookTools for CliTools {
             relation_id.to_string(),
             "--app".to_string(),
         ];
+        args.extend(pairs(values));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("relation-set", &args).map(|_| ())
+    }
+
+    fn relation_set_unit(&self, relation_id: &str, values: &[(String, String)]) -> ToolResult<()> {
+        let mut args = vec!["-r".to_string(), relation_id.to_string()];
         args.extend(pairs(values));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run("relation-set", &args).map(|_| ())

@@ -26,6 +26,9 @@ pub const KEY_ADDRESS: &str = "coordinator-address";
 pub const KEY_PORT: &str = "coordinator-port";
 pub const KEY_TOKEN: &str = "token-secret-id";
 pub const KEY_LEADER: &str = "leader-unit";
+/// A worker unit's own databag: its connection to the coordinator (`connected`, …), so the
+/// leader hears (through cluster-relation-changed) when workers come and go.
+pub const KEY_WORKER: &str = "worker-connection";
 const TOKEN_LABEL: &str = "cluster-token";
 
 /// Why a hook could not do its job (Juju then retries it).
@@ -208,7 +211,13 @@ impl<'a> Charm<'a> {
         let inputs_changed = upgraded || s3_changed || token_changed;
         if leader {
             self.publish(&config, &view, token_id.as_deref())?;
-            self.run_coordinator(&config, &templates, state.web_ui, inputs_changed)
+            self.run_coordinator(
+                &config,
+                &templates,
+                state.web_ui,
+                inputs_changed,
+                view.peers.len(),
+            )
         } else {
             self.run_worker(
                 &config,
@@ -289,6 +298,7 @@ impl<'a> Charm<'a> {
         templates: &Templates,
         web_ui: bool,
         inputs_changed: bool,
+        peers: usize,
     ) -> Result<(), CharmError> {
         let values = self.unit_values(config);
         let headless_changed = write_if_changed(
@@ -325,15 +335,19 @@ impl<'a> Charm<'a> {
         } else {
             self.tools.close_port(config.web_port)?;
         }
-        self.coordinator_status(config)
+        self.coordinator_status(config, peers)
     }
 
-    /// Sets the leader's status from the coordinator's own report.
-    pub fn coordinator_status(&self, config: &CharmConfig) -> Result<(), CharmError> {
+    /// Sets the leader's status from the coordinator's own report, waiting (bounded) for as
+    /// many workers as there are peer units.
+    pub fn coordinator_status(&self, config: &CharmConfig, peers: usize) -> Result<(), CharmError> {
         let deadline = Instant::now() + self.settle;
         let control = (self.control)(config.control_port).map_err(CharmError::Io)?;
         loop {
             match control.status() {
+                Ok(s) if (s.workers_connected as usize) < peers && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
                 Ok(s) => {
                     let last = match (&s.run_id, s.state) {
                         (Some(id), state) => format!("last run {id}: {state}"),
@@ -419,7 +433,14 @@ impl<'a> Charm<'a> {
             let _ = std::fs::remove_file(self.paths.worker_status());
             self.services.enable_start(WORKER_UNIT)?;
         }
-        self.worker_status(&coordinator)
+        let connection = self.worker_status(&coordinator)?;
+        if let Some(relation) = &view.relation {
+            self.tools.relation_set_unit(
+                relation,
+                &[(KEY_WORKER.to_string(), connection.to_string())],
+            )?;
+        }
+        Ok(())
     }
 
     /// The worker's connection as its daemon last reported it.
@@ -429,7 +450,8 @@ impl<'a> Charm<'a> {
             .and_then(|t| serde_json::from_str(&t).ok())
     }
 
-    fn worker_status(&self, coordinator: &str) -> Result<(), CharmError> {
+    /// Sets the worker's status from its daemon's report; returns the connection state.
+    fn worker_status(&self, coordinator: &str) -> Result<&'static str, CharmError> {
         let deadline = Instant::now() + self.settle;
         loop {
             let link = self.link_status();
@@ -439,7 +461,7 @@ impl<'a> Charm<'a> {
                         StatusKind::Active,
                         &format!("worker connected to {coordinator}"),
                     )?;
-                    return Ok(());
+                    return Ok("connected");
                 }
                 Some("refused") if Instant::now() >= deadline => {
                     let detail = link.and_then(|l| l.detail).unwrap_or_default();
@@ -447,14 +469,14 @@ impl<'a> Charm<'a> {
                         StatusKind::Blocked,
                         &format!("coordinator {coordinator} refused this worker: {detail}"),
                     )?;
-                    return Ok(());
+                    return Ok("refused");
                 }
                 _ if Instant::now() >= deadline => {
                     self.tools.status_set(
                         StatusKind::Waiting,
                         &format!("worker connecting to {coordinator}"),
                     )?;
-                    return Ok(());
+                    return Ok("connecting");
                 }
                 _ => std::thread::sleep(Duration::from_millis(200)),
             }
@@ -665,6 +687,8 @@ mod tests {
                 "worker connected to 10.9.9.9:5557".to_string()
             )
         );
+        // The leader hears of it through the worker's own databag.
+        assert_eq!(u.tools.unit_data.borrow()[KEY_WORKER], "connected");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub struct FakeTools {
     pub results: RefCell<BTreeMap<String, String>>,
     pub failed: RefCell<Option<String>>,
     pub app: RefCell<BTreeMap<String, String>>,
+    pub unit_data: RefCell<BTreeMap<String, String>>,
     pub relation: RefCell<bool>,
     pub peers: RefCell<Vec<String>>,
     pub secrets: RefCell<BTreeMap<String, SecretContent>>,
@@ -120,6 +121,13 @@ impl HookTools for FakeTools {
         for (k, v) in values {
             self.call(format!("relation-set --app {k}={v}"));
             self.app.borrow_mut().insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+    fn relation_set_unit(&self, _id: &str, values: &[(String, String)]) -> ToolResult<()> {
+        for (k, v) in values {
+            self.call(format!("relation-set {k}={v}"));
+            self.unit_data.borrow_mut().insert(k.clone(), v.clone());
         }
         Ok(())
     }

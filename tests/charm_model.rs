@@ -8,9 +8,9 @@
 //!
 //! The charm is `$CHOPSTICKS_CHARM` when set, else built once per run with
 //! `scripts/pack-charm.sh`.  RadosGW comes from `tests/rgw/up.sh` (`S3_ENDPOINT`, ...); without
-//! it the tests are skipped.  Models run one at a time: each one runs five units' daemons.
+//! it the tests fail and say to run `tests/run.sh`.  Models run one at a time: each one runs five units' daemons.
 //!
-//! Run: `eval "$(tests/rgw/up.sh)"; cargo test --release --test charm_model -- --include-ignored`.
+//! Run: `tests/run.sh` (or `eval "$(tests/rgw/up.sh)"; cargo test --release --test charm_model`).
 
 mod model;
 
@@ -31,22 +31,21 @@ struct Rgw {
     secret_key: String,
 }
 
-fn rgw() -> Option<Rgw> {
+fn rgw() -> Rgw {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match (
         var("S3_ENDPOINT"),
         var("AWS_ACCESS_KEY_ID"),
         var("AWS_SECRET_ACCESS_KEY"),
     ) {
-        (Some(endpoint), Some(access_key), Some(secret_key)) => Some(Rgw {
+        (Some(endpoint), Some(access_key), Some(secret_key)) => Rgw {
             endpoint,
             access_key,
             secret_key,
-        }),
-        _ => {
-            eprintln!("skipped: S3_ENDPOINT is not set (eval \"$(tests/rgw/up.sh)\" first)");
-            None
-        }
+        },
+        _ => panic!(
+            "S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set: run the suite with tests/run.sh, which brings up RadosGW"
+        ),
     }
 }
 
@@ -225,9 +224,8 @@ fn users_per_worker(out: &ActionOutcome) -> Vec<(String, u64)> {
 }
 
 #[test]
-#[ignore = "needs the charm to tolerate absent unit files in stop_disable and the worker to report `connected` in its status file; run with --ignored"]
 fn deploy_configure_run_fetch_and_stop() -> Result<()> {
-    let Some(rgw) = rgw() else { return Ok(()) };
+    let rgw = rgw();
     let _serial = serial();
     let (mut m, ports) = deploy(5)?;
     let leader = m.leader()?;
@@ -469,9 +467,8 @@ fn deploy_configure_run_fetch_and_stop() -> Result<()> {
 }
 
 #[test]
-#[ignore = "needs the charm to tolerate absent unit files in stop_disable and the worker to report `connected` in its status file; run with --ignored"]
 fn leadership_moves_and_units_come_and_go() -> Result<()> {
-    let Some(rgw) = rgw() else { return Ok(()) };
+    let rgw = rgw();
     let _serial = serial();
     let (mut m, ports) = deploy(5)?;
     configure(&mut m, &rgw, &ports, "chopsticks-charm-model-b")?;
