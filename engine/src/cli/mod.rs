@@ -92,7 +92,7 @@ pub fn main() -> ExitCode {
     };
     let exit = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run::run(args, cli.log_level).await,
+            Command::Run(args) => run::run(args).await,
             Command::Coordinator(args) => daemon::coordinator(args).await,
             Command::Worker(args) => daemon::worker(args).await,
             Command::Ctl(args) => ctl::ctl(args).await,

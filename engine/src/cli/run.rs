@@ -92,7 +92,7 @@ fn parse_duration(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-pub async fn run(args: RunArgs, _level: log::LevelFilter) -> Exit {
+pub async fn run(args: RunArgs) -> Exit {
     // Everything the operator typed is checked before anything starts.
     let (scenario, source) = match Scenario::resolve(&args.scenario_file) {
         Ok(s) => s,
