@@ -100,23 +100,31 @@ async fn terminated() {
     }
 }
 
+/// What both daemons need before they start: the token, the S3 target and a driver for it.
+struct Inputs {
+    token: Token,
+    workload: WorkloadConfig,
+    driver: Arc<AnyDriver>,
+}
+
+fn inputs(token_file: &Path, workload_config: Option<&Path>) -> Result<Inputs, String> {
+    let token = Token::load(token_file).map_err(|e| e.to_string())?;
+    let workload = load_workload(workload_config)?;
+    let driver = AnyDriver::new(&workload).map_err(|e| e.to_string())?;
+    Ok(Inputs {
+        token,
+        workload,
+        driver: Arc::new(driver),
+    })
+}
+
 pub async fn coordinator(args: CoordinatorArgs) -> Exit {
-    let token = match Token::load(&args.token_file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::BadInput;
-        }
-    };
-    let workload = match load_workload(args.workload_config.as_deref()) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::BadInput;
-        }
-    };
-    let driver = match AnyDriver::new(&workload) {
-        Ok(d) => Arc::new(d),
+    let Inputs {
+        token,
+        workload,
+        driver,
+    } = match inputs(&args.token_file, args.workload_config.as_deref()) {
+        Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::BadInput;
@@ -223,29 +231,19 @@ pub async fn coordinator(args: CoordinatorArgs) -> Exit {
 }
 
 pub async fn worker(args: WorkerArgs) -> Exit {
-    let token = match Token::load(&args.token_file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::BadInput;
-        }
-    };
-    let url = match connector::worker_url(&args.coordinator) {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::BadInput;
-        }
-    };
-    let workload = match load_workload(args.workload_config.as_deref()) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::BadInput;
-        }
-    };
-    let driver = match AnyDriver::new(&workload) {
-        Ok(d) => Arc::new(d),
+    let url = connector::worker_url(&args.coordinator);
+    let checked = url.and_then(|url| {
+        inputs(&args.token_file, args.workload_config.as_deref()).map(|i| (url, i))
+    });
+    let (
+        url,
+        Inputs {
+            token,
+            workload,
+            driver,
+        },
+    ) = match checked {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::BadInput;

@@ -224,14 +224,7 @@ impl LeanDriver {
         bytes: u64,
         fut: impl Future<Output = Result<T, OpError>>,
     ) -> Result<T, OpError> {
-        let limit = self.tuning.timeout_for(bytes);
-        match tokio::time::timeout(limit, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(OpError::new(
-                FailureKind::Timeout,
-                format!("no complete response within {:.1}s", limit.as_secs_f64()),
-            )),
-        }
+        super::with_deadline(&self.tuning, bytes, fut).await
     }
 }
 

@@ -211,6 +211,23 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), OpError>> + Send;
 }
 
+/// Runs `fut` under the deadline `tuning` allows a request moving `bytes`: timeouts scale
+/// with size, and a request that misses its deadline is a `timeout` failure.
+pub(crate) async fn with_deadline<T>(
+    tuning: &crate::workload::DriverConfig,
+    bytes: u64,
+    fut: impl Future<Output = Result<T, OpError>>,
+) -> Result<T, OpError> {
+    let limit = tuning.timeout_for(bytes);
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(OpError::new(
+            FailureKind::Timeout,
+            format!("no complete response within {:.1}s", limit.as_secs_f64()),
+        )),
+    }
+}
+
 /// Percent-encodes an object key for a URL path or `x-amz-copy-source`: unreserved
 /// characters and `/` stay, everything else becomes `%XX`.
 pub(crate) fn encode_key(key: &str) -> String {
