@@ -185,51 +185,9 @@ pub async fn list_all<D: Driver>(driver: &D, prefix: &str) -> Vec<String> {
     panic!("listing '{prefix}' did not end after 10000 pages");
 }
 
-/// Empties the bucket (objects and unfinished uploads) and deletes it; a missing bucket is fine.
-async fn remove_bucket(config: &WorkloadConfig) -> Result<(), String> {
-    let driver = AwsDriver::new(config);
-    for _ in 0..1000 {
-        let page = match driver.list("", 1000, None).await {
-            Ok(p) => p,
-            Err(e) if e.is_status(404) => return Ok(()),
-            Err(e) => return Err(format!("listing: {e}")),
-        };
-        if page.keys.is_empty() {
-            break;
-        }
-        driver
-            .delete_many(&page.keys)
-            .await
-            .map_err(|e| format!("deleting: {e}"))?;
-    }
-    for upload in driver.pending_uploads("").await.unwrap_or_default() {
-        let _ = driver.abort_upload(&upload).await;
-    }
-    // The library's driver never deletes buckets; this one call uses the SDK directly.
-    let sdk = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(&config.endpoint)
-        .region(aws_sdk_s3::config::Region::new(config.region.clone()))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            config.access_key.clone(),
-            config.secret_key.expose().to_string(),
-            None,
-            None,
-            "chopsticks-tests",
-        ))
-        .force_path_style(true)
-        .build();
-    match aws_sdk_s3::Client::from_conf(sdk)
-        .delete_bucket()
-        .bucket(&config.bucket)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
-        Err(e) => Err(format!("deleting bucket: {e:?}")),
-    }
-}
+#[path = "../shared/bucket.rs"]
+mod bucket;
+use bucket::remove_bucket;
 
 /// A scratch directory for one test: scenario files, the connection file, run directories
 /// and the binary's captured output.
