@@ -434,7 +434,7 @@ class Bench:
             # this process) while the users idle.
             ("engine, one PUT, burst", "idle.yaml", counts_burst, 5000),
         ]
-        for label, scen_file, counts, max_rate in plans:
+        for plan, (label, scen_file, counts, max_rate) in enumerate(plans):
             if not counts:
                 continue
             scen = os.path.join(HERE, "scenarios", scen_file)
@@ -442,7 +442,8 @@ class Bench:
             for n in [1] + counts:
                 rate = min(n, max_rate)
                 settle = int(n / rate) + 15
-                tag = f"mem-{scen_file.split('.')[0]}-{n}-r{rate}"
+                # The plan's index keeps run dirs apart: two plans share the 1-user baseline.
+                tag = f"mem{plan}-{scen_file.split('.')[0]}-{n}-r{rate}"
                 run_dir = os.path.join(self.work, tag)
                 cmd = [
                     self.engine, "run", "--headless", "-f", scen, "-u", str(n), "-r", str(rate),
@@ -451,6 +452,11 @@ class Bench:
                 ]  # fmt: skip
                 wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
                 code, rss, peak = self.idle_rss(cmd, env, tag, settle)
+                if code != 0:
+                    # No figure from a run that failed (its RSS would be the failure's).
+                    log(f"  {label} {n:>6} users: exited {code}, see {tag}.log; skipping {label}")
+                    results.append({"tool": label, "users": n, "exit": code, "rss_mib": 0.0})
+                    break
                 try:
                     with open(os.path.join(run_dir, "summary.json")) as f:
                         t = json.load(f)["total"]
@@ -460,13 +466,7 @@ class Bench:
                     done = p50 = None
                 row = {"tool": label, "users": n, "rss_mib": round(rss, 1), "peak_kib": peak,
                        "requests": done, "put_p50_ms": p50, "spawn_rate": rate, "exit": code}  # fmt: skip
-                if n == 1:
-                    base = rss
-                else:
-                    row["kib_per_user"] = round((rss - base) * 1024 / (n - 1), 2)
-                log(f"  {label} {n:>6} users: RSS {rss:8.1f} MiB, {done} requests"
-                    + (f", {row['kib_per_user']} KiB/user" if "kib_per_user" in row else ""))
-                results.append(row)
+                base = memory_row(results, row, rss, base, f", {done} requests")
         for kind in ("bare", "idle"):
             base = None
             for n in (1, self.args.locust_users):
@@ -486,15 +486,25 @@ class Bench:
                 label = "locust (bare user)" if kind == "bare" else "locust + boto3 client/user"
                 row = {"tool": label, "users": n, "rss_mib": round(rss, 1), "peak_kib": peak,
                        "exit": code}  # fmt: skip
-                if n == 1:
-                    base = rss
-                else:
-                    row["kib_per_user"] = round((rss - base) * 1024 / (n - 1), 2)
-                log(f"  {label} {n:>6} users: RSS {rss:8.1f} MiB"
-                    + (f", {row['kib_per_user']} KiB/user" if "kib_per_user" in row else ""))
-                results.append(row)
+                base = memory_row(results, row, rss, base, "")
                 self.cleanup(f"bench/{tag}/", False)
         return results
+
+
+def memory_row(results, row, rss, base, extra):
+    """Logs and appends one memory figure; returns the baseline for the next ones.
+
+    The 1-user run is the baseline; every other run's per-user figure is its RSS above the
+    baseline divided by the users it added."""
+    n = row["users"]
+    if n == 1:
+        base = rss
+    else:
+        row["kib_per_user"] = round((rss - base) * 1024 / (n - 1), 2)
+    log(f"  {row['tool']} {n:>6} users: RSS {rss:8.1f} MiB{extra}"
+        + (f", {row['kib_per_user']} KiB/user" if "kib_per_user" in row else ""))
+    results.append(row)
+    return base
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -623,7 +633,9 @@ def markdown(table, order, workloads_meta, memory, coordinator, meta):
         p("|---|---|---|---|---|---|")
         for r in memory:
             p(f"| {r['tool']} | {r['users']} | {r.get('spawn_rate', '–')} | "
-              f"{r.get('requests', '–')} | {r['rss_mib']:.1f} | {r.get('kib_per_user', '–')} |")
+              f"{r.get('requests', '–')} | "
+              + (f"failed (exit {r['exit']})" if r.get("exit") else f"{r['rss_mib']:.1f}")
+              + f" | {r.get('kib_per_user', '–')} |")
     p("")
     p("## Coordinator scale")
     p("")

@@ -383,7 +383,7 @@ impl Requests {
             .body(self.bodies.body(size))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         Ok(size)
     }
 
@@ -398,7 +398,7 @@ impl Requests {
             .key(key)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         let mut body = out.body;
         let mut n = 0u64;
         while let Some(chunk) = body.try_next().await.context("reading body")? {
@@ -417,7 +417,7 @@ impl Requests {
             .key(key)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         Ok(0)
     }
 
@@ -432,9 +432,14 @@ impl Requests {
             .max_keys(100)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         Ok(0)
     }
+}
+
+/// An SDK error with its whole chain of causes (the SDK's own Display says only "service error").
+fn sdk_error(e: impl std::error::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e))
 }
 
 /// xorshift64*: enough randomness for task and size choices, no dependency.
@@ -673,7 +678,7 @@ async fn cleanup(bucket: String, prefix: String) -> Result<()> {
             .max_keys(1000)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         let keys: Vec<ObjectIdentifier> = page
             .contents()
             .iter()
@@ -694,7 +699,7 @@ async fn cleanup(bucket: String, prefix: String) -> Result<()> {
             .delete(delete)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
     }
     eprintln!("cleanup: deleted {deleted} objects under {prefix}");
     Ok(())
