@@ -1062,14 +1062,7 @@ impl<D: Driver> Actor<D> {
         run.record.state = state;
         run.record.ended_at = Some(artifacts::now_rfc3339());
         let summary = run_summary(&run, seconds);
-        run.record.workers = run
-            .participants
-            .values()
-            .map(|p| p.record.clone())
-            .collect();
-        run.record.requests = run.totals.requests();
-        run.record.failures = run.totals.failures();
-        run.record.bytes = run.totals.bytes();
+        sync_record(&mut run);
         if let Err(e) = run.dir.write_summary(&summary) {
             log::error!("{e}");
         }
@@ -1163,17 +1156,14 @@ impl<D: Driver> Actor<D> {
             Self::flush_interval(run, &self.workers);
             if run.ticks % SUMMARY_EVERY == 0 {
                 let summary = run_summary(run, load_seconds(run));
-                let _ = run.dir.write_summary(&summary);
+                if let Err(e) = run.dir.write_summary(&summary) {
+                    log::warn!("{e}");
+                }
                 // Keep run.json's per-worker totals current, so a run cut by a crash keeps them.
-                run.record.workers = run
-                    .participants
-                    .values()
-                    .map(|p| p.record.clone())
-                    .collect();
-                run.record.requests = run.totals.requests();
-                run.record.failures = run.totals.failures();
-                run.record.bytes = run.totals.bytes();
-                let _ = run.dir.write_json(artifacts::RUN_JSON, &run.record);
+                sync_record(run);
+                if let Err(e) = run.dir.write_json(artifacts::RUN_JSON, &run.record) {
+                    log::warn!("{e}");
+                }
             }
         }
         let running_users: u32 = run.participants.values().map(|p| p.users).sum();
@@ -1328,6 +1318,18 @@ impl<D: Driver> Actor<D> {
             }
         });
     }
+}
+
+/// Copies the run's live per-worker records and totals into what run.json records.
+fn sync_record(run: &mut Run) {
+    run.record.workers = run
+        .participants
+        .values()
+        .map(|p| p.record.clone())
+        .collect();
+    run.record.requests = run.totals.requests();
+    run.record.failures = run.totals.failures();
+    run.record.bytes = run.totals.bytes();
 }
 
 fn load_seconds(run: &Run) -> f64 {

@@ -7,8 +7,8 @@
 //! fails on RadosGW 16 with `XAmzContentSHA256Mismatch`.
 
 use super::{
-    encode_key, BucketState, ByteRange, ChunkSink, Driver, FailureKind, GetReply, ListPage,
-    OpError, PendingUpload,
+    encode_key, BodyMeter, BucketState, ByteRange, ChunkSink, Driver, FailureKind, GetReply,
+    ListPage, OpError, PendingUpload,
 };
 use crate::content::{ContentSeed, GeneratedBody};
 use crate::workload::{DriverConfig, WorkloadConfig};
@@ -199,27 +199,16 @@ impl Driver for AwsDriver {
         sink: &mut dyn ChunkSink,
     ) -> Result<GetReply, OpError> {
         self.deadline(expected_len, async {
-            let start = Instant::now();
+            let mut meter = BodyMeter::new(Instant::now());
             let mut req = self.client.get_object().bucket(&self.bucket).key(key);
             if let Some(r) = range {
-                req = req.range(format!("bytes={}-{}", r.start, r.start + r.len.max(1) - 1));
+                req = req.range(r.header());
             }
-            let out = req.send().await.map_err(classify)?;
-            let mut body = out.body;
-            let mut ttfb = None;
-            let mut bytes = 0u64;
+            let mut body = req.send().await.map_err(classify)?.body;
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(body_error)?;
-                if ttfb.is_none() {
-                    ttfb = Some(start.elapsed());
-                }
-                bytes += chunk.len() as u64;
-                sink.chunk(&chunk);
+                meter.chunk(&chunk.map_err(body_error)?, sink);
             }
-            Ok(GetReply {
-                ttfb: ttfb.unwrap_or_else(|| start.elapsed()),
-                bytes,
-            })
+            Ok(meter.reply())
         })
         .await
     }

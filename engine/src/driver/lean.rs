@@ -10,8 +10,8 @@
 
 use super::aws::status_reason;
 use super::{
-    encode_key, AwsDriver, BucketState, ByteRange, ChunkSink, Driver, FailureKind, GetReply,
-    ListPage, OpError, PendingUpload,
+    encode_key, AwsDriver, BodyMeter, BucketState, ByteRange, ChunkSink, Driver, FailureKind,
+    GetReply, ListPage, OpError, PendingUpload,
 };
 use crate::content::{ContentSeed, GeneratedBody};
 use crate::workload::{DriverConfig, WorkloadConfig};
@@ -22,7 +22,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
+use http::{Method, Request};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -218,6 +218,24 @@ impl LeanDriver {
         })
     }
 
+    /// Signs and sends one request for the object `key`; an answer other than 2xx becomes the
+    /// failure it reports.
+    async fn call(
+        &self,
+        method: Method,
+        key: &str,
+        body: ReqBody,
+        extra: &[(&'static str, String)],
+    ) -> Result<http::Response<hyper::body::Incoming>, OpError> {
+        let request = self.request(method, &self.object_path(key), body, extra)?;
+        let response = self.send(request).await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(failure(response).await)
+        }
+    }
+
     /// Runs `fut` under the deadline for a request moving `bytes`.
     async fn deadline<T>(
         &self,
@@ -281,6 +299,11 @@ fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     (code, message)
 }
 
+/// Reads the rest of a body nobody needs, so the connection goes back to the pool.
+async fn drain(response: http::Response<hyper::body::Incoming>) {
+    let _ = response.into_body().collect().await;
+}
+
 fn body_error(e: hyper::Error) -> OpError {
     OpError::new(
         FailureKind::Connection,
@@ -291,18 +314,8 @@ fn body_error(e: hyper::Error) -> OpError {
 impl Driver for LeanDriver {
     async fn put(&self, key: &str, seed: ContentSeed, size: u64) -> Result<(), OpError> {
         self.deadline(size, async {
-            let request = self.request(
-                Method::PUT,
-                &self.object_path(key),
-                ReqBody::Generated(GeneratedBody::new(seed, 0, size)),
-                &[],
-            )?;
-            let response = self.send(request).await?;
-            if !response.status().is_success() {
-                return Err(failure(response).await);
-            }
-            // Drain the (empty) body so the connection goes back to the pool.
-            let _ = response.into_body().collect().await;
+            let body = ReqBody::Generated(GeneratedBody::new(seed, 0, size));
+            drain(self.call(Method::PUT, key, body, &[]).await?).await;
             Ok(())
         })
         .await
@@ -316,58 +329,32 @@ impl Driver for LeanDriver {
         sink: &mut dyn ChunkSink,
     ) -> Result<GetReply, OpError> {
         self.deadline(expected_len, async {
-            let start = Instant::now();
-            let extra: Vec<(&'static str, String)> = match range {
-                Some(r) => vec![(
-                    "range",
-                    format!("bytes={}-{}", r.start, r.start + r.len.max(1) - 1),
-                )],
-                None => Vec::new(),
-            };
-            let request =
-                self.request(Method::GET, &self.object_path(key), ReqBody::Empty, &extra)?;
-            let response = self.send(request).await?;
-            if !(response.status() == StatusCode::OK
-                || response.status() == StatusCode::PARTIAL_CONTENT)
-            {
-                return Err(failure(response).await);
-            }
+            let mut meter = BodyMeter::new(Instant::now());
+            let extra = range.map(|r| ("range", r.header()));
+            let response = self
+                .call(Method::GET, key, ReqBody::Empty, extra.as_slice())
+                .await?;
             let mut body = response.into_body();
-            let mut ttfb = None;
-            let mut bytes = 0u64;
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(body_error)?;
-                if let Ok(data) = frame.into_data() {
-                    if ttfb.is_none() {
-                        ttfb = Some(start.elapsed());
-                    }
-                    bytes += data.len() as u64;
-                    sink.chunk(&data);
+                if let Ok(data) = frame.map_err(body_error)?.into_data() {
+                    meter.chunk(&data, sink);
                 }
             }
-            Ok(GetReply {
-                ttfb: ttfb.unwrap_or_else(|| start.elapsed()),
-                bytes,
-            })
+            Ok(meter.reply())
         })
         .await
     }
 
     async fn head(&self, key: &str) -> Result<u64, OpError> {
         self.deadline(0, async {
-            let request =
-                self.request(Method::HEAD, &self.object_path(key), ReqBody::Empty, &[])?;
-            let response = self.send(request).await?;
-            if !response.status().is_success() {
-                return Err(failure(response).await);
-            }
+            let response = self.call(Method::HEAD, key, ReqBody::Empty, &[]).await?;
             let size = response
                 .headers()
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            let _ = response.into_body().collect().await;
+            drain(response).await;
             Ok(size)
         })
         .await
@@ -375,13 +362,7 @@ impl Driver for LeanDriver {
 
     async fn delete(&self, key: &str) -> Result<(), OpError> {
         self.deadline(0, async {
-            let request =
-                self.request(Method::DELETE, &self.object_path(key), ReqBody::Empty, &[])?;
-            let response = self.send(request).await?;
-            if !response.status().is_success() {
-                return Err(failure(response).await);
-            }
-            let _ = response.into_body().collect().await;
+            drain(self.call(Method::DELETE, key, ReqBody::Empty, &[]).await?).await;
             Ok(())
         })
         .await

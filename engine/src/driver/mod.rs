@@ -113,11 +113,53 @@ pub struct GetReply {
     pub bytes: u64,
 }
 
+/// Follows a GET body as it streams into a [`ChunkSink`]: bytes, and when the first one came.
+/// Both drivers read bodies through it, so TTFB means the same thing for each.
+pub(crate) struct BodyMeter {
+    start: std::time::Instant,
+    ttfb: Option<Duration>,
+    bytes: u64,
+}
+
+impl BodyMeter {
+    /// `start`: when the request was sent.
+    pub(crate) fn new(start: std::time::Instant) -> Self {
+        BodyMeter {
+            start,
+            ttfb: None,
+            bytes: 0,
+        }
+    }
+
+    pub(crate) fn chunk(&mut self, data: &[u8], sink: &mut dyn ChunkSink) {
+        if self.ttfb.is_none() {
+            self.ttfb = Some(self.start.elapsed());
+        }
+        self.bytes += data.len() as u64;
+        sink.chunk(data);
+    }
+
+    /// The reply; an empty body's TTFB is the time to the end of the response.
+    pub(crate) fn reply(self) -> GetReply {
+        GetReply {
+            ttfb: self.ttfb.unwrap_or_else(|| self.start.elapsed()),
+            bytes: self.bytes,
+        }
+    }
+}
+
 /// A byte range `[start, start + len)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
     pub start: u64,
     pub len: u64,
+}
+
+impl ByteRange {
+    /// The HTTP `Range` header value (inclusive end; a zero length reads one byte).
+    pub(crate) fn header(&self) -> String {
+        format!("bytes={}-{}", self.start, self.start + self.len.max(1) - 1)
+    }
 }
 
 /// One page of a listing.

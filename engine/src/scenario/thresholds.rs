@@ -11,21 +11,23 @@
 use crate::summary::{Summary, TaskSummary};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// A limit as written: a bare number, or text with its unit.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(f64),
+    Text(String),
+}
+
 /// Milliseconds, written as `200ms`, `1.5s` or a number of milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Millis(pub f64);
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(Millis(n)),
-            Raw::Text(t) => humantime::parse_duration(t.trim())
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(n) => Ok(Millis(n)),
+            NumberOrText::Text(t) => humantime::parse_duration(t.trim())
                 .map(|d| Millis(d.as_secs_f64() * 1000.0))
                 .map_err(|_| {
                     serde::de::Error::custom(format!(
@@ -48,15 +50,9 @@ pub struct Percent(pub f64);
 
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(Percent(n)),
-            Raw::Text(t) => t
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(n) => Ok(Percent(n)),
+            NumberOrText::Text(t) => t
                 .trim()
                 .trim_end_matches('%')
                 .trim()
