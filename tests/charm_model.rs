@@ -13,8 +13,10 @@
 //! Run: `tests/run.sh` (or `eval "$(tests/rgw/up.sh)"; cargo test --release --test charm_model`).
 
 mod model;
+#[path = "support/pack.rs"]
+mod pack;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -57,16 +59,7 @@ fn packed_charm() -> PathBuf {
             if let Some(path) = std::env::var_os("CHOPSTICKS_CHARM") {
                 return PathBuf::from(path);
             }
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("charm-model");
-            let top = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let status = std::process::Command::new(top.join("scripts/pack-charm.sh"))
-                .arg(&out)
-                .current_dir(top)
-                .stdout(std::process::Stdio::null())
-                .status()
-                .expect("running scripts/pack-charm.sh");
-            assert!(status.success(), "scripts/pack-charm.sh failed");
-            out.join("chopsticks_ubuntu@24.04-amd64.charm")
+            pack::pack_charm("charm-model")
         })
         .clone()
 }
@@ -184,6 +177,15 @@ fn expect_completed(out: &ActionOutcome) -> &ActionOutcome {
         out.message, out.results, out.stderr
     );
     out
+}
+
+/// Runs start-test on the leader with `params`; returns the new run's id.
+fn start_test(m: &mut Model, params: &str) -> Result<String> {
+    let out = m.juju_run("chopsticks/leader", &format!("start-test {params}"))?;
+    Ok(expect_completed(&out)
+        .get("test-run-id")
+        .expect("start-test returns test-run-id")
+        .to_string())
 }
 
 fn expect_refused<'a>(out: &'a ActionOutcome, message_part: &str) -> &'a ActionOutcome {
@@ -418,14 +420,7 @@ fn deploy_configure_run_fetch_and_stop() -> Result<()> {
     expect_refused(&out, "there is no run 'nope'");
 
     // stop-test mid-run.
-    let out = m.juju_run(
-        "chopsticks/leader",
-        "start-test users=4 spawn-rate=4 duration=10m",
-    )?;
-    let long_run = expect_completed(&out)
-        .get("test-run-id")
-        .unwrap()
-        .to_string();
+    let long_run = start_test(&mut m, "users=4 spawn-rate=4 duration=10m")?;
     wait_status(&mut m, Duration::from_secs(60), |o| {
         o.get("state") == Some("running")
     })?;
@@ -519,14 +514,7 @@ fn leadership_moves_and_units_come_and_go() -> Result<()> {
     assert_eq!(done.get("test-run-id"), out.get("test-run-id"));
 
     // A worker removed mid-run: the run still completes; remove cleans the unit's files.
-    let out = m.juju_run(
-        "chopsticks/leader",
-        "start-test users=8 spawn-rate=8 duration=25s",
-    )?;
-    let run_id = expect_completed(&out)
-        .get("test-run-id")
-        .unwrap()
-        .to_string();
+    let run_id = start_test(&mut m, "users=8 spawn-rate=8 duration=25s")?;
     wait_status(&mut m, Duration::from_secs(60), |o| {
         o.get("state") == Some("running") && users_per_worker(o).len() == 4
     })?;

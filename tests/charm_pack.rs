@@ -3,22 +3,12 @@
 //! The zip is read back with Python's `zipfile` (on every machine the suite runs on), which
 //! reports each entry's unix mode, so the test checks exactly what Juju will unpack.
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/pack.rs"]
+mod pack;
 
-fn pack() -> PathBuf {
-    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("charm-pack");
-    let status = Command::new(top.join("scripts/pack-charm.sh"))
-        .arg(&out)
-        .current_dir(top)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("running scripts/pack-charm.sh");
-    assert!(status.success(), "scripts/pack-charm.sh failed");
-    out.join("chopsticks_ubuntu@24.04-amd64.charm")
-}
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
 
 /// Entries as (name, unix mode), plus the text of the small files.
 fn entries(charm: &Path) -> Value {
@@ -53,7 +43,7 @@ fn yaml(text: &str) -> Value {
 
 #[test]
 fn the_packed_charm_has_what_juju_needs() {
-    let listing = entries(&pack());
+    let listing = entries(&pack::pack_charm("charm-pack"));
     let modes = listing["modes"].as_object().expect("modes");
     let mode = |name: &str| {
         modes

@@ -1249,12 +1249,21 @@ pub fn wait_for<T>(
     }
 }
 
-/// Processes (pid, argv) whose argv mentions `needle` and that are not zombies.
-pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
+/// A live process as /proc shows it.
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    /// 'R', 'S', 'Z', …
+    state: char,
+    argv: String,
+}
+
+/// Every process in /proc (those that vanish while being read are left out).
+fn processes() -> Vec<Proc> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
+        return Vec::new();
     };
+    let mut out = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -1264,61 +1273,52 @@ pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
             continue;
         };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let state = stat
-            .rsplit_once(") ")
-            .map(|(_, r)| r.chars().next().unwrap_or('?'));
-        if matches!(state, Some('Z') | Some('X') | None) {
-            continue;
-        }
+        // After "pid (comm) ": state, ppid, …
+        let mut rest = stat.rsplit_once(") ").map(|(_, r)| r.split_whitespace());
+        let state = rest
+            .as_mut()
+            .and_then(|r| r.next())
+            .and_then(|s| s.chars().next());
+        let ppid = rest
+            .as_mut()
+            .and_then(|r| r.next())
+            .and_then(|s| s.parse().ok());
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let argv = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if argv.contains(needle) {
-            out.push((pid, argv.trim().to_string()));
-        }
+        out.push(Proc {
+            pid,
+            ppid: ppid.unwrap_or(0),
+            state: state.unwrap_or('X'),
+            argv: String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .trim()
+                .to_string(),
+        });
     }
     out
 }
 
+/// Processes (pid, argv) whose argv mentions `needle` and that are not zombies.
+pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
+    processes()
+        .into_iter()
+        .filter(|p| !matches!(p.state, 'Z' | 'X') && p.argv.contains(needle))
+        .map(|p| (p.pid, p.argv))
+        .collect()
+}
+
 /// `pid` and its descendants as "pid argv" lines (to show where a hook is stuck).
 fn descendants(pid: u32) -> Vec<String> {
-    let mut procs = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(p) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(") ")
-                .and_then(|(_, r)| r.split_whitespace().nth(1))
-                .and_then(|s| s.parse::<u32>().ok());
-            let argv = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            procs.push((
-                p,
-                ppid.unwrap_or(0),
-                String::from_utf8_lossy(&argv).replace('\0', " "),
-            ));
-        }
-    }
+    let procs = processes();
     let mut tree = vec![pid];
     let mut i = 0;
     while i < tree.len() && tree.len() < 1000 {
         let parent = tree[i];
-        tree.extend(
-            procs
-                .iter()
-                .filter(|(_, pp, _)| *pp == parent)
-                .map(|(p, _, _)| *p),
-        );
+        tree.extend(procs.iter().filter(|p| p.ppid == parent).map(|p| p.pid));
         i += 1;
     }
     tree.iter()
-        .filter_map(|p| procs.iter().find(|(q, _, _)| q == p))
-        .map(|(p, _, argv)| format!("{p} {argv}"))
+        .filter_map(|pid| procs.iter().find(|p| p.pid == *pid))
+        .map(|p| format!("{} {}", p.pid, p.argv))
         .collect()
 }
 
