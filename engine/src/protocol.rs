@@ -8,6 +8,7 @@
 use crate::scenario::Scenario;
 use crate::stats::StatsDelta;
 use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
 
 /// Bumped on any incompatible change to these messages.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -39,7 +40,22 @@ impl RunSpec {
 
     /// Prefix of the objects user `user` of worker `worker` writes.
     pub fn user_prefix(&self, worker: u32, user: u64) -> String {
-        format!("{}w{worker}/u{user}/", self.key_prefix)
+        let mut prefix = String::with_capacity(self.key_prefix.len() + 24);
+        self.push_user_prefix(&mut prefix, worker, user);
+        prefix
+    }
+
+    /// Key of object `seq` of user `user` of worker `worker`, built in one buffer: it is made
+    /// for every request.
+    pub fn user_key(&self, worker: u32, user: u64, seq: u64) -> String {
+        let mut key = String::with_capacity(self.key_prefix.len() + 32);
+        self.push_user_prefix(&mut key, worker, user);
+        let _ = write!(key, "{seq}");
+        key
+    }
+
+    fn push_user_prefix(&self, out: &mut String, worker: u32, user: u64) {
+        let _ = write!(out, "{}w{worker}/u{user}/", self.key_prefix);
     }
 }
 
@@ -103,6 +119,24 @@ pub enum FromWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_keys_live_under_their_user_prefix() {
+        let (scenario, _) = Scenario::resolve("s3_small_objects").unwrap();
+        let spec = RunSpec {
+            run_id: "r".into(),
+            scenario,
+            seed: 1,
+            key_prefix: "chopsticks/r/".into(),
+            iterations: None,
+            stop_timeout_s: 1.0,
+        };
+        assert_eq!(spec.user_prefix(3, 7), "chopsticks/r/w3/u7/");
+        assert_eq!(spec.user_key(3, 7, 42), "chopsticks/r/w3/u7/42");
+        // u1's keys are not under u11's prefix, nor the other way round.
+        assert!(!spec.user_key(3, 1, 1).starts_with(&spec.user_prefix(3, 11)));
+        assert!(!spec.user_key(3, 11, 1).starts_with(&spec.user_prefix(3, 1)));
+    }
 
     #[test]
     fn messages_are_tagged_json() {

@@ -210,7 +210,8 @@ impl<D: Driver> User<D> {
             let task = &class.tasks[task_index];
             let started = Instant::now();
             let outcome = {
-                let request = Box::pin(self.execute(task));
+                // Pinned on the stack: no allocation per request.
+                let request = std::pin::pin!(self.execute(task));
                 tokio::select! {
                     biased;
                     outcome = request => outcome,
@@ -248,10 +249,7 @@ impl<D: Driver> User<D> {
     }
 
     fn own_key(&self, seq: u64) -> String {
-        format!(
-            "{}{seq}",
-            self.ctx.spec.user_prefix(self.ctx.worker_id, self.id)
-        )
+        self.ctx.spec.user_key(self.ctx.worker_id, self.id, seq)
     }
 
     fn new_object(&mut self) -> (u64, String, ContentSeed) {
