@@ -44,6 +44,13 @@ async fn run_bad(dir: &Path, scenario: &str, extra: &[&str]) -> CliRun {
     cli(dir, &args).await
 }
 
+/// Writes `yaml` as scenario file `file` in a fresh directory and runs it as [`run_bad`] does.
+async fn run_bad_file(file: &str, yaml: &str) -> CliRun {
+    let dir = workdir();
+    let path = write_scenario(dir.path(), file, yaml);
+    run_bad(dir.path(), path.to_str().expect("utf-8"), &[]).await
+}
+
 /// Runs a valid scenario against `wl` and expects a failed run (exit 1) whose run.json says
 /// why; returns the binary's output and the recorded reason.
 async fn run_failing(dir: &Path, wl: &Path) -> (CliRun, String) {
@@ -88,39 +95,33 @@ async fn unknown_scenario_name_lists_the_builtins() {
 
 #[tokio::test]
 async fn yaml_syntax_error_names_the_file_and_line() {
-    let dir = workdir();
-    let path = write_scenario(
-        dir.path(),
+    let out = run_bad_file(
         "broken.yaml",
         "name: broken\nusers:\n  - name: a\n    tasks:\n\t- {op: put, size: 1KiB}\n",
-    );
-    let out = run_bad(dir.path(), path.to_str().expect("utf-8"), &[]).await;
+    )
+    .await;
     out.expect_code(2)
         .expect_stderr(&["broken.yaml", "line 5", "fix the YAML"]);
 }
 
 #[tokio::test]
 async fn unknown_field_is_named() {
-    let dir = workdir();
-    let path = write_scenario(
-        dir.path(),
+    let out = run_bad_file(
         "typo.yaml",
         "name: typo\nusers:\n  - name: a\n    tasks:\n      - {op: put, sise: 1KiB}\n",
-    );
-    let out = run_bad(dir.path(), path.to_str().expect("utf-8"), &[]).await;
+    )
+    .await;
     out.expect_code(2)
         .expect_stderr(&["typo.yaml", "unknown field `sise`", "`size`", "line 5"]);
 }
 
 #[tokio::test]
 async fn zero_and_negative_weights_are_refused() {
-    let dir = workdir();
-    let path = write_scenario(
-        dir.path(),
+    let out = run_bad_file(
         "weights.yaml",
         "name: w\nusers:\n  - name: a\n    weight: 0\n    tasks:\n      - {op: put, size: 1KiB, weight: -2}\n",
-    );
-    let out = run_bad(dir.path(), path.to_str().expect("utf-8"), &[]).await;
+    )
+    .await;
     out.expect_code(2).expect_stderr(&[
         "weights.yaml",
         "users[0].weight: weight 0 is not positive",
@@ -132,13 +133,11 @@ async fn zero_and_negative_weights_are_refused() {
 
 #[tokio::test]
 async fn lognormal_max_below_median_says_raise_max() {
-    let dir = workdir();
-    let path = write_scenario(
-        dir.path(),
+    let out = run_bad_file(
         "sizes.yaml",
         "name: s\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: {lognormal: {median: 1MiB, max: 4KiB}}}\n",
-    );
-    let out = run_bad(dir.path(), path.to_str().expect("utf-8"), &[]).await;
+    )
+    .await;
     out.expect_code(2).expect_stderr(&[
         "sizes.yaml",
         "users[0].tasks[0].size",

@@ -14,13 +14,15 @@
 //! duration runs where a run must be going while something happens to the cluster.
 
 mod cluster;
+mod common;
 
-use chopsticks::control::{RunListing, RunState, Status};
+use chopsticks::control::{RunListing, RunStarted, RunState, Status};
 use chopsticks::protocol::{ToWorker, PROTOCOL_VERSION};
 use chopsticks::stats::{Hist, StatsDelta, TaskStats};
 use chopsticks::summary::{Percentiles, Summary, TaskSummary};
 use chopsticks::worker::WorkerTotals;
-use cluster::{wait_for, Cluster, Options, TOKEN};
+use cluster::{Cluster, Options, TOKEN};
+use common::wait_for;
 use futures::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -142,25 +144,37 @@ async fn wait_users(cluster: &Cluster, users: u32, names: &[&str], shares: &[u32
     .await
 }
 
+/// Starts `scenario` with `users` users spawned at `rate` per second, expecting the four
+/// workers; `end` is `["-i", passes]` or `["-t", duration]`.
+async fn start_on_four_workers(
+    cluster: &Cluster,
+    scenario: &str,
+    users: &str,
+    rate: &str,
+    end: [&str; 2],
+) -> RunStarted {
+    cluster
+        .start_run(&[
+            "-f",
+            scenario,
+            "-u",
+            users,
+            "-r",
+            rate,
+            end[0],
+            end[1],
+            "--expected-workers",
+            "4",
+        ])
+        .await
+}
+
 /// A completed `CYCLE` run of `users` users × `passes`: exact counts, no failures, every
 /// worker finished.
 async fn run_cycle_to_completion(cluster: &Cluster, users: u32, passes: u64) -> String {
     let scenario = cluster.scenario("cycle.yaml", CYCLE);
     let (u, i) = (users.to_string(), passes.to_string());
-    let started = cluster
-        .start_run(&[
-            "-f",
-            &scenario,
-            "-u",
-            &u,
-            "-r",
-            "100",
-            "-i",
-            &i,
-            "--expected-workers",
-            "4",
-        ])
-        .await;
+    let started = start_on_four_workers(cluster, &scenario, &u, "100", ["-i", &i]).await;
     let end = cluster.wait_ended(&started.run_id, RUN_LIMIT).await;
     assert_eq!(end.state, RunState::Completed, "{:?}", end.reason);
     let summary = cluster.summary(&started.run_id);
@@ -182,20 +196,7 @@ async fn run_cycle_to_completion(cluster: &Cluster, users: u32, passes: u64) -> 
 async fn merged_counts_and_percentiles_equal_the_workers_own_totals() {
     let cluster = Cluster::start("exact-merge", Options::default()).await;
     let scenario = cluster.scenario("cycle.yaml", CYCLE);
-    let started = cluster
-        .start_run(&[
-            "-f",
-            &scenario,
-            "-u",
-            "8",
-            "-r",
-            "100",
-            "-i",
-            "5",
-            "--expected-workers",
-            "4",
-        ])
-        .await;
+    let started = start_on_four_workers(&cluster, &scenario, "8", "100", ["-i", "5"]).await;
     assert_eq!(started.workers, 4);
     let run_id = started.run_id;
     let end = cluster.wait_ended(&run_id, RUN_LIMIT).await;
@@ -297,20 +298,7 @@ async fn merged_counts_and_percentiles_equal_the_workers_own_totals() {
 async fn a_killed_worker_is_lost_its_users_move_within_5s_and_the_run_completes() {
     let mut cluster = Cluster::start("worker-killed", Options::default()).await;
     let scenario = cluster.scenario("paced.yaml", PACED_CYCLE);
-    let started = cluster
-        .start_run(&[
-            "-f",
-            &scenario,
-            "-u",
-            "12",
-            "-r",
-            "48",
-            "-t",
-            "12s",
-            "--expected-workers",
-            "4",
-        ])
-        .await;
+    let started = start_on_four_workers(&cluster, &scenario, "12", "48", ["-t", "12s"]).await;
     let run_id = started.run_id;
     let before = wait_users(&cluster, 12, &WORKERS, &[3, 3, 3, 3]).await;
     let victim = "w2";
@@ -432,20 +420,7 @@ async fn a_killed_worker_is_lost_its_users_move_within_5s_and_the_run_completes(
 async fn a_fifth_worker_joining_mid_run_receives_its_share() {
     let mut cluster = Cluster::start("fifth-worker", Options::default()).await;
     let scenario = cluster.scenario("paced.yaml", PACED_CYCLE);
-    let started = cluster
-        .start_run(&[
-            "-f",
-            &scenario,
-            "-u",
-            "10",
-            "-r",
-            "40",
-            "-t",
-            "10s",
-            "--expected-workers",
-            "4",
-        ])
-        .await;
+    let started = start_on_four_workers(&cluster, &scenario, "10", "40", ["-t", "10s"]).await;
     let run_id = started.run_id;
     wait_users(&cluster, 10, &WORKERS, &[3, 3, 2, 2]).await;
 
@@ -506,20 +481,7 @@ async fn a_fifth_worker_joining_mid_run_receives_its_share() {
 async fn a_restarted_coordinator_gets_its_workers_back_and_marks_the_cut_run_interrupted() {
     let mut cluster = Cluster::start("coordinator-restart", Options::default()).await;
     let scenario = cluster.scenario("pile.yaml", PILE);
-    let started = cluster
-        .start_run(&[
-            "-f",
-            &scenario,
-            "-u",
-            "8",
-            "-r",
-            "32",
-            "-t",
-            "5m",
-            "--expected-workers",
-            "4",
-        ])
-        .await;
+    let started = start_on_four_workers(&cluster, &scenario, "8", "32", ["-t", "5m"]).await;
     let cut = started.run_id;
     let prefix = cluster.record(&cut).key_prefix;
     // Load is flowing and objects are piling up under the run's prefix.
@@ -706,6 +668,28 @@ fn hello(protocol: u32, name: &str) -> Message {
     )
 }
 
+/// Connects with the right token as peer `name` and expects to be welcomed.
+async fn welcomed_peer(cluster: &Cluster, name: &str) -> Ws {
+    let mut ws = raw_connect(cluster, Some(TOKEN)).await.expect("connect");
+    ws.send(hello(PROTOCOL_VERSION, name))
+        .await
+        .expect("send hello");
+    match next_message(&mut ws).await {
+        Some(ToWorker::Welcome { .. }) => {}
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+    ws
+}
+
+/// Sends `frames` until they run out or a send fails (the coordinator hung up).
+async fn flood(ws: &mut Ws, frames: impl IntoIterator<Item = Message>) {
+    for frame in frames {
+        if ws.send(frame).await.is_err() {
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_token_is_refused_on_both_sides_and_never_joins() {
     let mut cluster = Cluster::start("wrong-token", Options::default()).await;
@@ -780,14 +764,7 @@ async fn malformed_hellos_are_refused_and_malformed_frames_do_not_hurt_the_coord
     );
 
     // A welcomed peer that then talks nonsense.
-    let mut ws = raw_connect(&cluster, Some(TOKEN)).await.expect("connect");
-    ws.send(hello(PROTOCOL_VERSION, "raw"))
-        .await
-        .expect("send hello");
-    match next_message(&mut ws).await {
-        Some(ToWorker::Welcome { .. }) => {}
-        other => panic!("expected Welcome, got {other:?}"),
-    }
+    let mut ws = welcomed_peer(&cluster, "raw").await;
     let junk: Vec<Message> = vec![
         Message::Text("garbage".into()),
         Message::Text("{}".into()),
@@ -819,15 +796,11 @@ async fn malformed_hellos_are_refused_and_malformed_frames_do_not_hurt_the_coord
         "the coordinator died"
     );
     // Past the limit of malformed frames the coordinator hangs up on the peer.
-    for i in 0..110 {
-        if ws
-            .send(Message::Text(format!("junk {i}").into()))
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
+    flood(
+        &mut ws,
+        (0..110).map(|i| Message::Text(format!("junk {i}").into())),
+    )
+    .await;
     assert!(
         closed_within(&mut ws, Duration::from_secs(10)).await,
         "the coordinator kept a peer that sent 100+ malformed frames"
@@ -855,23 +828,12 @@ async fn a_binary_frame_flood_is_cut_off_like_malformed_text() {
         },
     )
     .await;
-    let mut ws = raw_connect(&cluster, Some(TOKEN)).await.expect("connect");
-    ws.send(hello(PROTOCOL_VERSION, "binary"))
-        .await
-        .expect("send hello");
-    match next_message(&mut ws).await {
-        Some(ToWorker::Welcome { .. }) => {}
-        other => panic!("expected Welcome, got {other:?}"),
-    }
-    for _ in 0..150 {
-        if ws
-            .send(Message::Binary(vec![0u8; 16].into()))
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
+    let mut ws = welcomed_peer(&cluster, "binary").await;
+    flood(
+        &mut ws,
+        (0..150).map(|_| Message::Binary(vec![0u8; 16].into())),
+    )
+    .await;
     assert!(
         closed_within(&mut ws, Duration::from_secs(10)).await,
         "the coordinator kept a peer that sent 150 binary frames (limit: 100 malformed frames)"
@@ -879,6 +841,24 @@ async fn a_binary_frame_flood_is_cut_off_like_malformed_text() {
 }
 
 // ------------------------------------------------------------------------------ control API
+
+/// Sends a control API request (`what` names it) and asserts the HTTP status of the answer.
+async fn expect_status(
+    request: reqwest::RequestBuilder,
+    what: &str,
+    code: u16,
+) -> reqwest::Response {
+    let r = request.send().await.expect(what);
+    assert_eq!(r.status().as_u16(), code, "{what}");
+    r
+}
+
+/// The JSON error body of an answer and its `message` ("" when there is none).
+async fn error_body(r: reqwest::Response) -> (serde_json::Value, String) {
+    let body: serde_json::Value = r.json().await.expect("a JSON error");
+    let message = body["message"].as_str().unwrap_or("").to_string();
+    (body, message)
+}
 
 #[tokio::test]
 async fn the_control_api_checks_tokens_workers_business_and_requests() {
@@ -894,35 +874,26 @@ async fn the_control_api_checks_tokens_workers_business_and_requests() {
     let url = |path: &str| format!("{}{path}", cluster.control_url());
     let bearer = format!("Bearer {TOKEN}");
 
+    // Requests to the runs endpoint, with the token.
+    let post_runs = || http.post(url("/api/runs")).header("Authorization", &bearer);
+    let post_raw = |body: &'static str| {
+        post_runs()
+            .header("Content-Type", "application/json")
+            .body(body)
+    };
+
     // Off loopback, every request needs the token.
-    let r = http
+    let r = expect_status(http.get(url("/api/status")), "GET status", 401).await;
+    let (body, message) = error_body(r).await;
+    assert!(message.contains("cluster token"), "{body}");
+    let wrong = http
         .get(url("/api/status"))
-        .send()
-        .await
-        .expect("GET status");
-    assert_eq!(r.status().as_u16(), 401);
-    let body: serde_json::Value = r.json().await.expect("a JSON error");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("cluster token"),
-        "{body}"
-    );
-    let r = http
+        .header("Authorization", "Bearer not-the-token-at-all");
+    expect_status(wrong, "GET status", 401).await;
+    let right = http
         .get(url("/api/status"))
-        .header("Authorization", "Bearer not-the-token-at-all")
-        .send()
-        .await
-        .expect("GET status");
-    assert_eq!(r.status().as_u16(), 401);
-    let r = http
-        .get(url("/api/status"))
-        .header("Authorization", &bearer)
-        .send()
-        .await
-        .expect("GET status");
-    assert_eq!(r.status().as_u16(), 200);
+        .header("Authorization", &bearer);
+    let r = expect_status(right, "GET status", 200).await;
     let status: Status = r.json().await.expect("a Status");
     assert_eq!(status.workers_connected, 4);
     let no_token = cluster.ctl_without_token(&["status"]).await;
@@ -960,63 +931,27 @@ async fn the_control_api_checks_tokens_workers_business_and_requests() {
     );
 
     // Bad requests: 400 with a message, before and while a run is active.
-    let bad_json = http
-        .post(url("/api/runs"))
-        .header("Authorization", &bearer)
-        .header("Content-Type", "application/json")
-        .body(r#"{"scenario": "x", "users": "many"}"#)
-        .send()
-        .await
-        .expect("POST runs");
-    assert_eq!(bad_json.status().as_u16(), 400);
-    let body: serde_json::Value = bad_json.json().await.expect("a JSON error");
+    let bad_json = post_raw(r#"{"scenario": "x", "users": "many"}"#);
+    let (body, message) = error_body(expect_status(bad_json, "POST runs", 400).await).await;
     assert_eq!(body["error"], "bad_request", "{body}");
-    let message = body["message"].as_str().unwrap_or("");
     assert!(
         message.contains("the start request is not valid") && message.contains("users"),
         "{body}"
     );
-    let not_json = http
-        .post(url("/api/runs"))
-        .header("Authorization", &bearer)
-        .header("Content-Type", "application/json")
-        .body("start it, please")
-        .send()
-        .await
-        .expect("POST runs");
-    assert_eq!(not_json.status().as_u16(), 400);
-    let zero_users = http
-        .post(url("/api/runs"))
-        .header("Authorization", &bearer)
-        .json(&serde_json::json!({"scenario": scenario, "users": 0, "spawn_rate": 1.0}))
-        .send()
-        .await
-        .expect("POST runs");
-    assert_eq!(zero_users.status().as_u16(), 400);
-    let body: serde_json::Value = zero_users.json().await.expect("a JSON error");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("users must be at least 1"),
-        "{body}"
-    );
+    expect_status(post_raw("start it, please"), "POST runs", 400).await;
+    let zero_users =
+        post_runs().json(&serde_json::json!({"scenario": scenario, "users": 0, "spawn_rate": 1.0}));
+    let (body, message) = error_body(expect_status(zero_users, "POST runs", 400).await).await;
+    assert!(message.contains("users must be at least 1"), "{body}");
 
     // One run at a time.
     let started = cluster
         .start_run(&["-f", &scenario, "-u", "4", "-r", "8", "-t", "30s"])
         .await;
-    let second = http
-        .post(url("/api/runs"))
-        .header("Authorization", &bearer)
-        .json(&serde_json::json!({"scenario": scenario, "users": 4, "spawn_rate": 4.0}))
-        .send()
-        .await
-        .expect("POST runs");
-    assert_eq!(second.status().as_u16(), 409);
-    let body: serde_json::Value = second.json().await.expect("a JSON error");
+    let second =
+        post_runs().json(&serde_json::json!({"scenario": scenario, "users": 4, "spawn_rate": 4.0}));
+    let (body, message) = error_body(expect_status(second, "POST runs", 409).await).await;
     assert_eq!(body["error"], "busy", "{body}");
-    let message = body["message"].as_str().unwrap_or("");
     assert!(
         message.contains(&started.run_id) && message.contains("stop it first"),
         "{body}"
@@ -1026,15 +961,8 @@ async fn the_control_api_checks_tokens_workers_business_and_requests() {
         .await;
     again.expect_code(1);
     assert!(again.stderr.contains("stop it first"), "{}", again.stderr);
-    let still_bad = http
-        .post(url("/api/runs"))
-        .header("Authorization", &bearer)
-        .header("Content-Type", "application/json")
-        .body(r#"{"scenario": "x", "users": 1, "spawn_rate": 1, "colour": "blue"}"#)
-        .send()
-        .await
-        .expect("POST runs");
-    assert_eq!(still_bad.status().as_u16(), 400);
+    let still_bad = post_raw(r#"{"scenario": "x", "users": 1, "spawn_rate": 1, "colour": "blue"}"#);
+    expect_status(still_bad, "POST runs", 400).await;
 
     let stopped = cluster.ctl(&["--json", "stop", "--wait", "45"]).await;
     stopped.expect_code(0);

@@ -10,8 +10,8 @@ mod obs;
 use chopsticks::control::{RunState, Status};
 use chopsticks::report::ReportData;
 use chopsticks::summary::Summary;
-use common::{read_record, read_summary, workdir, write_scenario, TestBucket};
-use obs::{start_request, wait_for, Browser, Daemons, Proc, TOKEN};
+use common::{read_record, read_summary, wait_for, workdir, write_scenario, TestBucket};
+use obs::{start_request, Browser, Daemons, Proc, TOKEN};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -501,7 +501,7 @@ async fn live_ui_shows_the_run_and_its_stop_button_stops_it() {
     let bucket = TestBucket::new("live-ui");
     let dir = workdir();
     let scenario = write_scenario(dir.path(), "scenario.yaml", SCENARIO);
-    let ui_port = obs::free_port();
+    let ui_port = common::free_port();
     let ui = format!("http://127.0.0.1:{ui_port}");
     let mut d = Daemons::start(&bucket, dir.path(), Some(&format!("127.0.0.1:{ui_port}"))).await;
     d.start_worker("w1", false);
@@ -652,7 +652,7 @@ fn basic(user: &str, password: &str) -> String {
 async fn web_ui_off_loopback_demands_the_token() {
     let bucket = TestBucket::new("webui-auth");
     let dir = workdir();
-    let port = obs::free_port();
+    let port = common::free_port();
     let d = Daemons::start(&bucket, dir.path(), Some(&format!("0.0.0.0:{port}"))).await;
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
@@ -740,7 +740,7 @@ async fn standalone_run_serves_the_web_ui_until_stopped_from_it() {
     let dir = workdir();
     let scenario = write_scenario(dir.path(), "scenario.yaml", SCENARIO);
     let workload = bucket.write_workload(dir.path());
-    let port = obs::free_port();
+    let port = common::free_port();
     let run_dir = dir.path().join("runs").join("run");
     let run = Proc::spawn(
         dir.path(),

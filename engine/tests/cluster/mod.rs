@@ -14,94 +14,29 @@
 // Not every test uses every helper.
 #![allow(dead_code)]
 
+use crate::common::{
+    bucket_name_under, free_port, list_all, remove_bucket_on_drop, rgw, wait_for, workload_config,
+    workload_yaml, STARTUP,
+};
 use chopsticks::artifacts::{self, RunRecord};
 use chopsticks::control::{RunStarted, Status};
 use chopsticks::ctl::ControlClient;
-use chopsticks::driver::{AwsDriver, Driver};
+use chopsticks::driver::AwsDriver;
 use chopsticks::summary::Summary;
 use chopsticks::token::Token;
 use chopsticks::worker::WorkerTotals;
-use chopsticks::workload::{DriverConfig, DriverKind, Secret, WorkloadConfig};
+use chopsticks::workload::WorkloadConfig;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The cluster token every good daemon shares.
 pub const TOKEN: &str = "distributed-test-token-0123456789abcdef";
-/// Pause between two looks at a condition.
-pub const POLL: Duration = Duration::from_millis(100);
-/// How long daemons get to come up and find each other.
-pub const STARTUP: Duration = Duration::from_secs(30);
 /// Longest any `chopsticks ctl` call may take.
 const CTL_LIMIT: Duration = Duration::from_secs(60);
-
-/// The RadosGW the tests talk to, from the environment `tests/rgw/up.sh` prints.
-#[derive(Debug, Clone)]
-pub struct Rgw {
-    pub endpoint: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub region: String,
-}
-
-/// The RadosGW settings; fails the test (never skips it) when they are missing.
-pub fn rgw() -> Rgw {
-    let var = |name: &str| -> String {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name} is not set: the distributed tests need the project's real Ceph RadosGW. \
-                     Run them with tests/run.sh, which starts RGW (tests/rgw/up.sh) and exports \
-                     S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                )
-            })
-    };
-    Rgw {
-        endpoint: var("S3_ENDPOINT"),
-        access_key: var("AWS_ACCESS_KEY_ID"),
-        secret_key: var("AWS_SECRET_ACCESS_KEY"),
-        region: std::env::var("AWS_REGION")
-            .ok()
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| "us-east-1".into()),
-    }
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free port on 127.0.0.1")
-}
-
-/// Polls `check` every [`POLL`] until it answers `Ok`, for at most `limit`. `Err` carries what
-/// was seen, so a timeout says what `what` looked like last.
-pub async fn wait_for<T>(
-    what: &str,
-    limit: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = match check().await {
-            Ok(v) => return v,
-            Err(seen) => seen,
-        };
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {:.1}s waiting for {what}; last seen: {last}",
-                limit.as_secs_f64()
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
 
 /// A daemon process; SIGKILLed and reaped when dropped.
 pub struct Daemon {
@@ -248,28 +183,10 @@ impl Cluster {
             .tempdir()
             .expect("create a scratch dir");
         let dir = scratch.path().to_path_buf();
-        let config = WorkloadConfig {
-            endpoint: rgw.endpoint.clone(),
-            access_key: rgw.access_key.clone(),
-            secret_key: Secret::new(rgw.secret_key.clone()),
-            bucket: bucket_name(test),
-            region: rgw.region.clone(),
-            driver: DriverKind::AwsSdk,
-            driver_config: DriverConfig::default(),
-        };
+        // A bucket name of its own: `cs-dist-exact-merge-12345`.
+        let config = workload_config(&rgw, &bucket_name_under("cs-dist", test));
         let workload_file = dir.join("s3_config.yaml");
-        std::fs::write(
-            &workload_file,
-            format!(
-                "endpoint: {}\naccess_key: {}\nsecret_key: {}\nbucket: {}\nregion: {}\n",
-                config.endpoint,
-                config.access_key,
-                config.secret_key.expose(),
-                config.bucket,
-                config.region
-            ),
-        )
-        .expect("write workload config");
+        std::fs::write(&workload_file, workload_yaml(&config)).expect("write workload config");
         let token_file = dir.join("token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write token");
         let control_port = free_port();
@@ -565,21 +482,7 @@ impl Cluster {
 
     /// Every key under `prefix` in the cluster's bucket (all pages).
     pub async fn keys_under(&self, prefix: &str) -> Vec<String> {
-        let driver = self.driver();
-        let mut keys = Vec::new();
-        let mut next = None;
-        for _ in 0..10_000 {
-            let page = driver
-                .list(prefix, 1000, next)
-                .await
-                .unwrap_or_else(|e| panic!("listing '{prefix}': {e}"));
-            keys.extend(page.keys);
-            match page.next {
-                Some(token) => next = Some(token),
-                None => return keys,
-            }
-        }
-        panic!("listing '{prefix}' did not end after 10000 pages");
+        list_all(&self.driver(), prefix).await
     }
 
     /// The last lines of every daemon's log, for a failure report.
@@ -614,42 +517,6 @@ impl Drop for Cluster {
                 eprintln!("kept the test's files in {}", scratch.keep().display());
             }
         }
-        // Drop cannot await and may run inside the test's runtime: remove the bucket from a
-        // thread with a runtime of its own.
-        let config = self.config.clone();
-        let removed = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| rt.block_on(remove_bucket(&config)))
-        })
-        .join();
-        if let Ok(Ok(Err(e))) = removed {
-            eprintln!(
-                "note: could not remove test bucket {}: {e}",
-                self.config.bucket
-            );
-        }
+        remove_bucket_on_drop(&self.config);
     }
 }
-
-/// A valid bucket name for `test`, unique to this process: `cs-dist-exact-merge-12345`.
-fn bucket_name(test: &str) -> String {
-    let pid = std::process::id().to_string();
-    let mut stem: String = test
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    stem.truncate(63 - "cs-dist--".len() - pid.len());
-    format!("cs-dist-{}-{pid}", stem.trim_matches('-'))
-}
-
-#[path = "../shared/bucket.rs"]
-mod bucket;
-use bucket::remove_bucket;

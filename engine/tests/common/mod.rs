@@ -18,10 +18,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest any single `chopsticks` invocation may take before the test gives up on it.
 pub const CLI_LIMIT: Duration = Duration::from_secs(180);
+/// Pause between two looks at a condition.
+pub const POLL: Duration = Duration::from_millis(100);
+/// How long daemons (and a browser) get to come up and find each other.
+pub const STARTUP: Duration = Duration::from_secs(30);
 
 /// The RadosGW the tests talk to, from the environment `tests/rgw/up.sh` prints.
 #[derive(Debug, Clone)]
@@ -65,6 +69,12 @@ pub fn rgw() -> Rgw {
 
 /// A valid S3 bucket name for `test`, unique to this process: `cs-every-operation-12345`.
 pub fn bucket_name(test: &str) -> String {
+    bucket_name_under("cs", test)
+}
+
+/// A valid S3 bucket name for `test` starting with `prefix`, unique to this process:
+/// `cs-dist-exact-merge-12345` for `cs-dist`.
+pub fn bucket_name_under(prefix: &str, test: &str) -> String {
     let pid = std::process::id().to_string();
     let mut stem: String = test
         .chars()
@@ -76,8 +86,8 @@ pub fn bucket_name(test: &str) -> String {
             }
         })
         .collect();
-    stem.truncate(63 - 4 - pid.len());
-    format!("cs-{}-{pid}", stem.trim_matches('-'))
+    stem.truncate(63 - prefix.len() - "--".len() - pid.len());
+    format!("{prefix}-{}-{pid}", stem.trim_matches('-'))
 }
 
 /// A connection to `bucket` on the test RGW with the main user's keys.
@@ -148,22 +158,7 @@ impl TestBucket {
 
 impl Drop for TestBucket {
     fn drop(&mut self) {
-        // Drop cannot await, and may run inside a test's runtime: remove the bucket from a
-        // thread with a runtime of its own.
-        let config = self.config.clone();
-        let removed = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| rt.block_on(remove_bucket(&config)))
-        })
-        .join();
-        if let Ok(Ok(Err(e))) = removed {
-            eprintln!(
-                "note: could not remove test bucket {}: {e}",
-                self.config.bucket
-            );
-        }
+        remove_bucket_on_drop(&self.config);
     }
 }
 
@@ -187,7 +182,7 @@ pub async fn list_all<D: Driver>(driver: &D, prefix: &str) -> Vec<String> {
 
 #[path = "../shared/bucket.rs"]
 mod bucket;
-use bucket::remove_bucket;
+pub use bucket::remove_bucket_on_drop;
 
 /// A scratch directory for one test: scenario files, the connection file, run directories
 /// and the binary's captured output.
@@ -256,21 +251,30 @@ pub struct CliChild {
     stderr: PathBuf,
 }
 
-/// Starts the real binary with `args`. S3 settings come only from what the test passes: the
-/// variables the binary would read from the environment are removed.
-pub fn spawn_cli(dir: &Path, args: &[&str]) -> CliChild {
-    let (stdout, stderr) = output_paths(dir);
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chopsticks"))
-        .args(args)
+/// `program` run in `dir` without the S3 settings of the test's environment (the variables
+/// the binary would read are removed, so settings come only from what the test passes), with
+/// no colour and no stdin; killed when dropped.
+pub fn isolated_command(program: &str, dir: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
         .current_dir(dir)
         .env_remove("S3_ENDPOINT_URL")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts the real binary with `args`. S3 settings come only from what the test passes: the
+/// variables the binary would read from the environment are removed.
+pub fn spawn_cli(dir: &Path, args: &[&str]) -> CliChild {
+    let (stdout, stderr) = output_paths(dir);
+    let child = isolated_command(env!("CARGO_BIN_EXE_chopsticks"), dir)
+        .args(args)
         .stdout(File::create(&stdout).expect("create stdout file"))
         .stderr(File::create(&stderr).expect("create stderr file"))
-        .kill_on_drop(true)
         .spawn()
         .expect("start chopsticks");
     CliChild {
@@ -397,5 +401,46 @@ pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut()
             limit.as_secs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("find a free port on 127.0.0.1")
+}
+
+/// Polls `check` every [`POLL`] until it answers `Ok`, for at most `limit`. `Err` carries what
+/// was seen, so a timeout says what `what` looked like last.
+pub async fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    wait_for_with(what, limit, check, String::new).await
+}
+
+/// [`wait_for`], with `context()` (e.g. daemon logs) appended to the timeout's panic message.
+pub async fn wait_for_with<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = match check().await {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {:.1}s waiting for {what}; last seen: {last}{}",
+            limit.as_secs_f64(),
+            context()
+        );
+        tokio::time::sleep(POLL).await;
     }
 }

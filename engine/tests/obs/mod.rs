@@ -8,49 +8,18 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use crate::common::TestBucket;
+use crate::common::{
+    free_port, isolated_command, wait_for, wait_for_with, workload_yaml, TestBucket, STARTUP,
+};
 use chopsticks::control::{RunStarted, StartRequest, Status};
+use chopsticks::workload::{Secret, WorkloadConfig};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The cluster token of the test daemons.
 pub const TOKEN: &str = "observability-test-token-0123456789abcdef";
-/// Pause between two looks at a condition.
-pub const POLL: Duration = Duration::from_millis(100);
-/// How long daemons and the browser get to come up.
-pub const STARTUP: Duration = Duration::from_secs(30);
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free port on 127.0.0.1")
-}
-
-/// Polls `check` every [`POLL`] until it answers `Ok`, for at most `limit`; `Err` carries
-/// what was seen, for the panic message.
-pub async fn wait_for<T>(
-    what: &str,
-    limit: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = match check().await {
-            Ok(v) => return v,
-            Err(seen) => seen,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {:.1}s waiting for {what}; last seen: {last}",
-            limit.as_secs_f64()
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
 
 /// A process of ours with its output in a file; killed when dropped.
 pub struct Proc {
@@ -64,17 +33,10 @@ impl Proc {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).expect("create a log file");
         let err = out.try_clone().expect("clone the log file");
-        let child = tokio::process::Command::new(program)
+        let child = isolated_command(program, dir)
             .args(args)
-            .current_dir(dir)
-            .env_remove("S3_ENDPOINT_URL")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("start {program}: {e}"));
         Proc {
@@ -134,18 +96,13 @@ impl Daemons {
         std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write token");
         let workload = bucket.write_workload(dir);
         let denied_workload = dir.join("s3_denied.yaml");
-        std::fs::write(
-            &denied_workload,
-            format!(
-                "endpoint: {}\naccess_key: {}\nsecret_key: {}\nbucket: {}\nregion: {}\n",
-                bucket.rgw.endpoint,
-                bucket.rgw.nobucket_access_key,
-                bucket.rgw.nobucket_secret_key,
-                bucket.name,
-                bucket.rgw.region
-            ),
-        )
-        .expect("write the denied workload config");
+        let denied = WorkloadConfig {
+            access_key: bucket.rgw.nobucket_access_key.clone(),
+            secret_key: Secret::new(bucket.rgw.nobucket_secret_key.clone()),
+            ..bucket.config.clone()
+        };
+        std::fs::write(&denied_workload, workload_yaml(&denied))
+            .expect("write the denied workload config");
         let mut d = Daemons {
             dir: dir.to_path_buf(),
             state_dir,
@@ -245,22 +202,9 @@ impl Daemons {
         &self,
         what: &str,
         limit: Duration,
-        mut check: impl AsyncFnMut() -> Result<T, String>,
+        check: impl AsyncFnMut() -> Result<T, String>,
     ) -> T {
-        let deadline = Instant::now() + limit;
-        loop {
-            let last = match check().await {
-                Ok(v) => return v,
-                Err(seen) => seen,
-            };
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {:.1}s waiting for {what}; last seen: {last}\n{}",
-                limit.as_secs_f64(),
-                self.logs()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        wait_for_with(what, limit, check, || format!("\n{}", self.logs())).await
     }
 
     pub async fn status(&self) -> Result<Status, String> {

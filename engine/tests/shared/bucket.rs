@@ -1,5 +1,5 @@
-//! Test-bucket removal shared by the integration-test support modules (each test crate
-//! includes it with `#[path]`).
+//! Test-bucket removal for the integration-test support code (`common/` includes it with
+//! `#[path]`; `cluster/` and `obs/` use it through `common`).
 
 use chopsticks::driver::{AwsDriver, Driver};
 use chopsticks::workload::WorkloadConfig;
@@ -47,5 +47,21 @@ pub async fn remove_bucket(config: &WorkloadConfig) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
         Err(e) => Err(format!("deleting bucket: {e:?}")),
+    }
+}
+
+/// [`remove_bucket`] for a `Drop`: Drop cannot await, and may run inside a test's runtime, so
+/// the bucket is removed from a thread with a runtime of its own. A failure is only noted.
+pub fn remove_bucket_on_drop(config: &WorkloadConfig) {
+    let owned = config.clone();
+    let removed = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| rt.block_on(remove_bucket(&owned)))
+    })
+    .join();
+    if let Ok(Ok(Err(e))) = removed {
+        eprintln!("note: could not remove test bucket {}: {e}", config.bucket);
     }
 }
