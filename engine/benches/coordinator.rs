@@ -41,9 +41,14 @@
 //!
 //! This process shares the machine with the coordinator; its own CPU share is printed too.
 
+// The integration tests' bucket removal (only part of it is used here).
+#[allow(dead_code)]
+#[path = "../tests/shared/bucket.rs"]
+mod bucket;
+
 use anyhow::{anyhow, bail, Context, Result};
 use chopsticks::control::{RunState, Status};
-use chopsticks::driver::{AwsDriver, Driver, FailureKind};
+use chopsticks::driver::FailureKind;
 use chopsticks::protocol::{FromWorker, ToWorker, PROTOCOL_VERSION};
 use chopsticks::stats::{FailureCount, Hist, StatsDelta, TaskStats};
 use chopsticks::workload::{DriverConfig, DriverKind, Secret, WorkloadConfig};
@@ -665,7 +670,7 @@ async fn bench(args: Args) -> Result<()> {
 
     let result = drive(&args, &control, listen, coordinator.pid(), &scenario).await;
     coordinator.terminate(Duration::from_secs(15));
-    if let Err(e) = remove_bucket(&config).await {
+    if let Err(e) = bucket::remove_bucket(&config).await {
         eprintln!("note: could not remove bucket {bucket}: {e}");
     }
     if result.is_err() {
@@ -907,43 +912,5 @@ async fn drive(
             sent_requests
         );
     }
-    Ok(())
-}
-
-/// Empties and deletes the benchmark's bucket.
-async fn remove_bucket(config: &WorkloadConfig) -> Result<()> {
-    let driver = AwsDriver::new(config);
-    for _ in 0..1000 {
-        let page = driver
-            .list("", 1000, None)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-        if page.keys.is_empty() {
-            break;
-        }
-        driver
-            .delete_many(&page.keys)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-    }
-    let sdk = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(&config.endpoint)
-        .region(aws_sdk_s3::config::Region::new(config.region.clone()))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            config.access_key.clone(),
-            config.secret_key.expose().to_string(),
-            None,
-            None,
-            "chopsticks-bench",
-        ))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(sdk)
-        .delete_bucket()
-        .bucket(&config.bucket)
-        .send()
-        .await
-        .map_err(|e| anyhow!("{e:?}"))?;
     Ok(())
 }
