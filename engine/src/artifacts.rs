@@ -38,17 +38,43 @@ pub struct PrepareReport {
     pub seconds: f64,
 }
 
-/// What cleanup did.
+/// What cleanup did. Only what a final listing verified is stated: a count that could not
+/// be taken is `null` (unknown), never 0.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CleanupReport {
     /// False when the scenario said `keep: true`.
     pub performed: bool,
+    /// True when a final listing found no object and no unfinished upload under the run's
+    /// prefix (or there was no bucket at all). False means objects may be left: run
+    /// `chopsticks cleanup --run-id ID` to remove them.
+    #[serde(default = "verified_before")]
+    pub complete: bool,
     pub deleted_objects: u64,
     pub aborted_uploads: u64,
-    /// Objects still under the run's prefix after cleanup (0 unless kept or a delete failed).
-    pub remaining_objects: u64,
+    /// Objects under the run's prefix after cleanup, as the final listing counted them;
+    /// `null` when that listing failed (or the objects were kept and not counted).
+    pub remaining_objects: Option<u64>,
+    /// Unfinished multipart uploads under the prefix after cleanup; `null` when unknown.
+    #[serde(default)]
+    pub remaining_uploads: Option<u64>,
+    /// Cleanup passes made (it retries with backoff for a bounded time).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Errors of the last pass.
     pub errors: Vec<String>,
     pub seconds: f64,
+}
+
+/// Records written before `complete` existed claimed their cleanup was done.
+fn verified_before() -> bool {
+    true
+}
+
+impl CleanupReport {
+    /// Whether cleanup was asked for and did not verify an empty prefix.
+    pub fn incomplete(&self) -> bool {
+        self.performed && !self.complete
+    }
 }
 
 /// A worker's part in a run.

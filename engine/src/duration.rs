@@ -2,31 +2,51 @@
 
 use std::time::Duration;
 
-/// A duration string that could not be understood.
+/// A duration string that could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("'{input}' is not a duration: write e.g. 90s, 10m, 1h30m (or a number of seconds)")]
-pub struct DurationError {
-    input: String,
+pub enum DurationError {
+    #[error("'{input}' is not a duration: write e.g. 90s, 10m, 1h30m (or a number of seconds)")]
+    Syntax { input: String },
+    #[error("'{input}' is not a usable duration: {source}")]
+    Limit {
+        input: String,
+        source: crate::limits::LimitError,
+    },
 }
 
-/// Parses `90s`, `10m`, `1h30m`, `300` (seconds). Zero is refused: a run of no time is a mistake.
+/// Parses `90s`, `10m`, `1h30m`, `300` (seconds), bounded as a run's length
+/// ([`crate::limits::RUN_TIME`]: above 0, at most 30 days) — the longest span anything accepts.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError {
+    parse_bounded(input, "duration", crate::limits::RUN_TIME)
+}
+
+/// Parses like [`parse`] with the bounds of `field`.
+pub fn parse_bounded(
+    input: &str,
+    field: &str,
+    bound: crate::limits::Seconds,
+) -> Result<Duration, DurationError> {
+    let limit = |source| DurationError::Limit {
         input: input.to_string(),
+        source,
     };
     let s = input.trim();
-    let d = if let Ok(secs) = s.parse::<f64>() {
-        if !secs.is_finite() || secs < 0.0 {
-            return Err(err());
-        }
-        Duration::from_secs_f64(secs)
-    } else {
-        humantime::parse_duration(s).map_err(|_| err())?
-    };
-    if d.is_zero() {
-        return Err(err());
+    if let Ok(secs) = s.parse::<f64>() {
+        return bound.secs(field, secs).map_err(limit);
     }
-    Ok(d)
+    // Digits alone that do not fit an f64 parse are still a number, not a typo.
+    let d = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => limit(crate::limits::LimitError::TooLarge {
+            field: field.to_string(),
+            value: s.to_string(),
+            bound: bound.to_string(),
+            fix: bound.fix.to_string(),
+        }),
+        _ => DurationError::Syntax {
+            input: input.to_string(),
+        },
+    })?;
+    bound.check(field, d).map_err(limit)
 }
 
 /// Formats like the input grammar (`1h30m`, `90s` → `1m30s`), for messages and results.
@@ -70,6 +90,21 @@ mod tests {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains("1h30m"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn refuses_overflowing_durations_with_the_bound() {
+        for bad in [
+            "1e20",
+            "10000000000000000000",
+            "inf",
+            "31d",
+            "99999999999999999999999h",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("30 days") || e.contains("finite"), "{bad}: {e}");
+        }
+        assert_eq!(parse("30d").unwrap(), Duration::from_secs(30 * 86400));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod driver;
 pub mod duration;
 pub mod hlog;
 pub mod hub;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod plan;

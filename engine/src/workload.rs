@@ -108,24 +108,37 @@ impl Default for DriverConfig {
 }
 
 impl DriverConfig {
-    /// The deadline for a request moving `bytes` of payload.
+    /// The deadline for a request moving `bytes` of payload. The fields were checked against
+    /// their bounds when the file was resolved; the sum is capped at the largest object's
+    /// time so no payload size can overflow it.
     pub fn timeout_for(&self, bytes: u64) -> Duration {
-        let mib = bytes as f64 / (1024.0 * 1024.0);
-        Duration::from_secs_f64(self.request_timeout + self.timeout_per_mib * mib)
+        let mib = bytes.min(crate::limits::MAX_OBJECT) as f64 / (1024.0 * 1024.0);
+        let secs = self.request_timeout + self.timeout_per_mib * mib;
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::from_secs(u32::MAX as u64))
+    }
+
+    /// The TCP connect timeout; checked against its bound when the file was resolved.
+    pub fn connect_timeout(&self) -> Duration {
+        crate::limits::REQUEST_TIMEOUT
+            .secs("driver_config.connect_timeout", self.connect_timeout)
+            .unwrap_or(crate::limits::REQUEST_TIMEOUT.max)
     }
 
     fn problems(&self) -> Vec<String> {
+        use crate::limits::{REQUEST_TIMEOUT, TIMEOUT_PER_MIB};
         let mut out = Vec::new();
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if !positive(self.request_timeout) {
-            out.push("driver_config.request_timeout must be a positive number of seconds".into());
-        }
-        if !(self.timeout_per_mib.is_finite() && self.timeout_per_mib >= 0.0) {
-            out.push("driver_config.timeout_per_mib must be 0 or more seconds".into());
-        }
-        if !positive(self.connect_timeout) {
-            out.push("driver_config.connect_timeout must be a positive number of seconds".into());
-        }
+        let checks = [
+            REQUEST_TIMEOUT
+                .secs("driver_config.request_timeout", self.request_timeout)
+                .err(),
+            TIMEOUT_PER_MIB
+                .secs("driver_config.timeout_per_mib", self.timeout_per_mib)
+                .err(),
+            REQUEST_TIMEOUT
+                .secs("driver_config.connect_timeout", self.connect_timeout)
+                .err(),
+        ];
+        out.extend(checks.into_iter().flatten().map(|e| e.to_string()));
         if self.retries > 10 {
             out.push("driver_config.retries must be 0 to 10".into());
         }
@@ -163,11 +176,8 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// Why the connection settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
-    #[error("cannot read workload config {path}: {source}; check the path and its permissions")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("workload config: {0}")]
+    File(crate::limits::FileError),
     #[error("workload config {path}: {message}; fix the file (format: endpoint, access_key, secret_key, bucket, region, driver, driver_config)")]
     Syntax { path: String, message: String },
     #[error("workload config {origin}: {problem}")]
@@ -191,21 +201,38 @@ impl Env for ProcessEnv {
 impl WorkloadFile {
     pub fn load(path: &Path) -> Result<WorkloadFile, WorkloadError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text =
+            crate::limits::read_input_file(path, "connection").map_err(WorkloadError::File)?;
         Self::parse(&text, &shown)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<WorkloadFile, WorkloadError> {
+        let syntax = |message: String| WorkloadError::Syntax {
+            path: origin.to_string(),
+            message,
+        };
+        crate::limits::check_yaml_shape(text).map_err(|e| syntax(e.to_string()))?;
         if text.trim().is_empty() {
             return Ok(WorkloadFile::default());
         }
-        serde_yaml_ng::from_str(text).map_err(|e| WorkloadError::Syntax {
-            path: origin.to_string(),
-            message: e.to_string(),
-        })
+        serde_yaml_ng::from_str(text).map_err(|e| syntax(e.to_string()))
+    }
+
+    /// Like [`WorkloadFile::resolve`] for a file the operator named: it must lead to an
+    /// endpoint (its own or `S3_ENDPOINT_URL`). Only the absence of any configuration may
+    /// select the embedded demo target, never a file that forgot its endpoint.
+    pub fn resolve_file(
+        self,
+        env: &dyn Env,
+        origin: &str,
+    ) -> Result<WorkloadConfig, WorkloadError> {
+        self.resolve(env, origin)?
+            .ok_or_else(|| WorkloadError::Invalid {
+                origin: origin.to_string(),
+                problem:
+                    "no endpoint; set endpoint: http://HOST:PORT in the file (or S3_ENDPOINT_URL)"
+                        .into(),
+            })
     }
 
     /// Fills gaps from the environment. `None` when no endpoint is configured anywhere
@@ -226,9 +253,22 @@ impl WorkloadFile {
         let endpoint = endpoint.trim().trim_end_matches('/').to_string();
         let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
         let parsed = reqwest::Url::parse(&endpoint).ok();
-        if !scheme_ok || parsed.as_ref().and_then(|u| u.host_str()).is_none() {
+        let Some(url) = parsed.filter(|u| scheme_ok && u.host_str().is_some()) else {
             return Err(invalid(format!(
                 "endpoint '{endpoint}' is not a URL; write it as http://HOST:PORT or https://HOST"
+            )));
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(format!(
+                "endpoint '{}' carries credentials; give only http://HOST:PORT and put the keys in access_key and secret_key",
+                url.host_str().unwrap_or("?")
+            )));
+        }
+        // The bucket and keys go in the path; an endpoint with its own path, query or fragment
+        // would be sent somewhere else than the operator thinks.
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(format!(
+                "endpoint '{endpoint}' has a path, query or fragment; give only http://HOST:PORT (the bucket goes in bucket:)"
             )));
         }
         let access_key = self

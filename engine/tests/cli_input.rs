@@ -159,7 +159,7 @@ async fn zero_users_is_refused() {
     let dir = workdir();
     let out = run_bad(dir.path(), "s3_small_objects", &["-u", "0"]).await;
     out.expect_code(2)
-        .expect_stderr(&["users must be at least 1"]);
+        .expect_stderr(&["users 0 is below the minimum of 1"]);
 }
 
 #[tokio::test]

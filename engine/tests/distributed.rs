@@ -408,7 +408,8 @@ async fn a_killed_worker_is_lost_its_users_move_within_5s_and_the_run_completes(
     }
     // Objects the victim left behind are cleaned up by prefix.
     let cleanup = record.cleanup.as_ref().expect("run.json has cleanup");
-    assert_eq!(cleanup.remaining_objects, 0);
+    assert_eq!(cleanup.remaining_objects, Some(0));
+    assert!(cleanup.complete, "{cleanup:?}");
     assert!(cleanup.errors.is_empty(), "{:?}", cleanup.errors);
     assert_eq!(
         cluster.keys_under(&record.key_prefix).await,
@@ -551,7 +552,8 @@ async fn a_restarted_coordinator_gets_its_workers_back_and_marks_the_cut_run_int
     .await;
     assert!(cleanup.performed);
     assert!(cleanup.deleted_objects > 0, "{cleanup:?}");
-    assert_eq!(cleanup.remaining_objects, 0);
+    assert_eq!(cleanup.remaining_objects, Some(0));
+    assert!(cleanup.complete, "{cleanup:?}");
     assert!(cleanup.errors.is_empty(), "{:?}", cleanup.errors);
 
     let next = run_cycle_to_completion(&cluster, 4, 2).await;
@@ -942,7 +944,10 @@ async fn the_control_api_checks_tokens_workers_business_and_requests() {
     let zero_users =
         post_runs().json(&serde_json::json!({"scenario": scenario, "users": 0, "spawn_rate": 1.0}));
     let (body, message) = error_body(expect_status(zero_users, "POST runs", 400).await).await;
-    assert!(message.contains("users must be at least 1"), "{body}");
+    assert!(
+        message.contains("users 0 is below the minimum of 1"),
+        "{body}"
+    );
 
     // One run at a time.
     let started = cluster

@@ -171,7 +171,8 @@ async fn run(test: &str, tamper: Tamper, kind: DriverKind) -> StatsDelta {
     let cleanup = coordinator::cleanup(&*driver, &spec).await;
     assert!(cleanup.errors.is_empty(), "{:?}", cleanup.errors);
     assert_eq!(cleanup.deleted_objects, 1);
-    assert_eq!(cleanup.remaining_objects, 0);
+    assert_eq!(cleanup.remaining_objects, Some(0));
+    assert!(cleanup.complete, "{cleanup:?}");
     assert!(bucket.keys_under(&spec.key_prefix).await.is_empty());
     assert!(bucket.keys().await.is_empty(), "bucket not empty");
     stats

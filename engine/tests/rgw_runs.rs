@@ -43,7 +43,8 @@ async fn assert_cleaned_up(bucket: &TestBucket, run: &Finished, deleted: u64) {
     let cleanup = run.record.cleanup.as_ref().expect("run.json has cleanup");
     assert!(cleanup.performed);
     assert!(cleanup.errors.is_empty(), "{:?}", cleanup.errors);
-    assert_eq!(cleanup.remaining_objects, 0);
+    assert_eq!(cleanup.remaining_objects, Some(0));
+    assert!(cleanup.complete, "{cleanup:?}");
     assert_eq!(cleanup.deleted_objects, deleted);
     assert_eq!(cleanup.aborted_uploads, 0);
     assert_eq!(
@@ -402,7 +403,8 @@ verify: true
         cleanup.performed && cleanup.errors.is_empty(),
         "{cleanup:?}"
     );
-    assert_eq!(cleanup.remaining_objects, 0);
+    assert_eq!(cleanup.remaining_objects, Some(0));
+    assert!(cleanup.complete, "{cleanup:?}");
     assert_eq!(cleanup.deleted_objects, put.requests - delete.requests);
     assert!(bucket.keys().await.is_empty(), "bucket not empty");
     let events = std::fs::read_to_string(run_dir.join("events.log")).expect("events.log");

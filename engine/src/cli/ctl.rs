@@ -34,26 +34,26 @@ pub enum CtlCommand {
         /// Built-in scenario name or a path on the coordinator's machine.
         #[arg(long, short = 'f', default_value = "s3_small_objects")]
         scenario: String,
-        #[arg(long, short = 'u')]
+        #[arg(long, short = 'u', value_parser = super::parse_users)]
         users: u32,
-        #[arg(long, short = 'r')]
+        #[arg(long, short = 'r', value_parser = super::parse_spawn_rate)]
         spawn_rate: f64,
         /// 90s, 10m, 1h30m; none = until stopped.
-        #[arg(long = "run-time", short = 't', visible_alias = "duration")]
+        #[arg(long = "run-time", short = 't', visible_alias = "duration", value_parser = super::parse_run_time)]
         run_time: Option<String>,
-        #[arg(long, short = 'i')]
+        #[arg(long, short = 'i', value_parser = super::parse_iterations)]
         iterations: Option<u64>,
         /// Wait until this many workers are connected.
         #[arg(long)]
         expected_workers: Option<u32>,
         /// How long to wait for them, in seconds.
-        #[arg(long)]
+        #[arg(long, value_parser = super::parse_wait_workers)]
         wait_workers: Option<f64>,
         #[arg(long)]
         run_id: Option<String>,
         #[arg(long)]
         seed: Option<u64>,
-        #[arg(long)]
+        #[arg(long, value_parser = super::parse_stop_timeout)]
         stop_timeout: Option<f64>,
     },
     /// Stop the active run.
@@ -62,8 +62,8 @@ pub enum CtlCommand {
         #[arg(long)]
         abort: bool,
         /// Wait up to this many seconds for the run to end, and report its final state.
-        #[arg(long)]
-        wait: Option<f64>,
+        #[arg(long, value_parser = super::parse_ctl_wait)]
+        wait: Option<Duration>,
     },
     /// What is running now (or what ran last).
     Status,
@@ -121,8 +121,8 @@ pub async fn ctl(args: CtlArgs) -> Exit {
             }),
         CtlCommand::Stop { abort, wait } => match client.stop(abort).await {
             Ok(reply) => match wait {
-                Some(secs) => client
-                    .wait_ended(&reply.run_id, Duration::from_secs_f64(secs.max(0.0)))
+                Some(limit) => client
+                    .wait_ended(&reply.run_id, limit)
                     .await
                     .map(|s| print(&s, args.json, || status_text(&s))),
                 None => {

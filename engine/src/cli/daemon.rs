@@ -37,6 +37,10 @@ pub struct CoordinatorArgs {
     /// loopback it asks for the cluster token (HTTP Basic password, any user name).
     #[arg(long, value_name = "ADDR:PORT")]
     pub web_ui: Option<SocketAddr>,
+    /// How long cleanup keeps retrying (with backoff) before it records a run's objects as
+    /// not cleaned up (0s to 1h). Unfinished cleanups are retried at start and before each run.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::parse_cleanup_timeout)]
+    pub cleanup_timeout: std::time::Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,7 +67,7 @@ pub struct WorkerArgs {
 
 /// Loads the S3 connection settings a daemon needs; under systemd the file may come from
 /// `LoadCredential=` (`$CREDENTIALS_DIRECTORY/s3_config.yaml`).
-fn load_workload(path: Option<&Path>) -> Result<WorkloadConfig, String> {
+pub(super) fn load_workload(path: Option<&Path>) -> Result<WorkloadConfig, String> {
     let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
         .map(|d| PathBuf::from(d).join("s3_config.yaml"))
         .filter(|p| p.is_file());
@@ -163,6 +167,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Exit {
             state_dir: args.state_dir.clone(),
             target: workload.info(false),
             run_dir_override: None,
+            cleanup_timeout: args.cleanup_timeout,
         },
     );
     let control_token = (!args.control.ip().is_loopback()).then(|| token.clone());

@@ -1,5 +1,6 @@
 //! The `chopsticks` command line: argument types and the dispatch to each subcommand.
 
+mod cleanup;
 mod ctl;
 mod daemon;
 mod run;
@@ -49,6 +50,9 @@ pub enum Command {
     Worker(daemon::WorkerArgs),
     /// Drive a running coordinator (start, stop, status, runs, summary).
     Ctl(ctl::CtlArgs),
+    /// Remove a run's objects and unfinished uploads (prefix chopsticks/<run-id>/), e.g. after
+    /// an incomplete cleanup or a run whose process died; exit 0 only when nothing is left.
+    Cleanup(cleanup::CleanupArgs),
     /// Compare two finished runs task by task; with --threshold, exit 1 on a regression.
     Compare {
         /// The baseline run's directory.
@@ -69,6 +73,52 @@ pub enum Command {
         /// A built-in name or a path to a scenario file.
         scenario: Option<String>,
     },
+}
+
+// Value parsers: every number on the command line goes through `crate::limits`.
+
+fn parse_users(s: &str) -> Result<u32, crate::limits::ParseError> {
+    // USERS.max fits a u32.
+    crate::limits::USERS
+        .parse("users", s)
+        .map(|v| v.min(u32::MAX as u64) as u32)
+}
+
+fn parse_spawn_rate(s: &str) -> Result<f64, crate::limits::ParseError> {
+    let bound = crate::limits::SPAWN_RATE;
+    let v = crate::limits::parse_f64("spawn rate", s, bound.fix)?;
+    bound
+        .check("spawn rate", v)
+        .map_err(crate::limits::ParseError::Limit)
+}
+
+fn parse_iterations(s: &str) -> Result<u64, crate::limits::ParseError> {
+    crate::limits::ITERATIONS.parse("iterations", s)
+}
+
+/// Checked like the control API checks it; the text is what the start request carries.
+fn parse_run_time(s: &str) -> Result<String, crate::duration::DurationError> {
+    crate::duration::parse_bounded(s, "run time", crate::limits::RUN_TIME).map(|_| s.to_string())
+}
+
+fn parse_stop_timeout(s: &str) -> Result<f64, crate::limits::ParseError> {
+    crate::limits::STOP_TIMEOUT
+        .parse("stop timeout", s)
+        .map(|d| d.as_secs_f64())
+}
+
+fn parse_cleanup_timeout(s: &str) -> Result<std::time::Duration, crate::duration::DurationError> {
+    crate::duration::parse_bounded(s, "cleanup timeout", crate::limits::CLEANUP_TIMEOUT)
+}
+
+fn parse_wait_workers(s: &str) -> Result<f64, crate::limits::ParseError> {
+    crate::limits::WAIT_WORKERS
+        .parse("wait workers", s)
+        .map(|d| d.as_secs_f64())
+}
+
+fn parse_ctl_wait(s: &str) -> Result<std::time::Duration, crate::limits::ParseError> {
+    crate::limits::CTL_WAIT.parse("wait", s)
 }
 
 fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
@@ -96,6 +146,7 @@ pub fn main() -> ExitCode {
             Command::Coordinator(args) => daemon::coordinator(args).await,
             Command::Worker(args) => daemon::worker(args).await,
             Command::Ctl(args) => ctl::ctl(args).await,
+            Command::Cleanup(args) => cleanup::cleanup_run(args).await,
             Command::Scenarios { scenario } => scenarios(scenario),
             Command::Compare {
                 run_a,

@@ -32,18 +32,18 @@ pub struct RunArgs {
         default_value = "s3_small_objects"
     )]
     pub scenario_file: String,
-    /// Number of virtual users.
-    #[arg(long, short = 'u', default_value_t = 10, value_parser = parse_users)]
+    /// Number of virtual users (1 to 1000000).
+    #[arg(long, short = 'u', default_value_t = 10, value_parser = super::parse_users)]
     pub users: u32,
-    /// Users started per second (a float).
-    #[arg(long, short = 'r', default_value_t = 5.0, value_parser = parse_rate)]
+    /// Users started per second (a float, 0.001 to 100000).
+    #[arg(long, short = 'r', default_value_t = 5.0, value_parser = super::parse_spawn_rate)]
     pub spawn_rate: f64,
     /// How long to run: 90s, 10m, 1h30m. Without it the run lasts until Ctrl-C or
     /// until every user has run its --iterations.
-    #[arg(long = "run-time", short = 't', visible_alias = "duration", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long = "run-time", short = 't', visible_alias = "duration", value_name = "DURATION", value_parser = super::parse_run_time)]
     pub run_time: Option<String>,
     /// Tasks (or sequence passes) each user runs, then stops.
-    #[arg(long, short = 'i', value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, short = 'i', value_parser = super::parse_iterations)]
     pub iterations: Option<u64>,
     /// Directory for this run's artifacts (default ./chopsticks-runs/<run-id>/).
     #[arg(long, value_name = "DIR")]
@@ -62,34 +62,13 @@ pub struct RunArgs {
     /// directory and the prefix of its objects.
     #[arg(long)]
     pub run_id: Option<String>,
-    /// Seconds in-flight requests may take to finish when the run stops.
-    #[arg(long, default_value_t = 30.0)]
+    /// Seconds in-flight requests may take to finish when the run stops (0 to 3600).
+    #[arg(long, default_value_t = 30.0, value_parser = super::parse_stop_timeout)]
     pub stop_timeout: f64,
-}
-
-fn parse_users(s: &str) -> Result<u32, String> {
-    match s.parse::<u32>() {
-        Ok(0) => Err("users must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!(
-            "'{s}' is not a number of users; give a whole number of 1 or more"
-        )),
-    }
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!(
-            "'{s}' is not a spawn rate; give users per second above 0, e.g. 5 or 0.5"
-        )),
-    }
-}
-
-fn parse_duration(s: &str) -> Result<String, String> {
-    crate::duration::parse(s)
-        .map(|_| s.to_string())
-        .map_err(|e| e.to_string())
+    /// How long cleanup keeps retrying (with backoff) before it reports the run's objects as
+    /// not cleaned up (0s to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::parse_cleanup_timeout)]
+    pub cleanup_timeout: Duration,
 }
 
 pub async fn run(args: RunArgs) -> Exit {
@@ -116,7 +95,13 @@ pub async fn run(args: RunArgs) -> Exit {
         },
         None => WorkloadFile::default(),
     };
-    let config = match file.resolve(&ProcessEnv, &origin) {
+    // A file the operator named must lead to an endpoint; only no configuration at all
+    // selects the embedded demo target.
+    let config = match &args.workload_config {
+        Some(_) => file.resolve_file(&ProcessEnv, &origin).map(Some),
+        None => file.resolve(&ProcessEnv, &origin),
+    };
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -161,6 +146,7 @@ pub async fn run(args: RunArgs) -> Exit {
             state_dir: state_dir.clone(),
             target: config.info(embedded.is_some()),
             run_dir_override: args.run_dir.clone(),
+            cleanup_timeout: args.cleanup_timeout,
         },
     );
     let shutdown = CancellationToken::new();
@@ -240,11 +226,13 @@ pub async fn run(args: RunArgs) -> Exit {
         let _ = tokio::time::timeout(Duration::from_secs(2), ui.task).await;
     }
     coordinator.shutdown().await;
+    let was_embedded = embedded.is_some();
     if let Some(t) = embedded {
         t.stop();
     }
 
     let run_dir = PathBuf::from(&started.run_dir);
+    let record = crate::artifacts::read_record(&run_dir).ok();
     match std::fs::read_to_string(run_dir.join(crate::artifacts::SUMMARY_JSON))
         .ok()
         .and_then(|t| serde_json::from_str::<crate::summary::Summary>(&t).ok())
@@ -266,6 +254,44 @@ pub async fn run(args: RunArgs) -> Exit {
         final_status.state,
         run_dir.display()
     );
+    // Objects left in the bucket make the run fail, whatever its state: the operator must
+    // hear where they are and how to remove them.
+    let cleanup = record.as_ref().and_then(|r| r.cleanup.as_ref());
+    match (cleanup, &record) {
+        (Some(c), Some(r)) if c.incomplete() => {
+            let config_file = args
+                .workload_config
+                .as_ref()
+                .map(|p| p.display().to_string());
+            eprintln!(
+                "error: run {}: {}",
+                r.run_id,
+                crate::coordinator::incomplete_message(
+                    &r.run_id,
+                    &r.key_prefix,
+                    &r.target.bucket,
+                    c,
+                    config_file.as_deref()
+                )
+            );
+            return Exit::RunFailed;
+        }
+        (None, _) if !was_embedded => {
+            eprintln!(
+                "error: run {}: no cleanup was recorded; objects may be left under chopsticks/{}/: \
+                 remove them with: chopsticks cleanup{} --run-id {}",
+                started.run_id,
+                started.run_id,
+                args.workload_config
+                    .as_ref()
+                    .map(|p| format!(" --workload-config {}", p.display()))
+                    .unwrap_or_default(),
+                started.run_id
+            );
+            return Exit::RunFailed;
+        }
+        _ => {}
+    }
     match final_status.state {
         RunState::Completed | RunState::Stopped => Exit::Ok,
         _ => Exit::RunFailed,

@@ -7,7 +7,10 @@
 
 mod prepare;
 
-pub use prepare::{cleanup, explain, prepare};
+pub use prepare::{
+    cleanup, cleanup_earlier_run, explain, incomplete_message, key_prefix, prepare,
+    shown as prepare_shown, RunIdError,
+};
 
 use crate::artifacts::{
     self, CleanupReport, PrepareReport, RunDir, RunParameters, RunRecord, WorkerRecord,
@@ -49,6 +52,9 @@ pub struct CoordinatorConfig {
     pub target: TargetInfo,
     /// For a standalone `--run-dir`: the next run's artifacts go exactly here.
     pub run_dir_override: Option<PathBuf>,
+    /// How long cleanup retries (with backoff) before it records the run's prefix as not
+    /// cleaned up. Bounded by `limits::CLEANUP_TIMEOUT`.
+    pub cleanup_timeout: Duration,
 }
 
 /// Points of the current run's time series from some index on.
@@ -97,9 +103,10 @@ pub struct Coordinator {
 
 impl Coordinator {
     /// Starts the coordinator task. Runs left active by a previous process are marked
-    /// `interrupted` first.
+    /// `interrupted` first; their objects, and those of runs whose cleanup was incomplete,
+    /// are cleaned up (again) in the background.
     pub fn spawn<D: Driver>(driver: Arc<D>, config: CoordinatorConfig) -> Coordinator {
-        let (last, interrupted) = recover_interrupted(&config.state_dir);
+        let (last, _interrupted) = recover_interrupted(&config.state_dir);
         let (tx, control_rx) = mpsc::channel(64);
         let (events_tx, rx) = mpsc::channel(1024);
         let (status_tx, status) = watch::channel(idle_status(last.as_ref()));
@@ -115,11 +122,7 @@ impl Coordinator {
             last,
             pending: None,
         };
-        // Objects of runs cut by the previous process are still in the bucket: clean them up.
-        for dir in interrupted {
-            let driver = Arc::clone(&actor.driver);
-            tokio::spawn(cleanup_interrupted(driver, dir));
-        }
+        actor.retry_owed_cleanups();
         tokio::spawn(actor.run(control_rx, rx));
         Coordinator {
             tx,
@@ -650,6 +653,19 @@ impl<D: Driver> Actor<D> {
 
     // ---------------------------------------------------------------- runs
 
+    /// Objects of runs cut by an earlier process, or whose cleanup failed, may still be in
+    /// the bucket: clean them up in the background (at start and before each run).
+    fn retry_owed_cleanups(&self) {
+        for dir in prepare::owed_cleanups(&self.config.state_dir, &self.config.target) {
+            log::info!("cleaning up after earlier run {}", dir.display());
+            tokio::spawn(prepare::cleanup_earlier_run(
+                Arc::clone(&self.driver),
+                dir,
+                self.config.cleanup_timeout,
+            ));
+        }
+    }
+
     fn start(
         &mut self,
         request: StartRequest,
@@ -672,7 +688,10 @@ impl<D: Driver> Actor<D> {
             let _ = reply.send(Err(e));
             return;
         }
-        let wait = Duration::from_secs_f64(request.wait_workers_s.unwrap_or(60.0).max(0.0));
+        // Checked by check_request.
+        let wait = crate::limits::WAIT_WORKERS
+            .secs("wait_workers_s", request.wait_workers_s.unwrap_or(60.0))
+            .unwrap_or(crate::limits::WAIT_WORKERS.max);
         self.pending = Some(PendingStart {
             request,
             deadline: Instant::now() + wait,
@@ -715,6 +734,9 @@ impl<D: Driver> Actor<D> {
             Some(id) => id.clone(),
             None => new_run_id(),
         };
+        let key_prefix =
+            prepare::key_prefix(&run_id).map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        self.retry_owed_cleanups();
         let path = match self.config.run_dir_override.take() {
             Some(p) => p,
             None => self.config.state_dir.join(&run_id),
@@ -733,7 +755,7 @@ impl<D: Driver> Actor<D> {
             run_id: run_id.clone(),
             scenario: scenario.clone(),
             seed,
-            key_prefix: format!("chopsticks/{run_id}/"),
+            key_prefix,
             iterations: request.iterations,
             stop_timeout_s,
         });
@@ -857,7 +879,11 @@ impl<D: Driver> Actor<D> {
                 run.hlog = Some(HistogramLog::new(run.dir.path(), run.interval_start));
                 // The duration counts from the first user, not from preparation.
                 if let Some(d) = run.record.parameters.duration_s {
-                    run.deadline = Some(Instant::now() + Duration::from_secs_f64(d));
+                    // Checked when the run was started: at most limits::RUN_TIME.
+                    let d = crate::limits::RUN_TIME
+                        .secs("duration", d)
+                        .unwrap_or(crate::limits::RUN_TIME.max);
+                    run.deadline = Some(Instant::now() + d);
                 }
                 run.record.started_at = Some(artifacts::now_rfc3339());
                 run.record.state = RunState::Spawning;
@@ -965,7 +991,11 @@ impl<D: Driver> Actor<D> {
             .filter(|(id, p)| !p.finished && self.workers.contains_key(id))
             .map(|(id, _)| *id)
             .collect();
-        let grace = Duration::from_secs_f64(run.spec.stop_timeout_s.max(0.0)) + FINISH_GRACE;
+        // Checked when the run was started: at most limits::STOP_TIMEOUT.
+        let grace = crate::limits::STOP_TIMEOUT
+            .secs("stop_timeout_s", run.spec.stop_timeout_s)
+            .unwrap_or(crate::limits::STOP_TIMEOUT.max)
+            + FINISH_GRACE;
         let overdue = run.stopping_since.is_some_and(|t| t.elapsed() > grace);
         if waiting.is_empty() || overdue {
             if overdue && !waiting.is_empty() {
@@ -998,7 +1028,11 @@ impl<D: Driver> Actor<D> {
         let events = self.events.clone();
         if spec.scenario.keep {
             run.dir.event("keeping the run's objects (keep: true)");
-            let report = CleanupReport::default();
+            // Not counted: remaining_objects stays unknown (null).
+            let report = CleanupReport {
+                complete: true,
+                ..CleanupReport::default()
+            };
             tokio::spawn(async move {
                 let _ = events
                     .send(Event::CleanedUp(spec.run_id.clone(), report))
@@ -1008,8 +1042,9 @@ impl<D: Driver> Actor<D> {
         }
         run.dir.event("cleaning up the run's objects");
         let driver = Arc::clone(&self.driver);
+        let budget = self.config.cleanup_timeout;
         tokio::spawn(async move {
-            let report = prepare::cleanup(&*driver, &spec).await;
+            let report = prepare::cleanup(&*driver, &spec.key_prefix, budget).await;
             let _ = events
                 .send(Event::CleanedUp(spec.run_id.clone(), report))
                 .await;
@@ -1022,14 +1057,30 @@ impl<D: Driver> Actor<D> {
         };
         if report.performed {
             run.dir.event(&format!(
-                "cleanup: {} objects deleted, {} uploads aborted, {} left, {} errors",
+                "cleanup: {} objects deleted, {} uploads aborted, {} objects and {} uploads left, {} errors, {} passes",
                 report.deleted_objects,
                 report.aborted_uploads,
-                report.remaining_objects,
-                report.errors.len()
+                prepare::shown(report.remaining_objects),
+                prepare::shown(report.remaining_uploads),
+                report.errors.len(),
+                report.attempts
             ));
             for e in &report.errors {
                 run.dir.event(&format!("cleanup error: {e}"));
+            }
+            if report.incomplete() {
+                let message = prepare::incomplete_message(
+                    run_id,
+                    &run.spec.key_prefix,
+                    &self.config.target.bucket,
+                    &report,
+                    None,
+                );
+                log::error!("run {run_id}: {message}");
+                run.dir.event(&message);
+                if run.record.reason.is_none() {
+                    run.record.reason = Some(message);
+                }
             }
         }
         run.record.cleanup = Some(report);
@@ -1376,41 +1427,41 @@ fn idle_status(last: Option<&LastRun>) -> Status {
     }
 }
 
-/// Checks what can be checked before resolving anything.
+/// Checks what can be checked before resolving anything: every number against its bound in
+/// `crate::limits`, the same checks the CLI makes.
 fn check_request(r: &StartRequest) -> Result<(), ControlError> {
-    let bad = |m: String| Err(ControlError::BadRequest(m));
-    if r.users == 0 {
-        return bad("users must be at least 1".into());
-    }
-    if !(r.spawn_rate.is_finite() && r.spawn_rate > 0.0) {
-        return bad(format!(
-            "spawn rate {} is not a positive number of users per second; use e.g. 5 or 0.5",
-            r.spawn_rate
-        ));
-    }
+    let limit = |e: crate::limits::LimitError| ControlError::BadRequest(e.to_string());
+    crate::limits::USERS
+        .check("users", r.users as u64)
+        .map_err(limit)?;
+    crate::limits::SPAWN_RATE
+        .check("spawn_rate", r.spawn_rate)
+        .map_err(limit)?;
     if let Some(d) = &r.duration {
         duration::parse(d).map_err(|e| ControlError::BadRequest(e.to_string()))?;
     }
-    if r.iterations == Some(0) {
-        return bad("iterations must be at least 1 (or left out for no limit)".into());
+    if let Some(i) = r.iterations {
+        crate::limits::ITERATIONS
+            .check("iterations", i)
+            .map_err(limit)?;
+    }
+    if let Some(w) = r.expected_workers {
+        crate::limits::EXPECTED_WORKERS
+            .check("expected_workers", w as u64)
+            .map_err(limit)?;
+    }
+    if let Some(s) = r.wait_workers_s {
+        crate::limits::WAIT_WORKERS
+            .secs("wait_workers_s", s)
+            .map_err(limit)?;
     }
     if let Some(t) = r.stop_timeout_s {
-        if !(t.is_finite() && t >= 0.0) {
-            return bad("stop timeout must be 0 or more seconds".into());
-        }
+        crate::limits::STOP_TIMEOUT
+            .secs("stop_timeout_s", t)
+            .map_err(limit)?;
     }
     if let Some(id) = &r.run_id {
-        let ok = !id.is_empty()
-            && id.len() <= 100
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            && !id.starts_with('.');
-        if !ok {
-            return bad(format!(
-                "run id '{id}' may only use letters, digits, '-', '_' and '.', and not start with '.'"
-            ));
-        }
+        prepare::key_prefix(id).map_err(|e| ControlError::BadRequest(e.to_string()))?;
     }
     Scenario::resolve(&r.scenario).map_err(|e| ControlError::BadRequest(e.to_string()))?;
     Ok(())
@@ -1423,38 +1474,6 @@ pub fn new_run_id() -> String {
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
         rand::random::<u32>() & 0xff_ffff
     )
-}
-
-/// Cleans up after a run a previous coordinator process left behind, and records it.
-async fn cleanup_interrupted<D: Driver>(driver: Arc<D>, dir: PathBuf) {
-    let Ok(mut record) = artifacts::read_record(&dir) else {
-        return;
-    };
-    let spec = RunSpec {
-        run_id: record.run_id.clone(),
-        scenario: record.scenario.clone(),
-        seed: record.seed,
-        key_prefix: record.key_prefix.clone(),
-        iterations: record.parameters.iterations,
-        stop_timeout_s: record.parameters.stop_timeout_s,
-    };
-    let report = if spec.scenario.keep {
-        CleanupReport::default()
-    } else {
-        prepare::cleanup(&*driver, &spec).await
-    };
-    if let Ok(mut rd) = RunDir::create(&dir) {
-        rd.event(&format!(
-            "cleanup after interruption: {} objects deleted, {} uploads aborted, {} left, {} errors",
-            report.deleted_objects,
-            report.aborted_uploads,
-            report.remaining_objects,
-            report.errors.len()
-        ));
-        record.cleanup = Some(report);
-        let _ = rd.write_json(artifacts::RUN_JSON, &record);
-        crate::report::write_logged(&dir);
-    }
 }
 
 /// Marks runs a previous coordinator left active as `interrupted`; returns the newest run and

@@ -5,13 +5,16 @@
 //! `chopsticks/<run-id>/`, so objects written by a worker that died, or by a request cut off
 //! mid-flight, are found and deleted too. Unfinished multipart uploads are aborted the same way.
 
-use crate::artifacts::{CleanupReport, PrepareReport};
+use crate::artifacts::{CleanupReport, PrepareReport, RunDir};
 use crate::driver::{BucketState, Driver, FailureKind, OpError};
 use crate::protocol::RunSpec;
 use crate::user::Program;
 use crate::workload::TargetInfo;
 use futures::StreamExt;
-use std::time::Instant;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Prefill requests in flight at once.
 const PREFILL_CONCURRENCY: usize = 32;
@@ -72,23 +75,92 @@ pub async fn prepare<D: Driver>(
     })
 }
 
-/// Deletes every object and aborts every upload under the run's prefix.
-pub async fn cleanup<D: Driver>(driver: &D, spec: &RunSpec) -> CleanupReport {
+/// Pause before the first retry of a failed cleanup pass; it doubles up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Listing pages counted when verifying; past this the count is unknown (`null`).
+const COUNT_PAGES: usize = 1_000;
+
+/// A run id that cannot name a prefix of its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("run id '{0}' may only use letters, digits, '-', '_' and '.' (at most 100), and not start with '.'")]
+pub struct RunIdError(pub String);
+
+/// The prefix every object of run `run_id` lives under: `chopsticks/<run-id>/`. The id is
+/// checked so that no id names a prefix shared with another run (or the whole bucket).
+pub fn key_prefix(run_id: &str) -> Result<String, RunIdError> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= 100
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !run_id.starts_with('.');
+    if ok {
+        Ok(format!("chopsticks/{run_id}/"))
+    } else {
+        Err(RunIdError(run_id.to_string()))
+    }
+}
+
+/// Deletes every object and aborts every upload under `prefix`, then lists again to verify.
+/// A pass that fails or leaves something is retried with backoff until `budget` is spent.
+/// The report states only what the last listing verified.
+pub async fn cleanup<D: Driver>(driver: &D, prefix: &str, budget: Duration) -> CleanupReport {
     let started = Instant::now();
     let mut report = CleanupReport {
         performed: true,
         ..CleanupReport::default()
     };
-    let prefix = spec.key_prefix.as_str();
-    // Each pass lists from the start: deleting while paginating would skip keys.
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        report.attempts += 1;
+        report.errors.clear();
+        let (objects, uploads) = clean_once(driver, prefix, &mut report).await;
+        report.remaining_objects = objects;
+        report.remaining_uploads = uploads;
+        report.complete = objects == Some(0) && uploads == Some(0);
+        let left = budget.saturating_sub(started.elapsed());
+        if report.complete || left.is_zero() {
+            break;
+        }
+        log::warn!(
+            "cleanup of {prefix}: pass {} left {} objects and {} uploads ({}); retrying in {:.1}s",
+            report.attempts,
+            shown(objects),
+            shown(uploads),
+            report
+                .errors
+                .first()
+                .map(String::as_str)
+                .unwrap_or("no error"),
+            backoff.min(left).as_secs_f64()
+        );
+        tokio::time::sleep(backoff.min(left)).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+/// A count for messages: the number, or "an unknown number of".
+pub fn shown(count: Option<u64>) -> String {
+    count
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "an unknown number of".into())
+}
+
+/// One pass: delete, abort, verify. Returns the verified (objects, uploads) left.
+async fn clean_once<D: Driver>(
+    driver: &D,
+    prefix: &str,
+    report: &mut CleanupReport,
+) -> (Option<u64>, Option<u64>) {
+    // Each round lists from the start: deleting while paginating would skip keys.
     for _ in 0..100_000 {
         let page = match driver.list(prefix, 1000, None).await {
             Ok(p) => p,
             // No bucket (preparing failed before creating it): nothing was written.
-            Err(e) if e.code() == "NoSuchBucket" => {
-                report.seconds = started.elapsed().as_secs_f64();
-                return report;
-            }
+            Err(e) if e.code() == "NoSuchBucket" => return (Some(0), Some(0)),
             Err(e) => {
                 report.errors.push(format!("listing {prefix}: {e}"));
                 break;
@@ -105,32 +177,188 @@ pub async fn cleanup<D: Driver>(driver: &D, spec: &RunSpec) -> CleanupReport {
             }
         }
     }
-    match driver.pending_uploads(prefix).await {
+    let uploads = match driver.pending_uploads(prefix).await {
         Ok(uploads) => {
+            let mut left = 0u64;
             for u in uploads {
                 match driver.abort_upload(&u).await {
                     Ok(()) => report.aborted_uploads += 1,
-                    Err(e) => report
-                        .errors
-                        .push(format!("aborting upload of {}: {e}", u.key)),
+                    Err(e) => {
+                        left += 1;
+                        report
+                            .errors
+                            .push(format!("aborting upload of {}: {e}", u.key));
+                    }
                 }
             }
+            // Verified below by listing again.
+            Some(left)
         }
-        // Servers without ListMultipartUploads (e.g. the embedded demo target) have none to abort.
-        Err(e) if e.is_status(501) => {}
-        Err(e) => report
-            .errors
-            .push(format!("listing multipart uploads under {prefix}: {e}")),
-    }
-    report.remaining_objects = match driver.list(prefix, 1000, None).await {
-        Ok(p) => p.keys.len() as u64,
+        // Servers without ListMultipartUploads (e.g. the embedded demo target) have none.
+        Err(e) if e.is_status(501) => Some(0),
         Err(e) => {
-            report.errors.push(format!("re-listing {prefix}: {e}"));
-            0
+            report
+                .errors
+                .push(format!("listing multipart uploads under {prefix}: {e}"));
+            None
         }
     };
-    report.seconds = started.elapsed().as_secs_f64();
-    report
+    let objects = count_objects(driver, prefix, report).await;
+    let uploads = match uploads {
+        Some(_) => match driver.pending_uploads(prefix).await {
+            Ok(u) => Some(u.len() as u64),
+            Err(e) if e.is_status(501) => Some(0),
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("re-listing multipart uploads under {prefix}: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    (objects, uploads)
+}
+
+/// Counts the objects under `prefix`, all pages; `None` when a listing fails or there are
+/// more pages than [`COUNT_PAGES`].
+async fn count_objects<D: Driver>(
+    driver: &D,
+    prefix: &str,
+    report: &mut CleanupReport,
+) -> Option<u64> {
+    let mut count = 0u64;
+    let mut next = None;
+    for _ in 0..COUNT_PAGES {
+        match driver.list(prefix, 1000, next).await {
+            Ok(page) => {
+                count += page.keys.len() as u64;
+                match page.next {
+                    Some(token) => next = Some(token),
+                    None => return Some(count),
+                }
+            }
+            Err(e) if e.code() == "NoSuchBucket" => return Some(0),
+            Err(e) => {
+                report.errors.push(format!("re-listing {prefix}: {e}"));
+                return None;
+            }
+        }
+    }
+    report.errors.push(format!(
+        "re-listing {prefix}: more than {} objects left; not counted to the end",
+        COUNT_PAGES * 1000
+    ));
+    None
+}
+
+/// The message for a run whose objects were not all removed: where they are and the
+/// command that removes them.
+pub fn incomplete_message(
+    run_id: &str,
+    prefix: &str,
+    bucket: &str,
+    report: &CleanupReport,
+    workload_config: Option<&str>,
+) -> String {
+    let config = workload_config
+        .map(|f| format!(" --workload-config {f}"))
+        .unwrap_or_default();
+    format!(
+        "cleanup incomplete: {} objects and {} unfinished uploads may be left under {prefix} in bucket {bucket}; \
+         remove them with: chopsticks cleanup{config} --run-id {run_id}",
+        shown(report.remaining_objects),
+        shown(report.remaining_uploads),
+    )
+}
+
+/// Guards against two cleanups of the same earlier run at once (at start and before a run).
+static RETRYING: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// Runs in `state_dir` whose cleanup is owed: `interrupted` ones that never cleaned up and
+/// finished ones whose cleanup was incomplete. Only runs against `target`'s endpoint and
+/// bucket: another target's objects are not this coordinator's to touch.
+pub fn owed_cleanups(state_dir: &Path, target: &TargetInfo) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|dir| {
+            let Ok(record) = crate::artifacts::read_record(dir) else {
+                return false;
+            };
+            let owed = match &record.cleanup {
+                Some(c) => c.incomplete(),
+                None => record.state == crate::control::RunState::Interrupted,
+            };
+            owed && !record.scenario.keep
+                && record.target.endpoint == target.endpoint
+                && record.target.bucket == target.bucket
+        })
+        .collect()
+}
+
+/// Cleans up after an earlier run (interrupted, or whose cleanup was incomplete) and records
+/// the outcome in its run.json and events.log.
+pub async fn cleanup_earlier_run<D: Driver>(driver: Arc<D>, dir: PathBuf, budget: Duration) {
+    if !RETRYING
+        .lock()
+        .map(|mut set| set.insert(dir.clone()))
+        .unwrap_or(false)
+    {
+        return;
+    }
+    if let Ok(mut record) = crate::artifacts::read_record(&dir) {
+        let report = cleanup(&*driver, &record.key_prefix, budget).await;
+        if let Ok(mut rd) = RunDir::create(&dir) {
+            rd.event(&format!(
+                "cleanup of an earlier run: {} objects deleted, {} uploads aborted, {} objects and {} uploads left, {} errors",
+                report.deleted_objects,
+                report.aborted_uploads,
+                shown(report.remaining_objects),
+                shown(report.remaining_uploads),
+                report.errors.len()
+            ));
+            for e in &report.errors {
+                rd.event(&format!("cleanup error: {e}"));
+            }
+            if report.complete {
+                log::info!(
+                    "run {}: objects left earlier are now cleaned up",
+                    record.run_id
+                );
+            } else {
+                log::warn!(
+                    "run {}: {}",
+                    record.run_id,
+                    incomplete_message(
+                        &record.run_id,
+                        &record.key_prefix,
+                        &record.target.bucket,
+                        &report,
+                        None
+                    )
+                );
+            }
+            // Counts of earlier passes add up; the state is the last pass's.
+            if let Some(before) = &record.cleanup {
+                let mut merged = report.clone();
+                merged.deleted_objects += before.deleted_objects;
+                merged.aborted_uploads += before.aborted_uploads;
+                merged.attempts += before.attempts;
+                record.cleanup = Some(merged);
+            } else {
+                record.cleanup = Some(report);
+            }
+            let _ = rd.write_json(crate::artifacts::RUN_JSON, &record);
+            crate::report::write_logged(&dir);
+        }
+    }
+    if let Ok(mut set) = RETRYING.lock() {
+        set.remove(&dir);
+    }
 }
 
 /// Turns a failed preparation request into a message that says what to fix.

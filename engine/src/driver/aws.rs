@@ -24,7 +24,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectI
 use aws_sdk_s3::Client;
 use futures::{StreamExt, TryStreamExt};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The aws-sdk-s3 driver. Cheap to share: clones of the inner client share one pool.
 pub struct AwsDriver {
@@ -57,7 +57,7 @@ impl AwsDriver {
             .retry_config(retry)
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs_f64(tuning.connect_timeout))
+                    .connect_timeout(tuning.connect_timeout())
                     .build(),
             )
             // Our own per-request deadline (scaled to size) covers slow streams.

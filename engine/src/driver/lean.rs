@@ -109,9 +109,7 @@ impl LeanDriver {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs_f64(
-            config.driver_config.connect_timeout,
-        )));
+        http.set_connect_timeout(Some(config.driver_config.connect_timeout()));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| LeanError(format!("loading the system's CA certificates: {e}")))?

@@ -295,6 +295,8 @@ pub enum ScenarioError {
         path: String,
         source: std::io::Error,
     },
+    #[error("scenario file {0}")]
+    File(crate::limits::FileError),
     #[error("scenario file {source_name}: {message}; fix the YAML (the schema is in the README, section Scenarios)")]
     Syntax {
         source_name: Source,
@@ -315,22 +317,40 @@ pub struct Problem {
     pub fix: String,
 }
 
+/// Problems shown in one message; the rest are counted.
+const PROBLEMS_SHOWN: usize = 50;
+
 fn render_problems(source: &Source, problems: &[Problem]) -> String {
-    let lines: Vec<String> = problems
+    let mut lines: Vec<String> = problems
         .iter()
+        .take(PROBLEMS_SHOWN)
         .map(|p| format!("scenario {source}: {}: {}; {}", p.field, p.message, p.fix))
         .collect();
+    if problems.len() > PROBLEMS_SHOWN {
+        lines.push(format!(
+            "scenario {source}: and {} more problems",
+            problems.len() - PROBLEMS_SHOWN
+        ));
+    }
     lines.join("\n")
 }
 
 impl Scenario {
     /// Parses and validates YAML text.
     pub fn from_yaml(text: &str, source: Source) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario =
-            serde_yaml_ng::from_str(text).map_err(|e| ScenarioError::Syntax {
-                source_name: source.clone(),
-                message: e.to_string(),
-            })?;
+        let syntax = |message: String| ScenarioError::Syntax {
+            source_name: source.clone(),
+            message,
+        };
+        crate::limits::check_yaml_shape(text).map_err(|e| syntax(e.to_string()))?;
+        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
+            // A limit of the YAML reader itself (alias repetition, recursion) hit inside an
+            // untagged field surfaces as "not a size"; parsing without the schema names it.
+            match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+                Err(plain) => syntax(plain.to_string()),
+                Ok(_) => syntax(e.to_string()),
+            }
+        })?;
         let problems = scenario.problems();
         if problems.is_empty() {
             Ok(scenario)
@@ -347,11 +367,11 @@ impl Scenario {
     /// built-in of the same name.
     pub fn resolve(spec: &str) -> Result<(Scenario, Source), ScenarioError> {
         let path = Path::new(spec);
-        if path.is_file() {
-            let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-                path: spec.to_string(),
-                source,
-            })?;
+        // Anything that exists is read as a file, so a directory or a device is named as
+        // such instead of "no such file".
+        if path.exists() {
+            let text =
+                crate::limits::read_input_file(path, "scenario").map_err(ScenarioError::File)?;
             let source = Source(spec.to_string());
             return Scenario::from_yaml(&text, source.clone()).map(|s| (s, source));
         }
@@ -389,8 +409,64 @@ impl Scenario {
                 fix: fix.to_string(),
             })
         };
+        use crate::limits::input;
         if self.name.trim().is_empty() {
             push("name".into(), "is empty".into(), "give the scenario a name");
+        }
+        check_name(&self.name, "name", &mut push);
+        if let Some(d) = &self.description {
+            let chars = d.chars().count();
+            if chars > input::MAX_DESCRIPTION {
+                push(
+                    "description".into(),
+                    format!(
+                        "is {chars} characters, above the limit of {}",
+                        input::MAX_DESCRIPTION
+                    ),
+                    "shorten it; a description is a line or a paragraph",
+                );
+            }
+        }
+        if self.users.len() > input::MAX_CLASSES {
+            push(
+                "users".into(),
+                format!(
+                    "{} user classes, above the limit of {}",
+                    self.users.len(),
+                    input::MAX_CLASSES
+                ),
+                "use fewer user classes",
+            );
+            return out;
+        }
+        if let Some((ci, class)) = self
+            .users
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.tasks.len() > input::MAX_TASKS_PER_CLASS)
+        {
+            push(
+                format!("users[{ci}].tasks"),
+                format!(
+                    "{} tasks, above the limit of {} per user class",
+                    class.tasks.len(),
+                    input::MAX_TASKS_PER_CLASS
+                ),
+                "use fewer tasks (a task's weight repeats it)",
+            );
+            return out;
+        }
+        if self.thresholds.len() > input::MAX_THRESHOLDS {
+            push(
+                "thresholds".into(),
+                format!(
+                    "{} thresholds, above the limit of {}",
+                    self.thresholds.len(),
+                    input::MAX_THRESHOLDS
+                ),
+                "use fewer thresholds",
+            );
+            return out;
         }
         if self.users.is_empty() {
             push(
@@ -409,12 +485,17 @@ impl Scenario {
                     "give each user class its own name",
                 );
             }
+            check_name(&class.name, &format!("{at}.name"), &mut push);
             if class.weight <= 0 {
                 push(
                     format!("{at}.weight"),
                     format!("weight {} is not positive", class.weight),
                     "give each user class a weight of 1 or more",
                 );
+            } else if let Err(e) =
+                crate::limits::WEIGHT.check_signed(&format!("{at}.weight"), class.weight)
+            {
+                push(e.field().to_string(), e.problem(), e.fix());
             }
             check_wait(&class.wait, &format!("{at}.wait"), &mut push);
             if class.tasks.is_empty() {
@@ -447,10 +528,19 @@ impl Scenario {
             for (message, fix) in prefill.size.problems() {
                 push("prefill.size".into(), message, &fix);
             }
+            if let Err(e) = crate::limits::size(
+                "prefill.size",
+                crate::size::ByteSize(prefill.size.max()),
+                crate::limits::MAX_SINGLE_PUT,
+                "prefill objects are written with one PUT each (S3 allows at most 5GiB)",
+            ) {
+                push(e.field().to_string(), e.problem(), e.fix());
+            }
         }
         let names: Vec<String> = self.task_names().into_iter().map(|(n, _)| n).collect();
+        let known: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
         for (i, t) in self.thresholds.iter().enumerate() {
-            for (message, fix) in t.problems(&names) {
+            for (message, fix) in t.problems(&names, &known) {
                 push(format!("thresholds[{i}]"), message, &fix);
             }
         }
@@ -478,10 +568,11 @@ impl Scenario {
     /// Distinct task names in first-seen order: the rows of every statistics table.
     pub fn task_names(&self) -> Vec<(String, OpKind)> {
         let mut seen = Vec::<(String, OpKind)>::new();
+        let mut known = std::collections::HashSet::new();
         for class in &self.users {
             for task in &class.tasks {
                 let name = task.stats_name();
-                if !seen.iter().any(|(n, _)| *n == name) {
+                if known.insert(name.clone()) {
                     seen.push((name, task.op));
                 }
             }
@@ -490,8 +581,33 @@ impl Scenario {
     }
 }
 
+/// Names appear in every table and file of a run: keep them to a line.
+fn check_name(name: &str, field: &str, push: &mut impl FnMut(String, String, &str)) {
+    let chars = name.chars().count();
+    if chars > crate::limits::input::MAX_NAME {
+        push(
+            field.into(),
+            format!(
+                "is {chars} characters, above the limit of {}",
+                crate::limits::input::MAX_NAME
+            ),
+            "use a shorter name",
+        );
+    }
+}
+
 fn check_wait(wait: &Wait, field: &str, push: &mut impl FnMut(String, String, &str)) {
     let ok = |v: f64| v.is_finite() && v >= 0.0;
+    let values: Vec<f64> = match *wait {
+        Wait::Constant(s) | Wait::Pacing(s) => vec![s],
+        Wait::Between([a, b]) => vec![a, b],
+    };
+    for v in values.into_iter().filter(|v| ok(*v)) {
+        if let Err(e) = crate::limits::WAIT.secs(field, v) {
+            push(field.into(), e.problem(), e.fix());
+            return;
+        }
+    }
     match *wait {
         Wait::Constant(s) | Wait::Pacing(s) if !ok(s) => push(
             field.into(),
@@ -527,8 +643,12 @@ fn check_task(
             format!("weight {} is not positive", task.weight),
             "give each task a weight of 1 or more",
         );
+    } else if let Err(e) = crate::limits::WEIGHT.check_signed(&format!("{at}.weight"), task.weight)
+    {
+        push(e.field().to_string(), e.problem(), e.fix());
     }
     if let Some(name) = &task.name {
+        check_name(name, &format!("{at}.name"), push);
         if name.trim().is_empty() || name.contains(',') || name.contains('"') {
             push(
                 format!("{at}.name"),
@@ -577,8 +697,28 @@ fn check_task(
                 for (message, fix) in size.problems() {
                     push(format!("{at}.size"), message, &fix);
                 }
+                let (max, fix) = if op == OpKind::Put {
+                    (
+                        crate::limits::MAX_SINGLE_PUT,
+                        "S3 takes at most 5GiB in one PUT; use op: multipart_put for larger objects",
+                    )
+                } else {
+                    (crate::limits::MAX_OBJECT, "S3 objects are at most 5TiB")
+                };
+                if let Err(e) =
+                    crate::limits::size(&format!("{at}.size"), ByteSize(size.max()), max, fix)
+                {
+                    push(e.field().to_string(), e.problem(), e.fix());
+                }
             }
         }
+    }
+    if task.range == Some(ByteSize(0)) {
+        push(
+            format!("{at}.range"),
+            "a range of 0 bytes reads nothing".into(),
+            "give a range of 1 byte or more, or remove range to read whole objects",
+        );
     }
     if op == OpKind::MultipartPut {
         let part = task.part_size();
@@ -587,6 +727,12 @@ fn check_task(
                 format!("{at}.part_size"),
                 format!("{} is below S3's 5MiB minimum part size", ByteSize(part)),
                 "use a part_size of 5MiB or more",
+            );
+        } else if part > crate::limits::MAX_PART_SIZE {
+            push(
+                format!("{at}.part_size"),
+                format!("{} is above S3's 5GiB maximum part size", ByteSize(part)),
+                "use a part_size of 5MiB to 5GiB",
             );
         } else if let Some(size) = &task.size {
             if size.max().div_ceil(part) > MAX_PARTS {

@@ -94,7 +94,26 @@ impl SizeSpec {
                         "list at least one size, e.g. \"4KiB x8, 1MiB\"".into(),
                     ));
                 }
+                if buckets.len() > crate::limits::input::MAX_BUCKETS {
+                    out.push((
+                        format!(
+                            "{} buckets, above the limit of {}",
+                            buckets.len(),
+                            crate::limits::input::MAX_BUCKETS
+                        ),
+                        "use fewer sizes".into(),
+                    ));
+                    return out;
+                }
                 for b in buckets {
+                    if let Err(e) = crate::limits::WEIGHT.check_signed("weight", b.weight) {
+                        if b.weight > 0 {
+                            out.push((
+                                format!("bucket {}: {}", b.size, e.problem()),
+                                e.fix().into(),
+                            ));
+                        }
+                    }
                     if b.weight <= 0 {
                         out.push((
                             format!("bucket {} has weight {}", b.size, b.weight),

@@ -106,7 +106,11 @@ impl Threshold {
     }
 
     /// Problems as (message, fix), given the scenario's task names.
-    pub fn problems(&self, task_names: &[String]) -> Vec<(String, String)> {
+    pub fn problems(
+        &self,
+        task_names: &[String],
+        known: &std::collections::HashSet<&str>,
+    ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if !self.has_limit() {
             out.push((
@@ -115,10 +119,16 @@ impl Threshold {
             ));
         }
         if let Some(task) = &self.task {
-            if !task_names.contains(task) {
+            if !known.contains(task.as_str()) {
+                let shown: Vec<&str> = task_names.iter().take(20).map(String::as_str).collect();
+                let more = if task_names.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                };
                 out.push((
                     format!("task '{task}' is not a task of this scenario"),
-                    format!("use one of: {}", task_names.join(", ")),
+                    format!("use one of: {}{more}", shown.join(", ")),
                 ));
             }
         }
