@@ -404,7 +404,7 @@ pub mod input {
     /// Deepest YAML nesting accepted (the scenario schema needs fewer than 10 levels).
     pub const MAX_NESTING: usize = 64;
     /// YAML aliases (`*name`) per file: enough for reuse, too few for an expansion bomb.
-    pub const MAX_ALIASES: usize = 100;
+    pub const MAX_ALIASES: usize = 50;
     /// User classes per scenario.
     pub const MAX_CLASSES: usize = 1_000;
     /// Tasks per user class.
