@@ -409,6 +409,8 @@ pub mod input {
     pub const MAX_CLASSES: usize = 1_000;
     /// Tasks per user class.
     pub const MAX_TASKS_PER_CLASS: usize = 10_000;
+    /// Tasks in one pass of a `sequence: true` class (the sum of its task weights).
+    pub const MAX_SEQUENCE_PASS: i64 = 1_000_000;
     /// Thresholds per scenario.
     pub const MAX_THRESHOLDS: usize = 1_000;
     /// Size buckets per size distribution.

@@ -250,3 +250,220 @@ async fn the_control_api_refuses_the_same_numbers() {
     assert_eq!(answer.status().as_u16(), 400);
     server.abort();
 }
+
+// ------------------------------------------------------------ item 6: validation gaps
+
+#[tokio::test]
+async fn single_puts_and_parts_above_5gib_are_refused() {
+    run_yaml("name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 6GiB}\n")
+        .await
+        .expect_code(2)
+        .expect_stderr(&[
+            "users[0].tasks[0].size: 6GiB is above the limit of 5GiB",
+            "use op: multipart_put",
+        ]);
+    run_yaml("name: x\nusers:\n  - name: a\n    tasks:\n      - {op: multipart_put, size: 20GiB, part_size: 6GiB}\n")
+        .await
+        .expect_code(2)
+        .expect_stderr(&["users[0].tasks[0].part_size: 6GiB is above S3's 5GiB maximum part size"]);
+    run_yaml("name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\nprefill: {objects: 1, size: 6GiB}\n")
+        .await
+        .expect_code(2)
+        .expect_stderr(&["prefill.size: 6GiB is above the limit of 5GiB"]);
+}
+
+#[tokio::test]
+async fn a_zero_range_is_refused() {
+    run_yaml("name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n      - {op: get, range: 0}\n")
+        .await
+        .expect_code(2)
+        .expect_stderr(&["users[0].tasks[1].range: a range of 0 bytes reads nothing"]);
+}
+
+#[tokio::test]
+async fn a_connection_file_without_endpoint_is_an_error() {
+    let dir = workdir();
+    let wl = dir.path().join("no-endpoint.yaml");
+    std::fs::write(&wl, "access_key: AK\nsecret_key: SK\nbucket: unused\n").expect("write");
+    let out = run_with(dir.path(), &wl, "s3_small_objects", &[]).await;
+    out.expect_code(2)
+        .expect_stderr(&["no endpoint", "endpoint: http://HOST:PORT"]);
+    assert!(!out.stderr.contains("DEMO"), "{}", out.stderr);
+    // An empty file too: it exists, so it must name an endpoint.
+    std::fs::write(&wl, "").expect("write");
+    run_with(dir.path(), &wl, "s3_small_objects", &[])
+        .await
+        .expect_code(2)
+        .expect_stderr(&["no endpoint"]);
+}
+
+#[tokio::test]
+async fn an_endpoint_with_a_path_is_bad_input() {
+    let dir = workdir();
+    let wl = dir.path().join("path.yaml");
+    std::fs::write(
+        &wl,
+        "endpoint: http://127.0.0.1:1/path\naccess_key: AK\nsecret_key: SK\nbucket: unused\n",
+    )
+    .expect("write");
+    run_with(dir.path(), &wl, "s3_small_objects", &[])
+        .await
+        .expect_code(2)
+        .expect_stderr(&[
+            "has a path, query or fragment",
+            "give only http://HOST:PORT",
+        ]);
+}
+
+#[tokio::test]
+async fn too_many_users_are_refused_with_the_bound() {
+    run_flags(&["-u", "4294967295"])
+        .await
+        .expect_code(2)
+        .expect_stderr(&["users 4294967295 is above the limit of 1000000"]);
+    run_flags(&["-u", "99999999999999999999999"])
+        .await
+        .expect_code(2)
+        .expect_stderr(&["is above the limit of 1000000"]);
+}
+
+#[tokio::test]
+async fn a_scenario_that_is_a_directory_or_a_device_is_named_as_such() {
+    let dir = workdir();
+    let wl = connection(dir.path(), "");
+    let sub = dir.path().join("scenarios");
+    std::fs::create_dir(&sub).expect("mkdir");
+    run_with(dir.path(), &wl, sub.to_str().expect("utf-8"), &[])
+        .await
+        .expect_code(2)
+        .expect_stderr(&["is a directory, not a file"]);
+    run_with(dir.path(), &wl, "/dev/zero", &[])
+        .await
+        .expect_code(2)
+        .expect_stderr(&["/dev/zero is not a regular file"]);
+}
+
+#[tokio::test]
+async fn an_infinite_stop_timeout_must_be_finite() {
+    run_flags(&["--stop-timeout", "inf"])
+        .await
+        .expect_code(2)
+        .expect_stderr(&["stop timeout inf is not a finite number", "must be finite"]);
+}
+
+/// A "billion laughs" of `n` levels of `n` aliases, inside a task's size (an untagged field,
+/// where the YAML reader's own refusal used to surface as "not a size").
+fn alias_bomb(n: usize) -> String {
+    let mut parts = vec![format!("&a0 [{}]", vec!["lol"; n].join(", "))];
+    for i in 1..n {
+        parts.push(format!(
+            "&a{i} [{}]",
+            vec![format!("*a{}", i - 1); n].join(", ")
+        ));
+    }
+    format!(
+        "name: x\nusers:\n  - name: a\n    tasks:\n      - {{op: put, size: [{}]}}\n",
+        parts.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn a_yaml_alias_bomb_is_refused_for_what_it_is() {
+    // 81 aliases: refused before parsing.
+    let out = run_yaml(&alias_bomb(9)).await;
+    out.expect_code(2)
+        .expect_stderr(&["the YAML uses more than 50 aliases"]);
+    assert!(!out.stderr.contains("not a size"), "{}", out.stderr);
+    // 49 aliases: the YAML reader's repetition limit, named as such.
+    let out = run_yaml(&alias_bomb(7)).await;
+    out.expect_code(2)
+        .expect_stderr(&["repetition limit exceeded"]);
+    assert!(!out.stderr.contains("not a size"), "{}", out.stderr);
+}
+
+// ------------------------------------------------------------ item 7: input limits
+
+#[tokio::test]
+async fn a_scenario_file_above_the_size_limit_is_refused() {
+    let mut yaml = String::from("name: x\ndescription: big\nusers:\n  - name: a\n    tasks:\n");
+    while yaml.len() <= 5 << 20 {
+        yaml.push_str("      - {op: put, size: 1KiB}\n");
+    }
+    run_yaml(&yaml)
+        .await
+        .expect_code(2)
+        .expect_stderr(&["above the limit of 4194304 bytes"]);
+}
+
+#[tokio::test]
+async fn deep_yaml_nesting_is_refused_at_once() {
+    let deep = format!("name: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    run_yaml(&deep)
+        .await
+        .expect_code(2)
+        .expect_stderr(&["nests deeper than 64 levels"]);
+    let dashes = format!("name: x\nusers:\n{}\n", "- ".repeat(100_000));
+    run_yaml(&dashes)
+        .await
+        .expect_code(2)
+        .expect_stderr(&["nests deeper than 64 levels"]);
+}
+
+fn tasks(classes: usize, per_class: usize) -> String {
+    let mut yaml = String::from("name: many\nusers:\n");
+    for c in 0..classes {
+        yaml.push_str(&format!("  - name: c{c}\n    tasks:\n"));
+        for t in 0..per_class {
+            let op = if t % 2 == 0 { "put, size: 1KiB" } else { "get" };
+            yaml.push_str(&format!("      - {{op: {op}, name: t{c}-{t}}}\n"));
+        }
+    }
+    yaml
+}
+
+#[tokio::test]
+async fn too_many_tasks_in_a_class_are_refused() {
+    run_yaml(&tasks(1, 10_001))
+        .await
+        .expect_code(2)
+        .expect_stderr(&["users[0].tasks: 10001 tasks, above the limit of 10000 per user class"]);
+}
+
+#[tokio::test]
+async fn a_long_description_is_refused() {
+    let yaml = format!(
+        "name: x\ndescription: {}\nusers:\n  - name: a\n{TASKS}",
+        "d".repeat(5000)
+    );
+    run_yaml(&yaml)
+        .await
+        .expect_code(2)
+        .expect_stderr(&["description: is 5000 characters, above the limit of 4096"]);
+}
+
+#[tokio::test]
+async fn forty_thousand_tasks_validate() {
+    // Four classes of 10,000 uniquely named tasks: within every limit, and validation is
+    // linear (a quadratic name check took seconds here; benchmarks, not this test, time it).
+    let dir = workdir();
+    let path = write_scenario(dir.path(), "many.yaml", &tasks(4, 10_000));
+    let out = cli(dir.path(), &["scenarios", path.to_str().expect("utf-8")]).await;
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("valid"),
+        "{}",
+        &out.stdout[..200.min(out.stdout.len())]
+    );
+    assert!(out.stdout.contains("t3-9999"));
+}
+
+#[tokio::test]
+async fn a_sequence_pass_above_the_limit_is_refused() {
+    let mut yaml = String::from("name: x\nusers:\n  - name: a\n    sequence: true\n    tasks:\n");
+    for _ in 0..3 {
+        yaml.push_str("      - {op: put, size: 1KiB, weight: 1000000}\n");
+    }
+    run_yaml(&yaml).await.expect_code(2).expect_stderr(&[
+        "users[0].tasks: a sequence pass of 3000000 tasks (the sum of the weights), above the limit of 1000000",
+    ]);
+}

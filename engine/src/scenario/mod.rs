@@ -505,6 +505,23 @@ impl Scenario {
                     "list at least one task, e.g. {op: put, size: 4KiB}",
                 );
             }
+            if class.sequence {
+                // A sequence pass repeats each task `weight` times: its length is held in memory.
+                let pass = class
+                    .tasks
+                    .iter()
+                    .fold(0i64, |sum, t| sum.saturating_add(t.weight.max(0)));
+                if pass > crate::limits::input::MAX_SEQUENCE_PASS {
+                    push(
+                        format!("{at}.tasks"),
+                        format!(
+                            "a sequence pass of {pass} tasks (the sum of the weights), above the limit of {}",
+                            crate::limits::input::MAX_SEQUENCE_PASS
+                        ),
+                        "lower the weights of the sequence's tasks",
+                    );
+                }
+            }
             let class_writes = class.tasks.iter().any(|t| t.op.writes());
             for (ti, task) in class.tasks.iter().enumerate() {
                 check_task(
