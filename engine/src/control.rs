@@ -90,6 +90,51 @@ pub struct StartRequest {
     pub stop_timeout_s: Option<f64>,
 }
 
+impl StartRequest {
+    /// Checks what can be checked before resolving anything: every number against its bound in
+    /// `crate::limits`, the same checks the CLI makes.
+    pub fn check(&self) -> Result<(), ControlError> {
+        let r = self;
+        let limit = |e: crate::limits::LimitError| ControlError::BadRequest(e.to_string());
+        crate::limits::USERS
+            .check("users", r.users as u64)
+            .map_err(limit)?;
+        crate::limits::SPAWN_RATE
+            .check("spawn_rate", r.spawn_rate)
+            .map_err(limit)?;
+        if let Some(d) = &r.duration {
+            crate::duration::parse(d).map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        }
+        if let Some(i) = r.iterations {
+            crate::limits::ITERATIONS
+                .check("iterations", i)
+                .map_err(limit)?;
+        }
+        if let Some(w) = r.expected_workers {
+            crate::limits::EXPECTED_WORKERS
+                .check("expected_workers", w as u64)
+                .map_err(limit)?;
+        }
+        if let Some(s) = r.wait_workers_s {
+            crate::limits::WAIT_WORKERS
+                .secs("wait_workers_s", s)
+                .map_err(limit)?;
+        }
+        if let Some(t) = r.stop_timeout_s {
+            crate::limits::STOP_TIMEOUT
+                .secs("stop_timeout_s", t)
+                .map_err(limit)?;
+        }
+        if let Some(id) = &r.run_id {
+            crate::coordinator::key_prefix(id)
+                .map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        }
+        crate::scenario::Scenario::resolve(&r.scenario)
+            .map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        Ok(())
+    }
+}
+
 /// The answer to a successful start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunStarted {

@@ -176,7 +176,16 @@ impl Seconds {
             return Err(self.too_large(field, shown));
         }
         // In range, so this cannot fail; the fallback keeps the conversion panic-free anyway.
-        let d = Duration::try_from_secs_f64(value).map_err(|_| self.too_large(field, shown))?;
+        let d = Duration::try_from_secs_f64(value).map_err(|_| self.too_large(field, shown.clone()))?;
+        // A value below a nanosecond rounds to zero.
+        if d.is_zero() && !self.zero_ok {
+            return Err(LimitError::TooSmall {
+                field: field.into(),
+                value: shown,
+                bound: "1 ns".into(),
+                fix: self.fix.into(),
+            });
+        }
         Ok(d)
     }
 
@@ -610,6 +619,8 @@ mod tests {
         let e = STOP_TIMEOUT.secs("--stop-timeout", f64::NAN).unwrap_err();
         assert!(matches!(e, LimitError::NotFinite { .. }), "{e}");
         assert!(REQUEST_TIMEOUT.secs("t", 0.0).is_err());
+        // Found by the fuzz harness: a positive value that rounds to 0 ns.
+        assert!(RUN_TIME.secs("t", 1e-56).is_err());
         assert_eq!(STOP_TIMEOUT.secs("t", 0.0).unwrap(), Duration::ZERO);
         assert_eq!(
             RUN_TIME.secs("t", 2592000.0).unwrap(),

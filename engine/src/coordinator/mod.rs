@@ -684,11 +684,11 @@ impl<D: Driver> Actor<D> {
             )));
             return;
         }
-        if let Err(e) = check_request(&request) {
+        if let Err(e) = request.check() {
             let _ = reply.send(Err(e));
             return;
         }
-        // Checked by check_request.
+        // Checked by StartRequest::check.
         let wait = crate::limits::WAIT_WORKERS
             .secs("wait_workers_s", request.wait_workers_s.unwrap_or(60.0))
             .unwrap_or(crate::limits::WAIT_WORKERS.max);
@@ -1425,46 +1425,6 @@ fn idle_status(last: Option<&LastRun>) -> Status {
         reason: last.and_then(|l| l.reason.clone()),
         run_dir: last.map(|l| l.run_dir.clone()),
     }
-}
-
-/// Checks what can be checked before resolving anything: every number against its bound in
-/// `crate::limits`, the same checks the CLI makes.
-fn check_request(r: &StartRequest) -> Result<(), ControlError> {
-    let limit = |e: crate::limits::LimitError| ControlError::BadRequest(e.to_string());
-    crate::limits::USERS
-        .check("users", r.users as u64)
-        .map_err(limit)?;
-    crate::limits::SPAWN_RATE
-        .check("spawn_rate", r.spawn_rate)
-        .map_err(limit)?;
-    if let Some(d) = &r.duration {
-        duration::parse(d).map_err(|e| ControlError::BadRequest(e.to_string()))?;
-    }
-    if let Some(i) = r.iterations {
-        crate::limits::ITERATIONS
-            .check("iterations", i)
-            .map_err(limit)?;
-    }
-    if let Some(w) = r.expected_workers {
-        crate::limits::EXPECTED_WORKERS
-            .check("expected_workers", w as u64)
-            .map_err(limit)?;
-    }
-    if let Some(s) = r.wait_workers_s {
-        crate::limits::WAIT_WORKERS
-            .secs("wait_workers_s", s)
-            .map_err(limit)?;
-    }
-    if let Some(t) = r.stop_timeout_s {
-        crate::limits::STOP_TIMEOUT
-            .secs("stop_timeout_s", t)
-            .map_err(limit)?;
-    }
-    if let Some(id) = &r.run_id {
-        prepare::key_prefix(id).map_err(|e| ControlError::BadRequest(e.to_string()))?;
-    }
-    Scenario::resolve(&r.scenario).map_err(|e| ControlError::BadRequest(e.to_string()))?;
-    Ok(())
 }
 
 /// A time-sortable run id: `20261122T101500Z-3f9c2a`.
