@@ -11,9 +11,10 @@
 # stdout carries ONLY eval-able KEY=VALUE lines; all progress and logs go to stderr.
 #
 # Idempotent: if the cluster in the state dir is alive and answers signed S3 requests with
-# the requested configuration, it only re-prints the lines (well under a second). A state
-# dir with dead daemons (or a different configuration) is torn down and rebuilt; all state
-# is throwaway (memstore lives in the OSD's RAM).
+# the requested configuration, it only re-prints the lines (well under a second). When only
+# radosgw died (mon, mgr and OSD alive), radosgw alone is restarted and every bucket is kept.
+# A state dir with other dead daemons (or a different configuration) is torn down and
+# rebuilt; all state is throwaway (memstore lives in the OSD's RAM).
 #
 # Env (all optional):
 #   CHOPSTICKS_RGW_DIR      state dir            (default ${TMPDIR:-/tmp}/chopsticks-rgw)
@@ -59,14 +60,17 @@ quiet() {
 # keeping `$(up.sh)` waiting for EOF forever and holding the lock for its whole life.
 start_daemon() { "$@" 3>&- 9>&- </dev/null; }
 
-# poll CMD... every 0.5 s until it succeeds or $UP_TIMEOUT seconds have passed
-wait_for() {
-  local what=$1; shift
+# poll CMD... every 0.5 s until it succeeds (status 0) or $UP_TIMEOUT seconds have passed (1)
+poll() {
   local deadline=$(($(date +%s) + UP_TIMEOUT))
   until "$@" >/dev/null 2>&1; do
-    (($(date +%s) < deadline)) || die "timed out after ${UP_TIMEOUT}s waiting for $what (logs: $DIR/log)"
+    (($(date +%s) < deadline)) || return 1
     sleep 0.5
   done
+}
+wait_for() {
+  local what=$1; shift
+  poll "$@" || die "timed out after ${UP_TIMEOUT}s waiting for $what (logs: $DIR/log)"
 }
 
 # The eval-able output. %q keeps it eval-safe even for overridden keys with odd characters.
@@ -142,6 +146,27 @@ if [[ -f $DIR/config ]] && [[ $(<"$DIR/config") == "$(config_fingerprint)" ]] &&
   log "already running in $DIR ($ENDPOINT)"
   env_lines >&3
   exit 0
+fi
+
+# ------------------------------------------------------------------ only radosgw died
+# mon, mgr and OSD alive with this configuration, radosgw gone (killed by a fault test, or
+# crashed): start radosgw alone. A rebuild would purge every bucket (memstore is RAM), which
+# the other tests using this cluster, and tests of restarts, must not lose.
+if [[ -f $DIR/config ]] && [[ $(<"$DIR/config") == "$(config_fingerprint)" ]] &&
+   alive "$DIR/run/mon.a.pid" ceph-mon && alive "$DIR/run/mgr.x.pid" ceph-mgr &&
+   alive "$DIR/run/osd.0.pid" ceph-osd && ! alive "$DIR/run/client.rgw.x.pid" radosgw; then
+  if command -v ss >/dev/null && ss -Htln "sport = :$RGW_PORT" | grep -q .; then
+    die "radosgw is down but 127.0.0.1:$RGW_PORT is taken by something else; free the port"
+  fi
+  log "only radosgw is down: restarting it alone (buckets and objects are kept)"
+  start_daemon radosgw -c "$CONF" -n client.rgw.x --keyring "$DIR/rgw.x/keyring"
+  s3_ok() { [[ $(s3_status "$AK" "$SK" GET /) == 200 ]]; }
+  if poll alive "$DIR/run/client.rgw.x.pid" radosgw && poll s3_ok; then
+    log "radosgw restarted: $ENDPOINT (state in $DIR)"
+    env_lines >&3
+    exit 0
+  fi
+  log "radosgw did not come back within ${UP_TIMEOUT}s (logs: $DIR/log): rebuilding"
 fi
 
 if [[ -e $DIR ]]; then
