@@ -10,7 +10,7 @@ pub enum DurationError {
     #[error("'{input}' is not a usable duration: {source}")]
     Limit {
         input: String,
-        source: crate::limits::LimitError,
+        source: Box<crate::limits::LimitError>,
     },
 }
 
@@ -28,7 +28,7 @@ pub fn parse_bounded(
 ) -> Result<Duration, DurationError> {
     let limit = |source| DurationError::Limit {
         input: input.to_string(),
-        source,
+        source: Box::new(source),
     };
     let s = input.trim();
     if let Ok(secs) = s.parse::<f64>() {

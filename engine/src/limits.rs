@@ -176,7 +176,8 @@ impl Seconds {
             return Err(self.too_large(field, shown));
         }
         // In range, so this cannot fail; the fallback keeps the conversion panic-free anyway.
-        let d = Duration::try_from_secs_f64(value).map_err(|_| self.too_large(field, shown.clone()))?;
+        let d =
+            Duration::try_from_secs_f64(value).map_err(|_| self.too_large(field, shown.clone()))?;
         // A value below a nanosecond rounds to zero.
         if d.is_zero() && !self.zero_ok {
             return Err(LimitError::TooSmall {

@@ -330,6 +330,9 @@ proptest! {
     }
 }
 
+/// One fuzz target: input text to what it made of it.
+type Target = fn(&str) -> Outcome;
+
 /// Every file of `target`'s corpus, with whether it must be accepted.
 fn corpus(target: &str) -> Vec<(String, String, bool)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -360,7 +363,7 @@ fn corpus(target: &str) -> Vec<(String, String, bool)> {
 
 #[test]
 fn corpus_replays() {
-    let targets: [(&str, fn(&str) -> Outcome); 4] = [
+    let targets: [(&str, Target); 4] = [
         ("scenario", scenario),
         ("connection", connection),
         ("duration", duration),

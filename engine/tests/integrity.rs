@@ -168,7 +168,7 @@ async fn run(test: &str, tamper: Tamper, kind: DriverKind) -> StatsDelta {
 
     let stats = coordinate_one_worker(Arc::clone(&driver), &spec).await;
 
-    let cleanup = coordinator::cleanup(&*driver, &spec).await;
+    let cleanup = coordinator::cleanup(&*driver, &spec.key_prefix, std::time::Duration::ZERO).await;
     assert!(cleanup.errors.is_empty(), "{:?}", cleanup.errors);
     assert_eq!(cleanup.deleted_objects, 1);
     assert_eq!(cleanup.remaining_objects, Some(0));
