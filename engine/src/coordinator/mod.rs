@@ -9,7 +9,7 @@ mod prepare;
 
 pub use prepare::{
     cleanup, cleanup_earlier_run, explain, incomplete_message, key_prefix, prepare,
-    shown as prepare_shown, RunIdError,
+    shown as prepare_shown, PrepareError, RunIdError,
 };
 
 use crate::artifacts::{
@@ -86,7 +86,7 @@ enum Event {
     Attach(String, oneshot::Sender<(u32, Link)>),
     Worker(u32, FromWorker),
     WorkerGone(u32),
-    Prepared(String, Result<PrepareReport, String>),
+    Prepared(String, Result<PrepareReport, prepare::PrepareError>),
     CleanedUp(String, CleanupReport),
     Shutdown(oneshot::Sender<()>),
 }
@@ -850,18 +850,32 @@ impl<D: Driver> Actor<D> {
         Ok(started)
     }
 
-    fn prepared(&mut self, run_id: &str, result: Result<PrepareReport, String>) {
+    fn prepared(&mut self, run_id: &str, result: Result<PrepareReport, prepare::PrepareError>) {
         let Some(run) = self.run.as_mut().filter(|r| r.spec.run_id == run_id) else {
             return;
         };
         match result {
-            Err(reason) => {
+            Err(failure) => {
+                let reason = failure.reason;
                 log::error!("run {run_id} failed while preparing: {reason}");
                 run.dir.event(&format!("preparing failed: {reason}"));
                 run.outcome = RunState::Failed;
                 run.record.reason = Some(reason);
-                // Prefill may have written some objects: clean up as usual.
-                self.start_cleanup();
+                if failure.may_have_written {
+                    // Prefill may have written some objects: clean up as usual.
+                    self.start_cleanup();
+                } else {
+                    // Nothing was written, so nothing is owed: not cleaning up is the truth,
+                    // and a target that refused the bucket check would refuse cleanup too.
+                    run.dir
+                        .event("nothing was written before the failure: no cleanup needed");
+                    let report = CleanupReport {
+                        performed: false,
+                        complete: true,
+                        ..CleanupReport::default()
+                    };
+                    self.cleaned_up(run_id, report);
+                }
             }
             Ok(report) => {
                 run.dir.event(&format!(

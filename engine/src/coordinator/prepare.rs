@@ -19,17 +19,30 @@ use std::time::{Duration, Instant};
 /// Prefill requests in flight at once.
 const PREFILL_CONCURRENCY: usize = 32;
 
+/// Why preparing failed, and whether it may have left objects behind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct PrepareError {
+    pub reason: String,
+    /// False when it failed before writing anything (at the bucket check): there is then
+    /// nothing to clean up, and no listing is needed to know it.
+    pub may_have_written: bool,
+}
+
 /// Checks the bucket (creating it if missing) and writes the prefill pool.
 pub async fn prepare<D: Driver>(
     driver: &D,
     spec: &RunSpec,
     target: &TargetInfo,
-) -> Result<PrepareReport, String> {
+) -> Result<PrepareReport, PrepareError> {
     let started = Instant::now();
     let bucket = driver
         .ensure_bucket()
         .await
-        .map_err(|e| explain("checking bucket", &e, target))?;
+        .map_err(|e| PrepareError {
+            reason: explain("checking bucket", &e, target),
+            may_have_written: false,
+        })?;
     let program = Program::new(&spec.scenario);
     let objects = program.shared_objects();
     let mut bytes = 0u64;
@@ -58,10 +71,13 @@ pub async fn prepare<D: Driver>(
             }
         }
         if let Some(e) = first {
-            return Err(format!(
-                "prefill failed: {failed} of {objects} objects could not be written; first error: {}",
-                explain("writing prefill objects", &e, target)
-            ));
+            return Err(PrepareError {
+                reason: format!(
+                    "prefill failed: {failed} of {objects} objects could not be written; first error: {}",
+                    explain("writing prefill objects", &e, target)
+                ),
+                may_have_written: true,
+            });
         }
     }
     Ok(PrepareReport {
