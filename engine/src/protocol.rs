@@ -10,8 +10,9 @@ use crate::stats::StatsDelta;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
-/// Bumped on any incompatible change to these messages.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any incompatible change to these messages. 2: task stats keep failed requests'
+/// times apart (`failure_latency`).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Everything a worker needs to run its part of a run, sent once per run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

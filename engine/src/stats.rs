@@ -1,5 +1,7 @@
 //! Measured results: per task name, HdrHistograms of latency and time to first byte
 //! (microseconds, 3 significant digits), request/failure counts, bytes, and failures by kind.
+//! Latency and TTFB hold successful requests only; a failed request's time goes to its own
+//! `failure_latency` histogram, so a burst of fast refusals cannot pull the percentiles down.
 //!
 //! [`TaskStats`] is both an interval delta (what a worker sends each second) and a running
 //! total (what the coordinator keeps); merging is exact histogram addition, so merged
@@ -238,8 +240,12 @@ pub struct TaskStats {
     pub aborted: u64,
     /// Tasks not executed because there was no object to act on yet.
     pub skipped: u64,
+    /// Successful requests only.
     pub latency: Hist,
+    /// Successful reads only.
     pub ttfb: Hist,
+    /// Failed requests only: how long a request took to fail.
+    pub failure_latency: Hist,
     /// Keyed by the kind's display text, so JSON keys read like `failures.csv`.
     pub failures_by_kind: BTreeMap<String, FailureCount>,
 }
@@ -253,6 +259,7 @@ impl TaskStats {
         self.skipped += other.skipped;
         self.latency.add(&other.latency);
         self.ttfb.add(&other.ttfb);
+        self.failure_latency.add(&other.failure_latency);
         for (k, f) in &other.failures_by_kind {
             self.failures_by_kind
                 .entry(k.clone())
@@ -274,14 +281,17 @@ impl TaskStats {
                 error,
             } => {
                 self.requests += 1;
-                self.latency.record(*latency);
-                if let Some(t) = ttfb {
-                    self.ttfb.record(*t);
-                }
                 match error {
-                    None => self.bytes += bytes,
+                    None => {
+                        self.bytes += bytes;
+                        self.latency.record(*latency);
+                        if let Some(t) = ttfb {
+                            self.ttfb.record(*t);
+                        }
+                    }
                     Some(e) => {
                         self.failures += 1;
+                        self.failure_latency.record(*latency);
                         let key = e.kind.to_string();
                         self.failures_by_kind
                             .entry(key)
@@ -400,6 +410,7 @@ impl Recorder {
                     t.skipped = 0;
                     t.latency.reset();
                     t.ttfb.reset();
+                    t.failure_latency.reset();
                     t.failures_by_kind.clear();
                 }
             }
@@ -446,7 +457,36 @@ mod tests {
         assert_eq!(d.tasks["get"].bytes, 0);
         assert_eq!(d.tasks["get"].skipped, 1);
         assert_eq!(d.tasks["get"].failures_by_kind["integrity"].count, 100);
+        // Failed requests are not latency: they have their own histogram.
+        assert_eq!(d.tasks["put"].latency.count(), 100);
+        assert_eq!(d.tasks["put"].ttfb.count(), 100);
+        assert_eq!(d.tasks["put"].failure_latency.count(), 0);
+        assert_eq!(d.tasks["get"].latency.count(), 0);
+        assert_eq!(d.tasks["get"].ttfb.count(), 0);
+        assert_eq!(d.tasks["get"].failure_latency.count(), 100);
         assert!(r.take().is_empty());
+    }
+
+    #[test]
+    fn fast_failures_do_not_pull_the_latency_percentiles_down() {
+        let mut t = TaskStats::default();
+        // 30 successes of 100 ms, 70 refusals of 1 ms: most requests failed fast.
+        for _ in 0..30 {
+            t.record(&done(100, None));
+        }
+        for _ in 0..70 {
+            t.record(&done(1, Some(FailureKind::Connection)));
+        }
+        assert_eq!((t.requests, t.failures), (100, 70));
+        assert_eq!(t.latency.count(), 30);
+        assert_eq!(t.failure_latency.count(), 70);
+        assert!((t.latency.quantile_ms(0.5) - 100.0).abs() < 0.1);
+        assert!((t.failure_latency.quantile_ms(0.5) - 1.0).abs() < 0.01);
+        let mut merged = TaskStats::default();
+        merged.merge(&t);
+        merged.merge(&t);
+        assert_eq!(merged.failure_latency.count(), 140);
+        assert_eq!(merged.latency.count(), 60);
     }
 
     #[test]
