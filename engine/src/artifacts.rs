@@ -66,6 +66,9 @@ pub struct WorkerRecord {
     /// `finished`, `lost` (went missing and never came back), `dropped`, or `active`.
     pub fate: String,
     pub missing_events: u32,
+    /// Virtual users of this worker that died (their task panicked); any fails the run.
+    #[serde(default)]
+    pub died_users: Vec<crate::protocol::UserDeath>,
 }
 
 /// `run.json`: the parameters, resolved scenario, engine version and workers of a run.

@@ -89,6 +89,19 @@ pub enum ToWorker {
     Heartbeat,
 }
 
+/// A virtual user whose task panicked: it is gone, and the run cannot be what was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDeath {
+    /// The user's id on its worker.
+    pub user: u64,
+    /// Index of its user class in the scenario.
+    pub class: usize,
+    /// The task it was on (its statistics name), if it had begun one.
+    pub task: Option<String>,
+    /// The panic's message.
+    pub message: String,
+}
+
 /// Worker → coordinator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -106,6 +119,9 @@ pub enum FromWorker {
         /// Every assigned user was spawned and has finished its iterations.
         done: bool,
         delta: StatsDelta,
+        /// Users that died since the previous `Stats` (each also counted in `delta` as an
+        /// `internal` failure of the task it was on).
+        died: Vec<UserDeath>,
     },
     /// All users of the run have ended; the last `Stats` (seq `last_seq`) was the final one.
     Finished {

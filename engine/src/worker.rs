@@ -8,9 +8,12 @@
 //! link closes, the coordinator is gone: users are cut off and `serve` returns.
 
 use crate::driver::Driver;
-use crate::protocol::{FromWorker, RunSpec, ToWorker};
-use crate::stats::{Recorder, StatsDelta};
-use crate::user::{Program, RunContext, User, UserEnd};
+use crate::driver::{FailureKind, OpError};
+use crate::protocol::{FromWorker, RunSpec, ToWorker, UserDeath};
+use crate::stats::{Outcome, Recorder, StatsDelta};
+use crate::user::{panic_message, Program, Progress, RunContext, User, UserEnd};
+use futures::FutureExt as _;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,6 +193,7 @@ impl<D: Driver> ActiveRun<D> {
             program: Arc::clone(&program),
             recorder: Arc::clone(&recorder),
             worker_id,
+            test_panic_after: crate::user::test_panic_after_from_env(),
         });
         ActiveRun {
             crew: Crew::new(ctx),
@@ -233,6 +237,7 @@ impl<D: Driver> ActiveRun<D> {
             users: self.crew.running(),
             done: self.crew.done(),
             delta,
+            died: std::mem::take(&mut self.crew.died),
         }
     }
 
@@ -268,7 +273,13 @@ struct Crew<D> {
     live: Vec<Vec<(u64, CancellationToken)>>,
     /// Users per class that ran all their iterations (they count towards the target).
     done: Vec<u32>,
-    set: JoinSet<(u64, usize, UserEnd)>,
+    /// Users per class that died (panicked). They count towards the target: a dead user is
+    /// not replaced, the run fails instead, so what it measured is not passed off as asked.
+    dead: Vec<u32>,
+    /// Deaths not yet reported to the coordinator.
+    died: Vec<UserDeath>,
+    /// Each user's end: how it ended, or the message of the panic that killed it.
+    set: JoinSet<(u64, usize, Result<UserEnd, String>, Arc<Progress>)>,
     next_id: u64,
     credit: f64,
     last_credit: Instant,
@@ -285,6 +296,8 @@ impl<D: Driver> Crew<D> {
             rate: 0.0,
             live: vec![Vec::new(); classes],
             done: vec![0; classes],
+            dead: vec![0; classes],
+            died: Vec::new(),
             set: JoinSet::new(),
             next_id: 0,
             credit: 0.0,
@@ -299,7 +312,7 @@ impl<D: Driver> Crew<D> {
     }
 
     fn deficit(&self, class: usize) -> u32 {
-        let have = self.live[class].len() as u32 + self.done[class];
+        let have = self.live[class].len() as u32 + self.done[class] + self.dead[class];
         self.targets[class].saturating_sub(have)
     }
 
@@ -329,7 +342,8 @@ impl<D: Driver> Crew<D> {
         self.rate = rate.max(0.0);
         // Retire the newest users of classes that now have too many.
         for class in 0..self.targets.len() {
-            let want = self.targets[class].saturating_sub(self.done[class]) as usize;
+            let want =
+                self.targets[class].saturating_sub(self.done[class] + self.dead[class]) as usize;
             while self.live[class].len() > want {
                 if let Some((_, token)) = self.live[class].pop() {
                     token.cancel();
@@ -368,23 +382,87 @@ impl<D: Driver> Crew<D> {
             let user = User::new(Arc::clone(&self.ctx), id, class);
             let abort = self.abort.clone();
             let user_stop = token.clone();
-            self.set
-                .spawn(async move { (id, class, user.run(user_stop, abort).await) });
+            let progress = Arc::new(Progress::default());
+            // Supervised: a panic ends this user only, and is caught here to be reported.
+            self.set.spawn(async move {
+                let ended = AssertUnwindSafe(user.run(user_stop, abort, &progress))
+                    .catch_unwind()
+                    .await
+                    .map_err(|payload| panic_message(&*payload));
+                (id, class, ended, progress)
+            });
             self.live[class].push((id, token));
         }
     }
 
-    fn reap(&mut self, joined: Result<(u64, usize, UserEnd), tokio::task::JoinError>) {
+    #[allow(clippy::type_complexity)]
+    fn reap(
+        &mut self,
+        joined: Result<
+            (u64, usize, Result<UserEnd, String>, Arc<Progress>),
+            tokio::task::JoinError,
+        >,
+    ) {
         match joined {
-            Ok((id, class, end)) => {
+            Ok((id, class, end, progress)) => {
                 let before = self.live[class].len();
                 self.live[class].retain(|(uid, _)| *uid != id);
-                if end == UserEnd::Done && self.live[class].len() < before {
-                    self.done[class] += 1;
+                let was_live = self.live[class].len() < before;
+                match end {
+                    Ok(UserEnd::Done) if was_live => self.done[class] += 1,
+                    Ok(_) => {}
+                    Err(message) => self.bury(id, class, message, &progress, was_live),
                 }
             }
-            Err(e) => log::error!("a virtual user task failed: {e}"),
+            // Users' panics are caught inside their task; this is a cancelled task.
+            Err(e) => log::error!("a virtual user task ended abnormally: {e}"),
         }
+    }
+
+    /// Records user `id`'s death: an `internal` failure of the task it was on (timed from that
+    /// task's start), a death to report, and a place that will not be refilled.
+    fn bury(
+        &mut self,
+        id: u64,
+        class: usize,
+        message: String,
+        progress: &Progress,
+        was_live: bool,
+    ) {
+        let program = &self.ctx.program;
+        let current = progress.current();
+        let stat = current
+            .map(|(stat, _)| stat)
+            .or_else(|| program.classes[class].first_stat());
+        let task = stat.and_then(|s| program.task_names.get(s).cloned());
+        log::error!(
+            "run {}: user {id} died{}: {message}",
+            self.ctx.spec.run_id,
+            task.as_ref()
+                .map(|t| format!(" during task {t}"))
+                .unwrap_or_default()
+        );
+        if let Some(stat) = stat {
+            let outcome = Outcome::Done {
+                latency: current.map(|(_, d)| d).unwrap_or_default(),
+                ttfb: None,
+                bytes: 0,
+                error: Some(OpError::new(
+                    FailureKind::Internal,
+                    format!("user {id} died: {message}"),
+                )),
+            };
+            self.ctx.recorder.record(id, stat, &outcome);
+        }
+        if was_live {
+            self.dead[class] += 1;
+        }
+        self.died.push(UserDeath {
+            user: id,
+            class,
+            task,
+            message,
+        });
     }
 
     fn stop_all(&mut self) {

@@ -135,3 +135,104 @@ async fn failed_requests_are_not_latency() {
     let median = put.split(',').nth(4).expect("median column");
     assert_eq!(median, format!("{:.3}", summary.tasks[0].latency_ms.p50));
 }
+
+/// One `stats_history.csv` aggregate row: (timestamp, users, requests/s).
+fn history_aggregates(run_dir: &Path) -> Vec<(i64, u32, f64)> {
+    let mut reader = csv::Reader::from_path(run_dir.join("stats_history.csv")).expect("history");
+    let headers = reader.headers().expect("header").clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let (ts, users, name, rps) = (
+        col("Timestamp"),
+        col("User Count"),
+        col("Name"),
+        col("Requests/s"),
+    );
+    reader
+        .records()
+        .map(|r| r.expect("history row"))
+        .filter(|r| &r[name] == "Aggregated")
+        .map(|r| {
+            (
+                r[ts].parse().expect("timestamp"),
+                r[users].parse().expect("users"),
+                r[rps].parse().expect("rps"),
+            )
+        })
+        .collect()
+}
+
+/// A user whose task panics (made to, by the test-only hook) is reported everywhere, the
+/// results it had recorded are kept, the users gauge drops, and the run fails.
+#[tokio::test]
+async fn a_user_that_panics_is_reported_and_fails_the_run() {
+    let bucket = TestBucket::new("a-user-that-panics");
+    let dir = common::workdir();
+    // 3 users, 30 passes each, 0.1 s apart (about 3 s); user 0 panics after its 15th request
+    // (about 1.5 s in, so the first second of the history still has it).
+    let (child, run_dir) = spawn_run(
+        &bucket,
+        &bucket.rgw.endpoint.clone(),
+        dir.path(),
+        "name: panics\nusers:\n  - name: writer\n    wait: {constant: 0.1}\n    tasks:\n      - {op: put, name: put, size: 1KiB}\n",
+        &["-u", "3", "-r", "100", "-i", "30"],
+        &[("CHOPSTICKS_TEST_USER_PANIC_AFTER", "15")],
+    );
+    let run = child.finish().await;
+    run.expect_code(1);
+    let summary = common::read_summary(&run_dir);
+    let record = common::read_record(&run_dir);
+    assert_eq!(record.state, RunState::Failed);
+    assert_eq!(summary.state, RunState::Failed);
+    let reason = record.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("1 virtual user died") && reason.contains("user 0"),
+        "{reason}"
+    );
+    // Users 1 and 2 ran their 30 passes; user 0 recorded 15 before it died (kept), and its
+    // death is one `internal` failure of the task it was on.
+    let put = &summary.tasks[0];
+    assert_eq!((put.requests, put.failures), (2 * 30 + 15 + 1, 1));
+    assert_eq!(put.latency_ms.count, 75);
+    assert_eq!(summary.failures.len(), 1, "{:?}", summary.failures);
+    assert_eq!(summary.failures[0].error, "internal");
+    assert_eq!(summary.failures[0].occurrences, 1);
+    assert!(summary.failures[0].sample.contains("user 0 died"));
+    // run.json names the dead user.
+    let died: Vec<_> = record.workers.iter().flat_map(|w| &w.died_users).collect();
+    assert_eq!(died.len(), 1);
+    assert_eq!(died[0].user, 0);
+    assert_eq!(died[0].task.as_deref(), Some("put"));
+    assert_eq!(record.failures, 1);
+    assert_eq!(record.requests, 76);
+    // events.log says so; the report carries the reason.
+    let events = std::fs::read_to_string(run_dir.join("events.log")).expect("events.log");
+    assert!(
+        events.contains("user 0 of worker") && events.contains("died during task put"),
+        "{events}"
+    );
+    assert!(
+        events.contains("state failed: 1 virtual user died"),
+        "{events}"
+    );
+    let report = std::fs::read_to_string(run_dir.join("report.html")).expect("report.html");
+    assert!(report.contains("1 virtual user died"));
+    // The users gauge counts live users only: 3 at first, 2 once user 0 died.
+    let history = history_aggregates(&run_dir);
+    let users: Vec<u32> = history.iter().map(|(_, u, _)| *u).collect();
+    let three = users.iter().position(|u| *u == 3);
+    let two = users.iter().position(|u| *u == 2);
+    assert!(
+        three.is_some() && two.is_some() && three < two,
+        "3 users, then 2: {users:?}"
+    );
+    // Never back to 3: the dead user is not counted, nor replaced.
+    assert!(
+        users[two.unwrap_or(0)..].iter().all(|u| *u <= 2),
+        "{users:?}"
+    );
+}

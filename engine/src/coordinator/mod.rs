@@ -519,6 +519,7 @@ impl<D: Driver> Actor<D> {
                 users,
                 done,
                 delta,
+                died,
             } => {
                 if let Some(slot) = self.workers.get_mut(&id) {
                     slot.users = users;
@@ -539,6 +540,26 @@ impl<D: Driver> Actor<D> {
                 p.record.bytes += delta.bytes();
                 p.users = users;
                 p.done = done;
+                for death in died {
+                    let name = self
+                        .workers
+                        .get(&id)
+                        .map(|s| s.name.as_str())
+                        .unwrap_or("?");
+                    let text = format!(
+                        "user {} of worker {name} (#{id}) died{}: {}; its results so far are kept, it is not replaced and the run will fail",
+                        death.user,
+                        death
+                            .task
+                            .as_ref()
+                            .map(|t| format!(" during task {t}"))
+                            .unwrap_or_default(),
+                        death.message
+                    );
+                    log::error!("run {}: {text}", run.spec.run_id);
+                    run.dir.event(&text);
+                    p.record.died_users.push(death);
+                }
                 run.totals.merge(&delta);
                 run.interval.merge(&delta);
             }
@@ -1057,6 +1078,35 @@ impl<D: Driver> Actor<D> {
         } else {
             run.record.reason = Some(format!("thresholds crossed: {}", crossed.join("; ")));
             RunState::Failed
+        };
+        // A run that lost users did not run the load that was asked: it fails, whatever else.
+        let deaths: Vec<String> =
+            run.participants
+                .values()
+                .flat_map(|p| {
+                    p.record.died_users.iter().map(|d| {
+                        format!("user {} of worker {}: {}", d.user, p.record.name, d.message)
+                    })
+                })
+                .collect();
+        let state = if deaths.is_empty() {
+            state
+        } else {
+            let first = deaths.first().cloned().unwrap_or_default();
+            let died = format!(
+                "{} virtual user{} died (an engine fault, counted as `internal` failures; see events.log), first {first}",
+                deaths.len(),
+                if deaths.len() == 1 { "" } else { "s" }
+            );
+            run.record.reason = Some(match run.record.reason.take() {
+                Some(other) => format!("{died}; {other}"),
+                None => died,
+            });
+            if matches!(state, RunState::Completed | RunState::Stopped) {
+                RunState::Failed
+            } else {
+                state
+            }
         };
         run.state = state;
         run.record.state = state;
