@@ -3,13 +3,14 @@
 //! [`serve`] is one coordinator session over a [`Link`] — in-process channels in a standalone
 //! run, a WebSocket for a worker daemon: the same code either way. It is a single task that
 //! owns the run's users: it spawns them at the assigned rate, retires extras when the plan
-//! shrinks, sends a stats delta every second, and on `Stop` lets in-flight requests finish
+//! shrinks, sends the stats of each second of the run just after it ends (seconds counted
+//! from the run's clock origin, the same on every worker), and on `Stop` lets in-flight requests finish
 //! (up to the run's stop timeout) before reporting the final delta and `Finished`. If the
 //! link closes, the coordinator is gone: users are cut off and `serve` returns.
 
 use crate::driver::Driver;
 use crate::driver::{FailureKind, OpError};
-use crate::protocol::{FromWorker, RunSpec, ToWorker, UserDeath};
+use crate::protocol::{FromWorker, RunSpec, SecondDelta, ToWorker, UserDeath};
 use crate::stats::{Outcome, Recorder, StatsDelta};
 use crate::user::{panic_message, Program, Progress, RunContext, User, UserEnd};
 use futures::FutureExt as _;
@@ -73,6 +74,7 @@ pub async fn serve<D: Driver>(
     let mut last_heard = Instant::now();
 
     let end = loop {
+        let report_at = run.as_ref().map(|r| r.next_report());
         let spawning = run.as_ref().is_some_and(|r| r.crew.wants_spawn());
         let has_users = run.as_ref().is_some_and(|r| !r.crew.set.is_empty());
         let abort_at = run.as_ref().and_then(|r| r.abort_at);
@@ -116,10 +118,14 @@ pub async fn serve<D: Driver>(
                     log::warn!("no word from the coordinator for {}s", COORDINATOR_SILENCE.as_secs());
                     break SessionEnd::CoordinatorLost;
                 }
-                let msg = match run.as_mut() {
-                    Some(r) => r.stats_message(),
-                    None => FromWorker::Heartbeat { users: 0 },
-                };
+                // During a run, the stats sent each second of the run say we are alive.
+                if run.is_none() && link.tx.send(FromWorker::Heartbeat { users: 0 }).await.is_err() {
+                    break SessionEnd::CoordinatorLost;
+                }
+            }
+            _ = async { sleep_until(report_at.unwrap_or_else(Instant::now)).await }, if report_at.is_some() => {
+                let Some(r) = run.as_mut() else { continue };
+                let msg = r.stats_message(false);
                 if link.tx.send(msg).await.is_err() {
                     break SessionEnd::CoordinatorLost;
                 }
@@ -146,7 +152,7 @@ pub async fn serve<D: Driver>(
             .is_some_and(|r| r.abort_at.is_some() && r.crew.set.is_empty())
         {
             if let Some(mut r) = run.take() {
-                let last = r.stats_message();
+                let last = r.stats_message(true);
                 let last_seq = r.seq;
                 let finished = FromWorker::Finished {
                     run_id: r.spec.run_id.clone(),
@@ -171,11 +177,20 @@ pub async fn serve<D: Driver>(
     end
 }
 
+/// How long after a second of the run ends its stats are taken: outcomes are recorded the
+/// moment their request completes, this only lets a user that just completed one get it in.
+/// One recorded later still reaches the coordinator, under its own second, a second later.
+const REPORT_LAG: Duration = Duration::from_millis(100);
+
 /// A run as one worker sees it.
 struct ActiveRun<D> {
     spec: Arc<RunSpec>,
     crew: Crew<D>,
     recorder: Arc<Recorder>,
+    /// The run's clock origin on this machine's monotonic clock.
+    origin: Instant,
+    /// Every second before this one has been reported.
+    reported_through: u64,
     seq: u64,
     totals: StatsDelta,
     /// Set when stopping: when in-flight requests are cut off.
@@ -185,7 +200,12 @@ struct ActiveRun<D> {
 impl<D: Driver> ActiveRun<D> {
     fn new(driver: Arc<D>, worker_id: u32, spec: RunSpec) -> ActiveRun<D> {
         let program = Arc::new(Program::new(&spec.scenario));
-        let recorder = Arc::new(Recorder::new(program.task_names.clone()));
+        let origin = Instant::from_std(
+            spec.clock_origin_instant(std::time::Instant::now(), std::time::SystemTime::now()),
+        );
+        let recorder = Arc::new(Recorder::new(program.task_names.clone(), origin.into_std()));
+        // A worker that joins mid-run has nothing to say about the seconds before it came.
+        let reported_through = recorder.second_of(std::time::Instant::now());
         let spec = Arc::new(spec);
         let ctx = Arc::new(RunContext {
             driver,
@@ -199,10 +219,17 @@ impl<D: Driver> ActiveRun<D> {
             crew: Crew::new(ctx),
             spec,
             recorder,
+            origin,
+            reported_through,
             seq: 0,
             totals: StatsDelta::default(),
             abort_at: None,
         }
+    }
+
+    /// When the next stats are due: just after the current second of the run ends.
+    fn next_report(&self) -> Instant {
+        self.origin + Duration::from_secs(self.reported_through + 1) + REPORT_LAG
     }
 
     fn begin_stop(&mut self, abort: bool) {
@@ -227,16 +254,37 @@ impl<D: Driver> ActiveRun<D> {
         }
     }
 
-    fn stats_message(&mut self) -> FromWorker {
-        let delta = self.recorder.take();
-        self.totals.merge(&delta);
+    /// The seconds that have ended (all of them when `last`: users are gone), per second.
+    fn stats_message(&mut self, last: bool) -> FromWorker {
+        let now = self.recorder.second_of(
+            (Instant::now().checked_sub(REPORT_LAG))
+                .unwrap_or_else(Instant::now)
+                .into_std(),
+        );
+        let through = if last {
+            self.recorder.second_of(std::time::Instant::now()) + 1
+        } else {
+            now
+        }
+        .max(self.reported_through);
+        let seconds: Vec<SecondDelta> = self
+            .recorder
+            .take_before(if last { u64::MAX } else { through })
+            .into_iter()
+            .map(|(second, delta)| SecondDelta { second, delta })
+            .collect();
+        for s in &seconds {
+            self.totals.merge(&s.delta);
+        }
+        self.reported_through = through;
         self.seq += 1;
         FromWorker::Stats {
             run_id: self.spec.run_id.clone(),
             seq: self.seq,
             users: self.crew.running(),
             done: self.crew.done(),
-            delta,
+            seconds,
+            complete_through: through,
             died: std::mem::take(&mut self.crew.died),
         }
     }

@@ -6,6 +6,7 @@
 //! handle the standalone CLI, the control API and the worker transport talk to.
 
 mod prepare;
+mod seconds;
 
 pub use prepare::{cleanup, explain, prepare};
 
@@ -25,6 +26,7 @@ use crate::summary::Summary;
 use crate::worker::Link;
 use crate::workload::TargetInfo;
 use crate::{duration, plan};
+use seconds::{Placement, SecondAssembler};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub const MISSING_AFTER: Duration = Duration::from_secs(3);
 pub const DROP_AFTER: Duration = Duration::from_secs(60);
 /// Extra time, beyond the run's stop timeout, to wait for workers to report their last stats.
 const FINISH_GRACE: Duration = Duration::from_secs(15);
+/// How long after a second of the run ends the coordinator waits for a worker that has not
+/// sent all of it before writing it without: as long as silence takes to mark a worker missing.
+const SECOND_GRACE: Duration = MISSING_AFTER;
 /// How often `summary.json` is refreshed while a run is going.
 const SUMMARY_EVERY: u64 = 2;
 
@@ -240,14 +245,19 @@ struct Run {
     class_weights: Vec<i64>,
     spawn_rate: f64,
     totals: StatsDelta,
-    interval: StatsDelta,
+    /// The seconds of the run not yet written to the history, as workers' deltas arrive.
+    seconds: SecondAssembler,
+    /// Requests that arrived after their second was written (in the totals, not the history).
+    late_requests: u64,
+    /// Rates of the last closed second (requests/s, failures/s, MB/s), for status.
     rates: (f64, f64, f64),
     participants: BTreeMap<u32, Participant>,
     ticks: u64,
     series: Vec<SeriesPoint>,
     hlog: Option<HistogramLog>,
-    /// When the current interval began.
-    interval_start: std::time::SystemTime,
+    /// Wall-clock time of the run's clock origin (second 0 begins; `load_started` on the
+    /// monotonic clock).
+    origin_wall: std::time::SystemTime,
 }
 
 /// The last run that ended, for status when idle.
@@ -518,7 +528,8 @@ impl<D: Driver> Actor<D> {
                 seq,
                 users,
                 done,
-                delta,
+                seconds,
+                complete_through,
                 died,
             } => {
                 if let Some(slot) = self.workers.get_mut(&id) {
@@ -535,9 +546,11 @@ impl<D: Driver> Actor<D> {
                     return;
                 }
                 p.record.stats_messages = seq;
-                p.record.requests += delta.requests();
-                p.record.failures += delta.failures();
-                p.record.bytes += delta.bytes();
+                for s in &seconds {
+                    p.record.requests += s.delta.requests();
+                    p.record.failures += s.delta.failures();
+                    p.record.bytes += s.delta.bytes();
+                }
                 p.users = users;
                 p.done = done;
                 for death in died {
@@ -560,8 +573,19 @@ impl<D: Driver> Actor<D> {
                     run.dir.event(&text);
                     p.record.died_users.push(death);
                 }
-                run.totals.merge(&delta);
-                run.interval.merge(&delta);
+                for s in &seconds {
+                    run.totals.merge(&s.delta);
+                    if run.seconds.add(s.second, &s.delta) == Placement::Late {
+                        let late = s.delta.requests();
+                        run.late_requests += late;
+                        run.dir.event(&format!(
+                            "{late} requests of second {} from worker #{id} arrived after that second was written: they are in the totals, not in its history row",
+                            s.second
+                        ));
+                    }
+                }
+                run.seconds.complete_through(id, complete_through);
+                self.close_seconds();
             }
             FromWorker::Finished { run_id, last_seq } => {
                 let Some(run) = self.run.as_mut().filter(|r| r.spec.run_id == run_id) else {
@@ -757,6 +781,8 @@ impl<D: Driver> Actor<D> {
             key_prefix: format!("chopsticks/{run_id}/"),
             iterations: request.iterations,
             stop_timeout_s,
+            // Set when load begins (see `prepared`), before any worker gets the spec.
+            clock_origin_unix_us: 0,
         });
         let record = RunRecord {
             run_id: run_id.clone(),
@@ -821,13 +847,14 @@ impl<D: Driver> Actor<D> {
             users_target: request.users,
             spawn_rate: request.spawn_rate,
             totals: StatsDelta::default(),
-            interval: StatsDelta::default(),
+            seconds: SecondAssembler::new(),
+            late_requests: 0,
             rates: (0.0, 0.0, 0.0),
             participants: BTreeMap::new(),
             ticks: 0,
             series: Vec::new(),
             hlog: None,
-            interval_start: std::time::SystemTime::now(),
+            origin_wall: std::time::SystemTime::now(),
         };
         let started = RunStarted {
             run_id: run_id.clone(),
@@ -874,15 +901,23 @@ impl<D: Driver> Actor<D> {
                 }
                 run.state = RunState::Spawning;
                 run.load_started = Some(Instant::now());
-                run.interval_start = std::time::SystemTime::now();
-                run.hlog = Some(HistogramLog::new(run.dir.path(), run.interval_start));
+                // The run's clock origin: second 0 begins now, on every worker alike.
+                run.origin_wall = std::time::SystemTime::now();
+                let mut spec = (*run.spec).clone();
+                spec.clock_origin_unix_us = crate::protocol::unix_us(run.origin_wall);
+                run.spec = Arc::new(spec);
+                run.hlog = Some(HistogramLog::new(run.dir.path(), run.origin_wall));
                 // The duration counts from the first user, not from preparation.
                 if let Some(d) = run.record.parameters.duration_s {
                     run.deadline = Some(Instant::now() + Duration::from_secs_f64(d));
                 }
                 run.record.started_at = Some(artifacts::now_rfc3339());
                 run.record.state = RunState::Spawning;
-                run.dir.event("state spawning");
+                let origin: chrono::DateTime<chrono::Utc> = run.origin_wall.into();
+                run.dir.event(&format!(
+                    "state spawning; second 0 of the run begins at {}",
+                    origin.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                ));
                 let _ = run.dir.write_json(artifacts::RUN_JSON, &run.record);
                 log::info!("run {run_id}: spawning {} users", run.users_target);
                 for id in self.active_workers() {
@@ -1013,8 +1048,14 @@ impl<D: Driver> Actor<D> {
         if run.load_started.is_some() && run.load_ended.is_none() {
             run.load_ended = Some(Instant::now());
         }
-        // The last partial second of stats belongs in the history too.
-        Self::flush_interval(run, &self.workers);
+        // Every second up to the end of the load belongs in the history, ready or not.
+        if let (Some(start), Some(end)) = (run.load_started, run.load_ended) {
+            let last = end.duration_since(start).as_secs();
+            let last = run.seconds.last_pending().map_or(last, |p| p.max(last));
+            for (second, delta) in run.seconds.close_through(last) {
+                Self::write_second(run, &self.workers, second, &delta);
+            }
+        }
         let spec = Arc::clone(&run.spec);
         let events = self.events.clone();
         if spec.scenario.keep {
@@ -1203,7 +1244,12 @@ impl<D: Driver> Actor<D> {
         };
         run.ticks += 1;
         if run.load_started.is_some() && !run.cleaning {
-            Self::flush_interval(run, &self.workers);
+            self.close_seconds();
+        }
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        if run.load_started.is_some() && !run.cleaning {
             if run.ticks % SUMMARY_EVERY == 0 {
                 let summary = run_summary(run, load_seconds(run));
                 if let Err(e) = run.dir.write_summary(&summary) {
@@ -1252,43 +1298,85 @@ impl<D: Driver> Actor<D> {
         }
     }
 
-    /// Closes the current second: history rows and the rates shown in status.
-    fn flush_interval(run: &mut Run, workers: &BTreeMap<u32, Slot>) {
-        let interval = std::mem::take(&mut run.interval);
-        let now = std::time::SystemTime::now();
-        let start = std::mem::replace(&mut run.interval_start, now);
-        let span = now.duration_since(start).unwrap_or_default();
-        run.rates = (
-            interval.requests() as f64,
-            interval.failures() as f64,
-            interval.bytes() as f64 / 1e6,
-        );
+    /// Writes every second of the run that is ready: each live participant has sent all of
+    /// it, or the grace period after its end has passed.
+    fn close_seconds(&mut self) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let Some(start) = run.load_started else {
+            return;
+        };
+        if run.cleaning {
+            return;
+        }
+        let waiting_for: Vec<u32> = run
+            .participants
+            .iter()
+            .filter(|(id, p)| {
+                !p.finished
+                    && self
+                        .workers
+                        .get(id)
+                        .is_some_and(|s| s.missing_since.is_none())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for (second, delta) in run
+            .seconds
+            .close_ready(&waiting_for, start.elapsed(), SECOND_GRACE)
+        {
+            Self::write_second(run, &self.workers, second, &delta);
+        }
+    }
+
+    /// Writes second `second` of the run: its history rows, its histograms, its point of the
+    /// live series, and the rates shown in status. Its timestamp is the Unix second in which
+    /// it ends, so consecutive seconds have consecutive timestamps.
+    fn write_second(run: &mut Run, workers: &BTreeMap<u32, Slot>, second: u64, delta: &StatsDelta) {
+        let begins = run.origin_wall + Duration::from_secs(second);
+        let nominal_end = begins + Duration::from_secs(1);
+        // The last second of a run may be cut short by its end.
+        let span = match (run.load_started, run.load_ended) {
+            (Some(a), Some(b)) => b
+                .duration_since(a)
+                .saturating_sub(Duration::from_secs(second))
+                .min(Duration::from_secs(1)),
+            _ => Duration::from_secs(1),
+        };
+        let unix_end = nominal_end
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let seconds = span.as_secs_f64();
+        run.rates = if seconds > 0.0 {
+            (
+                delta.requests() as f64 / seconds,
+                delta.failures() as f64 / seconds,
+                delta.bytes() as f64 / 1e6 / seconds,
+            )
+        } else {
+            (0.0, 0.0, 0.0)
+        };
         let users: u32 = run
             .participants
             .iter()
             .filter(|(id, _)| workers.contains_key(id))
             .map(|(_, p)| p.users)
             .sum();
-        if let Err(e) = run.dir.append_history(
-            chrono::Utc::now().timestamp(),
-            users,
-            &interval,
-            &run.totals,
-            &run.tasks,
-        ) {
+        if let Err(e) =
+            run.dir
+                .append_history(unix_end, users, delta, seconds, &run.totals, &run.tasks)
+        {
             log::warn!("{e}");
         }
         if let Some(hlog) = run.hlog.as_mut() {
-            if let Err(e) = hlog.append(&interval, start, span) {
+            if let Err(e) = hlog.append(delta, begins, span) {
                 log::warn!("cannot append to {}: {e}", crate::hlog::HLOG);
             }
         }
-        run.series.push(SeriesPoint::new(
-            chrono::Utc::now().timestamp(),
-            users,
-            &interval,
-            span.as_secs_f64(),
-        ));
+        run.series
+            .push(SeriesPoint::new(unix_end, users, delta, seconds));
     }
 
     // ---------------------------------------------------------------- status
@@ -1487,6 +1575,7 @@ async fn cleanup_interrupted<D: Driver>(driver: Arc<D>, dir: PathBuf) {
         key_prefix: record.key_prefix.clone(),
         iterations: record.parameters.iterations,
         stop_timeout_s: record.parameters.stop_timeout_s,
+        clock_origin_unix_us: 0,
     };
     let report = if spec.scenario.keep {
         CleanupReport::default()
