@@ -401,10 +401,7 @@ mod tests {
     use std::time::Duration;
 
     fn summary() -> Summary {
-        let r = Recorder::new(
-            vec!["upload".into(), "download".into()],
-            std::time::Instant::now(),
-        );
+        let r = Recorder::new(vec!["upload".into(), "download".into()]);
         r.record(
             0,
             0,

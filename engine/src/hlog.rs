@@ -107,7 +107,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = SystemTime::now();
         let mut log = HistogramLog::new(dir.path(), base);
-        let r = Recorder::new(vec!["get object".into()], std::time::Instant::now());
+        let r = Recorder::new(vec!["get object".into()]);
         for ms in [1u64, 2, 3] {
             r.record(
                 0,

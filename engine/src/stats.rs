@@ -385,7 +385,13 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(names: Vec<String>, origin: Instant) -> Recorder {
+    /// A recorder whose second 0 begins now.
+    pub fn new(names: Vec<String>) -> Recorder {
+        Recorder::with_origin(names, Instant::now())
+    }
+
+    /// A recorder whose second 0 begins at `origin` (the run's clock origin on this machine).
+    pub fn with_origin(names: Vec<String>, origin: Instant) -> Recorder {
         let shards = (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect();
         Recorder {
             names,
@@ -491,7 +497,7 @@ mod tests {
 
     #[test]
     fn recorder_counts_exactly_and_resets() {
-        let r = Recorder::new(vec!["put".into(), "get".into()], Instant::now());
+        let r = Recorder::new(vec!["put".into(), "get".into()]);
         for u in 0..100u64 {
             r.record(u, 0, &done(10, None));
             r.record(u, 1, &done(20, Some(FailureKind::Integrity)));
@@ -540,7 +546,7 @@ mod tests {
     #[test]
     fn outcomes_go_to_the_second_they_completed_in() {
         let origin = Instant::now();
-        let r = Recorder::new(vec!["put".into()], origin);
+        let r = Recorder::with_origin(vec!["put".into()], origin);
         assert_eq!(r.second_of(origin + Duration::from_millis(999)), 0);
         assert_eq!(r.second_of(origin + Duration::from_millis(1000)), 1);
         // Before the origin (a clock step): second 0.

@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn rates_and_percentiles_come_from_the_data() {
-        let r = crate::stats::Recorder::new(vec!["put".into()], std::time::Instant::now());
+        let r = crate::stats::Recorder::new(vec!["put".into()]);
         for ms in 1..=100u64 {
             r.record(
                 0,

@@ -203,7 +203,10 @@ impl<D: Driver> ActiveRun<D> {
         let origin = Instant::from_std(
             spec.clock_origin_instant(std::time::Instant::now(), std::time::SystemTime::now()),
         );
-        let recorder = Arc::new(Recorder::new(program.task_names.clone(), origin.into_std()));
+        let recorder = Arc::new(Recorder::with_origin(
+            program.task_names.clone(),
+            origin.into_std(),
+        ));
         // A worker that joins mid-run has nothing to say about the seconds before it came.
         let reported_through = recorder.second_of(std::time::Instant::now());
         let spec = Arc::new(spec);
@@ -311,6 +314,10 @@ impl<D: Driver> ActiveRun<D> {
     }
 }
 
+/// How a user's task ended: user id, class, its end or the message of the panic that killed
+/// it, and what it was doing.
+type Ended = (u64, usize, Result<UserEnd, String>, Arc<Progress>);
+
 /// The users of one run on this worker.
 struct Crew<D> {
     ctx: Arc<RunContext<D>>,
@@ -327,7 +334,7 @@ struct Crew<D> {
     /// Deaths not yet reported to the coordinator.
     died: Vec<UserDeath>,
     /// Each user's end: how it ended, or the message of the panic that killed it.
-    set: JoinSet<(u64, usize, Result<UserEnd, String>, Arc<Progress>)>,
+    set: JoinSet<Ended>,
     next_id: u64,
     credit: f64,
     last_credit: Instant,

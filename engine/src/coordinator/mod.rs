@@ -1249,17 +1249,15 @@ impl<D: Driver> Actor<D> {
         let Some(run) = self.run.as_mut() else {
             return;
         };
-        if run.load_started.is_some() && !run.cleaning {
-            if run.ticks % SUMMARY_EVERY == 0 {
-                let summary = run_summary(run, load_seconds(run));
-                if let Err(e) = run.dir.write_summary(&summary) {
-                    log::warn!("{e}");
-                }
-                // Keep run.json's per-worker totals current, so a run cut by a crash keeps them.
-                sync_record(run);
-                if let Err(e) = run.dir.write_json(artifacts::RUN_JSON, &run.record) {
-                    log::warn!("{e}");
-                }
+        if run.load_started.is_some() && !run.cleaning && run.ticks % SUMMARY_EVERY == 0 {
+            let summary = run_summary(run, load_seconds(run));
+            if let Err(e) = run.dir.write_summary(&summary) {
+                log::warn!("{e}");
+            }
+            // Keep run.json's per-worker totals current, so a run cut by a crash keeps them.
+            sync_record(run);
+            if let Err(e) = run.dir.write_json(artifacts::RUN_JSON, &run.record) {
+                log::warn!("{e}");
             }
         }
         let running_users: u32 = run.participants.values().map(|p| p.users).sum();

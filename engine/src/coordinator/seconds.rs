@@ -113,7 +113,7 @@ mod tests {
 
     /// A delta of `n` successful requests of `ms` milliseconds for task `t`.
     fn delta(t: &str, n: u64, ms: u64) -> StatsDelta {
-        let r = Recorder::new(vec![t.into()], std::time::Instant::now());
+        let r = Recorder::new(vec![t.into()]);
         for _ in 0..n {
             let done = Outcome::Done {
                 latency: Duration::from_millis(ms),
