@@ -182,14 +182,11 @@ impl RunDir {
     }
 
     /// Appends one second of history: a row per task with activity, then the aggregate.
-    /// `seconds` is how long the interval was (1, or less for a run's cut-short last second).
-    #[allow(clippy::too_many_arguments)]
     pub fn append_history(
         &mut self,
         unix_time: i64,
         users: u32,
         interval: &StatsDelta,
-        seconds: f64,
         totals: &StatsDelta,
         tasks: &[(String, crate::scenario::OpKind)],
     ) -> Result<(), ArtifactError> {
@@ -238,12 +235,12 @@ impl RunDir {
                 continue;
             }
             rows.push((
-                TaskSummary::of(name, op.method(), now, seconds),
+                TaskSummary::of(name, op.method(), now, 1.0),
                 TaskSummary::of(name, op.method(), all, 1.0),
             ));
         }
         rows.push((
-            TaskSummary::of("Aggregated", "", &interval.total(), seconds),
+            TaskSummary::of("Aggregated", "", &interval.total(), 1.0),
             TaskSummary::of("Aggregated", "", &totals.total(), 1.0),
         ));
         if let Some(w) = self.history.as_mut() {

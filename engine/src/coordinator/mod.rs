@@ -1050,7 +1050,12 @@ impl<D: Driver> Actor<D> {
         }
         // Every second up to the end of the load belongs in the history, ready or not.
         if let (Some(start), Some(end)) = (run.load_started, run.load_ended) {
-            let last = end.duration_since(start).as_secs();
+            // The second the load ended in; when it is cut short and holds nothing, it is no
+            // second of the run worth a row.
+            let mut last = end.duration_since(start).as_secs();
+            if last > 0 && run.seconds.last_pending().is_none_or(|p| p < last) {
+                last -= 1;
+            }
             let last = run.seconds.last_pending().map_or(last, |p| p.max(last));
             for (second, delta) in run.seconds.close_through(last) {
                 Self::write_second(run, &self.workers, second, &delta);
@@ -1330,11 +1335,13 @@ impl<D: Driver> Actor<D> {
 
     /// Writes second `second` of the run: its history rows, its histograms, its point of the
     /// live series, and the rates shown in status. Its timestamp is the Unix second in which
-    /// it ends, so consecutive seconds have consecutive timestamps.
+    /// it ends, so consecutive seconds have consecutive timestamps. Its rates are what
+    /// completed in it: a run's last second, cut short by the run's end, is not stretched into
+    /// a rate over the fraction of it that ran (a few requests in 10 ms are not 300/s).
     fn write_second(run: &mut Run, workers: &BTreeMap<u32, Slot>, second: u64, delta: &StatsDelta) {
         let begins = run.origin_wall + Duration::from_secs(second);
         let nominal_end = begins + Duration::from_secs(1);
-        // The last second of a run may be cut short by its end.
+        // The interval the histograms cover: the last second may be cut short by the end.
         let span = match (run.load_started, run.load_ended) {
             (Some(a), Some(b)) => b
                 .duration_since(a)
@@ -1346,25 +1353,20 @@ impl<D: Driver> Actor<D> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let seconds = span.as_secs_f64();
-        run.rates = if seconds > 0.0 {
-            (
-                delta.requests() as f64 / seconds,
-                delta.failures() as f64 / seconds,
-                delta.bytes() as f64 / 1e6 / seconds,
-            )
-        } else {
-            (0.0, 0.0, 0.0)
-        };
+        run.rates = (
+            delta.requests() as f64,
+            delta.failures() as f64,
+            delta.bytes() as f64 / 1e6,
+        );
         let users: u32 = run
             .participants
             .iter()
             .filter(|(id, _)| workers.contains_key(id))
             .map(|(_, p)| p.users)
             .sum();
-        if let Err(e) =
-            run.dir
-                .append_history(unix_end, users, delta, seconds, &run.totals, &run.tasks)
+        if let Err(e) = run
+            .dir
+            .append_history(unix_end, users, delta, &run.totals, &run.tasks)
         {
             log::warn!("{e}");
         }
@@ -1374,7 +1376,7 @@ impl<D: Driver> Actor<D> {
             }
         }
         run.series
-            .push(SeriesPoint::new(unix_end, users, delta, seconds));
+            .push(SeriesPoint::new(unix_end, users, delta, 1.0));
     }
 
     // ---------------------------------------------------------------- status
