@@ -275,7 +275,7 @@ fn variants(tasks: usize, samples: u64, marker: bool) -> Result<Vec<Variant>> {
             if marker && i == MARKER_TASK {
                 t.requests += 1;
                 t.failures = 1;
-                t.latency.record(Duration::from_millis(5));
+                t.failure_latency.record(Duration::from_millis(5));
                 let kind = FailureKind::Http {
                     status: 503,
                     code: "SlowDown".into(),
@@ -333,9 +333,11 @@ async fn connect(url: &str, name: &str) -> Result<Ws> {
     }
 }
 
+/// A stats message carrying `delta_json` as second `seq - 1` of the run, complete through it.
 fn stats_text(run_id: &str, seq: u64, users: u32, delta_json: &str) -> Result<String> {
+    let second = seq.saturating_sub(1);
     Ok(format!(
-        r#"{{"type":"stats","run_id":{},"seq":{seq},"users":{users},"done":false,"delta":{delta_json}}}"#,
+        r#"{{"type":"stats","run_id":{},"seq":{seq},"users":{users},"done":false,"seconds":[{{"second":{second},"delta":{delta_json}}}],"complete_through":{seq},"died":[]}}"#,
         serde_json::to_string(run_id)?
     ))
 }

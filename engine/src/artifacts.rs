@@ -92,6 +92,9 @@ pub struct WorkerRecord {
     /// `finished`, `lost` (went missing and never came back), `dropped`, or `active`.
     pub fate: String,
     pub missing_events: u32,
+    /// Virtual users of this worker that died (their task panicked); any fails the run.
+    #[serde(default)]
+    pub died_users: Vec<crate::protocol::UserDeath>,
 }
 
 /// `run.json`: the parameters, resolved scenario, engine version and workers of a run.
@@ -472,8 +475,12 @@ mod tests {
             put.starts_with("PUT,upload,1,0,12.007,12.004,12.000,12.007,4096.00"),
             "{put}"
         );
+        // The one download failed: latency columns hold successes only, so they are empty (0).
         let get = lines.next().unwrap();
-        assert!(get.starts_with("GET,download,1,1,3.001"), "{get}");
+        assert!(
+            get.starts_with("GET,download,1,1,0.000,0.000,0.000,0.000,0.00"),
+            "{get}"
+        );
         assert!(lines.next().unwrap().starts_with(",Aggregated,2,1"));
     }
 

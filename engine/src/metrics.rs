@@ -167,7 +167,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
         &mut out,
         "chopsticks_request_duration_seconds",
         "histogram",
-        "Request latency of the current run (from exact HDR data).",
+        "Latency of the current run's successful requests (from exact HDR data).",
     );
     for (name, op) in &m.tasks {
         let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
@@ -182,7 +182,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
         &mut out,
         "chopsticks_time_to_first_byte_seconds",
         "histogram",
-        "Time to first byte of reads in the current run.",
+        "Time to first byte of successful reads in the current run.",
     );
     for (name, op) in &m.tasks {
         let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
@@ -199,7 +199,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
         &mut out,
         "chopsticks_request_duration_quantile_seconds",
         "gauge",
-        "Exact HDR latency percentiles of the current run.",
+        "Exact HDR latency percentiles of the current run's successful requests.",
     );
     for (name, op) in &m.tasks {
         let t = m.totals.tasks.get(name).cloned().unwrap_or_default();

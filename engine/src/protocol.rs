@@ -9,9 +9,12 @@ use crate::scenario::Scenario;
 use crate::stats::StatsDelta;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
-/// Bumped on any incompatible change to these messages.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any incompatible change to these messages. 2: task stats keep failed requests'
+/// times apart (`failure_latency`); the run spec carries the run's clock origin and stats come
+/// per second of the run; deaths of users are reported.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Everything a worker needs to run its part of a run, sent once per run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +29,48 @@ pub struct RunSpec {
     pub iterations: Option<u64>,
     /// How long in-flight requests may finish after a stop before they are cut off.
     pub stop_timeout_s: f64,
+    /// Unix time in microseconds of the run's clock origin, per the coordinator's clock: the
+    /// instant load began. Second N of the run is `[origin + N s, origin + N + 1 s)`; every
+    /// sample is attributed to the second it completed in, on every worker alike (workers'
+    /// clocks are assumed synchronised, e.g. by NTP; an offset shifts their samples by it).
+    pub clock_origin_unix_us: i64,
+}
+
+impl RunSpec {
+    /// The clock origin as a `SystemTime`.
+    pub fn clock_origin(&self) -> std::time::SystemTime {
+        let us = Duration::from_micros(self.clock_origin_unix_us.unsigned_abs());
+        if self.clock_origin_unix_us >= 0 {
+            std::time::UNIX_EPOCH + us
+        } else {
+            std::time::UNIX_EPOCH - us
+        }
+    }
+
+    /// The local `Instant` of the clock origin: `now` shifted by how far the origin is from
+    /// this machine's wall clock.
+    pub fn clock_origin_instant(&self, now: Instant, wall_now: std::time::SystemTime) -> Instant {
+        let origin = self.clock_origin();
+        match wall_now.duration_since(origin) {
+            Ok(ago) => now.checked_sub(ago).unwrap_or(now),
+            Err(ahead) => now.checked_add(ahead.duration()).unwrap_or(now),
+        }
+    }
+}
+
+/// Unix time in microseconds (0 before the epoch, saturated far after it).
+pub fn unix_us(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// What completed in one second of the run on one worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondDelta {
+    /// The second of the run (0 = the first, from the clock origin).
+    pub second: u64,
+    pub delta: StatsDelta,
 }
 
 impl RunSpec {
@@ -88,6 +133,19 @@ pub enum ToWorker {
     Heartbeat,
 }
 
+/// A virtual user whose task panicked: it is gone, and the run cannot be what was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDeath {
+    /// The user's id on its worker.
+    pub user: u64,
+    /// Index of its user class in the scenario.
+    pub class: usize,
+    /// The task it was on (its statistics name), if it had begun one.
+    pub task: Option<String>,
+    /// The panic's message.
+    pub message: String,
+}
+
 /// Worker → coordinator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -97,14 +155,22 @@ pub enum FromWorker {
         name: String,
         engine_version: String,
     },
-    /// What happened since the previous `Stats` of this run (sent every second).
+    /// What completed since the previous `Stats` of this run, per second of the run (sent
+    /// just after each whole second of the run ends). A sample recorded after its second was
+    /// sent comes in a later message, still under its own second.
     Stats {
         run_id: String,
         seq: u64,
         users: u32,
         /// Every assigned user was spawned and has finished its iterations.
         done: bool,
-        delta: StatsDelta,
+        /// Seconds with samples, ascending.
+        seconds: Vec<SecondDelta>,
+        /// Every sample of the seconds before this one has now been sent.
+        complete_through: u64,
+        /// Users that died since the previous `Stats` (each also counted in `delta` as an
+        /// `internal` failure of the task it was on).
+        died: Vec<UserDeath>,
     },
     /// All users of the run have ended; the last `Stats` (seq `last_seq`) was the final one.
     Finished {
@@ -130,12 +196,36 @@ mod tests {
             key_prefix: "chopsticks/r/".into(),
             iterations: None,
             stop_timeout_s: 1.0,
+            clock_origin_unix_us: 0,
         };
         assert_eq!(spec.user_prefix(3, 7), "chopsticks/r/w3/u7/");
         assert_eq!(spec.user_key(3, 7, 42), "chopsticks/r/w3/u7/42");
         // u1's keys are not under u11's prefix, nor the other way round.
         assert!(!spec.user_key(3, 1, 1).starts_with(&spec.user_prefix(3, 11)));
         assert!(!spec.user_key(3, 11, 1).starts_with(&spec.user_prefix(3, 1)));
+    }
+
+    #[test]
+    fn the_clock_origin_maps_to_this_machines_instants() {
+        let (scenario, _) = Scenario::resolve("s3_small_objects").unwrap();
+        let wall = std::time::SystemTime::now();
+        let now = Instant::now();
+        let mut spec = RunSpec {
+            run_id: "r".into(),
+            scenario,
+            seed: 1,
+            key_prefix: "chopsticks/r/".into(),
+            iterations: None,
+            stop_timeout_s: 1.0,
+            clock_origin_unix_us: unix_us(wall - Duration::from_millis(2500)),
+        };
+        let origin = spec.clock_origin_instant(now, wall);
+        let ago = now.duration_since(origin);
+        assert!((ago.as_secs_f64() - 2.5).abs() < 1e-5, "{ago:?}");
+        // An origin ahead of this clock (a skewed worker) maps into the future.
+        spec.clock_origin_unix_us = unix_us(wall + Duration::from_millis(300));
+        let ahead = spec.clock_origin_instant(now, wall).duration_since(now);
+        assert!((ahead.as_secs_f64() - 0.3).abs() < 1e-5, "{ahead:?}");
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Measured results: per task name, HdrHistograms of latency and time to first byte
 //! (microseconds, 3 significant digits), request/failure counts, bytes, and failures by kind.
+//! Latency and TTFB hold successful requests only; a failed request's time goes to its own
+//! `failure_latency` histogram, so a burst of fast refusals cannot pull the percentiles down.
 //!
 //! [`TaskStats`] is both an interval delta (what a worker sends each second) and a running
 //! total (what the coordinator keeps); merging is exact histogram addition, so merged
 //! percentiles equal those of one histogram fed every sample. Histograms travel as
 //! HdrHistogram V2+deflate, base64 in JSON. The [`Recorder`] is the hot path: users record
-//! into a few mutex-guarded shards that a once-a-second `take` drains.
+//! into a few mutex-guarded shards, each outcome under the second of the run it completed
+//! in, which a once-a-second `take_before` drains.
 
 use crate::driver::{FailureKind, OpError};
 use base64::Engine as _;
@@ -14,7 +17,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Significant digits kept by every histogram.
 pub const SIGFIG: u8 = 3;
@@ -238,8 +241,12 @@ pub struct TaskStats {
     pub aborted: u64,
     /// Tasks not executed because there was no object to act on yet.
     pub skipped: u64,
+    /// Successful requests only.
     pub latency: Hist,
+    /// Successful reads only.
     pub ttfb: Hist,
+    /// Failed requests only: how long a request took to fail.
+    pub failure_latency: Hist,
     /// Keyed by the kind's display text, so JSON keys read like `failures.csv`.
     pub failures_by_kind: BTreeMap<String, FailureCount>,
 }
@@ -253,6 +260,7 @@ impl TaskStats {
         self.skipped += other.skipped;
         self.latency.add(&other.latency);
         self.ttfb.add(&other.ttfb);
+        self.failure_latency.add(&other.failure_latency);
         for (k, f) in &other.failures_by_kind {
             self.failures_by_kind
                 .entry(k.clone())
@@ -274,14 +282,17 @@ impl TaskStats {
                 error,
             } => {
                 self.requests += 1;
-                self.latency.record(*latency);
-                if let Some(t) = ttfb {
-                    self.ttfb.record(*t);
-                }
                 match error {
-                    None => self.bytes += bytes,
+                    None => {
+                        self.bytes += bytes;
+                        self.latency.record(*latency);
+                        if let Some(t) = ttfb {
+                            self.ttfb.record(*t);
+                        }
+                    }
                     Some(e) => {
                         self.failures += 1;
+                        self.failure_latency.record(*latency);
                         let key = e.kind.to_string();
                         self.failures_by_kind
                             .entry(key)
@@ -358,61 +369,115 @@ impl StatsDelta {
 /// Number of shards users record into; a power of two comfortably above the core count.
 const SHARDS: usize = 8;
 
-/// Where users record outcomes. Task names are fixed per run and addressed by index.
+/// One shard: per second of the run (oldest first), per task index, what completed in it.
+/// Usually one or two seconds are open at once, so a short list beats a map.
+type Shard = Vec<(u64, Vec<TaskStats>)>;
+
+/// Where users record outcomes. Task names are fixed per run and addressed by index. Every
+/// outcome goes to the second of the run it completed in (seconds count from `origin`, the
+/// run's clock origin on this machine), so a delta is exactly the samples of its seconds,
+/// whenever it is taken.
 pub struct Recorder {
     names: Vec<String>,
-    shards: Vec<Mutex<Vec<TaskStats>>>,
+    /// Second 0 of the run begins here.
+    origin: Instant,
+    shards: Vec<Mutex<Shard>>,
 }
 
 impl Recorder {
+    /// A recorder whose second 0 begins now.
     pub fn new(names: Vec<String>) -> Recorder {
-        let shards = (0..SHARDS)
-            .map(|_| Mutex::new(vec![TaskStats::default(); names.len()]))
-            .collect();
-        Recorder { names, shards }
+        Recorder::with_origin(names, Instant::now())
+    }
+
+    /// A recorder whose second 0 begins at `origin` (the run's clock origin on this machine).
+    pub fn with_origin(names: Vec<String>, origin: Instant) -> Recorder {
+        let shards = (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect();
+        Recorder {
+            names,
+            origin,
+            shards,
+        }
     }
 
     pub fn names(&self) -> &[String] {
         &self.names
     }
 
-    /// Records one outcome of task `task` for user `user` (which picks the shard).
-    pub fn record(&self, user: u64, task: usize, outcome: &Outcome) {
-        let shard = &self.shards[(user as usize) % SHARDS];
-        let mut tasks = shard.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = tasks.get_mut(task) {
-            t.record(outcome);
-        }
+    /// The second of the run `at` falls in (0 before the origin).
+    pub fn second_of(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_secs()
     }
 
-    /// Everything recorded since the last call; resets the shards.
-    pub fn take(&self) -> StatsDelta {
-        let mut merged: Vec<TaskStats> = vec![TaskStats::default(); self.names.len()];
+    /// Records one outcome of task `task` for user `user` (which picks the shard), in the
+    /// second that is current now.
+    pub fn record(&self, user: u64, task: usize, outcome: &Outcome) {
+        self.record_at(self.second_of(Instant::now()), user, task, outcome);
+    }
+
+    /// Records one outcome in second `second`.
+    pub fn record_at(&self, second: u64, user: u64, task: usize, outcome: &Outcome) {
+        if task >= self.names.len() {
+            return;
+        }
+        let shard = &self.shards[(user as usize) % SHARDS];
+        let mut seconds = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = match seconds.iter().rposition(|(s, _)| *s == second) {
+            Some(i) => i,
+            None => {
+                // Keep the list in second order: outcomes nearly always land in the newest.
+                let at = seconds.partition_point(|(s, _)| *s < second);
+                seconds.insert(at, (second, vec![TaskStats::default(); self.names.len()]));
+                at
+            }
+        };
+        seconds[slot].1[task].record(outcome);
+    }
+
+    /// Everything recorded for seconds before `limit`, per second (ascending); those seconds
+    /// are emptied. Later seconds stay.
+    pub fn take_before(&self, limit: u64) -> Vec<(u64, StatsDelta)> {
+        let mut merged: Vec<(u64, Vec<TaskStats>)> = Vec::new();
         for shard in &self.shards {
-            let mut tasks = shard.lock().unwrap_or_else(|p| p.into_inner());
-            for (acc, t) in merged.iter_mut().zip(tasks.iter_mut()) {
-                if !t.is_empty() {
-                    acc.merge(t);
-                    t.requests = 0;
-                    t.failures = 0;
-                    t.bytes = 0;
-                    t.aborted = 0;
-                    t.skipped = 0;
-                    t.latency.reset();
-                    t.ttfb.reset();
-                    t.failures_by_kind.clear();
+            let mut seconds = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let n = seconds.partition_point(|(s, _)| *s < limit);
+            for (second, tasks) in seconds.drain(..n) {
+                match merged.iter_mut().find(|(s, _)| *s == second) {
+                    Some((_, acc)) => {
+                        for (a, t) in acc.iter_mut().zip(&tasks) {
+                            a.merge(t);
+                        }
+                    }
+                    None => merged.push((second, tasks)),
                 }
             }
         }
-        StatsDelta {
-            tasks: self
-                .names
-                .iter()
-                .cloned()
-                .zip(merged)
-                .filter(|(_, t)| !t.is_empty())
-                .collect(),
+        merged.sort_by_key(|(s, _)| *s);
+        merged
+            .into_iter()
+            .map(|(second, tasks)| {
+                let delta = StatsDelta {
+                    tasks: self
+                        .names
+                        .iter()
+                        .cloned()
+                        .zip(tasks)
+                        .filter(|(_, t)| !t.is_empty())
+                        .collect(),
+                };
+                (second, delta)
+            })
+            .filter(|(_, d)| !d.tasks.is_empty())
+            .collect()
+    }
+
+    /// Everything recorded so far, all seconds merged; empties the recorder.
+    pub fn take(&self) -> StatsDelta {
+        let mut all = StatsDelta::default();
+        for (_, d) in self.take_before(u64::MAX) {
+            all.merge(&d);
         }
+        all
     }
 }
 
@@ -446,6 +511,68 @@ mod tests {
         assert_eq!(d.tasks["get"].bytes, 0);
         assert_eq!(d.tasks["get"].skipped, 1);
         assert_eq!(d.tasks["get"].failures_by_kind["integrity"].count, 100);
+        // Failed requests are not latency: they have their own histogram.
+        assert_eq!(d.tasks["put"].latency.count(), 100);
+        assert_eq!(d.tasks["put"].ttfb.count(), 100);
+        assert_eq!(d.tasks["put"].failure_latency.count(), 0);
+        assert_eq!(d.tasks["get"].latency.count(), 0);
+        assert_eq!(d.tasks["get"].ttfb.count(), 0);
+        assert_eq!(d.tasks["get"].failure_latency.count(), 100);
+        assert!(r.take().is_empty());
+    }
+
+    #[test]
+    fn fast_failures_do_not_pull_the_latency_percentiles_down() {
+        let mut t = TaskStats::default();
+        // 30 successes of 100 ms, 70 refusals of 1 ms: most requests failed fast.
+        for _ in 0..30 {
+            t.record(&done(100, None));
+        }
+        for _ in 0..70 {
+            t.record(&done(1, Some(FailureKind::Connection)));
+        }
+        assert_eq!((t.requests, t.failures), (100, 70));
+        assert_eq!(t.latency.count(), 30);
+        assert_eq!(t.failure_latency.count(), 70);
+        assert!((t.latency.quantile_ms(0.5) - 100.0).abs() < 0.1);
+        assert!((t.failure_latency.quantile_ms(0.5) - 1.0).abs() < 0.01);
+        let mut merged = TaskStats::default();
+        merged.merge(&t);
+        merged.merge(&t);
+        assert_eq!(merged.failure_latency.count(), 140);
+        assert_eq!(merged.latency.count(), 60);
+    }
+
+    #[test]
+    fn outcomes_go_to_the_second_they_completed_in() {
+        let origin = Instant::now();
+        let r = Recorder::with_origin(vec!["put".into()], origin);
+        assert_eq!(r.second_of(origin + Duration::from_millis(999)), 0);
+        assert_eq!(r.second_of(origin + Duration::from_millis(1000)), 1);
+        // Before the origin (a clock step): second 0.
+        assert_eq!(
+            r.second_of(
+                origin
+                    .checked_sub(Duration::from_millis(5))
+                    .unwrap_or(origin)
+            ),
+            0
+        );
+        for (second, n) in [(0u64, 3u64), (1, 5), (2, 7), (4, 1)] {
+            for u in 0..n {
+                r.record_at(second, u, 0, &done(1, None));
+            }
+        }
+        // A straggler of second 1 after seconds 2 and 4 were recorded.
+        r.record_at(1, 9, 0, &done(1, None));
+        let first = r.take_before(2);
+        let counts: Vec<(u64, u64)> = first.iter().map(|(s, d)| (*s, d.requests())).collect();
+        assert_eq!(counts, [(0, 3), (1, 6)]);
+        // Taken seconds are gone; later ones stay until their turn.
+        assert!(r.take_before(2).is_empty());
+        let rest = r.take_before(u64::MAX);
+        let counts: Vec<(u64, u64)> = rest.iter().map(|(s, d)| (*s, d.requests())).collect();
+        assert_eq!(counts, [(2, 7), (4, 1)]);
         assert!(r.take().is_empty());
     }
 

@@ -10,6 +10,10 @@ use std::fmt::Write as _;
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
+    /// Samples in the histogram (for `latency_ms`: successful requests; for
+    /// `failure_latency_ms`: failed ones). Absent in summaries written before it existed.
+    #[serde(default)]
+    pub count: u64,
     pub min: f64,
     pub mean: f64,
     pub p50: f64,
@@ -28,6 +32,7 @@ pub struct Percentiles {
 impl Percentiles {
     pub fn of(h: &Hist) -> Percentiles {
         Percentiles {
+            count: h.count(),
             min: h.min_ms(),
             mean: h.mean_ms(),
             p50: h.quantile_ms(0.50),
@@ -78,9 +83,14 @@ pub struct TaskSummary {
     /// Payload throughput in MB/s (10^6 bytes).
     pub mb_per_s: f64,
     pub avg_size: f64,
+    /// Successful requests only (failures are in `failure_latency_ms`).
     pub latency_ms: Percentiles,
-    /// Time to first byte, for reads.
+    /// Time to first byte of successful reads.
     pub ttfb_ms: Option<Percentiles>,
+    /// How long failed requests took to fail; `None` when none failed. Absent in summaries
+    /// written before failures were kept apart.
+    #[serde(default)]
+    pub failure_latency_ms: Option<Percentiles>,
 }
 
 impl TaskSummary {
@@ -111,6 +121,8 @@ impl TaskSummary {
             },
             latency_ms: Percentiles::of(&t.latency),
             ttfb_ms: (t.ttfb.count() > 0).then(|| Percentiles::of(&t.ttfb)),
+            failure_latency_ms: (t.failure_latency.count() > 0)
+                .then(|| Percentiles::of(&t.failure_latency)),
         }
     }
 }

@@ -48,6 +48,13 @@ struct TaskProgram {
     parts_in_flight: u32,
 }
 
+impl ClassProgram {
+    /// The statistics index of the class's first task.
+    pub fn first_stat(&self) -> Option<usize> {
+        self.tasks.first().map(|t| t.stat)
+    }
+}
+
 /// The prefilled objects: key, content and size all follow from the index and run seed.
 struct SharedPool {
     objects: u64,
@@ -137,6 +144,49 @@ pub struct RunContext<D> {
     pub program: Arc<Program>,
     pub recorder: Arc<Recorder>,
     pub worker_id: u32,
+    /// Test-only fault injection (see [`TEST_PANIC_ENV`]): user 0 panics after recording
+    /// this many outcomes. `None` in every real run.
+    pub test_panic_after: Option<u64>,
+}
+
+/// TEST ONLY, never set in production: `CHOPSTICKS_TEST_USER_PANIC_AFTER=N` makes user 0 of
+/// each worker panic right after recording its N-th outcome, so tests can check with the real
+/// binary that a user that dies is reported and fails the run, without relying on a real bug.
+pub const TEST_PANIC_ENV: &str = "CHOPSTICKS_TEST_USER_PANIC_AFTER";
+
+/// Reads [`TEST_PANIC_ENV`]; anything but a whole number leaves it off.
+pub fn test_panic_after_from_env() -> Option<u64> {
+    let n = std::env::var(TEST_PANIC_ENV).ok()?.trim().parse().ok()?;
+    log::warn!("{TEST_PANIC_ENV}={n} is set: user 0 will panic on purpose (a test hook)");
+    Some(n)
+}
+
+/// What a user is doing, kept outside the user so it can still be read after the user's task
+/// panicked: the statistics index of its current task and when that task began.
+#[derive(Debug, Default)]
+pub struct Progress(std::sync::Mutex<Option<(usize, Instant)>>);
+
+impl Progress {
+    fn begin(&self, stat: usize) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((stat, Instant::now()));
+    }
+
+    /// The current (or last) task's statistics index and how long ago it began.
+    pub fn current(&self) -> Option<(usize, Duration)> {
+        let at = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        at.map(|(stat, started)| (stat, started.elapsed()))
+    }
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
 }
 
 /// An object a user wrote.
@@ -189,13 +239,20 @@ impl<D: Driver> User<D> {
         }
     }
 
-    /// Runs until `stop` (finish the current request first) or `abort` (cut it off).
-    pub async fn run(mut self, stop: CancellationToken, abort: CancellationToken) -> UserEnd {
+    /// Runs until `stop` (finish the current request first) or `abort` (cut it off). Notes its
+    /// current task in `progress`, so a supervisor can tell what it was doing if it panics.
+    pub async fn run(
+        mut self,
+        stop: CancellationToken,
+        abort: CancellationToken,
+        progress: &Progress,
+    ) -> UserEnd {
         let ctx = Arc::clone(&self.ctx);
         let class = &ctx.program.classes[self.class];
         let iterations = ctx.spec.iterations;
         let mut done_iterations = 0u64;
         let mut step = 0usize;
+        let mut recorded = 0u64;
         loop {
             if stop.is_cancelled() {
                 return UserEnd::Stopped;
@@ -208,6 +265,7 @@ impl<D: Driver> User<D> {
                 None => class.order[step % class.order.len().max(1)],
             };
             let task = &class.tasks[task_index];
+            progress.begin(task.stat);
             let started = Instant::now();
             let outcome = {
                 // Pinned on the stack: no allocation per request.
@@ -220,6 +278,10 @@ impl<D: Driver> User<D> {
             };
             let aborted = matches!(outcome, Outcome::Aborted);
             ctx.recorder.record(self.id, task.stat, &outcome);
+            recorded += 1;
+            if self.id == 0 && ctx.test_panic_after == Some(recorded) {
+                panic!("{TEST_PANIC_ENV}: user 0 panics after {recorded} outcomes, as asked");
+            }
             if aborted {
                 return UserEnd::Stopped;
             }

@@ -3,14 +3,18 @@
 //! [`serve`] is one coordinator session over a [`Link`] — in-process channels in a standalone
 //! run, a WebSocket for a worker daemon: the same code either way. It is a single task that
 //! owns the run's users: it spawns them at the assigned rate, retires extras when the plan
-//! shrinks, sends a stats delta every second, and on `Stop` lets in-flight requests finish
+//! shrinks, sends the stats of each second of the run just after it ends (seconds counted
+//! from the run's clock origin, the same on every worker), and on `Stop` lets in-flight requests finish
 //! (up to the run's stop timeout) before reporting the final delta and `Finished`. If the
 //! link closes, the coordinator is gone: users are cut off and `serve` returns.
 
 use crate::driver::Driver;
-use crate::protocol::{FromWorker, RunSpec, ToWorker};
-use crate::stats::{Recorder, StatsDelta};
-use crate::user::{Program, RunContext, User, UserEnd};
+use crate::driver::{FailureKind, OpError};
+use crate::protocol::{FromWorker, RunSpec, SecondDelta, ToWorker, UserDeath};
+use crate::stats::{Outcome, Recorder, StatsDelta};
+use crate::user::{panic_message, Program, Progress, RunContext, User, UserEnd};
+use futures::FutureExt as _;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +74,7 @@ pub async fn serve<D: Driver>(
     let mut last_heard = Instant::now();
 
     let end = loop {
+        let report_at = run.as_ref().map(|r| r.next_report());
         let spawning = run.as_ref().is_some_and(|r| r.crew.wants_spawn());
         let has_users = run.as_ref().is_some_and(|r| !r.crew.set.is_empty());
         let abort_at = run.as_ref().and_then(|r| r.abort_at);
@@ -113,10 +118,14 @@ pub async fn serve<D: Driver>(
                     log::warn!("no word from the coordinator for {}s", COORDINATOR_SILENCE.as_secs());
                     break SessionEnd::CoordinatorLost;
                 }
-                let msg = match run.as_mut() {
-                    Some(r) => r.stats_message(),
-                    None => FromWorker::Heartbeat { users: 0 },
-                };
+                // During a run, the stats sent each second of the run say we are alive.
+                if run.is_none() && link.tx.send(FromWorker::Heartbeat { users: 0 }).await.is_err() {
+                    break SessionEnd::CoordinatorLost;
+                }
+            }
+            _ = async { sleep_until(report_at.unwrap_or_else(Instant::now)).await }, if report_at.is_some() => {
+                let Some(r) = run.as_mut() else { continue };
+                let msg = r.stats_message(false);
                 if link.tx.send(msg).await.is_err() {
                     break SessionEnd::CoordinatorLost;
                 }
@@ -143,7 +152,7 @@ pub async fn serve<D: Driver>(
             .is_some_and(|r| r.abort_at.is_some() && r.crew.set.is_empty())
         {
             if let Some(mut r) = run.take() {
-                let last = r.stats_message();
+                let last = r.stats_message(true);
                 let last_seq = r.seq;
                 let finished = FromWorker::Finished {
                     run_id: r.spec.run_id.clone(),
@@ -168,11 +177,20 @@ pub async fn serve<D: Driver>(
     end
 }
 
+/// How long after a second of the run ends its stats are taken: outcomes are recorded the
+/// moment their request completes, this only lets a user that just completed one get it in.
+/// One recorded later still reaches the coordinator, under its own second, a second later.
+const REPORT_LAG: Duration = Duration::from_millis(100);
+
 /// A run as one worker sees it.
 struct ActiveRun<D> {
     spec: Arc<RunSpec>,
     crew: Crew<D>,
     recorder: Arc<Recorder>,
+    /// The run's clock origin on this machine's monotonic clock.
+    origin: Instant,
+    /// Every second before this one has been reported.
+    reported_through: u64,
     seq: u64,
     totals: StatsDelta,
     /// Set when stopping: when in-flight requests are cut off.
@@ -182,7 +200,15 @@ struct ActiveRun<D> {
 impl<D: Driver> ActiveRun<D> {
     fn new(driver: Arc<D>, worker_id: u32, spec: RunSpec) -> ActiveRun<D> {
         let program = Arc::new(Program::new(&spec.scenario));
-        let recorder = Arc::new(Recorder::new(program.task_names.clone()));
+        let origin = Instant::from_std(
+            spec.clock_origin_instant(std::time::Instant::now(), std::time::SystemTime::now()),
+        );
+        let recorder = Arc::new(Recorder::with_origin(
+            program.task_names.clone(),
+            origin.into_std(),
+        ));
+        // A worker that joins mid-run has nothing to say about the seconds before it came.
+        let reported_through = recorder.second_of(std::time::Instant::now());
         let spec = Arc::new(spec);
         let ctx = Arc::new(RunContext {
             driver,
@@ -190,15 +216,23 @@ impl<D: Driver> ActiveRun<D> {
             program: Arc::clone(&program),
             recorder: Arc::clone(&recorder),
             worker_id,
+            test_panic_after: crate::user::test_panic_after_from_env(),
         });
         ActiveRun {
             crew: Crew::new(ctx),
             spec,
             recorder,
+            origin,
+            reported_through,
             seq: 0,
             totals: StatsDelta::default(),
             abort_at: None,
         }
+    }
+
+    /// When the next stats are due: just after the current second of the run ends.
+    fn next_report(&self) -> Instant {
+        self.origin + Duration::from_secs(self.reported_through + 1) + REPORT_LAG
     }
 
     fn begin_stop(&mut self, abort: bool) {
@@ -223,16 +257,38 @@ impl<D: Driver> ActiveRun<D> {
         }
     }
 
-    fn stats_message(&mut self) -> FromWorker {
-        let delta = self.recorder.take();
-        self.totals.merge(&delta);
+    /// The seconds that have ended (all of them when `last`: users are gone), per second.
+    fn stats_message(&mut self, last: bool) -> FromWorker {
+        let now = self.recorder.second_of(
+            (Instant::now().checked_sub(REPORT_LAG))
+                .unwrap_or_else(Instant::now)
+                .into_std(),
+        );
+        let through = if last {
+            self.recorder.second_of(std::time::Instant::now()) + 1
+        } else {
+            now
+        }
+        .max(self.reported_through);
+        let seconds: Vec<SecondDelta> = self
+            .recorder
+            .take_before(if last { u64::MAX } else { through })
+            .into_iter()
+            .map(|(second, delta)| SecondDelta { second, delta })
+            .collect();
+        for s in &seconds {
+            self.totals.merge(&s.delta);
+        }
+        self.reported_through = through;
         self.seq += 1;
         FromWorker::Stats {
             run_id: self.spec.run_id.clone(),
             seq: self.seq,
             users: self.crew.running(),
             done: self.crew.done(),
-            delta,
+            seconds,
+            complete_through: through,
+            died: std::mem::take(&mut self.crew.died),
         }
     }
 
@@ -258,6 +314,10 @@ impl<D: Driver> ActiveRun<D> {
     }
 }
 
+/// How a user's task ended: user id, class, its end or the message of the panic that killed
+/// it, and what it was doing.
+type Ended = (u64, usize, Result<UserEnd, String>, Arc<Progress>);
+
 /// The users of one run on this worker.
 struct Crew<D> {
     ctx: Arc<RunContext<D>>,
@@ -268,7 +328,13 @@ struct Crew<D> {
     live: Vec<Vec<(u64, CancellationToken)>>,
     /// Users per class that ran all their iterations (they count towards the target).
     done: Vec<u32>,
-    set: JoinSet<(u64, usize, UserEnd)>,
+    /// Users per class that died (panicked). They count towards the target: a dead user is
+    /// not replaced, the run fails instead, so what it measured is not passed off as asked.
+    dead: Vec<u32>,
+    /// Deaths not yet reported to the coordinator.
+    died: Vec<UserDeath>,
+    /// Each user's end: how it ended, or the message of the panic that killed it.
+    set: JoinSet<Ended>,
     next_id: u64,
     credit: f64,
     last_credit: Instant,
@@ -285,6 +351,8 @@ impl<D: Driver> Crew<D> {
             rate: 0.0,
             live: vec![Vec::new(); classes],
             done: vec![0; classes],
+            dead: vec![0; classes],
+            died: Vec::new(),
             set: JoinSet::new(),
             next_id: 0,
             credit: 0.0,
@@ -299,7 +367,7 @@ impl<D: Driver> Crew<D> {
     }
 
     fn deficit(&self, class: usize) -> u32 {
-        let have = self.live[class].len() as u32 + self.done[class];
+        let have = self.live[class].len() as u32 + self.done[class] + self.dead[class];
         self.targets[class].saturating_sub(have)
     }
 
@@ -329,7 +397,8 @@ impl<D: Driver> Crew<D> {
         self.rate = rate.max(0.0);
         // Retire the newest users of classes that now have too many.
         for class in 0..self.targets.len() {
-            let want = self.targets[class].saturating_sub(self.done[class]) as usize;
+            let want =
+                self.targets[class].saturating_sub(self.done[class] + self.dead[class]) as usize;
             while self.live[class].len() > want {
                 if let Some((_, token)) = self.live[class].pop() {
                     token.cancel();
@@ -368,23 +437,87 @@ impl<D: Driver> Crew<D> {
             let user = User::new(Arc::clone(&self.ctx), id, class);
             let abort = self.abort.clone();
             let user_stop = token.clone();
-            self.set
-                .spawn(async move { (id, class, user.run(user_stop, abort).await) });
+            let progress = Arc::new(Progress::default());
+            // Supervised: a panic ends this user only, and is caught here to be reported.
+            self.set.spawn(async move {
+                let ended = AssertUnwindSafe(user.run(user_stop, abort, &progress))
+                    .catch_unwind()
+                    .await
+                    .map_err(|payload| panic_message(&*payload));
+                (id, class, ended, progress)
+            });
             self.live[class].push((id, token));
         }
     }
 
-    fn reap(&mut self, joined: Result<(u64, usize, UserEnd), tokio::task::JoinError>) {
+    #[allow(clippy::type_complexity)]
+    fn reap(
+        &mut self,
+        joined: Result<
+            (u64, usize, Result<UserEnd, String>, Arc<Progress>),
+            tokio::task::JoinError,
+        >,
+    ) {
         match joined {
-            Ok((id, class, end)) => {
+            Ok((id, class, end, progress)) => {
                 let before = self.live[class].len();
                 self.live[class].retain(|(uid, _)| *uid != id);
-                if end == UserEnd::Done && self.live[class].len() < before {
-                    self.done[class] += 1;
+                let was_live = self.live[class].len() < before;
+                match end {
+                    Ok(UserEnd::Done) if was_live => self.done[class] += 1,
+                    Ok(_) => {}
+                    Err(message) => self.bury(id, class, message, &progress, was_live),
                 }
             }
-            Err(e) => log::error!("a virtual user task failed: {e}"),
+            // Users' panics are caught inside their task; this is a cancelled task.
+            Err(e) => log::error!("a virtual user task ended abnormally: {e}"),
         }
+    }
+
+    /// Records user `id`'s death: an `internal` failure of the task it was on (timed from that
+    /// task's start), a death to report, and a place that will not be refilled.
+    fn bury(
+        &mut self,
+        id: u64,
+        class: usize,
+        message: String,
+        progress: &Progress,
+        was_live: bool,
+    ) {
+        let program = &self.ctx.program;
+        let current = progress.current();
+        let stat = current
+            .map(|(stat, _)| stat)
+            .or_else(|| program.classes[class].first_stat());
+        let task = stat.and_then(|s| program.task_names.get(s).cloned());
+        log::error!(
+            "run {}: user {id} died{}: {message}",
+            self.ctx.spec.run_id,
+            task.as_ref()
+                .map(|t| format!(" during task {t}"))
+                .unwrap_or_default()
+        );
+        if let Some(stat) = stat {
+            let outcome = Outcome::Done {
+                latency: current.map(|(_, d)| d).unwrap_or_default(),
+                ttfb: None,
+                bytes: 0,
+                error: Some(OpError::new(
+                    FailureKind::Internal,
+                    format!("user {id} died: {message}"),
+                )),
+            };
+            self.ctx.recorder.record(id, stat, &outcome);
+        }
+        if was_live {
+            self.dead[class] += 1;
+        }
+        self.died.push(UserDeath {
+            user: id,
+            class,
+            task,
+            message,
+        });
     }
 
     fn stop_all(&mut self) {

@@ -772,10 +772,10 @@ async fn malformed_hellos_are_refused_and_malformed_frames_do_not_hurt_the_coord
         Message::Text("{}".into()),
         Message::Text(r#"{"type":"nonsense"}"#.into()),
         Message::Text(
-            r#"{"type":"stats","run_id":"r","seq":1,"users":1,"done":false,"delta":{"tasks":{"t":{"requests":1,"failures":0,"bytes":0,"aborted":0,"skipped":0,"latency":"!!not base64!!","ttfb":"","failures_by_kind":{}}}}}"#
+            r#"{"type":"stats","run_id":"r","seq":1,"users":1,"done":false,"seconds":[{"second":0,"delta":{"tasks":{"t":{"requests":1,"failures":0,"bytes":0,"aborted":0,"skipped":0,"latency":"!!not base64!!","ttfb":"","failure_latency":"","failures_by_kind":{}}}}}],"complete_through":1,"died":[]}"#
                 .into(),
         ),
-        Message::Text(r#"{"type":"stats","run_id":"no-such-run","seq":7,"users":3,"done":false,"delta":{"tasks":{}}}"#.into()),
+        Message::Text(r#"{"type":"stats","run_id":"no-such-run","seq":7,"users":3,"done":false,"seconds":[],"complete_through":7,"died":[]}"#.into()),
         Message::Text(r#"{"type":"finished","run_id":"no-such-run","last_seq":7}"#.into()),
         hello(PROTOCOL_VERSION, "raw-again"),
         Message::Binary(vec![0xffu8; 64].into()),

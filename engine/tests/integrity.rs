@@ -55,6 +55,7 @@ verify: true
         key_prefix: format!("chopsticks/{run_id}/"),
         iterations: Some(ITERATIONS),
         stop_timeout_s: 5.0,
+        clock_origin_unix_us: chopsticks::protocol::unix_us(std::time::SystemTime::now()),
     }
 }
 
@@ -96,13 +97,15 @@ async fn coordinate_one_worker(driver: Arc<AnyDriver>, spec: &RunSpec) -> StatsD
                     run_id,
                     seq,
                     done,
-                    delta,
+                    seconds,
                     ..
                 }) => {
                     assert_eq!(run_id, spec.run_id);
                     assert_eq!(seq, last_seq + 1, "stats messages arrive in order");
                     last_seq = seq;
-                    merged.merge(&delta);
+                    for s in &seconds {
+                        merged.merge(&s.delta);
+                    }
                     if done && !stop_sent {
                         stop_sent = true;
                         send(ToWorker::Stop {

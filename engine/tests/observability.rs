@@ -218,8 +218,9 @@ async fn metrics_and_hlog_match_the_summary() {
             );
         }
 
-        // The histogram: monotone buckets ending in every request, each bucket the exact
-        // count of recorded values at or below its bound.
+        // The histogram: monotone buckets ending in every successful request (failures'
+        // times are not latency), each bucket the exact count of recorded values at or below
+        // its bound.
         let Some(Value::Histogram(buckets)) =
             sample(&scrape, "chopsticks_request_duration_seconds", &task)
         else {
@@ -233,14 +234,16 @@ async fn metrics_and_hlog_match_the_summary() {
         );
         let last = buckets.last().expect("buckets");
         assert!(last.less_than.is_infinite());
-        assert_eq!(last.count as u64, t.requests);
+        let ok = t.requests - t.failures;
+        assert_eq!(t.latency_ms.count, ok, "{}", t.name);
+        assert_eq!(last.count as u64, ok);
         assert_eq!(
             scalar(sample(
                 &scrape,
                 "chopsticks_request_duration_seconds_count",
                 &task
             )) as u64,
-            t.requests
+            ok
         );
         let h = &hdr[&tag_for(&t.name, false)];
         for b in buckets.iter().filter(|b| b.less_than.is_finite()) {
@@ -260,12 +263,18 @@ async fn metrics_and_hlog_match_the_summary() {
         );
     }
 
-    // histograms.hlog: per task, the intervals add up to every request of the summary.
+    // histograms.hlog: per task, the intervals add up to every successful request of the
+    // summary.
     for t in &summary.tasks {
         let h = hdr
             .get(&tag_for(&t.name, false))
             .unwrap_or_else(|| panic!("no {} histograms in {:?}", t.name, hdr.keys()));
-        assert_eq!(h.len(), t.requests, "{}: hlog intervals vs summary", t.name);
+        assert_eq!(
+            h.len(),
+            t.requests - t.failures,
+            "{}: hlog intervals vs summary",
+            t.name
+        );
         assert_eq!(h.max() as f64 / 1000.0, t.latency_ms.max, "{} max", t.name);
     }
     let known: Vec<String> = summary

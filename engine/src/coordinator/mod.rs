@@ -6,6 +6,7 @@
 //! handle the standalone CLI, the control API and the worker transport talk to.
 
 mod prepare;
+mod seconds;
 
 pub use prepare::{
     cleanup, cleanup_earlier_run, explain, incomplete_message, key_prefix, prepare,
@@ -28,6 +29,7 @@ use crate::summary::Summary;
 use crate::worker::Link;
 use crate::workload::TargetInfo;
 use crate::{duration, plan};
+use seconds::{Placement, SecondAssembler};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +43,9 @@ pub const MISSING_AFTER: Duration = Duration::from_secs(3);
 pub const DROP_AFTER: Duration = Duration::from_secs(60);
 /// Extra time, beyond the run's stop timeout, to wait for workers to report their last stats.
 const FINISH_GRACE: Duration = Duration::from_secs(15);
+/// How long after a second of the run ends the coordinator waits for a worker that has not
+/// sent all of it before writing it without: as long as silence takes to mark a worker missing.
+const SECOND_GRACE: Duration = MISSING_AFTER;
 /// How often `summary.json` is refreshed while a run is going.
 const SUMMARY_EVERY: u64 = 2;
 
@@ -243,14 +248,19 @@ struct Run {
     class_weights: Vec<i64>,
     spawn_rate: f64,
     totals: StatsDelta,
-    interval: StatsDelta,
+    /// The seconds of the run not yet written to the history, as workers' deltas arrive.
+    seconds: SecondAssembler,
+    /// Requests that arrived after their second was written (in the totals, not the history).
+    late_requests: u64,
+    /// Rates of the last closed second (requests/s, failures/s, MB/s), for status.
     rates: (f64, f64, f64),
     participants: BTreeMap<u32, Participant>,
     ticks: u64,
     series: Vec<SeriesPoint>,
     hlog: Option<HistogramLog>,
-    /// When the current interval began.
-    interval_start: std::time::SystemTime,
+    /// Wall-clock time of the run's clock origin (second 0 begins; `load_started` on the
+    /// monotonic clock).
+    origin_wall: std::time::SystemTime,
 }
 
 /// The last run that ended, for status when idle.
@@ -521,7 +531,9 @@ impl<D: Driver> Actor<D> {
                 seq,
                 users,
                 done,
-                delta,
+                seconds,
+                complete_through,
+                died,
             } => {
                 if let Some(slot) = self.workers.get_mut(&id) {
                     slot.users = users;
@@ -537,13 +549,46 @@ impl<D: Driver> Actor<D> {
                     return;
                 }
                 p.record.stats_messages = seq;
-                p.record.requests += delta.requests();
-                p.record.failures += delta.failures();
-                p.record.bytes += delta.bytes();
+                for s in &seconds {
+                    p.record.requests += s.delta.requests();
+                    p.record.failures += s.delta.failures();
+                    p.record.bytes += s.delta.bytes();
+                }
                 p.users = users;
                 p.done = done;
-                run.totals.merge(&delta);
-                run.interval.merge(&delta);
+                for death in died {
+                    let name = self
+                        .workers
+                        .get(&id)
+                        .map(|s| s.name.as_str())
+                        .unwrap_or("?");
+                    let text = format!(
+                        "user {} of worker {name} (#{id}) died{}: {}; its results so far are kept, it is not replaced and the run will fail",
+                        death.user,
+                        death
+                            .task
+                            .as_ref()
+                            .map(|t| format!(" during task {t}"))
+                            .unwrap_or_default(),
+                        death.message
+                    );
+                    log::error!("run {}: {text}", run.spec.run_id);
+                    run.dir.event(&text);
+                    p.record.died_users.push(death);
+                }
+                for s in &seconds {
+                    run.totals.merge(&s.delta);
+                    if run.seconds.add(s.second, &s.delta) == Placement::Late {
+                        let late = s.delta.requests();
+                        run.late_requests += late;
+                        run.dir.event(&format!(
+                            "{late} requests of second {} from worker #{id} arrived after that second was written: they are in the totals, not in its history row",
+                            s.second
+                        ));
+                    }
+                }
+                run.seconds.complete_through(id, complete_through);
+                self.close_seconds();
             }
             FromWorker::Finished { run_id, last_seq } => {
                 let Some(run) = self.run.as_mut().filter(|r| r.spec.run_id == run_id) else {
@@ -758,6 +803,8 @@ impl<D: Driver> Actor<D> {
             key_prefix,
             iterations: request.iterations,
             stop_timeout_s,
+            // Set when load begins (see `prepared`), before any worker gets the spec.
+            clock_origin_unix_us: 0,
         });
         let record = RunRecord {
             run_id: run_id.clone(),
@@ -822,13 +869,14 @@ impl<D: Driver> Actor<D> {
             users_target: request.users,
             spawn_rate: request.spawn_rate,
             totals: StatsDelta::default(),
-            interval: StatsDelta::default(),
+            seconds: SecondAssembler::new(),
+            late_requests: 0,
             rates: (0.0, 0.0, 0.0),
             participants: BTreeMap::new(),
             ticks: 0,
             series: Vec::new(),
             hlog: None,
-            interval_start: std::time::SystemTime::now(),
+            origin_wall: std::time::SystemTime::now(),
         };
         let started = RunStarted {
             run_id: run_id.clone(),
@@ -889,8 +937,12 @@ impl<D: Driver> Actor<D> {
                 }
                 run.state = RunState::Spawning;
                 run.load_started = Some(Instant::now());
-                run.interval_start = std::time::SystemTime::now();
-                run.hlog = Some(HistogramLog::new(run.dir.path(), run.interval_start));
+                // The run's clock origin: second 0 begins now, on every worker alike.
+                run.origin_wall = std::time::SystemTime::now();
+                let mut spec = (*run.spec).clone();
+                spec.clock_origin_unix_us = crate::protocol::unix_us(run.origin_wall);
+                run.spec = Arc::new(spec);
+                run.hlog = Some(HistogramLog::new(run.dir.path(), run.origin_wall));
                 // The duration counts from the first user, not from preparation.
                 if let Some(d) = run.record.parameters.duration_s {
                     // Checked when the run was started: at most limits::RUN_TIME.
@@ -901,7 +953,11 @@ impl<D: Driver> Actor<D> {
                 }
                 run.record.started_at = Some(artifacts::now_rfc3339());
                 run.record.state = RunState::Spawning;
-                run.dir.event("state spawning");
+                let origin: chrono::DateTime<chrono::Utc> = run.origin_wall.into();
+                run.dir.event(&format!(
+                    "state spawning; second 0 of the run begins at {}",
+                    origin.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                ));
                 let _ = run.dir.write_json(artifacts::RUN_JSON, &run.record);
                 log::info!("run {run_id}: spawning {} users", run.users_target);
                 for id in self.active_workers() {
@@ -1036,8 +1092,19 @@ impl<D: Driver> Actor<D> {
         if run.load_started.is_some() && run.load_ended.is_none() {
             run.load_ended = Some(Instant::now());
         }
-        // The last partial second of stats belongs in the history too.
-        Self::flush_interval(run, &self.workers);
+        // Every second up to the end of the load belongs in the history, ready or not.
+        if let (Some(start), Some(end)) = (run.load_started, run.load_ended) {
+            // The second the load ended in; when it is cut short and holds nothing, it is no
+            // second of the run worth a row.
+            let mut last = end.duration_since(start).as_secs();
+            if last > 0 && run.seconds.last_pending().is_none_or(|p| p < last) {
+                last -= 1;
+            }
+            let last = run.seconds.last_pending().map_or(last, |p| p.max(last));
+            for (second, delta) in run.seconds.close_through(last) {
+                Self::write_second(run, &self.workers, second, &delta);
+            }
+        }
         let spec = Arc::clone(&run.spec);
         let events = self.events.clone();
         if spec.scenario.keep {
@@ -1122,6 +1189,35 @@ impl<D: Driver> Actor<D> {
         } else {
             run.record.reason = Some(format!("thresholds crossed: {}", crossed.join("; ")));
             RunState::Failed
+        };
+        // A run that lost users did not run the load that was asked: it fails, whatever else.
+        let deaths: Vec<String> =
+            run.participants
+                .values()
+                .flat_map(|p| {
+                    p.record.died_users.iter().map(|d| {
+                        format!("user {} of worker {}: {}", d.user, p.record.name, d.message)
+                    })
+                })
+                .collect();
+        let state = if deaths.is_empty() {
+            state
+        } else {
+            let first = deaths.first().cloned().unwrap_or_default();
+            let died = format!(
+                "{} virtual user{} died (an engine fault, counted as `internal` failures; see events.log), first {first}",
+                deaths.len(),
+                if deaths.len() == 1 { "" } else { "s" }
+            );
+            run.record.reason = Some(match run.record.reason.take() {
+                Some(other) => format!("{died}; {other}"),
+                None => died,
+            });
+            if matches!(state, RunState::Completed | RunState::Stopped) {
+                RunState::Failed
+            } else {
+                state
+            }
         };
         run.state = state;
         run.record.state = state;
@@ -1218,17 +1314,20 @@ impl<D: Driver> Actor<D> {
         };
         run.ticks += 1;
         if run.load_started.is_some() && !run.cleaning {
-            Self::flush_interval(run, &self.workers);
-            if run.ticks % SUMMARY_EVERY == 0 {
-                let summary = run_summary(run, load_seconds(run));
-                if let Err(e) = run.dir.write_summary(&summary) {
-                    log::warn!("{e}");
-                }
-                // Keep run.json's per-worker totals current, so a run cut by a crash keeps them.
-                sync_record(run);
-                if let Err(e) = run.dir.write_json(artifacts::RUN_JSON, &run.record) {
-                    log::warn!("{e}");
-                }
+            self.close_seconds();
+        }
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        if run.load_started.is_some() && !run.cleaning && run.ticks % SUMMARY_EVERY == 0 {
+            let summary = run_summary(run, load_seconds(run));
+            if let Err(e) = run.dir.write_summary(&summary) {
+                log::warn!("{e}");
+            }
+            // Keep run.json's per-worker totals current, so a run cut by a crash keeps them.
+            sync_record(run);
+            if let Err(e) = run.dir.write_json(artifacts::RUN_JSON, &run.record) {
+                log::warn!("{e}");
             }
         }
         let running_users: u32 = run.participants.values().map(|p| p.users).sum();
@@ -1267,16 +1366,62 @@ impl<D: Driver> Actor<D> {
         }
     }
 
-    /// Closes the current second: history rows and the rates shown in status.
-    fn flush_interval(run: &mut Run, workers: &BTreeMap<u32, Slot>) {
-        let interval = std::mem::take(&mut run.interval);
-        let now = std::time::SystemTime::now();
-        let start = std::mem::replace(&mut run.interval_start, now);
-        let span = now.duration_since(start).unwrap_or_default();
+    /// Writes every second of the run that is ready: each live participant has sent all of
+    /// it, or the grace period after its end has passed.
+    fn close_seconds(&mut self) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let Some(start) = run.load_started else {
+            return;
+        };
+        if run.cleaning {
+            return;
+        }
+        let waiting_for: Vec<u32> = run
+            .participants
+            .iter()
+            .filter(|(id, p)| {
+                !p.finished
+                    && self
+                        .workers
+                        .get(id)
+                        .is_some_and(|s| s.missing_since.is_none())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for (second, delta) in run
+            .seconds
+            .close_ready(&waiting_for, start.elapsed(), SECOND_GRACE)
+        {
+            Self::write_second(run, &self.workers, second, &delta);
+        }
+    }
+
+    /// Writes second `second` of the run: its history rows, its histograms, its point of the
+    /// live series, and the rates shown in status. Its timestamp is the Unix second in which
+    /// it ends, so consecutive seconds have consecutive timestamps. Its rates are what
+    /// completed in it: a run's last second, cut short by the run's end, is not stretched into
+    /// a rate over the fraction of it that ran (a few requests in 10 ms are not 300/s).
+    fn write_second(run: &mut Run, workers: &BTreeMap<u32, Slot>, second: u64, delta: &StatsDelta) {
+        let begins = run.origin_wall + Duration::from_secs(second);
+        let nominal_end = begins + Duration::from_secs(1);
+        // The interval the histograms cover: the last second may be cut short by the end.
+        let span = match (run.load_started, run.load_ended) {
+            (Some(a), Some(b)) => b
+                .duration_since(a)
+                .saturating_sub(Duration::from_secs(second))
+                .min(Duration::from_secs(1)),
+            _ => Duration::from_secs(1),
+        };
+        let unix_end = nominal_end
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         run.rates = (
-            interval.requests() as f64,
-            interval.failures() as f64,
-            interval.bytes() as f64 / 1e6,
+            delta.requests() as f64,
+            delta.failures() as f64,
+            delta.bytes() as f64 / 1e6,
         );
         let users: u32 = run
             .participants
@@ -1284,26 +1429,19 @@ impl<D: Driver> Actor<D> {
             .filter(|(id, _)| workers.contains_key(id))
             .map(|(_, p)| p.users)
             .sum();
-        if let Err(e) = run.dir.append_history(
-            chrono::Utc::now().timestamp(),
-            users,
-            &interval,
-            &run.totals,
-            &run.tasks,
-        ) {
+        if let Err(e) = run
+            .dir
+            .append_history(unix_end, users, delta, &run.totals, &run.tasks)
+        {
             log::warn!("{e}");
         }
         if let Some(hlog) = run.hlog.as_mut() {
-            if let Err(e) = hlog.append(&interval, start, span) {
+            if let Err(e) = hlog.append(delta, begins, span) {
                 log::warn!("cannot append to {}: {e}", crate::hlog::HLOG);
             }
         }
-        run.series.push(SeriesPoint::new(
-            chrono::Utc::now().timestamp(),
-            users,
-            &interval,
-            span.as_secs_f64(),
-        ));
+        run.series
+            .push(SeriesPoint::new(unix_end, users, delta, 1.0));
     }
 
     // ---------------------------------------------------------------- status

@@ -32,6 +32,8 @@ pub enum FailureKind {
     Integrity,
     /// Anything else (a malformed response, a client-side construction error).
     Other,
+    /// The engine itself failed: a virtual user's task panicked and the user died.
+    Internal,
 }
 
 impl fmt::Display for FailureKind {
@@ -43,6 +45,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Connection => f.write_str("connection"),
             FailureKind::Integrity => f.write_str("integrity"),
             FailureKind::Other => f.write_str("other"),
+            FailureKind::Internal => f.write_str("internal"),
         }
     }
 }

@@ -45,7 +45,7 @@ pub struct Distribution {
     pub task: String,
     /// `latency` or `ttfb`.
     pub kind: String,
-    /// Values the histogram holds (requests, for `latency`).
+    /// Values the histogram holds (successful requests, for `latency`).
     pub count: u64,
     /// `[percentile (0..=100), milliseconds]`, percentile ascending.
     pub points: Vec<[f64; 2]>,

@@ -284,6 +284,23 @@ pub fn spawn_cli(dir: &Path, args: &[&str]) -> CliChild {
     }
 }
 
+/// [`spawn_cli`] with extra environment variables (e.g. a test-only hook).
+pub fn spawn_cli_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> CliChild {
+    let (stdout, stderr) = output_paths(dir);
+    let child = isolated_command(env!("CARGO_BIN_EXE_chopsticks"), dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(File::create(&stdout).expect("create stdout file"))
+        .stderr(File::create(&stderr).expect("create stderr file"))
+        .spawn()
+        .expect("start chopsticks");
+    CliChild {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
 impl CliChild {
     pub fn pid(&self) -> i32 {
         self.child.id().expect("child has a pid") as i32
