@@ -567,7 +567,8 @@ def markdown(table, order, workloads_meta, memory, coordinator, meta):
     if meta.get("aborted"):
         p(f"**Aborted: {meta['aborted']}. Only the runs before that are shown.**")
         p("")
-    p(f"Machine: {meta['machine']}. Engine {meta['engine_version']}, commit {meta['commit']}.")
+    p(f"Machine: {meta['machine']}. Engine {meta['engine_version']}, commit "
+      f"{describe_commit(meta)}.")
     p(f"Rounds: {meta['rounds']} (order rotated every round); windows skip the first "
       f"{WARMUP_S:.0f} s of load. Server: {meta['endpoint']} (RadosGW, memstore).")
     p(f"Conditions: other work on the machine before runs: median {meta['other_before']:.2f} "
@@ -644,7 +645,7 @@ def markdown(table, order, workloads_meta, memory, coordinator, meta):
         p(coordinator.rstrip())
         p("```")
     else:
-        p("Not run (see bench/run.sh --coordinator).")
+        p("Not run (bench/run.sh runs it unless --quick or --no-coordinator is given).")
     return "\n".join(lines) + "\n"
 
 
@@ -653,6 +654,36 @@ def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except OSError:
         return ""
+
+
+def tree_state():
+    """(commit, changed files) of the working tree the binaries are built from: tracked changes
+    and untracked files, leaving out bench/results/ (where runs write). Unknown = (None, None)."""
+    commit = git("rev-parse", "HEAD") or None
+    if commit is None:
+        return None, None
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)bench/results"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return commit, None
+    return commit, [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def describe_commit(meta):
+    """The commit line of a results file: the commit, and whether the tree differed from it."""
+    commit = meta.get("commit")
+    if not commit:
+        return "unknown (not a git checkout)"
+    if meta.get("dirty") is None:
+        return f"{commit[:12]} (whether the tree was dirty is unknown)"
+    if meta["dirty"]:
+        files = meta.get("dirty_files") or []
+        shown = ", ".join(files[:5]) + (f", … ({len(files)} in all)" if len(files) > 5 else "")
+        return f"{commit[:12]} **with uncommitted changes** ({shown}): not that commit's figures alone"
+    return f"{commit[:12]} (clean tree)"
 
 
 def main():
@@ -669,6 +700,11 @@ def main():
     ap.add_argument("--coordinator", default="", help="file with the coordinator bench's output")
     ap.add_argument("--max-quiet-wait", type=float, default=None)
     ap.add_argument("--s5cmd", required=True)
+    ap.add_argument("--commit", default="", help="commit the binaries were built from (bench/run.sh)")
+    ap.add_argument("--dirty-files", default=None,
+                    help="newline-separated files that differed from --commit at build time")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="check the arguments, print the plan and exit: no server, no runs")
     args = ap.parse_args()
     quick = args.quick
     rounds = args.rounds or (1 if quick else 3)
@@ -700,6 +736,36 @@ def main():
     if unknown:
         ap.error(f"unknown workload(s) {', '.join(unknown)}; choose from small, large, mixed")
     wanted = [c for c in args.contenders.split(",") if c]
+    if args.commit:
+        commit = args.commit
+        dirty_files = [f for f in (args.dirty_files or "").splitlines() if f]
+        dirty_known = args.dirty_files is not None
+    else:
+        commit, dirty_files = tree_state()
+        dirty_known = dirty_files is not None
+    memory_counts = {
+        "no request": [int(x) for x in args.memory_users.split(",") if x]
+        or ([1000, 10000] if quick else [1000, 10000, 50000, 100000]),
+        "one PUT": [int(x) for x in args.memory_put_users.split(",") if x]
+        or ([1000] if quick else [1000, 10000]),
+        "one PUT, burst": [] if quick else [10000],
+    }
+    if args.dry_run:
+        state = {"commit": commit, "dirty": bool(dirty_files) if dirty_known else None,
+                 "dirty_files": dirty_files}  # fmt: skip
+        print(f"dry run (nothing is started); commit {describe_commit(state)}")
+        for wl in [w for w in args.workloads.split(",") if w]:
+            cs = [c for c in default_contenders[wl] if not wanted or c in wanted]
+            m = workloads_meta[wl]
+            print(f"  {wl}: {rounds} round(s) of {', '.join(cs) or 'nothing'}; "
+                  f"{m['users']} users, {m['duration']} s a run")
+        if args.no_memory:
+            print("  memory per virtual user: skipped")
+        else:
+            for label, counts in memory_counts.items():
+                print(f"  memory, engine {label}: " + (f"{counts} users" if counts else "skipped"))
+            print(f"  memory, Locust: {args.locust_users} users")
+        return 0
     bench = Bench(args)
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -707,7 +773,10 @@ def main():
         f"{round(os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30)} GiB; client and RadosGW share them",
         "engine_version": subprocess.run([bench.engine, "--version"], capture_output=True,
                                          text=True).stdout.strip(),
-        "commit": git("describe", "--always", "--dirty"),
+        # The commit the binaries were built from, and whether the tree differed from it.
+        "commit": commit,
+        "dirty": bool(dirty_files) if dirty_known else None,
+        "dirty_files": dirty_files,
         "rounds": rounds,
         "endpoint": bench.endpoint,
         "quick": quick,
@@ -733,15 +802,8 @@ def main():
     meta["aborted"] = aborted
     memory = []
     if not args.no_memory and not aborted:
-        counts = [int(x) for x in args.memory_users.split(",") if x] or (
-            [1000, 10000] if quick else [1000, 10000, 50000, 100000]
-        )
-        counts_put = [int(x) for x in args.memory_put_users.split(",") if x] or (
-            [1000] if quick else [1000, 10000]
-        )
-        counts_burst = [] if quick else [10000]
         log("memory per virtual user")
-        memory = bench.memory(counts, counts_put, counts_burst)
+        memory = bench.memory(*memory_counts.values())
     coordinator = ""
     if args.coordinator and os.path.exists(args.coordinator):
         with open(args.coordinator) as f:
