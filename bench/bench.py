@@ -259,6 +259,8 @@ class Bench:
                 )
             self.wl_configs[driver] = path
         self.runs = []
+        # Cores other work used just before each memory run (the memory runs' conditions).
+        self.memory_busy = []
 
     # -- contenders: each returns (cmd, env, report-reader)
 
@@ -416,6 +418,22 @@ class Bench:
         tail = tail or [p[2] for p in sampler.points]
         return code, statistics.median(tail) / 2**20, ru.ru_maxrss
 
+    def ensure_bucket(self):
+        """The Locust rows PUT into BUCKET, which only the load runs create otherwise."""
+        code = (
+            "import os, boto3\n"
+            "s3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'], region_name='us-east-1',"
+            " aws_access_key_id=os.environ['AWS_ACCESS_KEY_ID'],"
+            " aws_secret_access_key=os.environ['AWS_SECRET_ACCESS_KEY'])\n"
+            "try:\n    s3.create_bucket(Bucket=os.environ['BENCH_BUCKET'])\n"
+            "except s3.exceptions.BucketAlreadyOwnedByYou:\n    pass\n"
+        )
+        env = dict(self.env, BENCH_BUCKET=BUCKET)
+        r = subprocess.run([os.path.join(self.venv, "python"), "-c", code], env=env,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        if r.returncode != 0:
+            log(f"  cannot create bucket {BUCKET}: {r.stderr.strip()[-300:]}")
+
     def memory(self, counts_idle0, counts_put, counts_burst):
         results = []
         env = {k: v for k, v in self.env.items() if k not in ("S3_ENDPOINT_URL", "S3_ENDPOINT")}
@@ -450,7 +468,8 @@ class Bench:
                     "-t", f"{settle}s", "--run-dir", run_dir, "--log-level", "warn",
                     "--stop-timeout", "5",
                 ]  # fmt: skip
-                wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
+                busy, _ = wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
+                self.memory_busy.append(busy)
                 code, rss, peak = self.idle_rss(cmd, env, tag, settle)
                 if code != 0:
                     # No figure from a run that failed (its RSS would be the failure's).
@@ -467,6 +486,7 @@ class Bench:
                 row = {"tool": label, "users": n, "rss_mib": round(rss, 1), "peak_kib": peak,
                        "requests": done, "put_p50_ms": p50, "spawn_rate": rate, "exit": code}  # fmt: skip
                 base = memory_row(results, row, rss, base, f", {done} requests")
+        self.ensure_bucket()
         for kind in ("bare", "idle"):
             base = None
             for n in (1, self.args.locust_users):
@@ -481,13 +501,19 @@ class Bench:
                     "-r", str(rate), "-t", f"{settle}s", "--only-summary", "--loglevel",
                     "WARNING", "--host", self.endpoint,
                 ]  # fmt: skip
-                wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
+                busy, _ = wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
+                self.memory_busy.append(busy)
                 code, rss, peak = self.idle_rss(cmd, env, tag, settle)
                 label = "locust (bare user)" if kind == "bare" else "locust + boto3 client/user"
+                self.cleanup(f"bench/{tag}/", False)
+                if code != 0:
+                    # No figure from a run that failed, as for the engine.
+                    log(f"  {label} {n:>6} users: exited {code}, see {tag}.log; skipping {label}")
+                    results.append({"tool": label, "users": n, "exit": code, "rss_mib": 0.0})
+                    break
                 row = {"tool": label, "users": n, "rss_mib": round(rss, 1), "peak_kib": peak,
                        "exit": code}  # fmt: skip
                 base = memory_row(results, row, rss, base, "")
-                self.cleanup(f"bench/{tag}/", False)
         return results
 
 
@@ -571,9 +597,20 @@ def markdown(table, order, workloads_meta, memory, coordinator, meta):
       f"{describe_commit(meta)}.")
     p(f"Rounds: {meta['rounds']} (order rotated every round); windows skip the first "
       f"{WARMUP_S:.0f} s of load. Server: {meta['endpoint']} (RadosGW, memstore).")
-    p(f"Conditions: other work on the machine before runs: median {meta['other_before']:.2f} "
-      f"cores (max {meta['other_before_max']:.2f}); during the windows: median "
-      f"{meta['other_during']:.2f} cores (max {meta['other_during_max']:.2f}) of 2.")
+    def cores(key):
+        v = meta.get(key)
+        return "not measured" if v is None else f"{v:.2f}"
+
+    if meta.get("other_before") is not None or meta.get("other_during") is not None:
+        p(f"Conditions: other work on the machine before load runs: median "
+          f"{cores('other_before')} cores (max {cores('other_before_max')}); during the windows: "
+          f"median {cores('other_during')} cores (max {cores('other_during_max')}) of 2.")
+    else:
+        p("No load runs (memory only).")
+    if meta.get("other_before_memory") is not None:
+        p(f"Other work on the machine just before the memory runs: median "
+          f"{cores('other_before_memory')} cores (max {cores('other_before_memory_max')}) of 2 "
+          "(RSS does not depend on it; spawn times would).")
     p("")
     p("Contenders: engine = `chopsticks run` with its default `lean` driver (hyper + aws-sigv4, "
       "streamed bodies); native = bare aws-sdk-s3 loop (in-memory bodies, which the SDK "
@@ -809,11 +846,17 @@ def main():
         with open(args.coordinator) as f:
             coordinator = f.read()
     ok = [r for r in bench.runs if "error" not in r]
-    before = [r["other_work_cores_before"] for r in bench.runs] or [0.0]
-    during = [r["other_cores"] for r in ok if "other_cores" in r] or [0.0]
+    # None (said as "not measured") when there were no such runs, never a made-up 0.
+    before = [r["other_work_cores_before"] for r in bench.runs]
+    during = [r["other_cores"] for r in ok if "other_cores" in r]
+    mem_busy = bench.memory_busy
     meta.update(
-        other_before=statistics.median(before), other_before_max=max(before),
-        other_during=statistics.median(during), other_during_max=max(during),
+        other_before=statistics.median(before) if before else None,
+        other_before_max=max(before) if before else None,
+        other_during=statistics.median(during) if during else None,
+        other_during_max=max(during) if during else None,
+        other_before_memory=statistics.median(mem_busy) if mem_busy else None,
+        other_before_memory_max=max(mem_busy) if mem_busy else None,
         elapsed_s=round(time.time() - t_begin),
     )  # fmt: skip
     table = summarize(bench.runs)
