@@ -35,8 +35,27 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `text` without its leading `NAME=value` environment assignments, and those.
+fn split_env(text: &str) -> (Vec<(&str, &str)>, &str) {
+    let mut env = Vec::new();
+    let mut rest = text.trim_start();
+    while let Some((word, tail)) = rest.split_once(' ') {
+        match word.split_once('=') {
+            Some((name, value))
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') =>
+            {
+                env.push((name, value));
+                rest = tail.trim_start();
+            }
+            _ => break,
+        }
+    }
+    (env, rest)
+}
+
 /// Whether `text` (a code span or a code-block line) is a benchmark command.
 fn is_command(text: &str) -> bool {
+    let (_, text) = split_env(text);
     (text.starts_with("cargo bench ") && text.contains("--bench "))
         || text == "bench/run.sh"
         || text.starts_with("bench/run.sh ")
@@ -75,8 +94,9 @@ fn commands_in(text: &str) -> Vec<String> {
     found
 }
 
-/// Runs `args` from the repository root; panics with its output unless it succeeds.
-fn run(documented: &str, args: &[String]) {
+/// Runs `args` (with `env` set) from the repository root; panics with its output unless it
+/// succeeds.
+fn run(documented: &str, env: &[(&str, &str)], args: &[String]) {
     let (program, rest) = args.split_first().expect("a command has a program");
     let program = if program == "cargo" {
         std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
@@ -86,6 +106,7 @@ fn run(documented: &str, args: &[String]) {
     let started = Instant::now();
     let mut child = Command::new(&program)
         .args(rest)
+        .envs(env.iter().copied())
         .current_dir(root())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -143,14 +164,24 @@ fn run(documented: &str, args: &[String]) {
 fn extraction_finds_spans_and_block_lines_but_not_mentions() {
     let doc = "Run `cargo bench -p x --bench a` or see `cargo bench` and `bench/run.sh`.\n\
                ```sh\nbench/run.sh --quick    # comment\ncargo test\n```\n\
-               //! cargo bench --bench b -- --seconds 5\n";
+               //! cargo bench --bench b -- --seconds 5\n\
+               Only memory: `BENCH_RGW=shared bench/run.sh --workloads= --no-memory`.\n";
+    let found = commands_in(doc);
     assert_eq!(
-        commands_in(doc),
+        found,
         [
             "cargo bench -p x --bench a",
             "bench/run.sh",
-            "bench/run.sh --quick"
+            "bench/run.sh --quick",
+            "BENCH_RGW=shared bench/run.sh --workloads= --no-memory"
         ]
+    );
+    assert_eq!(
+        split_env(&found[3]),
+        (
+            vec![("BENCH_RGW", "shared")],
+            "bench/run.sh --workloads= --no-memory"
+        )
     );
 }
 
@@ -182,16 +213,20 @@ fn every_documented_benchmark_command_runs_from_the_repository_root() {
             !command.contains(['"', '\'', '$', '|', ';', '&', '<', '>', '*']),
             "{file}: `{command}` is not a plain command this test can run word by word"
         );
-        let mut args: Vec<String> = command.split_whitespace().map(String::from).collect();
+        let (env, words) = split_env(command);
+        let mut args: Vec<String> = words.split_whitespace().map(String::from).collect();
         if args[0] == "cargo" {
             if !args.iter().any(|a| a == "--") {
                 args.push("--".into());
             }
             args.push("--quick".into());
-        } else if !args.iter().any(|a| a == "--help" || a == "-h") {
+        } else if !args
+            .iter()
+            .any(|a| ["--help", "-h", "--dry-run"].contains(&a.as_str()))
+        {
             args.push("--dry-run".into());
         }
-        eprintln!("{file}: `{command}` -> {args:?}");
-        run(command, &args);
+        eprintln!("{file}: `{command}` -> {env:?} {args:?}");
+        run(command, &env, &args);
     }
 }
