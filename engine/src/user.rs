@@ -429,7 +429,7 @@ fn done(latency: Duration, ttfb: Option<Duration>, bytes: u64, error: Option<OpE
 mod tests {
     use super::*;
     use crate::driver::AnyDriver;
-    use crate::workload::{DriverConfig, DriverKind, Secret, WorkloadConfig};
+    use crate::workload::DriverKind;
 
     /// Bytes a user's task future may take (measured: 608 on x86_64). Every spawned user
     /// holds one for its whole life, idle or not: at 100,000 users each 1 KiB here is ~100 MiB.
@@ -441,15 +441,7 @@ mod tests {
     /// A run context on a driver that is built but never used: constructing a future sends
     /// nothing, and these tests never poll one.
     fn context(driver: DriverKind) -> Arc<RunContext<AnyDriver>> {
-        let config = WorkloadConfig {
-            endpoint: "http://127.0.0.1:9".into(),
-            access_key: "size-guard".into(),
-            secret_key: Secret::new("size-guard-secret"),
-            bucket: "size-guard".into(),
-            region: "us-east-1".into(),
-            driver,
-            driver_config: DriverConfig::default(),
-        };
+        let config = crate::driver::tests::unused_target(driver);
         let (scenario, _) = Scenario::resolve("s3_mixed_workload").unwrap();
         let program = Program::new(&scenario);
         let recorder = Recorder::new(program.task_names.clone());

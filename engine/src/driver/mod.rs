@@ -380,13 +380,13 @@ impl Driver for AnyDriver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::workload::{DriverConfig, Secret};
 
     /// Connection settings for a driver that is built but never sends: constructing a
     /// request future sends nothing, and the size guards never poll one.
-    pub(super) fn unused_target(driver: DriverKind) -> WorkloadConfig {
+    pub(crate) fn unused_target(driver: DriverKind) -> WorkloadConfig {
         WorkloadConfig {
             endpoint: "http://127.0.0.1:9".into(),
             access_key: "size-guard".into(),
