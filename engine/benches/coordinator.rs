@@ -8,15 +8,20 @@
 //! samples, V2+deflate as real workers send them). The simulated workers never touch S3; the
 //! coordinator only uses the RadosGW for its run's prepare and cleanup.
 //!
+//! From the repository root (the workspace's default package is the charm, hence `-p`):
+//!
 //! ```text
 //! set -a; eval "$(tests/rgw/up.sh)"; set +a
-//! cargo bench --bench coordinator                       # 500 workers x 20 tasks, 30 s
-//! cargo bench --bench coordinator -- --workers 50 --seconds 5
+//! cargo bench -p chopsticks --bench coordinator          # 500 workers x 20 tasks, 30 s
+//! cargo bench -p chopsticks --bench coordinator -- --workers 50 --seconds 5
 //! ```
 //!
 //! Flags: `--workers N` (500), `--tasks N` (20), `--seconds N` (30, the measuring window),
 //! `--samples N` (requests per task per delta, 10), `--max-rss-mib N` (4096: the bench gives up
-//! when the coordinator grows past this, to spare a shared machine), `--coordinator PATH`.
+//! when the coordinator grows past this, to spare a shared machine), `--coordinator PATH`,
+//! `--quick` (2 workers, 2 tasks, 2 samples, a 2 s window whatever the other flags say: a
+//! smoke test of the bench, not a measurement; `engine/tests/bench_commands.rs` runs every
+//! documented bench command this way).
 //! Every 5 s of the window a progress line shows the coordinator's RSS, its CPU over those
 //! 5 s, and how many deltas' worth of requests were sent but not yet merged (a backlog).
 //! The coordinator dies with the bench (SIGKILL on drop, and `PR_SET_PDEATHSIG`); Ctrl-C
@@ -99,6 +104,7 @@ fn parse_args() -> Result<Args> {
         max_rss_mib: 4096.0,
         coordinator: PathBuf::from(env!("CARGO_BIN_EXE_chopsticks")),
     };
+    let mut quick = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| anyhow!("{flag} needs a value"));
@@ -111,10 +117,17 @@ fn parse_args() -> Result<Args> {
             "--samples" => args.samples = value()?.parse().context("--samples")?,
             "--max-rss-mib" => args.max_rss_mib = value()?.parse().context("--max-rss-mib")?,
             "--coordinator" => args.coordinator = PathBuf::from(value()?),
+            "--quick" => quick = true,
             other => bail!(
-                "unknown argument {other}; flags: --workers N --tasks N --seconds N --samples N --max-rss-mib N --coordinator PATH"
+                "unknown argument {other}; flags: --workers N --tasks N --seconds N --samples N --max-rss-mib N --coordinator PATH --quick"
             ),
         }
+    }
+    if quick {
+        args.workers = 2;
+        args.tasks = 2;
+        args.samples = 2;
+        args.seconds = 2;
     }
     if args.workers == 0 || args.tasks == 0 || args.seconds == 0 || args.samples == 0 {
         bail!("--workers, --tasks, --seconds and --samples must be at least 1");

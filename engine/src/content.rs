@@ -6,7 +6,7 @@
 //! are produced chunk by chunk while streaming — never buffered whole. Different keys get
 //! different seeds (xxh3 of the key under the run seed), so no two objects share a body.
 //!
-//! Generation and verification run at several GB/s per core (`cargo bench --bench content`).
+//! Generation and verification run at several GB/s per core (`cargo bench -p chopsticks --bench content`).
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};

@@ -268,8 +268,12 @@ impl<D: Driver> User<D> {
             progress.begin(task.stat);
             let started = Instant::now();
             let outcome = {
-                // Pinned on the stack: no allocation per request.
-                let request = std::pin::pin!(self.execute(task));
+                // Boxed, never pinned on the stack: a future held across an await is part of
+                // this task's state machine in every state, so inline it would make each idle
+                // user as large as the largest in-flight request (~29 KiB with the SDK's
+                // futures, issue 17). One allocation per request costs far less than the
+                // request; `tests::an_idle_users_task_future_stays_small` guards this.
+                let request = Box::pin(self.execute(task));
                 tokio::select! {
                     biased;
                     outcome = request => outcome,
@@ -480,5 +484,72 @@ fn done(latency: Duration, ttfb: Option<Duration>, bytes: u64, error: Option<OpE
         ttfb,
         bytes,
         error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::AnyDriver;
+    use crate::workload::DriverKind;
+
+    /// Bytes a user's task future may take (measured: 608 on x86_64). Every spawned user
+    /// holds one for its whole life, idle or not: at 100,000 users each 1 KiB here is ~100 MiB.
+    const USER_TASK_MAX: usize = 1024;
+    /// Bytes the request future a user boxes may take (what each request in flight
+    /// allocates; the SDK's futures inside it are boxed by the drivers).
+    const REQUEST_MAX: usize = 4096;
+
+    /// A run context on a driver that is built but never used: constructing a future sends
+    /// nothing, and these tests never poll one.
+    fn context(driver: DriverKind) -> Arc<RunContext<AnyDriver>> {
+        let config = crate::driver::tests::unused_target(driver);
+        let (scenario, _) = Scenario::resolve("s3_mixed_workload").unwrap();
+        let program = Program::new(&scenario);
+        let recorder = Recorder::new(program.task_names.clone());
+        Arc::new(RunContext {
+            driver: Arc::new(AnyDriver::new(&config).unwrap()),
+            spec: Arc::new(RunSpec {
+                run_id: "size-guard".into(),
+                scenario,
+                seed: 1,
+                key_prefix: "chopsticks/size-guard/".into(),
+                iterations: None,
+                stop_timeout_s: 1.0,
+            }),
+            program: Arc::new(program),
+            recorder: Arc::new(recorder),
+            worker_id: 0,
+        })
+    }
+
+    #[test]
+    fn an_idle_users_task_future_stays_small() {
+        for kind in [DriverKind::Lean, DriverKind::AwsSdk] {
+            let ctx = context(kind);
+            let user = User::new(Arc::clone(&ctx), 7, 0);
+            let task = user.run(CancellationToken::new(), CancellationToken::new());
+            let task_size = std::mem::size_of_val(&task);
+            // What the task boxes per request instead of holding inline.
+            let mut user = User::new(Arc::clone(&ctx), 8, 0);
+            let op = &ctx.program.classes[0].tasks[0];
+            let request_size = std::mem::size_of_val(&user.execute(op));
+            assert!(
+                request_size <= REQUEST_MAX,
+                "{kind:?}: a user's request future is {request_size} bytes, over the \
+                 {REQUEST_MAX} allowed; each request in flight allocates one (a driver future \
+                 of the SDK held inline instead of boxed makes it ~29 KiB)"
+            );
+            assert!(
+                task_size <= USER_TASK_MAX,
+                "{kind:?}: a user's task future is {task_size} bytes, over the {USER_TASK_MAX} \
+                 allowed (its boxed request future is {request_size} bytes); every idle user \
+                 holds one, so a request future held inline across an await would be paid by \
+                 all of them (issue 17)"
+            );
+            eprintln!(
+                "{kind:?}: user task future {task_size} bytes, request future {request_size} bytes"
+            );
+        }
     }
 }

@@ -316,18 +316,21 @@ impl AnyDriver {
     }
 }
 
+/// Awaits the call on the chosen driver. The SDK's futures are boxed (17–29 KiB each, see
+/// `aws::tests`): a user boxes the request it has in flight, and that box is as large as the
+/// largest future any operation of either driver could hold inline. Lean's own are ~3 KiB.
 macro_rules! dispatch {
     ($self:ident, $d:ident => $e:expr) => {
         match $self {
-            AnyDriver::Aws($d) => $e,
-            AnyDriver::Lean($d) => $e,
+            AnyDriver::Aws($d) => Box::pin($e).await,
+            AnyDriver::Lean($d) => $e.await,
         }
     };
 }
 
 impl Driver for AnyDriver {
     async fn put(&self, key: &str, seed: ContentSeed, size: u64) -> Result<(), OpError> {
-        dispatch!(self, d => d.put(key, seed, size).await)
+        dispatch!(self, d => d.put(key, seed, size))
     }
     async fn get(
         &self,
@@ -336,13 +339,13 @@ impl Driver for AnyDriver {
         expected_len: u64,
         sink: &mut dyn ChunkSink,
     ) -> Result<GetReply, OpError> {
-        dispatch!(self, d => d.get(key, range, expected_len, sink).await)
+        dispatch!(self, d => d.get(key, range, expected_len, sink))
     }
     async fn head(&self, key: &str) -> Result<u64, OpError> {
-        dispatch!(self, d => d.head(key).await)
+        dispatch!(self, d => d.head(key))
     }
     async fn delete(&self, key: &str) -> Result<(), OpError> {
-        dispatch!(self, d => d.delete(key).await)
+        dispatch!(self, d => d.delete(key))
     }
     async fn list(
         &self,
@@ -350,7 +353,7 @@ impl Driver for AnyDriver {
         max_keys: u32,
         continuation: Option<String>,
     ) -> Result<ListPage, OpError> {
-        dispatch!(self, d => d.list(prefix, max_keys, continuation).await)
+        dispatch!(self, d => d.list(prefix, max_keys, continuation))
     }
     async fn multipart_put(
         &self,
@@ -360,28 +363,92 @@ impl Driver for AnyDriver {
         part_size: u64,
         parts_in_flight: u32,
     ) -> Result<(), OpError> {
-        dispatch!(self, d => d.multipart_put(key, seed, size, part_size, parts_in_flight).await)
+        dispatch!(self, d => d.multipart_put(key, seed, size, part_size, parts_in_flight))
     }
     async fn copy(&self, source_key: &str, key: &str, size: u64) -> Result<(), OpError> {
-        dispatch!(self, d => d.copy(source_key, key, size).await)
+        dispatch!(self, d => d.copy(source_key, key, size))
     }
     async fn ensure_bucket(&self) -> Result<BucketState, OpError> {
-        dispatch!(self, d => d.ensure_bucket().await)
+        dispatch!(self, d => d.ensure_bucket())
     }
     async fn delete_many(&self, keys: &[String]) -> Result<u64, OpError> {
-        dispatch!(self, d => d.delete_many(keys).await)
+        dispatch!(self, d => d.delete_many(keys))
     }
     async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, OpError> {
-        dispatch!(self, d => d.pending_uploads(prefix).await)
+        dispatch!(self, d => d.pending_uploads(prefix))
     }
     async fn abort_upload(&self, upload: &PendingUpload) -> Result<(), OpError> {
-        dispatch!(self, d => d.abort_upload(upload).await)
+        dispatch!(self, d => d.abort_upload(upload))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::workload::{DriverConfig, Secret};
+
+    /// Connection settings for a driver that is built but never sends: constructing a
+    /// request future sends nothing, and the size guards never poll one.
+    pub(crate) fn unused_target(driver: DriverKind) -> WorkloadConfig {
+        WorkloadConfig {
+            endpoint: "http://127.0.0.1:9".into(),
+            access_key: "size-guard".into(),
+            secret_key: Secret::new("size-guard-secret"),
+            bucket: "size-guard".into(),
+            region: "us-east-1".into(),
+            driver,
+            driver_config: DriverConfig::default(),
+        }
+    }
+
+    /// `size_of_val` of each per-request future a user can start, by operation name. A user
+    /// boxes the one in flight, so this is what every in-flight request allocates.
+    pub(super) fn request_future_sizes<D: Driver>(d: &D) -> Vec<(&'static str, usize)> {
+        let seed = ContentSeed(1);
+        let mut sink = Discard;
+        let range = Some(ByteRange { start: 0, len: 1 });
+        // Its own statement: the future borrows `sink`, and is dropped at the semicolon.
+        let get = std::mem::size_of_val(&d.get("k", range, 1, &mut sink));
+        vec![
+            ("put", std::mem::size_of_val(&d.put("k", seed, 4096))),
+            ("get", get),
+            ("head", std::mem::size_of_val(&d.head("k"))),
+            ("delete", std::mem::size_of_val(&d.delete("k"))),
+            ("list", std::mem::size_of_val(&d.list("k/", 1000, None))),
+            (
+                "multipart_put",
+                std::mem::size_of_val(&d.multipart_put("k", seed, 1 << 24, 1 << 23, 2)),
+            ),
+            ("copy", std::mem::size_of_val(&d.copy("k", "k2", 4096))),
+        ]
+    }
+
+    /// Fails with every operation's size when any is over its bound.
+    pub(super) fn assert_request_futures_within(
+        driver: &str,
+        sizes: &[(&str, usize)],
+        bounds: &[(&str, usize)],
+    ) {
+        let over: Vec<String> = sizes
+            .iter()
+            .filter_map(|(op, size)| {
+                let bound = bounds.iter().find(|(b, _)| b == op).map(|(_, b)| *b)?;
+                (*size > bound).then(|| format!("{op} {size} > {bound}"))
+            })
+            .collect();
+        let unbounded: Vec<&str> = sizes
+            .iter()
+            .filter(|(op, _)| !bounds.iter().any(|(b, _)| b == op))
+            .map(|(op, _)| *op)
+            .collect();
+        assert!(
+            over.is_empty() && unbounded.is_empty(),
+            "{driver} driver request futures over their bounds: [{}]; without a bound: {unbounded:?}; \
+             all sizes in bytes: {sizes:?}",
+            over.join(", ")
+        );
+        eprintln!("{driver}: {sizes:?}");
+    }
 
     #[test]
     fn keys_are_percent_encoded_but_slashes_stay() {
