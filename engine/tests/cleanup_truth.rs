@@ -261,3 +261,97 @@ async fn a_coordinator_retries_unfinished_cleanups_of_earlier_runs_at_start() {
     coordinator.shutdown().await;
     proxy.cut().await;
 }
+
+#[tokio::test]
+async fn a_coordinator_retries_unfinished_cleanups_before_each_run() {
+    let bucket = TestBucket::new("cleanup-truth-next-run");
+    let dir = workdir();
+    let run_id = "cleanup-truth-next-run";
+    let (port, _wl, run_dir) = run_with_cut_proxy(&bucket, dir.path(), run_id).await;
+    let prefix = format!("chopsticks/{run_id}/");
+
+    // A coordinator started while the target is still away: its retry at start fails and
+    // says so (one pass, nothing verified).
+    let mut config = bucket.config.clone();
+    config.endpoint = format!("http://127.0.0.1:{port}");
+    let driver = Arc::new(AnyDriver::new(&config).expect("driver"));
+    let coordinator = Coordinator::spawn(
+        Arc::clone(&driver),
+        CoordinatorConfig {
+            state_dir: run_dir.parent().expect("state dir").to_path_buf(),
+            target: config.info(false),
+            run_dir_override: None,
+            cleanup_timeout: Duration::ZERO,
+        },
+    );
+    wait_for(
+        "the retry at start to be recorded",
+        Duration::from_secs(60),
+        async || {
+            let events = std::fs::read_to_string(run_dir.join("events.log")).unwrap_or_default();
+            if events.contains("cleanup of an earlier run") {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await;
+    let cleanup = read_record(&run_dir).cleanup.expect("cleanup");
+    assert!(
+        !cleanup.complete && cleanup.remaining_objects.is_none(),
+        "{cleanup:?}"
+    );
+    assert!(!bucket.keys_under(&prefix).await.is_empty());
+
+    // The target is back; the next run's start cleans up what the earlier run left.
+    let proxy = Proxy::start(port, authority(&bucket.rgw.endpoint)).await;
+    let stop = CancellationToken::new();
+    let (id, link) = coordinator.attach("test".into()).await.expect("attach");
+    let worker = tokio::spawn(chopsticks::worker::serve(
+        Arc::clone(&driver),
+        id,
+        link,
+        chopsticks::worker::WorkerOptions::default(),
+        stop.clone(),
+    ));
+    let scenario = write_scenario(dir.path(), "next.yaml", SCENARIO);
+    coordinator
+        .start(chopsticks::control::StartRequest {
+            scenario: scenario.to_str().expect("utf-8").into(),
+            users: 1,
+            spawn_rate: 1.0,
+            duration: None,
+            iterations: Some(1),
+            expected_workers: Some(1),
+            wait_workers_s: Some(10.0),
+            run_id: Some("cleanup-truth-next-run-2".into()),
+            seed: None,
+            stop_timeout_s: None,
+        })
+        .await
+        .expect("start the next run");
+    wait_for(
+        "the earlier run's cleanup to complete",
+        Duration::from_secs(60),
+        async || match read_record(&run_dir).cleanup {
+            Some(c) if c.complete => Ok(c),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    assert_prefix_empty(&bucket, &prefix).await;
+    wait_for("the next run to end", Duration::from_secs(60), async || {
+        let s = coordinator.status().await;
+        if s.state.is_terminal() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", s.state))
+        }
+    })
+    .await;
+    stop.cancel();
+    let _ = worker.await;
+    coordinator.shutdown().await;
+    proxy.cut().await;
+}

@@ -36,13 +36,10 @@ pub async fn prepare<D: Driver>(
     target: &TargetInfo,
 ) -> Result<PrepareReport, PrepareError> {
     let started = Instant::now();
-    let bucket = driver
-        .ensure_bucket()
-        .await
-        .map_err(|e| PrepareError {
-            reason: explain("checking bucket", &e, target),
-            may_have_written: false,
-        })?;
+    let bucket = driver.ensure_bucket().await.map_err(|e| PrepareError {
+        reason: explain("checking bucket", &e, target),
+        may_have_written: false,
+    })?;
     let program = Program::new(&spec.scenario);
     let objects = program.shared_objects();
     let mut bytes = 0u64;
@@ -408,4 +405,158 @@ pub fn explain(doing: &str, e: &OpError, target: &TargetInfo) -> String {
         _ => format!("{e}"),
     };
     format!("{doing}: {fix} ({e})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::ContentSeed;
+    use crate::driver::{ByteRange, ChunkSink, GetReply, ListPage, PendingUpload};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A bucket of `objects` keys under the prefix whose deletes always fail, and whose
+    /// first `failing_lists` listings are refused.
+    struct Stuck {
+        objects: u64,
+        failing_lists: AtomicU32,
+        deletes_fail: bool,
+    }
+
+    fn refused() -> OpError {
+        OpError::new(FailureKind::Connection, "connection refused")
+    }
+
+    impl Driver for Stuck {
+        async fn put(&self, _: &str, _: ContentSeed, _: u64) -> Result<(), OpError> {
+            unreachable!("cleanup never writes")
+        }
+        async fn get(
+            &self,
+            _: &str,
+            _: Option<ByteRange>,
+            _: u64,
+            _: &mut dyn ChunkSink,
+        ) -> Result<GetReply, OpError> {
+            unreachable!("cleanup never reads")
+        }
+        async fn head(&self, _: &str) -> Result<u64, OpError> {
+            unreachable!("cleanup never heads")
+        }
+        async fn delete(&self, _: &str) -> Result<(), OpError> {
+            unreachable!("cleanup deletes in batches")
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            max_keys: u32,
+            continuation: Option<String>,
+        ) -> Result<ListPage, OpError> {
+            if self
+                .failing_lists
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(refused());
+            }
+            let from: u64 = continuation.map(|c| c.parse().unwrap_or(0)).unwrap_or(0);
+            let to = (from + max_keys as u64).min(self.objects);
+            Ok(ListPage {
+                keys: (from..to).map(|i| format!("{prefix}k{i}")).collect(),
+                next: (to < self.objects).then(|| to.to_string()),
+            })
+        }
+        async fn multipart_put(
+            &self,
+            _: &str,
+            _: ContentSeed,
+            _: u64,
+            _: u64,
+            _: u32,
+        ) -> Result<(), OpError> {
+            unreachable!("cleanup never writes")
+        }
+        async fn copy(&self, _: &str, _: &str, _: u64) -> Result<(), OpError> {
+            unreachable!("cleanup never copies")
+        }
+        async fn ensure_bucket(&self) -> Result<BucketState, OpError> {
+            unreachable!("cleanup never creates the bucket")
+        }
+        async fn delete_many(&self, keys: &[String]) -> Result<u64, OpError> {
+            if self.deletes_fail {
+                Err(OpError::new(
+                    FailureKind::Http {
+                        status: 403,
+                        code: "AccessDenied".into(),
+                    },
+                    "denied",
+                ))
+            } else {
+                Ok(keys.len() as u64)
+            }
+        }
+        async fn pending_uploads(&self, _: &str) -> Result<Vec<PendingUpload>, OpError> {
+            Ok(Vec::new())
+        }
+        async fn abort_upload(&self, _: &PendingUpload) -> Result<(), OpError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_deletes_leave_the_true_count_and_an_incomplete_cleanup() {
+        let stuck = Stuck {
+            objects: 2500,
+            failing_lists: AtomicU32::new(0),
+            deletes_fail: true,
+        };
+        let report = cleanup(&stuck, "chopsticks/r/", Duration::ZERO).await;
+        assert!(report.performed && !report.complete && report.incomplete());
+        // Counted over all three pages, not the first page's 1000.
+        assert_eq!(report.remaining_objects, Some(2500));
+        assert_eq!(report.remaining_uploads, Some(0));
+        assert_eq!(report.deleted_objects, 0);
+        assert_eq!(report.attempts, 1);
+        assert!(
+            report.errors[0].contains("deleting under chopsticks/r/"),
+            "{report:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_is_unknown_then_retried_until_verified() {
+        // Every listing of the first pass fails (the delete round and the verification).
+        let flaky = Stuck {
+            objects: 0,
+            failing_lists: AtomicU32::new(2),
+            deletes_fail: false,
+        };
+        let report = cleanup(&flaky, "chopsticks/r/", Duration::from_secs(30)).await;
+        assert!(report.complete, "{report:?}");
+        assert_eq!(report.attempts, 2);
+        assert_eq!(report.remaining_objects, Some(0));
+        assert!(
+            report.errors.is_empty(),
+            "errors are the last pass's: {report:?}"
+        );
+
+        let down = Stuck {
+            objects: 0,
+            failing_lists: AtomicU32::new(u32::MAX),
+            deletes_fail: false,
+        };
+        let report = cleanup(&down, "chopsticks/r/", Duration::ZERO).await;
+        assert!(!report.complete);
+        assert_eq!(report.remaining_objects, None, "unknown, never 0");
+    }
+
+    #[test]
+    fn run_ids_that_could_name_another_prefix_are_refused() {
+        assert_eq!(
+            key_prefix("20261122T101500Z-3f9c2a").unwrap(),
+            "chopsticks/20261122T101500Z-3f9c2a/"
+        );
+        for bad in ["", ".", "..", "../x", "a/b", "a b", &"x".repeat(101)] {
+            assert!(key_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
 }
