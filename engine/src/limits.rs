@@ -190,6 +190,15 @@ impl Seconds {
         Ok(d)
     }
 
+    /// A value the edge already checked with [`Seconds::secs`], converted without allocating
+    /// (for hot paths) and without any way to panic: out-of-range input is held to the bounds.
+    pub fn within(&self, value: f64) -> Duration {
+        if value.is_nan() || value <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::try_from_secs_f64(value.min(self.max.as_secs_f64())).unwrap_or(self.max)
+    }
+
     /// Checks a duration that was already parsed (e.g. from `10m`).
     pub fn check(&self, field: &str, d: Duration) -> Result<Duration, LimitError> {
         if d.is_zero() && !self.zero_ok {

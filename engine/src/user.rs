@@ -65,6 +65,12 @@ impl Program {
     /// Compiles a validated scenario.
     pub fn new(scenario: &Scenario) -> Program {
         let names: Vec<String> = scenario.task_names().into_iter().map(|(n, _)| n).collect();
+        // Task name -> statistics index, so compiling stays linear in the number of tasks.
+        let index: std::collections::HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let classes = scenario
             .users
             .iter()
@@ -73,7 +79,7 @@ impl Program {
                     .tasks
                     .iter()
                     .map(|t| TaskProgram {
-                        stat: names.iter().position(|n| *n == t.stats_name()).unwrap_or(0),
+                        stat: index.get(t.stats_name().as_str()).copied().unwrap_or(0),
                         op: t.op,
                         key: t.key_choice(),
                         size: t.size.as_ref().map(|s| s.sampler()),
@@ -293,14 +299,16 @@ impl<D: Driver> User<D> {
             if class.chooser.is_some() || step.is_multiple_of(class.order.len().max(1)) {
                 done_iterations += 1;
             }
+            // Waits were checked against limits::WAIT when the scenario was validated.
+            let wait = crate::limits::WAIT;
             let pause = match class.wait {
-                Wait::Constant(s) => Duration::from_secs_f64(s),
-                Wait::Between([a, b]) => Duration::from_secs_f64(if b > a {
+                Wait::Constant(s) => wait.within(s),
+                Wait::Between([a, b]) => wait.within(if b > a {
                     self.rng.random_range(a..=b)
                 } else {
                     a
                 }),
-                Wait::Pacing(p) => Duration::from_secs_f64(p).saturating_sub(started.elapsed()),
+                Wait::Pacing(p) => wait.within(p).saturating_sub(started.elapsed()),
             };
             if !pause.is_zero() {
                 tokio::select! {
@@ -516,10 +524,12 @@ mod tests {
                 key_prefix: "chopsticks/size-guard/".into(),
                 iterations: None,
                 stop_timeout_s: 1.0,
+                clock_origin_unix_us: 0,
             }),
             program: Arc::new(program),
             recorder: Arc::new(recorder),
             worker_id: 0,
+            test_panic_after: None,
         })
     }
 
@@ -528,7 +538,8 @@ mod tests {
         for kind in [DriverKind::Lean, DriverKind::AwsSdk] {
             let ctx = context(kind);
             let user = User::new(Arc::clone(&ctx), 7, 0);
-            let task = user.run(CancellationToken::new(), CancellationToken::new());
+            let progress = Progress::default();
+            let task = user.run(CancellationToken::new(), CancellationToken::new(), &progress);
             let task_size = std::mem::size_of_val(&task);
             // What the task boxes per request instead of holding inline.
             let mut user = User::new(Arc::clone(&ctx), 8, 0);

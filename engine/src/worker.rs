@@ -242,7 +242,8 @@ impl<D: Driver> ActiveRun<D> {
         let grace = if abort {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(self.spec.stop_timeout_s.max(0.0))
+            // Checked against limits::STOP_TIMEOUT by the coordinator that sent the spec.
+            crate::limits::STOP_TIMEOUT.within(self.spec.stop_timeout_s)
         };
         log::info!(
             "run {}: stopping {} users (in-flight requests get {:.1}s)",
