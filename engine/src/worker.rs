@@ -4,8 +4,8 @@
 //! run, a WebSocket for a worker daemon: the same code either way. It is a single task that
 //! owns the run's users: it spawns them at the assigned rate, retires extras when the plan
 //! shrinks, sends the stats of each second of the run just after it ends (seconds counted
-//! from the run's clock origin, the same on every worker), and on `Stop` lets in-flight requests finish
-//! (up to the run's stop timeout) before reporting the final delta and `Finished`. If the
+//! from the run's clock origin, the same on every worker), and on `Stop` lets in-flight
+//! requests finish (up to the run's stop timeout) before reporting the final delta and `Finished`. If the
 //! link closes, the coordinator is gone: users are cut off and `serve` returns.
 
 use crate::driver::Driver;
@@ -232,7 +232,9 @@ impl<D: Driver> ActiveRun<D> {
 
     /// When the next stats are due: just after the current second of the run ends.
     fn next_report(&self) -> Instant {
-        self.origin + Duration::from_secs(self.reported_through + 1) + REPORT_LAG
+        self.origin
+            .checked_add(Duration::from_secs(self.reported_through.saturating_add(1)) + REPORT_LAG)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
     }
 
     fn begin_stop(&mut self, abort: bool) {
@@ -260,15 +262,13 @@ impl<D: Driver> ActiveRun<D> {
 
     /// The seconds that have ended (all of them when `last`: users are gone), per second.
     fn stats_message(&mut self, last: bool) -> FromWorker {
-        let now = self.recorder.second_of(
-            (Instant::now().checked_sub(REPORT_LAG))
-                .unwrap_or_else(Instant::now)
-                .into_std(),
-        );
+        let now = std::time::Instant::now();
         let through = if last {
-            self.recorder.second_of(std::time::Instant::now()) + 1
+            self.recorder.second_of(now) + 1
         } else {
-            now
+            // The seconds that ended at least REPORT_LAG ago.
+            self.recorder
+                .second_of(now.checked_sub(REPORT_LAG).unwrap_or(now))
         }
         .max(self.reported_through);
         let seconds: Vec<SecondDelta> = self

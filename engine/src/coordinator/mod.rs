@@ -1104,6 +1104,12 @@ impl<D: Driver> Actor<D> {
             for (second, delta) in run.seconds.close_through(last) {
                 Self::write_second(run, &self.workers, second, &delta);
             }
+            if run.late_requests > 0 {
+                run.dir.event(&format!(
+                    "{} requests in all arrived after their second was written: stats_history.csv is short of them, the totals are not",
+                    run.late_requests
+                ));
+            }
         }
         let spec = Arc::clone(&run.spec);
         let events = self.events.clone();
