@@ -130,9 +130,10 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
     }
     let scenario =
         param_str(params, "scenario-file").unwrap_or_else(|| config.scenario_file.clone());
-    if let Err(e) = chopsticks::scenario::Scenario::resolve(&scenario) {
-        return Ok(Outcome::Refused(format!("scenario-file={scenario}: {e}")));
-    }
+    let chosen = match crate::scenarios::choose(&scenario, &charm.paths.operator_scenarios()) {
+        Ok(c) => c,
+        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+    };
     let headless = params
         .get("headless")
         .and_then(Value::as_bool)
@@ -173,7 +174,8 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         }
     }
     let request = StartRequest {
-        scenario: scenario.clone(),
+        scenario: chosen.label.clone(),
+        scenario_yaml: Some(chosen.yaml),
         users: users as u32,
         spawn_rate,
         duration: Some(duration.clone()),
@@ -531,7 +533,7 @@ mod tests {
         let (failed, _) = act(&u, "start-test", json!({"duration": "soon"}));
         assert!(failed.unwrap().contains("1h30m"));
         let (failed, _) = act(&u, "start-test", json!({"scenario-file": "nope"}));
-        assert!(failed.unwrap().contains("unknown scenario 'nope'"));
+        assert!(failed.unwrap().contains("no built-in scenario and no file"));
         assert!(u.control.started.borrow().is_empty());
     }
 

@@ -14,6 +14,7 @@ pub mod juju;
 pub mod paths;
 pub mod reconcile;
 pub mod render;
+pub mod scenarios;
 pub mod services;
 pub mod system;
 #[cfg(test)]

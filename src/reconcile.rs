@@ -163,6 +163,11 @@ impl<'a> Charm<'a> {
         )
         .map_err(|e| CharmError::Io(format!("chown {}: {e}", state.display())))?;
         set_mode(&state, 0o750)?;
+        // Root-owned, so the service user cannot plant what a root action will read.
+        let scenarios = self.paths.operator_scenarios();
+        std::fs::create_dir_all(&scenarios)
+            .map_err(|e| io("creating the scenario directory", e))?;
+        set_mode(&scenarios, 0o755)?;
         std::fs::create_dir_all(self.paths.etc()).map_err(|e| io("creating /etc/chopsticks", e))?;
         set_mode(&self.paths.etc(), 0o700)?;
         Ok(engine_changed)

@@ -578,3 +578,151 @@ fn leadership_moves_and_units_come_and_go() -> Result<()> {
     assert!(leaks.is_empty(), "{leaks:?}");
     Ok(())
 }
+
+/// Files under `dir` (recursively, symlinks not followed) whose bytes contain `needle`,
+/// except those in `allowed` (where the secret lives by design).
+fn files_containing(dir: &std::path::Path, needle: &str, allowed: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() && !allowed.contains(&path) {
+                let hit = std::fs::read(&path)
+                    .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
+                if hit {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn start_test_reads_scenarios_only_from_the_scenario_dir() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(2)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-files")?;
+    wait_all_active(&mut m)?;
+    let leader = m.leader()?;
+    let root = m.unit_root(&leader);
+    let token_path = root.join("etc/chopsticks/cluster-token");
+    let token = std::fs::read_to_string(&token_path)?.trim().to_string();
+    assert!(token.len() >= 16, "the cluster token is written");
+    let canary = "CANARY-a41f9e-planted-secret-line";
+    let canary_path = root.join("etc/canary-secret");
+    std::fs::write(&canary_path, format!("{canary}\n"))?;
+    let scenarios = root.join("var/lib/chopsticks/scenarios");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(&scenarios)?;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+    assert_eq!(meta.uid(), 0, "the scenario directory is root's");
+    std::os::unix::fs::symlink(&token_path, scenarios.join("token.yaml"))?;
+    std::os::unix::fs::symlink(&canary_path, scenarios.join("canary.yaml"))?;
+    std::fs::write(scenarios.join("notes.yaml"), format!("{canary}\n"))?;
+    std::fs::write(
+        scenarios.join("keyed.yaml"),
+        format!("name: x\n{canary} key: {canary}\nusers: []\n"),
+    )?;
+
+    let dir = scenarios.display().to_string();
+    for (given, refusal) in [
+        (token_path.display().to_string(), "read only from"),
+        (canary_path.display().to_string(), "read only from"),
+        (
+            "/etc/chopsticks/cluster-token".to_string(),
+            "read only from",
+        ),
+        ("/etc/shadow".to_string(), "read only from"),
+        ("../../../etc/canary-secret".to_string(), "read only from"),
+        (
+            format!("{dir}/../../../../etc/canary-secret"),
+            "read only from",
+        ),
+        (
+            "src/chopsticks/scenarios/../../../../etc/shadow.py".to_string(),
+            "read only from",
+        ),
+        ("token.yaml".to_string(), "is a symbolic link"),
+        (format!("{dir}/canary.yaml"), "is a symbolic link"),
+        (
+            "notes.yaml".to_string(),
+            "invalid type: string (value not shown)",
+        ),
+        ("keyed.yaml".to_string(), "unknown field (value not shown)"),
+    ] {
+        let out = m.run_action(
+            "chopsticks/leader",
+            "start-test",
+            serde_json::json!({"scenario-file": given, "duration": "5s"}),
+        )?;
+        expect_refused(&out, refusal);
+    }
+    // The configured default goes through the same door.
+    m.config(&[("scenario-file", &token_path.display().to_string())])?;
+    let out = m.juju_run("chopsticks/leader", "start-test duration=5s")?;
+    expect_refused(&out, "read only from");
+    m.config(&[("scenario-file", "s3_small_objects")])?;
+
+    // A scenario file in the directory is read by the charm and sent as text.
+    let mine = "name: from_the_dir\nusers:\n  - name: writer\n    tasks:\n      - {op: put, size: 1KiB}\n    wait: {constant: 0.1}\n";
+    std::fs::write(scenarios.join("mine.yaml"), mine)?;
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test scenario-file=mine.yaml users=1 spawn-rate=1 duration=3s",
+    )?;
+    let run_id = expect_completed(&out)
+        .get("test-run-id")
+        .unwrap()
+        .to_string();
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(run_id.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_eq!(done.get("scenario"), Some("from_the_dir"));
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(
+        root.join("var/lib/chopsticks")
+            .join(&run_id)
+            .join("run.json"),
+    )?)?;
+    assert_eq!(
+        record["parameters"]["scenario_source"],
+        scenarios.join("mine.yaml").display().to_string()
+    );
+
+    // Neither secret reached anything Juju shows or records, nor any log or file of the model.
+    let leaks = m.leaks(&[&token, canary])?;
+    assert!(leaks.is_empty(), "{leaks:?}");
+    let planted = vec![
+        canary_path.clone(),
+        scenarios.join("notes.yaml"),
+        scenarios.join("keyed.yaml"),
+    ];
+    let hits = files_containing(m.path(), canary, &planted);
+    assert!(hits.is_empty(), "canary content in {hits:?}");
+    let token_files: Vec<PathBuf> = m
+        .units()
+        .iter()
+        .map(|u| m.unit_root(u).join("etc/chopsticks/cluster-token"))
+        .chain([m.path().join("state.json")])
+        .collect();
+    let hits = files_containing(m.path(), &token, &token_files);
+    assert!(
+        hits.iter().all(|p| p.starts_with(m.path().join("units"))
+            && p.to_string_lossy().contains("/run/credentials/")),
+        "token in {hits:?}"
+    );
+    Ok(())
+}

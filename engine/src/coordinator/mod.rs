@@ -18,7 +18,7 @@ use crate::control::{
 use crate::driver::Driver;
 use crate::hlog::HistogramLog;
 use crate::protocol::{FromWorker, RunSpec, ToWorker};
-use crate::scenario::{OpKind, Scenario};
+use crate::scenario::OpKind;
 use crate::series::SeriesPoint;
 use crate::stats::StatsDelta;
 use crate::summary::Summary;
@@ -703,7 +703,8 @@ impl<D: Driver> Actor<D> {
     }
 
     fn begin_run(&mut self, request: StartRequest) -> Result<RunStarted, ControlError> {
-        let (scenario, _source) = Scenario::resolve(&request.scenario)
+        let scenario = request
+            .resolve_scenario()
             .map_err(|e| ControlError::BadRequest(e.to_string()))?;
         let duration = match &request.duration {
             Some(d) => {
@@ -1412,7 +1413,14 @@ fn check_request(r: &StartRequest) -> Result<(), ControlError> {
             ));
         }
     }
-    Scenario::resolve(&r.scenario).map_err(|e| ControlError::BadRequest(e.to_string()))?;
+    if r.scenario_yaml.as_ref().map_or(0, String::len) > crate::control::MAX_SCENARIO_YAML {
+        return bad(format!(
+            "the scenario text is larger than {} bytes; a scenario is a short YAML file",
+            crate::control::MAX_SCENARIO_YAML
+        ));
+    }
+    r.resolve_scenario()
+        .map_err(|e| ControlError::BadRequest(e.to_string()))?;
     Ok(())
 }
 
