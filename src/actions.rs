@@ -77,6 +77,33 @@ fn param_f64(params: &Map<String, Value>, key: &str) -> Option<f64> {
     params.get(key).and_then(Value::as_f64)
 }
 
+/// An integer param, read as an integer (never through f64) and bounded: `Ok(None)` when
+/// absent, `Err(message)` naming the param and the fix when it is not a whole number in range.
+fn param_int(
+    params: &Map<String, Value>,
+    key: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, String> {
+    let Some(value) = params.get(key) else {
+        return Ok(None);
+    };
+    match value.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "{key}={value} is out of range: give a whole number from {min} to {max}"
+        )),
+    }
+}
+
+/// The most users one start-test may ask for (the charm's own bound).
+pub const MAX_USERS: u64 = 1_000_000;
+/// The most workers `min-workers` may insist on.
+pub const MAX_MIN_WORKERS: u64 = 10_000;
+/// How long start-test waits for every peer's worker to connect before starting with those
+/// that are connected.
+pub const WORKER_GRACE: Duration = Duration::from_secs(3);
+
 /// Waits for the coordinator to answer (it may be restarting after a unit switch).
 fn wait_coordinator(
     control: &dyn crate::control::Control,
@@ -89,6 +116,48 @@ fn wait_coordinator(
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
+    }
+}
+
+/// A run's duration must parse and be above zero (`0s`, `0m` name no test at all).
+pub fn check_duration(text: &str) -> Result<(), String> {
+    let zero = text.contains('0') && text.chars().all(|c| "0.smhd ".contains(c));
+    match chopsticks::duration::parse(text) {
+        Ok(d) if !d.is_zero() => Ok(()),
+        Ok(_) => Err("the duration must be positive, e.g. 30s, 10m or 1h30m".into()),
+        Err(_) if zero => Err("the duration must be positive, e.g. 30s, 10m or 1h30m".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The worker name a peer unit's daemon registers with (`chopsticks/3` → `chopsticks-3`).
+pub fn worker_name(unit: &str) -> String {
+    unit.replace('/', "-")
+}
+
+/// The names of connected workers, once every peer is connected or `limit` has passed.
+fn wait_workers(
+    control: &dyn crate::control::Control,
+    peers: &[String],
+    limit: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let connected: Vec<String> = control
+            .status()
+            .map(|s| {
+                s.workers
+                    .into_iter()
+                    .filter(|w| w.state == "connected")
+                    .map(|w| w.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let all = peers.iter().all(|p| connected.contains(&worker_name(p)));
+        if all || Instant::now() >= deadline {
+            return connected;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -112,12 +181,15 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         };
         return Ok(Outcome::Refused(hint));
     }
-    let users = param_f64(params, "users").unwrap_or(config.default_users as f64);
-    if users < 1.0 || users.fract() != 0.0 || users > u32::MAX as f64 {
-        return Ok(Outcome::Refused(format!(
-            "users={users} is not a number of users; give a whole number of 1 or more"
-        )));
-    }
+    let users = match param_int(params, "users", 1, MAX_USERS) {
+        Ok(Some(n)) => n as u32,
+        Ok(None) => config.default_users,
+        Err(m) => return Ok(Outcome::Refused(m)),
+    };
+    let min_workers = match param_int(params, "min-workers", 1, MAX_MIN_WORKERS) {
+        Ok(n) => n.map(|n| n as u32),
+        Err(m) => return Ok(Outcome::Refused(m)),
+    };
     let spawn_rate = param_f64(params, "spawn-rate").unwrap_or(config.default_spawn_rate);
     if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
         return Ok(Outcome::Refused(format!(
@@ -125,8 +197,8 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         )));
     }
     let duration = param_str(params, "duration").unwrap_or_else(|| config.default_duration.clone());
-    if let Err(e) = chopsticks::duration::parse(&duration) {
-        return Ok(Outcome::Refused(format!("duration={duration}: {e}")));
+    if let Err(m) = check_duration(&duration) {
+        return Ok(Outcome::Refused(format!("duration={duration}: {m}")));
     }
     let scenario =
         param_str(params, "scenario-file").unwrap_or_else(|| config.scenario_file.clone());
@@ -138,12 +210,19 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         .get("headless")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let workers = charm.peers()?.peers.len() as u32;
-    if workers == 0 {
+    let peers = charm.peers()?.peers;
+    if peers.is_empty() {
         return Ok(Outcome::Refused(
             "there are no worker units: the leader only coordinates; add some with juju add-unit chopsticks -n 4"
                 .into(),
         ));
+    }
+    if let Some(min) = min_workers.filter(|m| *m as usize > peers.len()) {
+        return Ok(Outcome::Refused(format!(
+            "min-workers={min} but there are only {} worker units; add units (juju add-unit chopsticks -n {}) or lower min-workers",
+            peers.len(),
+            min as usize - peers.len()
+        )));
     }
     let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
     let status = match wait_coordinator(control.as_ref(), charm.settle) {
@@ -173,15 +252,35 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             return Ok(Outcome::Refused(ctl_message(&e)));
         }
     }
+    // Start with the workers that are connected: wait briefly for all peers, never for a
+    // lost one, unless min-workers insists on more.
+    let connected = wait_workers(control.as_ref(), &peers, WORKER_GRACE.min(charm.settle));
+    let missing: Vec<String> = peers
+        .iter()
+        .filter(|p| !connected.contains(&worker_name(p)))
+        .cloned()
+        .collect();
+    let need = min_workers.unwrap_or(1);
+    if (connected.len() as u32) < need {
+        return Ok(Outcome::Refused(format!(
+            "{} of {} workers are connected but {} {} needed; not connected: {}; check juju status for those units{}",
+            connected.len(),
+            peers.len(),
+            need,
+            if need == 1 { "is" } else { "are" },
+            if missing.is_empty() { "none".to_string() } else { missing.join(", ") },
+            if min_workers.is_some() { ", or lower min-workers" } else { "" }
+        )));
+    }
     let request = StartRequest {
         scenario: chosen.label.clone(),
         scenario_yaml: Some(chosen.yaml),
-        users: users as u32,
+        users,
         spawn_rate,
         duration: Some(duration.clone()),
         iterations: None,
-        expected_workers: Some(workers),
-        wait_workers_s: Some(60.0),
+        expected_workers: Some(need),
+        wait_workers_s: Some(WORKER_GRACE.as_secs_f64()),
         run_id: None,
         seed: None,
         stop_timeout_s: None,
@@ -195,18 +294,24 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         }
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
     };
+    let not_connected = if missing.is_empty() {
+        "none".to_string()
+    } else {
+        missing.join(", ")
+    };
     charm.log(&format!(
-        "started test {} ({scenario}, {} users at {spawn_rate}/s for {duration}, {workers} workers)",
-        started.run_id, users
+        "started test {} ({scenario}, {users} users at {spawn_rate}/s for {duration}, {} workers; not connected: {not_connected})",
+        started.run_id, started.workers
     ));
     let mut results = kv(&[
         ("test-run-id", started.run_id.clone()),
         ("state", started.state.to_string()),
-        ("users", (users as u32).to_string()),
+        ("users", users.to_string()),
         ("spawn-rate", spawn_rate.to_string()),
         ("duration", duration),
         ("scenario-file", scenario),
-        ("workers", workers.to_string()),
+        ("workers", started.workers.to_string()),
+        ("workers-not-connected", not_connected),
         ("headless", headless.to_string()),
         (
             "metrics-dir",
@@ -482,13 +587,68 @@ mod tests {
         assert_eq!(r["scenario-file"], "s3_large_objects");
         assert!(r["metrics-dir"].ends_with("var/lib/chopsticks/20261122T101500Z-3f9c2a"));
         let sent = u.control.started.borrow()[0].clone();
-        assert_eq!(sent.expected_workers, Some(4));
+        assert_eq!(sent.expected_workers, Some(1));
         assert_eq!(sent.duration.as_deref(), Some("10m"));
+        assert_eq!(r["workers-not-connected"], "none");
+        assert_eq!(sent.scenario, "s3_large_objects");
+        assert_eq!(
+            sent.scenario_yaml.as_deref(),
+            chopsticks::scenario::builtin("s3_large_objects")
+        );
         // A second start while it runs is refused with what to do.
         let (failed, _) = act(&u, "start-test", json!({}));
         assert!(failed
             .unwrap()
             .contains("stop it first: juju run chopsticks/leader stop-test"));
+    }
+
+    #[test]
+    fn a_lost_unit_does_not_block_a_start_unless_min_workers_insists() {
+        let u = leader_with_workers();
+        // chopsticks/5 is a peer whose worker never connected (its machine is gone).
+        u.tools.peers.borrow_mut().push("chopsticks/5".into());
+        let (failed, _) = act(&u, "start-test", json!({"min-workers": 6}));
+        assert_eq!(
+            failed.as_deref(),
+            Some("min-workers=6 but there are only 5 worker units; add units (juju add-unit chopsticks -n 1) or lower min-workers")
+        );
+        let (failed, _) = act(&u, "start-test", json!({"min-workers": 5}));
+        let failed = failed.unwrap();
+        assert!(
+            failed.starts_with(
+                "4 of 5 workers are connected but 5 are needed; not connected: chopsticks/5"
+            ),
+            "{failed}"
+        );
+        assert!(u.control.started.borrow().is_empty());
+        let (failed, r) = act(&u, "start-test", json!({"min-workers": 4}));
+        assert_eq!(failed, None);
+        assert_eq!(r["workers"], "4");
+        assert_eq!(r["workers-not-connected"], "chopsticks/5");
+        assert_eq!(u.control.started.borrow()[0].expected_workers, Some(4));
+    }
+
+    #[test]
+    fn integer_params_are_integers_and_durations_positive() {
+        let u = leader_with_workers();
+        for (params, message) in [
+            (
+                json!({"users": 1.5}),
+                "users=1.5 is out of range: give a whole number from 1 to 1000000",
+            ),
+            (json!({"users": 0}), "users=0 is out of range"),
+            (json!({"users": 2_000_000}), "users=2000000 is out of range"),
+            (json!({"min-workers": -1}), "min-workers=-1 is out of range"),
+            (
+                json!({"duration": "0s"}),
+                "duration=0s: the duration must be positive",
+            ),
+        ] {
+            let (failed, _) = act(&u, "start-test", params.clone());
+            let failed = failed.unwrap_or_default();
+            assert!(failed.starts_with(message), "{params}: {failed}");
+        }
+        assert!(u.control.started.borrow().is_empty());
     }
 
     #[test]

@@ -233,7 +233,9 @@ pub struct FakeControl {
 fn idle() -> Status {
     serde_json::from_value(json!({
         "state": "idle", "run_id": null, "scenario": null, "elapsed_s": 0.0, "duration_s": null,
-        "users_target": 0, "users_running": 0, "users_per_worker": {}, "workers": [],
+        "users_target": 0, "users_running": 0, "users_per_worker": {},
+        "workers": (1..=4).map(|i| json!({"id": i, "name": format!("chopsticks-{i}"),
+            "state": "connected", "users": 0, "last_seen_s": 0.1})).collect::<Vec<_>>(),
         "workers_connected": 4, "workers_missing": 0, "current_rps": 0.0,
         "current_failures_per_s": 0.0, "current_mb_per_s": 0.0, "requests": 0, "failures": 0,
         "bytes": 0, "reason": null, "run_dir": null
@@ -277,7 +279,7 @@ impl Control for FakeControl {
             run_id: "20261122T101500Z-3f9c2a".into(),
             state: RunState::Preparing,
             run_dir: "/var/lib/chopsticks/20261122T101500Z-3f9c2a".into(),
-            workers: request.expected_workers.unwrap_or(0),
+            workers: s.workers_connected,
             scenario: request.scenario.clone(),
         })
     }

@@ -726,3 +726,59 @@ fn start_test_reads_scenarios_only_from_the_scenario_dir() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_lost_worker_unit_does_not_block_start_test() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(3)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-lost")?;
+    wait_all_active(&mut m)?;
+    // chopsticks/2's machine goes away: it stays a peer, but its worker is gone for good.
+    m.lose_unit("chopsticks/2")?;
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("workers-connected") == Some("1")
+    })?;
+
+    let out = m.juju_run("chopsticks/leader", "start-test min-workers=2 duration=5s")?;
+    expect_refused(
+        &out,
+        "1 of 2 workers are connected but 2 are needed; not connected: chopsticks/2",
+    );
+    let out = m.juju_run("chopsticks/leader", "start-test min-workers=3 duration=5s")?;
+    expect_refused(&out, "min-workers=3 but there are only 2 worker units");
+
+    let began = std::time::Instant::now();
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test users=2 spawn-rate=2 duration=5s",
+    )?;
+    let took = began.elapsed();
+    expect_completed(&out);
+    assert_eq!(out.get("workers"), Some("1"));
+    assert_eq!(out.get("workers-not-connected"), Some("chopsticks/2"));
+    // It waited a few seconds for chopsticks/2, not the minute it used to.
+    assert!(took < Duration::from_secs(30), "start-test took {took:?}");
+    let run_id = out.get("test-run-id").unwrap().to_string();
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(run_id.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_ne!(done.get("requests"), Some("0"));
+    let leader = m.leader()?;
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(
+        m.unit_root(&leader)
+            .join("var/lib/chopsticks")
+            .join(&run_id)
+            .join("run.json"),
+    )?)?;
+    let workers = record["workers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert!(
+        workers[0].to_string().contains("chopsticks-1"),
+        "{workers:?}"
+    );
+    Ok(())
+}
