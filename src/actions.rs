@@ -210,7 +210,8 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         .get("headless")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let peers = charm.peers()?.peers;
+    let view = charm.peers()?;
+    let peers = view.peers.clone();
     if peers.is_empty() {
         return Ok(Outcome::Refused(
             "there are no worker units: the leader only coordinates; add some with juju add-unit chopsticks -n 4"
@@ -294,6 +295,8 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         }
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
     };
+    // Workers hold back credential restarts while a run is published as active.
+    charm.publish_run(&view, Some(&started.run_id))?;
     let not_connected = if missing.is_empty() {
         "none".to_string()
     } else {
@@ -356,7 +359,11 @@ fn stop_test(charm: &Charm) -> Result<Outcome, CharmError> {
     // In-flight requests get the run's stop timeout (30 s) to finish, then cleanup runs.
     let end = control.wait_ended(&reply.run_id, Duration::from_secs(120));
     let state = match end {
-        Ok(s) if s.state.is_terminal() => s.state.to_string(),
+        Ok(s) if s.state.is_terminal() => {
+            // The run is over: restarts deferred during it happen now, and workers hear it.
+            charm.reconcile()?;
+            s.state.to_string()
+        }
         Ok(s) => format!("{} (still winding down; check test-status)", s.state),
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
     };

@@ -61,7 +61,9 @@ pub trait HookTools {
     /// Writes this unit's own databag.
     fn relation_set_unit(&self, relation_id: &str, values: &[(String, String)]) -> ToolResult<()>;
     fn ingress_address(&self, endpoint: &str) -> ToolResult<String>;
-    fn secret_get(&self, id: &str) -> ToolResult<SecretContent>;
+    /// A secret's content. Juju keeps showing a consumer the revision it first read until it
+    /// asks with `refresh` (on `secret-changed`), which moves it to the latest revision.
+    fn secret_get(&self, id: &str, refresh: bool) -> ToolResult<SecretContent>;
     /// Adds an application-owned secret; returns its id.
     fn secret_add_app(&self, label: &str, content: &SecretContent) -> ToolResult<String>;
     fn open_port(&self, port: u16) -> ToolResult<()>;
@@ -207,8 +209,12 @@ impl HookTools for CliTools {
         Ok(addr)
     }
 
-    fn secret_get(&self, id: &str) -> ToolResult<SecretContent> {
-        let out = run("secret-get", &[id, "--format=json"])?;
+    fn secret_get(&self, id: &str, refresh: bool) -> ToolResult<SecretContent> {
+        let mut args = vec![id, "--format=json"];
+        if refresh {
+            args.push("--refresh");
+        }
+        let out = run("secret-get", &args)?;
         Ok(string_map(json("secret-get", &out)?))
     }
 

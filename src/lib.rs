@@ -46,6 +46,9 @@ pub fn dispatch() -> ExitCode {
         charm_dir,
         unit,
         settle: Duration::from_secs(15),
+        refresh_secret: (path == "hooks/secret-changed")
+            .then(|| std::env::var("JUJU_SECRET_ID").ok())
+            .flatten(),
     };
     let result = match path.split_once('/') {
         Some(("hooks", hook)) => hooks::run(&charm, hook),

@@ -29,6 +29,9 @@ pub const KEY_LEADER: &str = "leader-unit";
 /// A worker unit's own databag: its connection to the coordinator (`connected`, …), so the
 /// leader hears (through cluster-relation-changed) when workers come and go.
 pub const KEY_WORKER: &str = "worker-connection";
+/// Application databag: the id of the run the coordinator is running (absent when idle), so
+/// workers defer credential restarts until it ends.
+pub const KEY_RUN: &str = "active-run";
 const TOKEN_LABEL: &str = "cluster-token";
 
 /// Why a hook could not do its job (Juju then retries it).
@@ -61,6 +64,9 @@ pub struct Charm<'a> {
     pub unit: String,
     /// How long to wait for a daemon to come up before reporting status.
     pub settle: Duration,
+    /// The secret a `secret-changed` hook is about (`JUJU_SECRET_ID`): read with `--refresh`
+    /// so this unit moves to its newest revision. `None` in every other hook.
+    pub refresh_secret: Option<String>,
 }
 
 /// What the charm remembers between hooks.
@@ -72,6 +78,10 @@ pub struct CharmState {
     /// The cluster token secret, kept until it is published to the peers.
     #[serde(default)]
     pub token_secret_id: Option<String>,
+    /// Set when new inputs (rotated credentials, a new engine) were written while a run was
+    /// active: this unit's service restarts once no run is active; cleared by that restart.
+    #[serde(default)]
+    pub restart_pending: bool,
 }
 
 /// What the peers publish.
@@ -85,6 +95,29 @@ pub struct PeerView {
 impl<'a> Charm<'a> {
     pub fn log(&self, message: &str) {
         self.tools.log("INFO", message);
+    }
+
+    /// Reads a secret, refreshing it when this hook is its `secret-changed`.
+    pub fn read_secret(&self, id: &str) -> crate::juju::ToolResult<crate::juju::SecretContent> {
+        let refresh = self
+            .refresh_secret
+            .as_deref()
+            .is_some_and(|changed| same_secret(changed, id));
+        if refresh {
+            self.log(&format!("secret {id} changed: reading its newest revision"));
+        }
+        self.tools.secret_get(id, refresh)
+    }
+
+    /// The run the coordinator is running, asked with a bound of about a second; `None` when
+    /// idle or not answering.
+    pub fn active_run(&self, config: &CharmConfig) -> Option<String> {
+        let control = (self.control)(config.control_port).ok()?;
+        let status = control.status().ok()?;
+        status
+            .state
+            .is_active()
+            .then(|| status.run_id.unwrap_or_else(|| "?".into()))
     }
 
     pub fn load_state(&self) -> CharmState {
@@ -116,7 +149,7 @@ impl<'a> Charm<'a> {
         let credentials = if config.s3_credentials.is_empty() {
             None
         } else {
-            match self.tools.secret_get(&config.s3_credentials) {
+            match self.read_secret(&config.s3_credentials) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     return Err(format!(
@@ -207,29 +240,37 @@ impl<'a> Charm<'a> {
         )?;
         let token_changed = match &token_id {
             Some(id) => {
-                let content = self.tools.secret_get(id)?;
+                let content = self.read_secret(id)?;
                 let token = content.get("token").cloned().unwrap_or_default();
                 write_if_changed(&self.paths.token_file(), token.as_bytes(), 0o600)?
             }
             None => false,
         };
         let inputs_changed = upgraded || s3_changed || token_changed;
+        if inputs_changed && !state.restart_pending {
+            state.restart_pending = true;
+            self.save_state(&state)?;
+        }
         if leader {
+            let active = self.active_run(&config);
+            self.publish_run(&view, active.as_deref())?;
             self.publish(&config, &view, token_id.as_deref())?;
             self.run_coordinator(
                 &config,
                 &templates,
-                state.web_ui,
-                inputs_changed,
+                &mut state,
+                active.as_deref(),
                 view.peers.len(),
             )
         } else {
+            let active = view.app.get(KEY_RUN).filter(|r| !r.is_empty()).cloned();
             self.run_worker(
                 &config,
                 &templates,
                 &view,
                 token_id.is_some(),
-                inputs_changed,
+                &mut state,
+                active.as_deref(),
             )
         }
     }
@@ -297,14 +338,63 @@ impl<'a> Charm<'a> {
         v
     }
 
+    /// Publishes the active run's id (or removes it) so workers know whether to defer restarts.
+    pub fn publish_run(&self, view: &PeerView, active: Option<&str>) -> Result<(), CharmError> {
+        let Some(relation) = &view.relation else {
+            return Ok(());
+        };
+        let current = view.app.get(KEY_RUN).filter(|v| !v.is_empty());
+        if current.map(String::as_str) != active {
+            self.tools.relation_set_app(
+                relation,
+                &[(KEY_RUN.to_string(), active.unwrap_or_default().to_string())],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Restarts `unit` when its inputs changed, unless a run is active: then the restart is
+    /// deferred (kept in `state.restart_pending`) and the returned note says so for the status.
+    fn restart_for_inputs(
+        &self,
+        unit: &str,
+        state: &mut CharmState,
+        unit_changed: bool,
+        active: Option<&str>,
+    ) -> Result<Option<String>, CharmError> {
+        if !(unit_changed || state.restart_pending) {
+            return Ok(None);
+        }
+        if !unit_changed {
+            if let Some(run) = active {
+                self.log(&format!(
+                    "new credentials or engine written; {unit} restarts after run {run} ends"
+                ));
+                return Ok(Some(format!("new credentials apply when run {run} ends")));
+            }
+        }
+        self.log(&format!("restarting {unit}: its configuration changed"));
+        if unit == WORKER_UNIT {
+            // A stale connection state must not be reported for the new target.
+            let _ = std::fs::remove_file(self.paths.worker_status());
+        }
+        self.services.restart(unit)?;
+        if state.restart_pending {
+            state.restart_pending = false;
+            self.save_state(state)?;
+        }
+        Ok(None)
+    }
+
     fn run_coordinator(
         &self,
         config: &CharmConfig,
         templates: &Templates,
-        web_ui: bool,
-        inputs_changed: bool,
+        state: &mut CharmState,
+        active: Option<&str>,
         peers: usize,
     ) -> Result<(), CharmError> {
+        let web_ui = state.web_ui;
         let values = self.unit_values(config);
         let headless_changed = write_if_changed(
             &self.paths.unit_file(LEADER_UNIT),
@@ -326,26 +416,33 @@ impl<'a> Charm<'a> {
         };
         self.stop_unit(WORKER_UNIT)?;
         self.stop_unit(other)?;
-        if self.services.is_active(wanted) {
-            if inputs_changed || unit_changed {
-                self.log(&format!("restarting {wanted}: its configuration changed"));
-                self.services.restart(wanted)?;
-            }
+        let note = if self.services.is_active(wanted) {
+            self.restart_for_inputs(wanted, state, unit_changed, active)?
         } else {
             self.services.enable_start(wanted)?;
-        }
+            if state.restart_pending {
+                state.restart_pending = false;
+                self.save_state(state)?;
+            }
+            None
+        };
         self.tools.open_port(config.coordinator_port)?;
         if web_ui {
             self.tools.open_port(config.web_port)?;
         } else {
             self.tools.close_port(config.web_port)?;
         }
-        self.coordinator_status(config, peers)
+        self.coordinator_status(config, peers, note.as_deref())
     }
 
     /// Sets the leader's status from the coordinator's own report, waiting (bounded) for as
     /// many workers as there are peer units.
-    pub fn coordinator_status(&self, config: &CharmConfig, peers: usize) -> Result<(), CharmError> {
+    pub fn coordinator_status(
+        &self,
+        config: &CharmConfig,
+        peers: usize,
+        note: Option<&str>,
+    ) -> Result<(), CharmError> {
         let deadline = Instant::now() + self.settle;
         let control = (self.control)(config.control_port).map_err(CharmError::Io)?;
         loop {
@@ -371,6 +468,10 @@ impl<'a> Charm<'a> {
                             s.workers_connected
                         )
                     };
+                    let message = match note {
+                        Some(n) => format!("{message}; {n}"),
+                        None => message,
+                    };
                     self.tools.status_set(StatusKind::Active, &message)?;
                     return Ok(());
                 }
@@ -395,7 +496,8 @@ impl<'a> Charm<'a> {
         templates: &Templates,
         view: &PeerView,
         have_token: bool,
-        inputs_changed: bool,
+        state: &mut CharmState,
+        active: Option<&str>,
     ) -> Result<(), CharmError> {
         self.stop_unit(LEADER_UNIT)?;
         self.stop_unit(LEADER_WEBUI_UNIT)?;
@@ -425,20 +527,18 @@ impl<'a> Charm<'a> {
         if unit_changed {
             self.services.daemon_reload()?;
         }
-        if self.services.is_active(WORKER_UNIT) {
-            if inputs_changed || unit_changed {
-                // A stale connection state must not be reported for the new target.
-                let _ = std::fs::remove_file(self.paths.worker_status());
-                self.log(&format!(
-                    "restarting {WORKER_UNIT}: its configuration changed"
-                ));
-                self.services.restart(WORKER_UNIT)?;
-            }
+        let note = if self.services.is_active(WORKER_UNIT) {
+            self.restart_for_inputs(WORKER_UNIT, state, unit_changed, active)?
         } else {
             let _ = std::fs::remove_file(self.paths.worker_status());
             self.services.enable_start(WORKER_UNIT)?;
-        }
-        let connection = self.worker_status(&coordinator)?;
+            if state.restart_pending {
+                state.restart_pending = false;
+                self.save_state(state)?;
+            }
+            None
+        };
+        let connection = self.worker_status(&coordinator, note.as_deref())?;
         if let Some(relation) = &view.relation {
             self.tools.relation_set_unit(
                 relation,
@@ -456,7 +556,15 @@ impl<'a> Charm<'a> {
     }
 
     /// Sets the worker's status from its daemon's report; returns the connection state.
-    fn worker_status(&self, coordinator: &str) -> Result<&'static str, CharmError> {
+    fn worker_status(
+        &self,
+        coordinator: &str,
+        note: Option<&str>,
+    ) -> Result<&'static str, CharmError> {
+        let with_note = |m: String| match note {
+            Some(n) => format!("{m}; {n}"),
+            None => m,
+        };
         let deadline = Instant::now() + self.settle;
         loop {
             let link = self.link_status();
@@ -464,7 +572,7 @@ impl<'a> Charm<'a> {
                 Some("connected") => {
                     self.tools.status_set(
                         StatusKind::Active,
-                        &format!("worker connected to {coordinator}"),
+                        &with_note(format!("worker connected to {coordinator}")),
                     )?;
                     return Ok("connected");
                 }
@@ -531,6 +639,12 @@ fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), CharmError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| CharmError::Io(format!("chmod {}: {e}", path.display())))
+}
+
+/// Whether two secret references name the same secret (`secret:ID`, `secret://MODEL/ID`, `ID`).
+fn same_secret(a: &str, b: &str) -> bool {
+    let id = |s: &str| s.rsplit(['/', ':']).next().unwrap_or(s).to_string();
+    id(a) == id(b)
 }
 
 /// An address safe to put on a unit's command line.
@@ -694,6 +808,119 @@ mod tests {
         );
         // The leader hears of it through the worker's own databag.
         assert_eq!(u.tools.unit_data.borrow()[KEY_WORKER], "connected");
+    }
+
+    #[test]
+    fn rotated_credentials_are_refreshed_and_restart_the_worker_after_the_run() {
+        let u = Unit::new(false);
+        u.configure(&[
+            ("s3-endpoint", json!("http://10.0.0.1:80")),
+            ("s3-credentials", json!("secret:creds")),
+        ]);
+        let creds = |sk: &str| {
+            let mut c = SecretContent::new();
+            c.insert("access-key".into(), "AK".into());
+            c.insert("secret-key".into(), sk.into());
+            c
+        };
+        u.tools.secrets.borrow_mut().extend([
+            ("secret:creds".to_string(), creds("SK-ONE")),
+            ("secret:tok".to_string(), {
+                let mut t = SecretContent::new();
+                t.insert("token".into(), "t".repeat(64));
+                t
+            }),
+        ]);
+        u.tools
+            .granted
+            .borrow_mut()
+            .extend(["secret:creds".to_string(), "secret:tok".to_string()]);
+        u.tools.app.borrow_mut().extend([
+            (KEY_ADDRESS.to_string(), "10.9.9.9".to_string()),
+            (KEY_PORT.to_string(), "5557".to_string()),
+            (KEY_TOKEN.to_string(), "secret:tok".to_string()),
+            (KEY_LEADER.to_string(), "chopsticks/1".to_string()),
+            (KEY_RUN.to_string(), "run-a".to_string()),
+        ]);
+        std::fs::create_dir_all(u.paths().state()).unwrap();
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u.services.is_active_unit(WORKER_UNIT));
+        let link = chopsticks::connector::LinkStatus {
+            state: "connected".into(),
+            coordinator: "ws://10.9.9.9:5557/ws".into(),
+            worker_id: Some(3),
+            since: "now".into(),
+            detail: None,
+        };
+        let connected = serde_json::to_vec(&link).unwrap();
+        std::fs::write(u.paths().worker_status(), &connected).unwrap();
+        u.tools.calls.borrow_mut().clear();
+        u.services.calls.borrow_mut().clear();
+
+        // secret-changed mid-run: refreshed and written, the restart waits for the run.
+        u.tools
+            .secrets
+            .borrow_mut()
+            .insert("secret:creds".into(), creds("SK-TWO"));
+        *u.refresh_secret.borrow_mut() = Some("secret:creds".into());
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u
+            .tools
+            .calls
+            .borrow()
+            .contains(&"secret-get secret:creds --refresh".to_string()));
+        let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
+        assert!(s3.contains("SK-TWO"), "{s3}");
+        assert!(u
+            .services
+            .calls
+            .borrow()
+            .iter()
+            .all(|c| !c.starts_with("restart")));
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Active,
+                "worker connected to 10.9.9.9:5557; new credentials apply when run run-a ends"
+                    .to_string()
+            )
+        );
+        // Other hooks do not refresh.
+        *u.refresh_secret.borrow_mut() = None;
+        u.tools.calls.borrow_mut().clear();
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u
+            .tools
+            .calls
+            .borrow()
+            .contains(&"secret-get secret:creds".to_string()));
+        assert!(u
+            .services
+            .calls
+            .borrow()
+            .iter()
+            .all(|c| !c.starts_with("restart")));
+
+        // The run ends (the leader removes active-run): the deferred restart happens once.
+        u.tools.app.borrow_mut().remove(KEY_RUN);
+        u.with(|c| c.reconcile()).unwrap();
+        std::fs::write(u.paths().worker_status(), &connected).unwrap();
+        u.with(|c| c.reconcile()).unwrap();
+        let restarts = u
+            .services
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| *c == "restart chopsticks-worker.service")
+            .count();
+        assert_eq!(restarts, 1);
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Active,
+                "worker connected to 10.9.9.9:5557".to_string()
+            )
+        );
     }
 
     #[test]

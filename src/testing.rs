@@ -134,8 +134,12 @@ impl HookTools for FakeTools {
     fn ingress_address(&self, _endpoint: &str) -> ToolResult<String> {
         Ok("10.1.2.3".into())
     }
-    fn secret_get(&self, id: &str) -> ToolResult<SecretContent> {
-        self.call(format!("secret-get {id}"));
+    fn secret_get(&self, id: &str, refresh: bool) -> ToolResult<SecretContent> {
+        self.call(if refresh {
+            format!("secret-get {id} --refresh")
+        } else {
+            format!("secret-get {id}")
+        });
         if !self.granted.borrow().contains(id) {
             return Err(ToolError {
                 tool: "secret-get".into(),
@@ -308,6 +312,8 @@ pub struct Unit {
     pub tools: FakeTools,
     pub services: FakeServices,
     pub control: std::rc::Rc<FakeControl>,
+    /// `JUJU_SECRET_ID` of the hook being simulated (`secret-changed`).
+    pub refresh_secret: RefCell<Option<String>>,
 }
 
 impl Unit {
@@ -339,6 +345,7 @@ impl Unit {
             tools,
             services: FakeServices::default(),
             control: std::rc::Rc::new(FakeControl::new(true)),
+            refresh_secret: RefCell::new(None),
         }
     }
 
@@ -373,6 +380,7 @@ impl Unit {
             charm_dir: self.charm_dir.path().to_path_buf(),
             unit: "chopsticks/0".into(),
             settle: Duration::from_millis(0),
+            refresh_secret: self.refresh_secret.borrow().clone(),
         };
         f(&charm)
     }

@@ -782,3 +782,204 @@ fn a_lost_worker_unit_does_not_block_start_test() -> Result<()> {
     );
     Ok(())
 }
+
+/// An extra S3 key of the shared RadosGW's test user, removed again on drop (the user's
+/// default keys, which other tests use, are never touched).
+struct ExtraKey {
+    access: String,
+    secret: String,
+}
+
+fn radosgw_admin(args: &[&str]) -> Result<String> {
+    let dir = std::env::var("CHOPSTICKS_RGW_DIR").unwrap_or_else(|_| "/tmp/chopsticks-rgw".into());
+    let conf = format!("{dir}/ceph.conf");
+    let out = std::process::Command::new("radosgw-admin")
+        .arg("-c")
+        .arg(&conf)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        return Err(model::Error(format!(
+            "radosgw-admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+impl ExtraKey {
+    fn create(tag: &str) -> Result<ExtraKey> {
+        let suffix: String = format!("{:08X}", std::process::id() ^ rand_u32());
+        let key = ExtraKey {
+            access: format!("CHOPSTICKSROT{tag}{suffix}"),
+            secret: format!("chopsticksRotated{tag}Secret{suffix}{suffix}"),
+        };
+        radosgw_admin(&[
+            "key",
+            "create",
+            "--uid=chopsticks",
+            "--key-type=s3",
+            &format!("--access-key={}", key.access),
+            &format!("--secret-key={}", key.secret),
+        ])?;
+        Ok(key)
+    }
+
+    fn remove(&self) -> Result<()> {
+        radosgw_admin(&[
+            "key",
+            "rm",
+            "--uid=chopsticks",
+            "--key-type=s3",
+            &format!("--access-key={}", self.access),
+        ])
+        .map(|_| ())
+    }
+}
+
+impl Drop for ExtraKey {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+fn rand_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// The credential copy the fake systemd handed to a running service (`LoadCredential=`).
+fn service_credential(m: &Model, unit: &str, service: &str) -> String {
+    let path = m
+        .unit_root(unit)
+        .join("run/credentials")
+        .join(service)
+        .join("s3_config.yaml");
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn rotated_credentials_reach_every_unit_after_the_run() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let first = ExtraKey::create("A")?;
+    let second = ExtraKey::create("B")?;
+    let (mut m, ports) = deploy(3)?;
+    let creds =
+        m.add_user_secret(&[("access-key", &first.access), ("secret-key", &first.secret)])?;
+    m.grant_secret(&creds)?;
+    let mut values = vec![
+        ("s3-endpoint".to_string(), rgw.endpoint.clone()),
+        ("s3-credentials".to_string(), creds.clone()),
+        (
+            "s3-bucket".to_string(),
+            "chopsticks-charm-model-rotate".to_string(),
+        ),
+        ("scenario-file".to_string(), "s3_small_objects".to_string()),
+    ];
+    values.extend(port_config(&ports));
+    config(&mut m, &values)?;
+    wait_all_active(&mut m)?;
+    let leader = m.leader()?;
+    let service = |u: &str| {
+        if u == leader {
+            "chopsticks-leader.service"
+        } else {
+            "chopsticks-worker.service"
+        }
+    };
+    for unit in m.units() {
+        assert!(
+            service_credential(&m, &unit, service(&unit)).contains(&first.secret),
+            "{unit}"
+        );
+    }
+
+    // Rotate mid-run: every unit writes the new key at once, no service restarts mid-run.
+    let run = start_test(&mut m, "users=2 spawn-rate=2 duration=2m")?;
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("state") == Some("running")
+    })?;
+    let pids: Vec<(String, u64)> = m
+        .units()
+        .into_iter()
+        .map(|u| {
+            let pid = main_pid(&m, &u, service(&u)).expect("service runs");
+            (u, pid)
+        })
+        .collect();
+    m.update_user_secret(
+        &creds,
+        &[
+            ("access-key", &second.access),
+            ("secret-key", &second.secret),
+        ],
+    )?;
+    for unit in m.units() {
+        let rendered =
+            std::fs::read_to_string(m.unit_root(&unit).join("etc/chopsticks/s3_config.yaml"))?;
+        assert!(
+            rendered.contains(&second.access) && rendered.contains(&second.secret),
+            "{unit}"
+        );
+        assert!(!rendered.contains(&first.secret), "{unit}");
+        let (state, message) = m.status(&unit)?;
+        assert_eq!(state, "active", "{unit}");
+        assert!(
+            message.ends_with(&format!("new credentials apply when run {run} ends")),
+            "{unit}: {message}"
+        );
+    }
+    for (unit, pid) in &pids {
+        assert_eq!(
+            main_pid(&m, unit, service(unit)),
+            Some(*pid),
+            "{unit} restarted mid-run"
+        );
+    }
+    let refreshes = m
+        .calls()?
+        .into_iter()
+        .filter(|c| c.tool == "secret-get" && c.args.iter().any(|a| a == "--refresh"))
+        .count();
+    assert!(
+        refreshes >= m.units().len(),
+        "secret-get --refresh on every unit"
+    );
+
+    // The run ends: each service restarts once with the new key.
+    let out = m.juju_run("chopsticks/leader", "stop-test")?;
+    expect_completed(&out);
+    wait_all_active(&mut m)?;
+    for (unit, pid) in &pids {
+        let now = main_pid(&m, unit, service(unit)).expect("service runs");
+        assert_ne!(now, *pid, "{unit} was not restarted after the run");
+        let loaded = service_credential(&m, unit, service(unit));
+        assert!(
+            loaded.contains(&second.secret),
+            "{unit} runs with the old key"
+        );
+        let (_, message) = m.status(unit)?;
+        assert!(
+            !message.contains("new credentials apply"),
+            "{unit}: {message}"
+        );
+    }
+
+    // The next run works with the old key gone: it can only be using the new one.
+    first.remove()?;
+    let next = start_test(&mut m, "users=2 spawn-rate=2 duration=5s")?;
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(next.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_ne!(done.get("requests"), Some("0"));
+    assert_eq!(done.get("failures"), Some("0"), "{:?}", done.results);
+    let leaks = m.leaks(&[&first.secret, &second.secret])?;
+    assert!(leaks.is_empty(), "{leaks:?}");
+    Ok(())
+}
