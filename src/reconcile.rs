@@ -613,25 +613,75 @@ impl<'a> Charm<'a> {
     }
 
     /// The `remove` hook: units, binaries and configuration go; run artifacts in
-    /// `/var/lib/chopsticks` stay, so results survive the removal.
+    /// `/var/lib/chopsticks` stay, so results survive the removal. Every piece is tried even
+    /// when one fails, secrets first, and each failure is logged. The hook fails (and Juju
+    /// retries it) only if a file holding credentials could not be removed.
     pub fn remove(&self) -> Result<(), CharmError> {
-        self.stop_services()?;
+        let mut failures: Vec<String> = Vec::new();
+        let mut secret_errors: Vec<(PathBuf, std::io::Error)> = Vec::new();
+        for path in [self.paths.s3_config(), self.paths.token_file()] {
+            if let Err(e) = remove_file_if_present(&path) {
+                secret_errors.push((path, e));
+            }
+        }
+        for unit in [WORKER_UNIT, LEADER_UNIT, LEADER_WEBUI_UNIT] {
+            if let Err(e) = self.stop_unit(unit) {
+                failures.push(format!("stopping {unit}: {e}"));
+            }
+        }
         for unit in [WORKER_UNIT, LEADER_UNIT, LEADER_WEBUI_UNIT] {
             let path = self.paths.unit_file(unit);
-            if path.exists() {
-                std::fs::remove_file(&path)
-                    .map_err(|e| CharmError::Io(format!("removing {}: {e}", path.display())))?;
+            if let Err(e) = remove_file_if_present(&path) {
+                failures.push(format!("removing {}: {e}", path.display()));
             }
         }
-        self.services.daemon_reload()?;
-        for dir in [self.paths.opt(), self.paths.etc()] {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| CharmError::Io(format!("removing {}: {e}", dir.display())))?;
+        if let Err(e) = self.services.daemon_reload() {
+            failures.push(e.to_string());
+        }
+        for dir in [self.paths.etc(), self.paths.opt()] {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    failures.push(format!("removing {}: {e}", dir.display()));
+                }
             }
         }
-        let _ = std::fs::remove_file(self.paths.worker_status());
-        Ok(())
+        if let Err(e) = remove_file_if_present(&self.paths.worker_status()) {
+            failures.push(format!(
+                "removing {}: {e}",
+                self.paths.worker_status().display()
+            ));
+        }
+        for failure in &failures {
+            self.tools.log(
+                "WARNING",
+                &format!("remove: could not finish a step ({failure}); the rest was removed"),
+            );
+        }
+        // Removing /etc/chopsticks may still have taken what unlinking could not.
+        let secrets_left: Vec<String> = secret_errors
+            .into_iter()
+            .filter(|(path, _)| path.symlink_metadata().is_ok())
+            .map(|(path, e)| format!("{}: {e}", path.display()))
+            .collect();
+        if secrets_left.is_empty() {
+            Ok(())
+        } else {
+            for left in &secrets_left {
+                self.tools
+                    .log("ERROR", &format!("remove: credentials file left: {left}"));
+            }
+            Err(CharmError::Io(format!(
+                "could not remove credentials: {}",
+                secrets_left.join("; ")
+            )))
+        }
+    }
+}
+
+fn remove_file_if_present(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -966,6 +1016,27 @@ mod tests {
         assert_eq!(u.status().0, StatusKind::Active);
         let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
         assert!(s3.contains("SK-FROM-SECRET"));
+    }
+
+    #[test]
+    fn remove_goes_on_after_a_failure_and_fails_only_for_credentials_left() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        u.with(|c| c.reconcile()).unwrap();
+        // /opt/chopsticks cannot be removed as a directory (as with EBUSY on a mount).
+        std::fs::remove_dir_all(u.paths().opt()).unwrap();
+        std::fs::write(u.paths().opt(), b"in the way").unwrap();
+        u.with(|c| c.remove()).unwrap();
+        assert!(!u.paths().s3_config().exists());
+        assert!(!u.paths().token_file().exists());
+        assert!(!u.paths().etc().exists());
+        assert!(!u.paths().unit_file(LEADER_UNIT).exists());
+        assert!(u.services.active.borrow().is_empty());
+        let logs = u.tools.calls.borrow().join("\n");
+        assert!(
+            logs.contains("remove: could not finish a step (removing"),
+            "{logs}"
+        );
     }
 
     #[test]

@@ -983,3 +983,94 @@ fn rotated_credentials_reach_every_unit_after_the_run() -> Result<()> {
     assert!(leaks.is_empty(), "{leaks:?}");
     Ok(())
 }
+
+/// Makes removing `dir` fail as it did in production (EBUSY): a bind mount on it when this
+/// test runs as root, else a parent directory without write permission. Undone on drop.
+struct Obstacle {
+    mounted: Option<PathBuf>,
+    locked_parent: Option<PathBuf>,
+}
+
+impl Obstacle {
+    fn on(dir: &std::path::Path) -> Result<Obstacle> {
+        use std::os::unix::fs::PermissionsExt;
+        if nix_is_root() {
+            let mount = dir.join("bin");
+            let status = std::process::Command::new("mount")
+                .args(["--bind", "--read-only"])
+                .arg(&mount)
+                .arg(&mount)
+                .status()?;
+            if status.success() {
+                return Ok(Obstacle {
+                    mounted: Some(mount),
+                    locked_parent: None,
+                });
+            }
+        }
+        let parent = dir.parent().unwrap().to_path_buf();
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o555))?;
+        Ok(Obstacle {
+            mounted: None,
+            locked_parent: Some(parent),
+        })
+    }
+}
+
+impl Drop for Obstacle {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(m) = &self.mounted {
+            let _ = std::process::Command::new("umount").arg(m).status();
+        }
+        if let Some(p) = &self.locked_parent {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn remove_takes_every_piece_it_can_credentials_first() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(3)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-remove")?;
+    wait_all_active(&mut m)?;
+    m.set_keep_removed_roots(true);
+    let unit = "chopsticks/2";
+    let root = m.unit_root(unit);
+    let opt = root.join("opt/chopsticks");
+    let obstacle = Obstacle::on(&opt)?;
+    // The hook succeeds: what could not go is logged, and no credentials are left.
+    m.remove_unit(unit)?;
+    for gone in [
+        "etc/chopsticks/s3_config.yaml",
+        "etc/chopsticks/cluster-token",
+        "etc/chopsticks",
+        "etc/systemd/system/chopsticks-worker.service",
+    ] {
+        assert!(!root.join(gone).exists(), "{gone} left behind");
+    }
+    assert!(
+        opt.exists(),
+        "the obstacle did not hold: the test proves nothing"
+    );
+    let log = m.juju_log();
+    assert!(
+        log.contains("remove: could not finish a step (removing") && log.contains("opt/chopsticks"),
+        "{log}"
+    );
+    assert!(model::processes_matching(root.to_str().unwrap()).is_empty());
+    drop(obstacle);
+    Ok(())
+}
