@@ -297,6 +297,7 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
     };
     // Workers hold back credential restarts while a run is published as active.
     charm.publish_run(&view, Some(&started.run_id))?;
+    charm.coordinator_status(&config, &peers)?;
     let not_connected = if missing.is_empty() {
         "none".to_string()
     } else {
@@ -364,7 +365,10 @@ fn stop_test(charm: &Charm) -> Result<Outcome, CharmError> {
             charm.reconcile()?;
             s.state.to_string()
         }
-        Ok(s) => format!("{} (still winding down; check test-status)", s.state),
+        Ok(s) => {
+            charm.coordinator_status(&config, &charm.peers()?.peers)?;
+            format!("{} (still winding down; check test-status)", s.state)
+        }
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
     };
     Ok(Outcome::Done(kv(&[
@@ -415,6 +419,7 @@ fn test_status(charm: &Charm) -> Result<Outcome, CharmError> {
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
     };
+    charm.coordinator_status(&config, &charm.peers()?.peers)?;
     let per_worker: Vec<String> = s
         .users_per_worker
         .iter()
@@ -464,7 +469,7 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
     let record = match chopsticks::artifacts::read_record(&dir) {
         Ok(r) => r,
         Err(_) => {
-            let known = known_runs(charm);
+            let known = known_runs(&charm.paths);
             return Ok(Outcome::Refused(format!(
                 "there is no run '{run_id}'; known runs: {}",
                 if known.is_empty() {
@@ -529,8 +534,9 @@ fn no_summary(run_id: &str, state: RunState) -> Outcome {
 }
 
 /// Run ids in the state directory, newest first.
-fn known_runs(charm: &Charm) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(charm.paths.state())
+/// Run ids with a run.json under the state directory, newest first.
+pub fn known_runs(paths: &crate::paths::Paths) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(paths.state())
         .map(|entries| {
             entries
                 .flatten()
@@ -546,7 +552,7 @@ fn known_runs(charm: &Charm) -> Vec<String> {
 }
 
 fn latest_run(charm: &Charm) -> Option<String> {
-    known_runs(charm).into_iter().next()
+    known_runs(&charm.paths).into_iter().next()
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub trait HookTools {
     fn config(&self) -> ToolResult<Map<String, Value>>;
     fn is_leader(&self) -> ToolResult<bool>;
     fn status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()>;
+    /// The application's status (leader only).
+    fn app_status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()>;
     fn application_version_set(&self, version: &str) -> ToolResult<()>;
     fn log(&self, level: &str, message: &str);
     fn action_get(&self) -> ToolResult<Map<String, Value>>;
@@ -129,6 +131,10 @@ impl HookTools for CliTools {
 
     fn status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
         run("status-set", &[kind.as_str(), message]).map(|_| ())
+    }
+
+    fn app_status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
+        run("status-set", &["--application", kind.as_str(), message]).map(|_| ())
     }
 
     fn application_version_set(&self, version: &str) -> ToolResult<()> {

@@ -34,6 +34,10 @@ pub const KEY_WORKER: &str = "worker-connection";
 pub const KEY_RUN: &str = "active-run";
 const TOKEN_LABEL: &str = "cluster-token";
 
+/// How long a hook waits for a (re)started worker to report its connection before it sets
+/// `waiting`; update-status and the peers' relation events refresh it later.
+const WORKER_SETTLE: Duration = Duration::from_secs(3);
+
 /// Why a hook could not do its job (Juju then retries it).
 #[derive(Debug, thiserror::Error)]
 pub enum CharmError {
@@ -260,7 +264,7 @@ impl<'a> Charm<'a> {
                 &templates,
                 &mut state,
                 active.as_deref(),
-                view.peers.len(),
+                &view.peers,
             )
         } else {
             let active = view.app.get(KEY_RUN).filter(|r| !r.is_empty()).cloned();
@@ -280,6 +284,9 @@ impl<'a> Charm<'a> {
             self.stop_unit(unit)?;
         }
         self.tools.status_set(StatusKind::Blocked, message)?;
+        if self.tools.is_leader()? {
+            self.tools.app_status_set(StatusKind::Blocked, message)?;
+        }
         Ok(())
     }
 
@@ -392,7 +399,7 @@ impl<'a> Charm<'a> {
         templates: &Templates,
         state: &mut CharmState,
         active: Option<&str>,
-        peers: usize,
+        peers: &[String],
     ) -> Result<(), CharmError> {
         let web_ui = state.web_ui;
         let values = self.unit_values(config);
@@ -416,78 +423,53 @@ impl<'a> Charm<'a> {
         };
         self.stop_unit(WORKER_UNIT)?;
         self.stop_unit(other)?;
-        let note = if self.services.is_active(wanted) {
-            self.restart_for_inputs(wanted, state, unit_changed, active)?
+        if self.services.is_active(wanted) {
+            self.restart_for_inputs(wanted, state, unit_changed, active)?;
         } else {
             self.services.enable_start(wanted)?;
             if state.restart_pending {
                 state.restart_pending = false;
                 self.save_state(state)?;
             }
-            None
-        };
+        }
         self.tools.open_port(config.coordinator_port)?;
         if web_ui {
             self.tools.open_port(config.web_port)?;
         } else {
             self.tools.close_port(config.web_port)?;
         }
-        self.coordinator_status(config, peers, note.as_deref())
+        self.coordinator_status(config, peers)
     }
 
-    /// Sets the leader's status from the coordinator's own report, waiting (bounded) for as
-    /// many workers as there are peer units.
+    /// Sets the leader's unit and application status from one coordinator status read
+    /// (bounded to about a second: a hook never waits on the coordinator).
     pub fn coordinator_status(
         &self,
         config: &CharmConfig,
-        peers: usize,
-        note: Option<&str>,
+        peers: &[String],
     ) -> Result<(), CharmError> {
-        let deadline = Instant::now() + self.settle;
         let control = (self.control)(config.control_port).map_err(CharmError::Io)?;
-        loop {
-            match control.status() {
-                Ok(s) if (s.workers_connected as usize) < peers && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Ok(s) => {
-                    let last = match (&s.run_id, s.state) {
-                        (Some(id), state) => format!("last run {id}: {state}"),
-                        (None, _) => "no runs yet".to_string(),
-                    };
-                    let message = if s.state.is_active() {
-                        format!(
-                            "coordinator ready: {} workers connected, run {} {}",
-                            s.workers_connected,
-                            s.run_id.as_deref().unwrap_or("?"),
-                            s.state
-                        )
-                    } else {
-                        format!(
-                            "coordinator ready: {} workers connected, {last}",
-                            s.workers_connected
-                        )
-                    };
-                    let message = match note {
-                        Some(n) => format!("{message}; {n}"),
-                        None => message,
-                    };
-                    self.tools.status_set(StatusKind::Active, &message)?;
-                    return Ok(());
-                }
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200))
-                }
-                Err(e) => {
-                    self.tools.status_set(
-                        StatusKind::Maintenance,
-                        "coordinator starting (not answering yet)",
-                    )?;
-                    self.log(&format!("coordinator not answering yet: {e}"));
-                    return Ok(());
-                }
+        match control.status() {
+            Ok(s) => {
+                let last = last_run_on_disk(&self.paths);
+                let (unit, app) = leader_status_messages(&s, peers, last);
+                let unit = match (&s.run_id, self.load_state().restart_pending) {
+                    (Some(run), true) if s.state.is_active() => {
+                        format!("{unit}; new credentials apply when run {run} ends")
+                    }
+                    _ => unit,
+                };
+                self.tools.status_set(StatusKind::Active, &unit)?;
+                self.tools.app_status_set(StatusKind::Active, &app)?;
+            }
+            Err(e) => {
+                let message = "waiting for the coordinator to answer (starting or busy)";
+                self.tools.status_set(StatusKind::Waiting, message)?;
+                self.tools.app_status_set(StatusKind::Waiting, message)?;
+                self.log(&format!("coordinator not answering yet: {e}"));
             }
         }
+        Ok(())
     }
 
     fn run_worker(
@@ -565,7 +547,7 @@ impl<'a> Charm<'a> {
             Some(n) => format!("{m}; {n}"),
             None => m,
         };
-        let deadline = Instant::now() + self.settle;
+        let deadline = Instant::now() + self.settle.min(WORKER_SETTLE);
         loop {
             let link = self.link_status();
             match link.as_ref().map(|l| l.state.as_str()) {
@@ -689,6 +671,68 @@ fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), CharmError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| CharmError::Io(format!("chmod {}: {e}", path.display())))
+}
+
+/// The newest run recorded on disk and its state: the truth about the last run even when the
+/// coordinator restarted since and remembers none.
+pub fn last_run_on_disk(paths: &Paths) -> Option<(String, chopsticks::control::RunState)> {
+    let id = crate::actions::known_runs(paths).into_iter().next()?;
+    let record = chopsticks::artifacts::read_record(&paths.run_dir(&id)).ok()?;
+    Some((id, record.state))
+}
+
+/// The leader's unit and application status messages for a coordinator status, the peer
+/// units (which should each run a worker) and the last run on disk.
+pub fn leader_status_messages(
+    s: &chopsticks::control::Status,
+    peers: &[String],
+    last_on_disk: Option<(String, chopsticks::control::RunState)>,
+) -> (String, String) {
+    let connected: Vec<&str> = s
+        .workers
+        .iter()
+        .filter(|w| w.state == "connected")
+        .map(|w| w.name.as_str())
+        .collect();
+    if s.state.is_active() {
+        let message = format!(
+            "{} {}: {} users on {} workers, {:.0} req/s",
+            s.state,
+            s.run_id.as_deref().unwrap_or("?"),
+            s.users_running,
+            connected.len(),
+            s.current_rps
+        );
+        return (message.clone(), message);
+    }
+    let missing: Vec<&str> = peers
+        .iter()
+        .filter(|p| !connected.contains(&crate::actions::worker_name(p).as_str()))
+        .map(String::as_str)
+        .collect();
+    let workers = if missing.is_empty() {
+        format!("{} workers connected", connected.len())
+    } else {
+        format!(
+            "{} workers connected (not connected: {})",
+            connected.len(),
+            missing.join(", ")
+        )
+    };
+    let last = match (&s.run_id, s.state) {
+        (Some(id), state) if state.is_terminal() => Some((id.clone(), state)),
+        _ => last_on_disk,
+    };
+    match last {
+        Some((id, state)) => (
+            format!("coordinator ready: {workers}, last run {id}: {state}"),
+            format!("idle: last run {id} {state}"),
+        ),
+        None => (
+            format!("coordinator ready: {workers}, no runs yet"),
+            "idle: no runs yet".to_string(),
+        ),
+    }
 }
 
 /// Whether two secret references name the same secret (`secret:ID`, `secret://MODEL/ID`, `ID`).
@@ -970,6 +1014,80 @@ mod tests {
                 StatusKind::Active,
                 "worker connected to 10.9.9.9:5557".to_string()
             )
+        );
+    }
+
+    fn status_of(
+        state: &str,
+        run_id: Option<&str>,
+        connected: &[u32],
+    ) -> chopsticks::control::Status {
+        let workers: Vec<serde_json::Value> = connected
+            .iter()
+            .map(|i| json!({"id": i, "name": format!("chopsticks-{i}"), "state": "connected", "users": 10, "last_seen_s": 0.1}))
+            .collect();
+        serde_json::from_value(json!({
+            "state": state, "run_id": run_id, "scenario": null, "elapsed_s": 3.0, "duration_s": null,
+            "users_target": 40, "users_running": 40, "users_per_worker": {}, "workers": workers,
+            "workers_connected": connected.len(), "workers_missing": 0, "current_rps": 125.4,
+            "current_failures_per_s": 0.0, "current_mb_per_s": 0.0, "requests": 0, "failures": 0,
+            "bytes": 0, "reason": null, "run_dir": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn leader_status_tells_the_run_the_workers_and_the_last_run() {
+        use chopsticks::control::RunState;
+        let peers: Vec<String> = (1..=4).map(|i| format!("chopsticks/{i}")).collect();
+        let (unit, app) = leader_status_messages(
+            &status_of("running", Some("R1"), &[1, 2, 3, 4]),
+            &peers,
+            None,
+        );
+        assert_eq!(unit, "running R1: 40 users on 4 workers, 125 req/s");
+        assert_eq!(app, unit);
+        let (unit, app) = leader_status_messages(
+            &status_of("completed", Some("R1"), &[1, 2, 4]),
+            &peers,
+            Some(("R0".into(), RunState::Stopped)),
+        );
+        assert_eq!(
+            unit,
+            "coordinator ready: 3 workers connected (not connected: chopsticks/3), last run R1: completed"
+        );
+        assert_eq!(app, "idle: last run R1 completed");
+        // A restarted coordinator remembers no run: the disk does.
+        let (unit, app) = leader_status_messages(
+            &status_of("idle", None, &[1, 2, 3, 4]),
+            &peers,
+            Some(("R0".into(), RunState::Interrupted)),
+        );
+        assert_eq!(
+            unit,
+            "coordinator ready: 4 workers connected, last run R0: interrupted"
+        );
+        assert_eq!(app, "idle: last run R0 interrupted");
+        let (_, app) = leader_status_messages(&status_of("idle", None, &[]), &peers, None);
+        assert_eq!(app, "idle: no runs yet");
+    }
+
+    #[test]
+    fn leader_status_is_waiting_when_the_coordinator_does_not_answer() {
+        let mut u = Unit::new(true);
+        u.configure_s3();
+        u.control = std::rc::Rc::new(crate::testing::FakeControl::new(false));
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Waiting,
+                "waiting for the coordinator to answer (starting or busy)".to_string()
+            )
+        );
+        assert_eq!(
+            u.tools.app_status.borrow().clone().unwrap().0,
+            StatusKind::Waiting
         );
     }
 

@@ -21,6 +21,7 @@ pub struct FakeTools {
     pub config: RefCell<Map<String, Value>>,
     pub leader: RefCell<bool>,
     pub status: RefCell<Option<(StatusKind, String)>>,
+    pub app_status: RefCell<Option<(StatusKind, String)>>,
     pub params: RefCell<Map<String, Value>>,
     pub results: RefCell<BTreeMap<String, String>>,
     pub failed: RefCell<Option<String>>,
@@ -64,6 +65,14 @@ impl HookTools for FakeTools {
     fn status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
         self.call(format!("status-set {} {message}", kind.as_str()));
         *self.status.borrow_mut() = Some((kind, message.to_string()));
+        Ok(())
+    }
+    fn app_status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
+        self.call(format!(
+            "status-set --application {} {message}",
+            kind.as_str()
+        ));
+        *self.app_status.borrow_mut() = Some((kind, message.to_string()));
         Ok(())
     }
     fn application_version_set(&self, version: &str) -> ToolResult<()> {

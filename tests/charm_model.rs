@@ -137,7 +137,11 @@ fn wait_all_active(m: &mut Model) -> Result<()> {
             .into_iter()
             .map(|u| Ok((u.clone(), m.status(&u)?)))
             .collect::<Result<_>>()?;
-        if statuses.iter().all(|(_, (s, _))| s == "active") {
+        // The leader's status is read once per hook: it must have seen every worker too.
+        if statuses
+            .iter()
+            .all(|(_, (s, msg))| s == "active" && !msg.contains("not connected"))
+        {
             return Ok(());
         }
         eprintln!("not all active yet: {statuses:?}");
@@ -1072,5 +1076,96 @@ fn remove_takes_every_piece_it_can_credentials_first() -> Result<()> {
     );
     assert!(model::processes_matching(root.to_str().unwrap()).is_empty());
     drop(obstacle);
+    Ok(())
+}
+
+/// Sends `signal` to a service's main process (SIGSTOP makes a coordinator that does not answer).
+fn signal_service(m: &Model, unit: &str, service: &str, signal: &str) -> Result<()> {
+    let pid = main_pid(m, unit, service).expect("service runs");
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()?;
+    assert!(status.success(), "kill -{signal} {pid}");
+    Ok(())
+}
+
+#[test]
+fn status_tells_the_truth_and_hooks_do_not_hang() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(3)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-status")?;
+    wait_all_active(&mut m)?;
+    let leader = m.leader()?;
+    assert_eq!(
+        m.status(&leader)?,
+        (
+            "active".into(),
+            "coordinator ready: 2 workers connected, no runs yet".into()
+        )
+    );
+    assert_eq!(
+        m.app_status()?,
+        ("active".into(), "idle: no runs yet".into())
+    );
+
+    // start-test sets both statuses at once; update-status follows the run.
+    let run = start_test(&mut m, "users=4 spawn-rate=4 duration=20s")?;
+    let (_, message) = m.status(&leader)?;
+    assert!(
+        ["preparing", "spawning", "running"]
+            .iter()
+            .any(|s| message.starts_with(&format!("{s} {run}: "))),
+        "{message}"
+    );
+    assert_eq!(m.app_status()?.1, message);
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("state") == Some("running") && o.get("users") == Some("4/4")
+    })?;
+    m.update_status()?;
+    let (state, message) = m.status(&leader)?;
+    assert_eq!(state, "active");
+    assert!(
+        message.starts_with(&format!("running {run}: 4 users on 2 workers, "))
+            && message.ends_with(" req/s"),
+        "{message}"
+    );
+    assert_eq!(m.app_status()?, ("active".into(), message.clone()));
+    wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("state") == Some("completed")
+    })?;
+    m.update_status()?;
+    assert_eq!(
+        m.status(&leader)?,
+        (
+            "active".into(),
+            format!("coordinator ready: 2 workers connected, last run {run}: completed")
+        )
+    );
+    assert_eq!(
+        m.app_status()?,
+        ("active".into(), format!("idle: last run {run} completed"))
+    );
+
+    // A coordinator that does not answer: the hook reads for about a second, says waiting.
+    signal_service(&m, &leader, "chopsticks-leader.service", "STOP")?;
+    let began = std::time::Instant::now();
+    let hook = m.run_hook(&leader, "update-status");
+    let took = began.elapsed();
+    signal_service(&m, &leader, "chopsticks-leader.service", "CONT")?;
+    hook?;
+    assert!(
+        took < Duration::from_secs(10),
+        "update-status took {took:?}"
+    );
+    assert_eq!(
+        m.status(&leader)?,
+        (
+            "waiting".into(),
+            "waiting for the coordinator to answer (starting or busy)".into()
+        )
+    );
+    m.update_status()?;
+    assert_eq!(m.status(&leader)?.0, "active");
     Ok(())
 }
