@@ -331,9 +331,19 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             "web-ui".into(),
             format!("http://{address}:{}/", config.web_port),
         ));
+        let token_id = view
+            .app
+            .get(crate::reconcile::KEY_TOKEN)
+            .cloned()
+            .or_else(|| charm.load_state().token_secret_id);
         results.push((
             "web-ui-login".into(),
-            "any user name; the password is the cluster token: juju show-secret --reveal cluster-token".into(),
+            match token_id {
+                Some(id) => format!(
+                    "any user name; the password is the cluster token: juju show-secret --reveal {id}"
+                ),
+                None => "any user name; the password is the cluster token (its secret is not created yet: run juju status and retry)".into(),
+            },
         ));
     }
     Ok(Outcome::Done(results))
@@ -480,23 +490,13 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
             )));
         }
     };
-    let read = |name: &str| std::fs::read_to_string(dir.join(name));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     let content = match format.as_str() {
-        "summary" => match read(chopsticks::artifacts::SUMMARY_JSON)
-            .ok()
+        "summary" => read(chopsticks::artifacts::SUMMARY_JSON)
             .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
-        {
-            Some(s) => s.table(),
-            None => return Ok(no_summary(&run_id, record.state)),
-        },
-        "json" => match read(chopsticks::artifacts::SUMMARY_JSON) {
-            Ok(t) => t,
-            Err(_) => return Ok(no_summary(&run_id, record.state)),
-        },
-        "csv" => match read(chopsticks::artifacts::STATS_CSV) {
-            Ok(t) => t,
-            Err(_) => return Ok(no_summary(&run_id, record.state)),
-        },
+            .map(|s| s.table()),
+        "json" => read(chopsticks::artifacts::SUMMARY_JSON),
+        "csv" => read(chopsticks::artifacts::STATS_CSV),
         other => {
             return Ok(Outcome::Refused(format!(
                 "format={other} is not known; use summary, json or csv"
@@ -513,27 +513,106 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
         })
         .unwrap_or_default();
     files.sort();
-    Ok(Outcome::Done(kv(&[
+    let mut results = kv(&[
         ("test-run-id", run_id.clone()),
         ("state", record.state.to_string()),
         ("format", format.clone()),
-        (format.as_str(), content),
+    ]);
+    match content {
+        Some(text) => results.push((format.clone(), text)),
+        None => results.push((
+            "note".into(),
+            format!(
+                "run {run_id} ({}) has no {format} output{}; the totals below are from run.json",
+                record.state,
+                if record.state.is_active() {
+                    " yet: it is written every few seconds once users start"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+    results.extend(run_totals(&record, &format));
+    results.extend(kv(&[
         ("metrics-dir", dir.display().to_string()),
         ("files", files.join(", ")),
         (
             "scp-command",
             format!("juju scp -- -r {}:{} .", charm.unit, dir.display()),
         ),
-    ])))
+    ]));
+    Ok(Outcome::Done(results))
 }
 
-fn no_summary(run_id: &str, state: RunState) -> Outcome {
-    Outcome::Refused(format!(
-        "run {run_id} ({state}) has no summary yet; it is written every few seconds once users start"
-    ))
+/// The run's totals and each worker's part, from run.json: in every format, so a lost or
+/// dropped worker (and what it did before) is never hidden behind a merged table.
+pub fn run_totals(
+    record: &chopsticks::artifacts::RunRecord,
+    format: &str,
+) -> Vec<(String, String)> {
+    let workers = if format == "json" {
+        serde_json::to_string(&record.workers).unwrap_or_default()
+    } else {
+        record
+            .workers
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}: {} requests, {} failures, {} bytes, {}{}",
+                    w.name,
+                    w.requests,
+                    w.failures,
+                    w.bytes,
+                    w.fate,
+                    w.left_at
+                        .as_deref()
+                        .map(|t| format!(" (left {t})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let lost: Vec<String> = record
+        .workers
+        .iter()
+        .filter(|w| w.fate == "lost" || w.fate == "dropped")
+        .map(|w| format!("{} ({})", w.name, w.fate))
+        .collect();
+    let mut out = kv(&[
+        ("requests", record.requests.to_string()),
+        ("failures", record.failures.to_string()),
+        ("bytes", record.bytes.to_string()),
+        (
+            "workers",
+            if workers.is_empty() {
+                "none".into()
+            } else {
+                workers
+            },
+        ),
+        (
+            "workers-lost",
+            if lost.is_empty() {
+                "none".into()
+            } else {
+                lost.join(", ")
+            },
+        ),
+    ]);
+    if let Some(reason) = &record.reason {
+        out.push(("reason".into(), reason.clone()));
+    }
+    if record.state == RunState::Interrupted {
+        out.push((
+            "partial".into(),
+            "yes: the coordinator was lost mid-run; totals are what the workers had recorded when it was cut, and what they did after their last report is not counted".into(),
+        ));
+    }
+    out
 }
 
-/// Run ids in the state directory, newest first.
 /// Run ids with a run.json under the state directory, newest first.
 pub fn known_runs(paths: &crate::paths::Paths) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(paths.state())
@@ -671,7 +750,13 @@ mod tests {
         let (failed, r) = act(&u, "start-test", json!({"headless": false}));
         assert_eq!(failed, None);
         assert_eq!(r["web-ui"], "http://10.1.2.3:8089/");
-        assert!(r["web-ui-login"].contains("cluster token"));
+        let token_id = u.tools.app.borrow()[crate::reconcile::KEY_TOKEN].clone();
+        assert!(token_id.starts_with("secret:"), "{token_id}");
+        assert!(
+            r["web-ui-login"].ends_with(&format!("juju show-secret --reveal {token_id}")),
+            "{}",
+            r["web-ui-login"]
+        );
         assert!(u.services.is_active_unit(crate::paths::LEADER_WEBUI_UNIT));
         assert!(!u.services.is_active_unit(crate::paths::LEADER_UNIT));
         assert!(u.tools.ports.borrow().contains(&8089));
@@ -797,7 +882,23 @@ mod tests {
             target,
             prepare: None,
             cleanup: None,
-            workers: vec![],
+            workers: vec![
+                chopsticks::artifacts::WorkerRecord {
+                    id: 1,
+                    name: "chopsticks-1".into(),
+                    requests: 1,
+                    bytes: 1000,
+                    fate: "finished".into(),
+                    ..Default::default()
+                },
+                chopsticks::artifacts::WorkerRecord {
+                    id: 2,
+                    name: "chopsticks-2".into(),
+                    fate: "lost".into(),
+                    left_at: Some("2026-11-22T10:16:00Z".into()),
+                    ..Default::default()
+                },
+            ],
             requests: 1,
             failures: 0,
             bytes: 1000,
@@ -813,15 +914,26 @@ mod tests {
         assert_eq!(r["state"], "completed");
         assert!(r["files"].contains("summary.json") && r["files"].contains("stats.csv"));
         assert!(r["scp-command"].starts_with("juju scp -- -r chopsticks/0:"));
+        assert_eq!(
+            r["workers"],
+            "chopsticks-1: 1 requests, 0 failures, 1000 bytes, finished\nchopsticks-2: 0 requests, 0 failures, 0 bytes, lost (left 2026-11-22T10:16:00Z)"
+        );
+        assert_eq!(r["workers-lost"], "chopsticks-2 (lost)");
+        assert_eq!(r["requests"], "1");
         let (_, r) = act(&u, "fetch-metrics", json!({"format": "json"}));
         let parsed: Summary = serde_json::from_str(&r["json"]).unwrap();
         assert_eq!(parsed.total.requests, 1);
+        let workers: Vec<chopsticks::artifacts::WorkerRecord> =
+            serde_json::from_str(&r["workers"]).unwrap();
+        assert_eq!(workers.len(), 2);
+        assert_eq!(r["workers-lost"], "chopsticks-2 (lost)");
         let (_, r) = act(
             &u,
             "fetch-metrics",
             json!({"format": "csv", "run-id": "20261122T101500Z-3f9c2a"}),
         );
         assert!(r["csv"].starts_with("Type,Name,Request Count"));
+        assert!(r["workers"].contains("chopsticks-2: 0 requests"));
         let (failed, _) = act(&u, "fetch-metrics", json!({"run-id": "nope"}));
         assert!(failed
             .unwrap()

@@ -532,6 +532,24 @@ fn leadership_moves_and_units_come_and_go() -> Result<()> {
                 .is_some_and(|s| !matches!(s, "preparing" | "spawning" | "running" | "stopping"))
     })?;
     assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    // fetch-metrics, in every format, shows each worker's part and names the one that left.
+    for format in ["summary", "json", "csv"] {
+        let out = m.juju_run(
+            "chopsticks/leader",
+            &format!("fetch-metrics format={format} run-id={run_id}"),
+        )?;
+        expect_completed(&out);
+        let lost = out.get("workers-lost").unwrap_or_default();
+        assert!(lost.contains("chopsticks-4 ("), "{format}: {lost}");
+        let workers = out.get("workers").unwrap_or_default();
+        for w in 1..=4 {
+            assert!(
+                workers.contains(&format!("chopsticks-{w}")),
+                "{format}: {workers}"
+            );
+        }
+        assert_ne!(out.get("requests"), Some("0"));
+    }
     for unit_file in ["chopsticks-worker.service", "chopsticks-leader.service"] {
         assert!(
             !gone_root
@@ -1167,5 +1185,28 @@ fn status_tells_the_truth_and_hooks_do_not_hang() -> Result<()> {
     );
     m.update_status()?;
     assert_eq!(m.status(&leader)?.0, "active");
+
+    // Results through Juju: a zero duration is refused; the web UI hint names the real secret.
+    let out = m.juju_run("chopsticks/leader", "start-test duration=0s")?;
+    expect_refused(&out, "duration=0s: the duration must be positive");
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test headless=false users=1 spawn-rate=1 duration=3s",
+    )?;
+    expect_completed(&out);
+    let token_id = m.app_data()?["token-secret-id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(token_id.starts_with("secret:"), "{token_id}");
+    assert_eq!(
+        out.get("web-ui-login"),
+        Some(
+            format!(
+                "any user name; the password is the cluster token: juju show-secret --reveal {token_id}"
+            )
+            .as_str()
+        )
+    );
     Ok(())
 }
