@@ -1210,3 +1210,136 @@ fn status_tells_the_truth_and_hooks_do_not_hang() -> Result<()> {
     );
     Ok(())
 }
+
+/// Keys under `prefix` in `bucket`, listed with a signed ListObjectsV2 (curl's SigV4).
+fn s3_key_count(rgw: &Rgw, bucket: &str, prefix: &str) -> Result<u64> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            // RadosGW wants the payload hash: this is SHA-256 of the empty body.
+            "-H",
+            "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "--user",
+        ])
+        .arg(format!("{}:{}", rgw.access_key, rgw.secret_key))
+        .arg(format!(
+            "{}/{bucket}?list-type=2&prefix={}",
+            rgw.endpoint,
+            prefix.replace('/', "%2F")
+        ))
+        .output()?;
+    if !out.status.success() {
+        return Err(model::Error(format!(
+            "listing {bucket}/{prefix}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = text
+        .split("<KeyCount>")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| model::Error(format!("no KeyCount in {text}")))?;
+    Ok(count)
+}
+
+#[test]
+fn leader_loss_mid_run_is_recorded_and_cleaned_by_the_new_leader() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let bucket = "chopsticks-charm-model-leaderloss";
+    let (mut m, ports) = deploy(4)?;
+    configure(&mut m, &rgw, &ports, bucket)?;
+    wait_all_active(&mut m)?;
+    let old = m.leader()?;
+    let run = start_test(&mut m, "users=6 spawn-rate=6 duration=10m")?;
+    wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("state") == Some("running")
+            && o.get("requests").and_then(|r| r.parse::<u64>().ok()) > Some(100)
+    })?;
+    let prefix = format!("chopsticks/{run}/");
+    assert!(
+        s3_key_count(&rgw, bucket, &prefix)? > 0,
+        "the run wrote no objects"
+    );
+
+    // The leader's machine is lost mid-run; Juju elects chopsticks/1.
+    m.lose_unit(&old)?;
+    m.set_leader("chopsticks/1")?;
+    let new = m.leader()?;
+    assert_eq!(new, "chopsticks/1");
+
+    // The new coordinator learns the run from the three workers that were in it.
+    let mut last = None;
+    let found = wait_for(Duration::from_secs(120), Duration::from_secs(1), || {
+        m.update_status()?;
+        let out = m.juju_run("chopsticks/leader", &format!("fetch-metrics run-id={run}"))?;
+        let done =
+            out.status == "completed" && out.get("workers").is_some_and(|w| w.lines().count() == 3);
+        last = Some((out.message.clone(), out.results.clone()));
+        Ok(done.then_some(out))
+    })
+    .map_err(|e| model::Error(format!("{e}; last fetch-metrics: {last:?}")))?;
+    assert_eq!(found.get("state"), Some("interrupted"));
+    assert!(found.get("partial").is_some_and(|p| p.starts_with("yes:")));
+    let workers = found.get("workers").unwrap();
+    for w in ["chopsticks-1", "chopsticks-2", "chopsticks-3"] {
+        assert!(workers.contains(&format!("{w}: ")), "{workers}");
+    }
+    let requests: u64 = found.get("requests").unwrap().parse().unwrap();
+    assert!(requests > 100, "{requests}");
+    // Per-worker requests add up to the run's total.
+    let sum: u64 = workers
+        .lines()
+        .map(|l| {
+            l.split(": ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(sum, requests, "{workers}");
+
+    // Its objects and unfinished uploads are cleaned up.
+    let record_path = m
+        .unit_root(&new)
+        .join("var/lib/chopsticks")
+        .join(&run)
+        .join("run.json");
+    let cleanup = wait_for(Duration::from_secs(120), Duration::from_millis(500), || {
+        let record: Value = serde_json::from_str(&std::fs::read_to_string(&record_path)?)?;
+        Ok((!record["cleanup"].is_null()).then(|| record["cleanup"].clone()))
+    })?;
+    assert!(cleanup["deleted_objects"].as_u64() > Some(0), "{cleanup}");
+    assert_eq!(cleanup["remaining_objects"], 0, "{cleanup}");
+    assert_eq!(s3_key_count(&rgw, bucket, &prefix)?, 0);
+
+    // The new leader's status tells of it; the old leader comes back as a worker.
+    m.update_status()?;
+    let (_, message) = m.status(&new)?;
+    assert!(
+        message.contains(&format!("last run {run}: interrupted")),
+        "{message}"
+    );
+    m.restore_unit(&old)?;
+    wait_all_active(&mut m)?;
+    assert_eq!(m.app_data()?["coordinator-address"], m.address(&new));
+    assert!(main_pid(&m, &old, "chopsticks-leader.service").is_none());
+    assert!(main_pid(&m, &old, "chopsticks-worker.service").is_some());
+    let out = m.juju_run("chopsticks/leader", &format!("fetch-metrics run-id={run}"))?;
+    assert_eq!(out.get("state"), Some("interrupted"));
+    assert_eq!(out.get("workers").map(|w| w.lines().count()), Some(3));
+    let next = start_test(&mut m, "users=3 spawn-rate=3 duration=4s min-workers=3")?;
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(next.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    Ok(())
+}

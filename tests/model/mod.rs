@@ -561,6 +561,19 @@ impl Model {
         Ok(())
     }
 
+    /// A lost unit's machine comes back: its agent runs `start` (its services were killed;
+    /// systemd would start the enabled ones at boot, which the charm's hook then corrects)
+    /// and whatever relation events piled up, then the model settles.
+    pub fn restore_unit(&mut self, unit: &str) -> Result<()> {
+        let unit = self.resolve(unit)?;
+        if !self.lost.remove(&unit) {
+            bail!("unit {unit} is not lost");
+        }
+        self.run_hook(&unit, "start")?;
+        self.run_hook(&unit, "leader-settings-changed")?;
+        self.settle()
+    }
+
     /// Whether [`lose_unit`](Self::lose_unit) took the unit away.
     pub fn is_lost(&self, unit: &str) -> bool {
         self.lost.contains(unit)

@@ -6,6 +6,7 @@
 //! handle the standalone CLI, the control API and the worker transport talk to.
 
 mod prepare;
+mod recovery;
 
 pub use prepare::{cleanup, explain, prepare};
 
@@ -104,7 +105,7 @@ impl Coordinator {
         let (events_tx, rx) = mpsc::channel(1024);
         let (status_tx, status) = watch::channel(idle_status(last.as_ref()));
         let state_dir = config.state_dir.clone();
-        let actor = Actor {
+        let mut actor = Actor {
             driver,
             config,
             events: events_tx,
@@ -119,6 +120,13 @@ impl Coordinator {
         for dir in interrupted {
             let driver = Arc::clone(&actor.driver);
             tokio::spawn(cleanup_interrupted(driver, dir));
+        }
+        // This unit's own worker may have been cut from a run whose leader was lost.
+        if let Some(cut) = crate::recovery::load(&state_dir) {
+            let run_id = cut.spec.run_id.clone();
+            if actor.record_cut_run(None, cut) != recovery::Recorded::Rejected {
+                crate::recovery::clear(&state_dir, &run_id);
+            }
         }
         tokio::spawn(actor.run(control_rx, rx));
         Coordinator {
@@ -561,6 +569,9 @@ impl<D: Driver> Actor<D> {
                 self.maybe_cleanup();
             }
             FromWorker::Hello { .. } => {}
+            FromWorker::CutRun { run } => {
+                self.record_cut_run(Some(id), *run);
+            }
         }
     }
 
