@@ -377,7 +377,7 @@ impl<'a> Charm<'a> {
                 self.log(&format!(
                     "new credentials or engine written; {unit} restarts after run {run} ends"
                 ));
-                return Ok(Some(format!("new credentials apply when run {run} ends")));
+                return Ok(Some(format!("new settings apply when run {run} ends")));
             }
         }
         self.log(&format!("restarting {unit}: its configuration changed"));
@@ -455,7 +455,7 @@ impl<'a> Charm<'a> {
                 let (unit, app) = leader_status_messages(&s, peers, last);
                 let unit = match (&s.run_id, self.load_state().restart_pending) {
                     (Some(run), true) if s.state.is_active() => {
-                        format!("{unit}; new credentials apply when run {run} ends")
+                        format!("{unit}; new settings apply when run {run} ends")
                     }
                     _ => unit,
                 };
@@ -975,7 +975,7 @@ mod tests {
             u.status(),
             (
                 StatusKind::Active,
-                "worker connected to 10.9.9.9:5557; new credentials apply when run run-a ends"
+                "worker connected to 10.9.9.9:5557; new settings apply when run run-a ends"
                     .to_string()
             )
         );

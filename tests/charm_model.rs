@@ -542,7 +542,8 @@ fn leadership_moves_and_units_come_and_go() -> Result<()> {
         let lost = out.get("workers-lost").unwrap_or_default();
         assert!(lost.contains("chopsticks-4 ("), "{format}: {lost}");
         let workers = out.get("workers").unwrap_or_default();
-        for w in 1..=4 {
+        // chopsticks/2 leads; the other four ran the run.
+        for w in [0, 1, 3, 4] {
             assert!(
                 workers.contains(&format!("chopsticks-{w}")),
                 "{format}: {workers}"
@@ -950,7 +951,7 @@ fn rotated_credentials_reach_every_unit_after_the_run() -> Result<()> {
         let (state, message) = m.status(&unit)?;
         assert_eq!(state, "active", "{unit}");
         assert!(
-            message.ends_with(&format!("new credentials apply when run {run} ends")),
+            message.ends_with(&format!("new settings apply when run {run} ends")),
             "{unit}: {message}"
         );
     }
@@ -984,10 +985,7 @@ fn rotated_credentials_reach_every_unit_after_the_run() -> Result<()> {
             "{unit} runs with the old key"
         );
         let (_, message) = m.status(unit)?;
-        assert!(
-            !message.contains("new credentials apply"),
-            "{unit}: {message}"
-        );
+        assert!(!message.contains("new settings apply"), "{unit}: {message}");
     }
 
     // The next run works with the old key gone: it can only be using the new one.
@@ -1341,5 +1339,83 @@ fn leader_loss_mid_run_is_recorded_and_cleaned_by_the_new_leader() -> Result<()>
                 .is_some_and(|s| s == "completed" || s == "failed")
     })?;
     assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    Ok(())
+}
+
+#[test]
+fn upgrade_charm_restarts_nothing_mid_run_and_the_next_run_passes() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(3)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-upgrade")?;
+    wait_all_active(&mut m)?;
+    let leader = m.leader()?;
+    let service = |u: &str| {
+        if u == leader {
+            "chopsticks-leader.service"
+        } else {
+            "chopsticks-worker.service"
+        }
+    };
+    let pids = |m: &Model| -> Vec<Option<u64>> {
+        m.units()
+            .iter()
+            .map(|u| main_pid(m, u, service(u)))
+            .collect()
+    };
+    let before = pids(&m);
+
+    // `juju refresh` with the same charm: the engine is byte-identical, nothing restarts,
+    // and a run started right away passes.
+    m.upgrade_charm()?;
+    assert_eq!(pids(&m), before, "a same-charm refresh restarted a service");
+    let run = start_test(&mut m, "users=4 spawn-rate=4 duration=3s")?;
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(run.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_eq!(done.get("failures"), Some("0"), "{:?}", done.results);
+
+    // A new engine during a run: written everywhere, restarts wait for the run's end.
+    let long = start_test(&mut m, "users=2 spawn-rate=2 duration=2m")?;
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("state") == Some("running")
+    })?;
+    let engine = m.charm_dir().join("bin/chopsticks");
+    let mut bytes = std::fs::read(&engine)?;
+    bytes.extend_from_slice(b"\0new build");
+    std::fs::write(&engine, &bytes)?;
+    m.upgrade_charm()?;
+    assert_eq!(pids(&m), before, "an upgrade restarted a service mid-run");
+    for unit in m.units() {
+        let installed = std::fs::read(m.unit_root(&unit).join("opt/chopsticks/bin/chopsticks"))?;
+        assert_eq!(installed, bytes, "{unit}");
+        let (_, message) = m.status(&unit)?;
+        assert!(
+            message.ends_with(&format!("new settings apply when run {long} ends")),
+            "{unit}: {message}"
+        );
+    }
+    let out = m.juju_run("chopsticks/leader", "stop-test")?;
+    expect_completed(&out);
+    wait_all_active(&mut m)?;
+    let after = pids(&m);
+    for (b, a) in before.iter().zip(&after) {
+        assert!(
+            a.is_some() && a != b,
+            "not restarted after the run: {before:?} {after:?}"
+        );
+    }
+    // The first run after the restarts passes.
+    let next = start_test(&mut m, "users=4 spawn-rate=4 duration=3s min-workers=2")?;
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(next.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_eq!(done.get("failures"), Some("0"), "{:?}", done.results);
     Ok(())
 }
