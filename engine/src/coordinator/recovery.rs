@@ -36,6 +36,12 @@ fn valid_run_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// Cleanup deletes everything under the key prefix: it must be exactly the prefix a
+/// coordinator gives its runs, never a shorter one a confused worker could send.
+fn valid_prefix(cut: &CutRun) -> bool {
+    cut.spec.key_prefix == format!("chopsticks/{}/", cut.spec.run_id)
+}
+
 /// The record of a run known only from worker `cut`.
 fn record_from(cut: &CutRun, target: crate::workload::TargetInfo) -> RunRecord {
     RunRecord {
@@ -122,8 +128,11 @@ impl<D: Driver> Actor<D> {
 
     fn record_cut(&mut self, id: u32, cut: &CutRun) -> Recorded {
         let run_id = &cut.spec.run_id;
-        if !valid_run_id(run_id) {
-            log::warn!("ignoring a cut run with the bad id {run_id:?}");
+        if !valid_run_id(run_id) || !valid_prefix(cut) {
+            log::warn!(
+                "ignoring a cut run with the bad id {run_id:?} or key prefix {:?}",
+                cut.spec.key_prefix
+            );
             return Recorded::Rejected;
         }
         if self.run.as_ref().is_some_and(|r| &r.spec.run_id == run_id) {
@@ -181,6 +190,62 @@ impl<D: Driver> Actor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cut(run_id: &str, prefix: &str) -> CutRun {
+        let (scenario, _) = crate::scenario::Scenario::resolve("s3_small_objects").unwrap();
+        CutRun {
+            spec: crate::protocol::RunSpec {
+                run_id: run_id.into(),
+                scenario,
+                seed: 1,
+                key_prefix: prefix.into(),
+                iterations: None,
+                stop_timeout_s: 30.0,
+            },
+            worker: "w1".into(),
+            users: 3,
+            sent_stats: 7,
+            totals: Default::default(),
+            cut_at: "t".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_runs_own_prefix_is_cleaned() {
+        assert!(valid_prefix(&cut("r1", "chopsticks/r1/")));
+        for bad in [
+            "",
+            "chopsticks/",
+            "chopsticks/r2/",
+            "other/r1/",
+            "chopsticks/r1",
+        ] {
+            assert!(!valid_prefix(&cut("r1", bad)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_recovered_record_adds_up_the_workers() {
+        let target = crate::workload::TargetInfo {
+            endpoint: "http://x".into(),
+            bucket: "b".into(),
+            region: "r".into(),
+            driver: crate::workload::DriverKind::AwsSdk,
+            driver_config: Default::default(),
+            embedded: false,
+        };
+        let a = cut("r1", "chopsticks/r1/");
+        let mut record = record_from(&a, target);
+        add_worker(&mut record, &a, 1);
+        let mut b = cut("r1", "chopsticks/r1/");
+        b.worker = "w2".into();
+        add_worker(&mut record, &b, 2);
+        assert_eq!(record.state, RunState::Interrupted);
+        assert_eq!(record.parameters.users, 6);
+        assert_eq!(record.workers.len(), 2);
+        assert_eq!(record.workers[1].fate, "cut");
+        assert_eq!(record.key_prefix, "chopsticks/r1/");
+    }
 
     #[test]
     fn run_ids_from_workers_cannot_walk_paths() {
