@@ -77,6 +77,33 @@ fn param_f64(params: &Map<String, Value>, key: &str) -> Option<f64> {
     params.get(key).and_then(Value::as_f64)
 }
 
+/// An integer param, read as an integer (never through f64) and bounded: `Ok(None)` when
+/// absent, `Err(message)` naming the param and the fix when it is not a whole number in range.
+fn param_int(
+    params: &Map<String, Value>,
+    key: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, String> {
+    let Some(value) = params.get(key) else {
+        return Ok(None);
+    };
+    match value.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "{key}={value} is out of range: give a whole number from {min} to {max}"
+        )),
+    }
+}
+
+/// The most users one start-test may ask for (the charm's own bound).
+pub const MAX_USERS: u64 = 1_000_000;
+/// The most workers `min-workers` may insist on.
+pub const MAX_MIN_WORKERS: u64 = 10_000;
+/// How long start-test waits for every peer's worker to connect before starting with those
+/// that are connected.
+pub const WORKER_GRACE: Duration = Duration::from_secs(3);
+
 /// Waits for the coordinator to answer (it may be restarting after a unit switch).
 fn wait_coordinator(
     control: &dyn crate::control::Control,
@@ -89,6 +116,48 @@ fn wait_coordinator(
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
+    }
+}
+
+/// A run's duration must parse and be above zero (`0s`, `0m` name no test at all).
+pub fn check_duration(text: &str) -> Result<(), String> {
+    let zero = text.contains('0') && text.chars().all(|c| "0.smhd ".contains(c));
+    match chopsticks::duration::parse(text) {
+        Ok(d) if !d.is_zero() => Ok(()),
+        Ok(_) => Err("the duration must be positive, e.g. 30s, 10m or 1h30m".into()),
+        Err(_) if zero => Err("the duration must be positive, e.g. 30s, 10m or 1h30m".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The worker name a peer unit's daemon registers with (`chopsticks/3` → `chopsticks-3`).
+pub fn worker_name(unit: &str) -> String {
+    unit.replace('/', "-")
+}
+
+/// The names of connected workers, once every peer is connected or `limit` has passed.
+fn wait_workers(
+    control: &dyn crate::control::Control,
+    peers: &[String],
+    limit: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let connected: Vec<String> = control
+            .status()
+            .map(|s| {
+                s.workers
+                    .into_iter()
+                    .filter(|w| w.state == "connected")
+                    .map(|w| w.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let all = peers.iter().all(|p| connected.contains(&worker_name(p)));
+        if all || Instant::now() >= deadline {
+            return connected;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -112,12 +181,15 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         };
         return Ok(Outcome::Refused(hint));
     }
-    let users = param_f64(params, "users").unwrap_or(config.default_users as f64);
-    if users < 1.0 || users.fract() != 0.0 || users > u32::MAX as f64 {
-        return Ok(Outcome::Refused(format!(
-            "users={users} is not a number of users; give a whole number of 1 or more"
-        )));
-    }
+    let users = match param_int(params, "users", 1, MAX_USERS) {
+        Ok(Some(n)) => n as u32,
+        Ok(None) => config.default_users,
+        Err(m) => return Ok(Outcome::Refused(m)),
+    };
+    let min_workers = match param_int(params, "min-workers", 1, MAX_MIN_WORKERS) {
+        Ok(n) => n.map(|n| n as u32),
+        Err(m) => return Ok(Outcome::Refused(m)),
+    };
     let spawn_rate = param_f64(params, "spawn-rate").unwrap_or(config.default_spawn_rate);
     if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
         return Ok(Outcome::Refused(format!(
@@ -125,24 +197,33 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         )));
     }
     let duration = param_str(params, "duration").unwrap_or_else(|| config.default_duration.clone());
-    if let Err(e) = chopsticks::duration::parse(&duration) {
-        return Ok(Outcome::Refused(format!("duration={duration}: {e}")));
+    if let Err(m) = check_duration(&duration) {
+        return Ok(Outcome::Refused(format!("duration={duration}: {m}")));
     }
     let scenario =
         param_str(params, "scenario-file").unwrap_or_else(|| config.scenario_file.clone());
-    if let Err(e) = chopsticks::scenario::Scenario::resolve(&scenario) {
-        return Ok(Outcome::Refused(format!("scenario-file={scenario}: {e}")));
-    }
+    let chosen = match crate::scenarios::choose(&scenario, &charm.paths.operator_scenarios()) {
+        Ok(c) => c,
+        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+    };
     let headless = params
         .get("headless")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let workers = charm.peers()?.peers.len() as u32;
-    if workers == 0 {
+    let view = charm.peers()?;
+    let peers = view.peers.clone();
+    if peers.is_empty() {
         return Ok(Outcome::Refused(
             "there are no worker units: the leader only coordinates; add some with juju add-unit chopsticks -n 4"
                 .into(),
         ));
+    }
+    if let Some(min) = min_workers.filter(|m| *m as usize > peers.len()) {
+        return Ok(Outcome::Refused(format!(
+            "min-workers={min} but there are only {} worker units; add units (juju add-unit chopsticks -n {}) or lower min-workers",
+            peers.len(),
+            min as usize - peers.len()
+        )));
     }
     let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
     let status = match wait_coordinator(control.as_ref(), charm.settle) {
@@ -172,14 +253,35 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             return Ok(Outcome::Refused(ctl_message(&e)));
         }
     }
+    // Start with the workers that are connected: wait briefly for all peers, never for a
+    // lost one, unless min-workers insists on more.
+    let connected = wait_workers(control.as_ref(), &peers, WORKER_GRACE.min(charm.settle));
+    let missing: Vec<String> = peers
+        .iter()
+        .filter(|p| !connected.contains(&worker_name(p)))
+        .cloned()
+        .collect();
+    let need = min_workers.unwrap_or(1);
+    if (connected.len() as u32) < need {
+        return Ok(Outcome::Refused(format!(
+            "{} of {} workers are connected but {} {} needed; not connected: {}; check juju status for those units{}",
+            connected.len(),
+            peers.len(),
+            need,
+            if need == 1 { "is" } else { "are" },
+            if missing.is_empty() { "none".to_string() } else { missing.join(", ") },
+            if min_workers.is_some() { ", or lower min-workers" } else { "" }
+        )));
+    }
     let request = StartRequest {
-        scenario: scenario.clone(),
-        users: users as u32,
+        scenario: chosen.label.clone(),
+        scenario_yaml: Some(chosen.yaml),
+        users,
         spawn_rate,
         duration: Some(duration.clone()),
         iterations: None,
-        expected_workers: Some(workers),
-        wait_workers_s: Some(60.0),
+        expected_workers: Some(need),
+        wait_workers_s: Some(WORKER_GRACE.as_secs_f64()),
         run_id: None,
         seed: None,
         stop_timeout_s: None,
@@ -193,18 +295,27 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         }
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
     };
+    // Workers hold back credential restarts while a run is published as active.
+    charm.publish_run(&view, Some(&started.run_id))?;
+    charm.coordinator_status(&config, &peers)?;
+    let not_connected = if missing.is_empty() {
+        "none".to_string()
+    } else {
+        missing.join(", ")
+    };
     charm.log(&format!(
-        "started test {} ({scenario}, {} users at {spawn_rate}/s for {duration}, {workers} workers)",
-        started.run_id, users
+        "started test {} ({scenario}, {users} users at {spawn_rate}/s for {duration}, {} workers; not connected: {not_connected})",
+        started.run_id, started.workers
     ));
     let mut results = kv(&[
         ("test-run-id", started.run_id.clone()),
         ("state", started.state.to_string()),
-        ("users", (users as u32).to_string()),
+        ("users", users.to_string()),
         ("spawn-rate", spawn_rate.to_string()),
         ("duration", duration),
         ("scenario-file", scenario),
-        ("workers", workers.to_string()),
+        ("workers", started.workers.to_string()),
+        ("workers-not-connected", not_connected),
         ("headless", headless.to_string()),
         (
             "metrics-dir",
@@ -220,9 +331,19 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             "web-ui".into(),
             format!("http://{address}:{}/", config.web_port),
         ));
+        let token_id = view
+            .app
+            .get(crate::reconcile::KEY_TOKEN)
+            .cloned()
+            .or_else(|| charm.load_state().token_secret_id);
         results.push((
             "web-ui-login".into(),
-            "any user name; the password is the cluster token: juju show-secret --reveal cluster-token".into(),
+            match token_id {
+                Some(id) => format!(
+                    "any user name; the password is the cluster token: juju show-secret --reveal {id}"
+                ),
+                None => "any user name; the password is the cluster token (its secret is not created yet: run juju status and retry)".into(),
+            },
         ));
     }
     Ok(Outcome::Done(results))
@@ -249,8 +370,15 @@ fn stop_test(charm: &Charm) -> Result<Outcome, CharmError> {
     // In-flight requests get the run's stop timeout (30 s) to finish, then cleanup runs.
     let end = control.wait_ended(&reply.run_id, Duration::from_secs(120));
     let state = match end {
-        Ok(s) if s.state.is_terminal() => s.state.to_string(),
-        Ok(s) => format!("{} (still winding down; check test-status)", s.state),
+        Ok(s) if s.state.is_terminal() => {
+            // The run is over: restarts deferred during it happen now, and workers hear it.
+            charm.reconcile()?;
+            s.state.to_string()
+        }
+        Ok(s) => {
+            charm.coordinator_status(&config, &charm.peers()?.peers)?;
+            format!("{} (still winding down; check test-status)", s.state)
+        }
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
     };
     Ok(Outcome::Done(kv(&[
@@ -301,6 +429,7 @@ fn test_status(charm: &Charm) -> Result<Outcome, CharmError> {
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
     };
+    charm.coordinator_status(&config, &charm.peers()?.peers)?;
     let per_worker: Vec<String> = s
         .users_per_worker
         .iter()
@@ -350,7 +479,7 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
     let record = match chopsticks::artifacts::read_record(&dir) {
         Ok(r) => r,
         Err(_) => {
-            let known = known_runs(charm);
+            let known = known_runs(&charm.paths);
             return Ok(Outcome::Refused(format!(
                 "there is no run '{run_id}'; known runs: {}",
                 if known.is_empty() {
@@ -361,23 +490,13 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
             )));
         }
     };
-    let read = |name: &str| std::fs::read_to_string(dir.join(name));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     let content = match format.as_str() {
-        "summary" => match read(chopsticks::artifacts::SUMMARY_JSON)
-            .ok()
+        "summary" => read(chopsticks::artifacts::SUMMARY_JSON)
             .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
-        {
-            Some(s) => s.table(),
-            None => return Ok(no_summary(&run_id, record.state)),
-        },
-        "json" => match read(chopsticks::artifacts::SUMMARY_JSON) {
-            Ok(t) => t,
-            Err(_) => return Ok(no_summary(&run_id, record.state)),
-        },
-        "csv" => match read(chopsticks::artifacts::STATS_CSV) {
-            Ok(t) => t,
-            Err(_) => return Ok(no_summary(&run_id, record.state)),
-        },
+            .map(|s| s.table()),
+        "json" => read(chopsticks::artifacts::SUMMARY_JSON),
+        "csv" => read(chopsticks::artifacts::STATS_CSV),
         other => {
             return Ok(Outcome::Refused(format!(
                 "format={other} is not known; use summary, json or csv"
@@ -394,29 +513,109 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
         })
         .unwrap_or_default();
     files.sort();
-    Ok(Outcome::Done(kv(&[
+    let mut results = kv(&[
         ("test-run-id", run_id.clone()),
         ("state", record.state.to_string()),
         ("format", format.clone()),
-        (format.as_str(), content),
+    ]);
+    match content {
+        Some(text) => results.push((format.clone(), text)),
+        None => results.push((
+            "note".into(),
+            format!(
+                "run {run_id} ({}) has no {format} output{}; the totals below are from run.json",
+                record.state,
+                if record.state.is_active() {
+                    " yet: it is written every few seconds once users start"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+    results.extend(run_totals(&record, &format));
+    results.extend(kv(&[
         ("metrics-dir", dir.display().to_string()),
         ("files", files.join(", ")),
         (
             "scp-command",
             format!("juju scp -- -r {}:{} .", charm.unit, dir.display()),
         ),
-    ])))
+    ]));
+    Ok(Outcome::Done(results))
 }
 
-fn no_summary(run_id: &str, state: RunState) -> Outcome {
-    Outcome::Refused(format!(
-        "run {run_id} ({state}) has no summary yet; it is written every few seconds once users start"
-    ))
+/// The run's totals and each worker's part, from run.json: in every format, so a lost or
+/// dropped worker (and what it did before) is never hidden behind a merged table.
+pub fn run_totals(
+    record: &chopsticks::artifacts::RunRecord,
+    format: &str,
+) -> Vec<(String, String)> {
+    let workers = if format == "json" {
+        serde_json::to_string(&record.workers).unwrap_or_default()
+    } else {
+        record
+            .workers
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}: {} requests, {} failures, {} bytes, {}{}",
+                    w.name,
+                    w.requests,
+                    w.failures,
+                    w.bytes,
+                    w.fate,
+                    w.left_at
+                        .as_deref()
+                        .map(|t| format!(" (left {t})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let lost: Vec<String> = record
+        .workers
+        .iter()
+        .filter(|w| w.fate == "lost" || w.fate == "dropped")
+        .map(|w| format!("{} ({})", w.name, w.fate))
+        .collect();
+    let mut out = kv(&[
+        ("requests", record.requests.to_string()),
+        ("failures", record.failures.to_string()),
+        ("bytes", record.bytes.to_string()),
+        (
+            "workers",
+            if workers.is_empty() {
+                "none".into()
+            } else {
+                workers
+            },
+        ),
+        (
+            "workers-lost",
+            if lost.is_empty() {
+                "none".into()
+            } else {
+                lost.join(", ")
+            },
+        ),
+    ]);
+    if let Some(reason) = &record.reason {
+        out.push(("reason".into(), reason.clone()));
+    }
+    if record.state == RunState::Interrupted {
+        out.push((
+            "partial".into(),
+            "yes: the coordinator was lost mid-run; totals are what the workers had recorded when it was cut, and what they did after their last report is not counted".into(),
+        ));
+    }
+    out
 }
 
-/// Run ids in the state directory, newest first.
-fn known_runs(charm: &Charm) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(charm.paths.state())
+/// Run ids with a run.json under the state directory, newest first.
+pub fn known_runs(paths: &crate::paths::Paths) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(paths.state())
         .map(|entries| {
             entries
                 .flatten()
@@ -432,7 +631,7 @@ fn known_runs(charm: &Charm) -> Vec<String> {
 }
 
 fn latest_run(charm: &Charm) -> Option<String> {
-    known_runs(charm).into_iter().next()
+    known_runs(&charm.paths).into_iter().next()
 }
 
 #[cfg(test)]
@@ -480,13 +679,68 @@ mod tests {
         assert_eq!(r["scenario-file"], "s3_large_objects");
         assert!(r["metrics-dir"].ends_with("var/lib/chopsticks/20261122T101500Z-3f9c2a"));
         let sent = u.control.started.borrow()[0].clone();
-        assert_eq!(sent.expected_workers, Some(4));
+        assert_eq!(sent.expected_workers, Some(1));
         assert_eq!(sent.duration.as_deref(), Some("10m"));
+        assert_eq!(r["workers-not-connected"], "none");
+        assert_eq!(sent.scenario, "s3_large_objects");
+        assert_eq!(
+            sent.scenario_yaml.as_deref(),
+            chopsticks::scenario::builtin("s3_large_objects")
+        );
         // A second start while it runs is refused with what to do.
         let (failed, _) = act(&u, "start-test", json!({}));
         assert!(failed
             .unwrap()
             .contains("stop it first: juju run chopsticks/leader stop-test"));
+    }
+
+    #[test]
+    fn a_lost_unit_does_not_block_a_start_unless_min_workers_insists() {
+        let u = leader_with_workers();
+        // chopsticks/5 is a peer whose worker never connected (its machine is gone).
+        u.tools.peers.borrow_mut().push("chopsticks/5".into());
+        let (failed, _) = act(&u, "start-test", json!({"min-workers": 6}));
+        assert_eq!(
+            failed.as_deref(),
+            Some("min-workers=6 but there are only 5 worker units; add units (juju add-unit chopsticks -n 1) or lower min-workers")
+        );
+        let (failed, _) = act(&u, "start-test", json!({"min-workers": 5}));
+        let failed = failed.unwrap();
+        assert!(
+            failed.starts_with(
+                "4 of 5 workers are connected but 5 are needed; not connected: chopsticks/5"
+            ),
+            "{failed}"
+        );
+        assert!(u.control.started.borrow().is_empty());
+        let (failed, r) = act(&u, "start-test", json!({"min-workers": 4}));
+        assert_eq!(failed, None);
+        assert_eq!(r["workers"], "4");
+        assert_eq!(r["workers-not-connected"], "chopsticks/5");
+        assert_eq!(u.control.started.borrow()[0].expected_workers, Some(4));
+    }
+
+    #[test]
+    fn integer_params_are_integers_and_durations_positive() {
+        let u = leader_with_workers();
+        for (params, message) in [
+            (
+                json!({"users": 1.5}),
+                "users=1.5 is out of range: give a whole number from 1 to 1000000",
+            ),
+            (json!({"users": 0}), "users=0 is out of range"),
+            (json!({"users": 2_000_000}), "users=2000000 is out of range"),
+            (json!({"min-workers": -1}), "min-workers=-1 is out of range"),
+            (
+                json!({"duration": "0s"}),
+                "duration=0s: the duration must be positive",
+            ),
+        ] {
+            let (failed, _) = act(&u, "start-test", params.clone());
+            let failed = failed.unwrap_or_default();
+            assert!(failed.starts_with(message), "{params}: {failed}");
+        }
+        assert!(u.control.started.borrow().is_empty());
     }
 
     #[test]
@@ -496,7 +750,13 @@ mod tests {
         let (failed, r) = act(&u, "start-test", json!({"headless": false}));
         assert_eq!(failed, None);
         assert_eq!(r["web-ui"], "http://10.1.2.3:8089/");
-        assert!(r["web-ui-login"].contains("cluster token"));
+        let token_id = u.tools.app.borrow()[crate::reconcile::KEY_TOKEN].clone();
+        assert!(token_id.starts_with("secret:"), "{token_id}");
+        assert!(
+            r["web-ui-login"].ends_with(&format!("juju show-secret --reveal {token_id}")),
+            "{}",
+            r["web-ui-login"]
+        );
         assert!(u.services.is_active_unit(crate::paths::LEADER_WEBUI_UNIT));
         assert!(!u.services.is_active_unit(crate::paths::LEADER_UNIT));
         assert!(u.tools.ports.borrow().contains(&8089));
@@ -531,7 +791,7 @@ mod tests {
         let (failed, _) = act(&u, "start-test", json!({"duration": "soon"}));
         assert!(failed.unwrap().contains("1h30m"));
         let (failed, _) = act(&u, "start-test", json!({"scenario-file": "nope"}));
-        assert!(failed.unwrap().contains("unknown scenario 'nope'"));
+        assert!(failed.unwrap().contains("no built-in scenario and no file"));
         assert!(u.control.started.borrow().is_empty());
     }
 
@@ -622,7 +882,23 @@ mod tests {
             target,
             prepare: None,
             cleanup: None,
-            workers: vec![],
+            workers: vec![
+                chopsticks::artifacts::WorkerRecord {
+                    id: 1,
+                    name: "chopsticks-1".into(),
+                    requests: 1,
+                    bytes: 1000,
+                    fate: "finished".into(),
+                    ..Default::default()
+                },
+                chopsticks::artifacts::WorkerRecord {
+                    id: 2,
+                    name: "chopsticks-2".into(),
+                    fate: "lost".into(),
+                    left_at: Some("2026-11-22T10:16:00Z".into()),
+                    ..Default::default()
+                },
+            ],
             requests: 1,
             failures: 0,
             bytes: 1000,
@@ -638,15 +914,26 @@ mod tests {
         assert_eq!(r["state"], "completed");
         assert!(r["files"].contains("summary.json") && r["files"].contains("stats.csv"));
         assert!(r["scp-command"].starts_with("juju scp -- -r chopsticks/0:"));
+        assert_eq!(
+            r["workers"],
+            "chopsticks-1: 1 requests, 0 failures, 1000 bytes, finished\nchopsticks-2: 0 requests, 0 failures, 0 bytes, lost (left 2026-11-22T10:16:00Z)"
+        );
+        assert_eq!(r["workers-lost"], "chopsticks-2 (lost)");
+        assert_eq!(r["requests"], "1");
         let (_, r) = act(&u, "fetch-metrics", json!({"format": "json"}));
         let parsed: Summary = serde_json::from_str(&r["json"]).unwrap();
         assert_eq!(parsed.total.requests, 1);
+        let workers: Vec<chopsticks::artifacts::WorkerRecord> =
+            serde_json::from_str(&r["workers"]).unwrap();
+        assert_eq!(workers.len(), 2);
+        assert_eq!(r["workers-lost"], "chopsticks-2 (lost)");
         let (_, r) = act(
             &u,
             "fetch-metrics",
             json!({"format": "csv", "run-id": "20261122T101500Z-3f9c2a"}),
         );
         assert!(r["csv"].starts_with("Type,Name,Request Count"));
+        assert!(r["workers"].contains("chopsticks-2: 0 requests"));
         let (failed, _) = act(&u, "fetch-metrics", json!({"run-id": "nope"}));
         assert!(failed
             .unwrap()

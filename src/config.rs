@@ -78,12 +78,18 @@ impl CharmConfig {
     }
 
     pub fn from_map(map: &Map<String, Value>) -> Result<CharmConfig, String> {
-        let users = number(map, "default-users").unwrap_or(10.0);
-        if users < 1.0 || users.fract() != 0.0 || users > 10_000_000.0 {
-            return Err(format!(
-                "default-users {users} is not a number of users; use a whole number of 1 or more"
-            ));
-        }
+        let users = match map.get("default-users") {
+            None => 10,
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=crate::actions::MAX_USERS).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                    "default-users {v} is not a number of users; use a whole number from 1 to {}",
+                    crate::actions::MAX_USERS
+                ))
+                }
+            },
+        };
         let spawn_rate = number(map, "default-spawn-rate").unwrap_or(2.0);
         if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
             return Err(format!(
@@ -91,8 +97,8 @@ impl CharmConfig {
             ));
         }
         let duration = text(map, "default-duration", "10m");
-        if let Err(e) = chopsticks::duration::parse(&duration) {
-            return Err(format!("default-duration: {e}"));
+        if let Err(m) = crate::actions::check_duration(&duration) {
+            return Err(format!("default-duration={duration}: {m}"));
         }
         let log_level = text(map, "log-level", "info").to_lowercase();
         if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {

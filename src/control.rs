@@ -14,16 +14,23 @@ pub trait Control {
     fn wait_ended(&self, run_id: &str, limit: Duration) -> Result<Status, CtlError>;
 }
 
+/// How long a status read may take: hooks must never hang on a busy or stuck coordinator.
+pub const STATUS_BOUND: Duration = Duration::from_secs(1);
+
 /// The control API over HTTP.
 pub struct HttpControl {
     client: ControlClient,
+    /// For messages.
+    url: String,
     runtime: tokio::runtime::Runtime,
 }
 
 impl HttpControl {
     pub fn new(port: u16) -> Result<HttpControl, std::io::Error> {
+        let url = format!("http://127.0.0.1:{port}");
         Ok(HttpControl {
-            client: ControlClient::new(&format!("http://127.0.0.1:{port}"), None),
+            client: ControlClient::new(&url, None),
+            url,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?,
@@ -33,7 +40,15 @@ impl HttpControl {
 
 impl Control for HttpControl {
     fn status(&self) -> Result<Status, CtlError> {
-        self.runtime.block_on(self.client.status())
+        self.runtime.block_on(async {
+            match tokio::time::timeout(STATUS_BOUND, self.client.status()).await {
+                Ok(answer) => answer,
+                Err(_) => Err(CtlError::Unreachable {
+                    url: self.url.clone(),
+                    detail: format!("no answer within {}s", STATUS_BOUND.as_secs()),
+                }),
+            }
+        })
     }
 
     fn start(&self, request: &StartRequest) -> Result<RunStarted, CtlError> {

@@ -46,6 +46,8 @@ pub trait HookTools {
     fn config(&self) -> ToolResult<Map<String, Value>>;
     fn is_leader(&self) -> ToolResult<bool>;
     fn status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()>;
+    /// The application's status (leader only).
+    fn app_status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()>;
     fn application_version_set(&self, version: &str) -> ToolResult<()>;
     fn log(&self, level: &str, message: &str);
     fn action_get(&self) -> ToolResult<Map<String, Value>>;
@@ -61,7 +63,9 @@ pub trait HookTools {
     /// Writes this unit's own databag.
     fn relation_set_unit(&self, relation_id: &str, values: &[(String, String)]) -> ToolResult<()>;
     fn ingress_address(&self, endpoint: &str) -> ToolResult<String>;
-    fn secret_get(&self, id: &str) -> ToolResult<SecretContent>;
+    /// A secret's content. Juju keeps showing a consumer the revision it first read until it
+    /// asks with `refresh` (on `secret-changed`), which moves it to the latest revision.
+    fn secret_get(&self, id: &str, refresh: bool) -> ToolResult<SecretContent>;
     /// Adds an application-owned secret; returns its id.
     fn secret_add_app(&self, label: &str, content: &SecretContent) -> ToolResult<String>;
     fn open_port(&self, port: u16) -> ToolResult<()>;
@@ -127,6 +131,10 @@ impl HookTools for CliTools {
 
     fn status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
         run("status-set", &[kind.as_str(), message]).map(|_| ())
+    }
+
+    fn app_status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
+        run("status-set", &["--application", kind.as_str(), message]).map(|_| ())
     }
 
     fn application_version_set(&self, version: &str) -> ToolResult<()> {
@@ -207,8 +215,12 @@ impl HookTools for CliTools {
         Ok(addr)
     }
 
-    fn secret_get(&self, id: &str) -> ToolResult<SecretContent> {
-        let out = run("secret-get", &[id, "--format=json"])?;
+    fn secret_get(&self, id: &str, refresh: bool) -> ToolResult<SecretContent> {
+        let mut args = vec![id, "--format=json"];
+        if refresh {
+            args.push("--refresh");
+        }
+        let out = run("secret-get", &args)?;
         Ok(string_map(json("secret-get", &out)?))
     }
 

@@ -14,6 +14,7 @@ pub mod juju;
 pub mod paths;
 pub mod reconcile;
 pub mod render;
+pub mod scenarios;
 pub mod services;
 pub mod system;
 #[cfg(test)]
@@ -45,6 +46,9 @@ pub fn dispatch() -> ExitCode {
         charm_dir,
         unit,
         settle: Duration::from_secs(15),
+        refresh_secret: (path == "hooks/secret-changed")
+            .then(|| std::env::var("JUJU_SECRET_ID").ok())
+            .flatten(),
     };
     let result = match path.split_once('/') {
         Some(("hooks", hook)) => hooks::run(&charm, hook),

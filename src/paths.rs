@@ -68,6 +68,12 @@ impl Paths {
         self.at("/var/lib/chopsticks")
     }
 
+    /// `/var/lib/chopsticks/scenarios`: the operator's scenario files, root-owned; the only
+    /// place `start-test scenario-file=NAME` reads a file from.
+    pub fn operator_scenarios(&self) -> PathBuf {
+        self.state().join("scenarios")
+    }
+
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
         self.state().join(run_id)
     }

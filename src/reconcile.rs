@@ -29,7 +29,14 @@ pub const KEY_LEADER: &str = "leader-unit";
 /// A worker unit's own databag: its connection to the coordinator (`connected`, …), so the
 /// leader hears (through cluster-relation-changed) when workers come and go.
 pub const KEY_WORKER: &str = "worker-connection";
+/// Application databag: the id of the run the coordinator is running (absent when idle), so
+/// workers defer credential restarts until it ends.
+pub const KEY_RUN: &str = "active-run";
 const TOKEN_LABEL: &str = "cluster-token";
+
+/// How long a hook waits for a (re)started worker to report its connection before it sets
+/// `waiting`; update-status and the peers' relation events refresh it later.
+const WORKER_SETTLE: Duration = Duration::from_secs(3);
 
 /// Why a hook could not do its job (Juju then retries it).
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +68,9 @@ pub struct Charm<'a> {
     pub unit: String,
     /// How long to wait for a daemon to come up before reporting status.
     pub settle: Duration,
+    /// The secret a `secret-changed` hook is about (`JUJU_SECRET_ID`): read with `--refresh`
+    /// so this unit moves to its newest revision. `None` in every other hook.
+    pub refresh_secret: Option<String>,
 }
 
 /// What the charm remembers between hooks.
@@ -72,6 +82,10 @@ pub struct CharmState {
     /// The cluster token secret, kept until it is published to the peers.
     #[serde(default)]
     pub token_secret_id: Option<String>,
+    /// Set when new inputs (rotated credentials, a new engine) were written while a run was
+    /// active: this unit's service restarts once no run is active; cleared by that restart.
+    #[serde(default)]
+    pub restart_pending: bool,
 }
 
 /// What the peers publish.
@@ -85,6 +99,29 @@ pub struct PeerView {
 impl<'a> Charm<'a> {
     pub fn log(&self, message: &str) {
         self.tools.log("INFO", message);
+    }
+
+    /// Reads a secret, refreshing it when this hook is its `secret-changed`.
+    pub fn read_secret(&self, id: &str) -> crate::juju::ToolResult<crate::juju::SecretContent> {
+        let refresh = self
+            .refresh_secret
+            .as_deref()
+            .is_some_and(|changed| same_secret(changed, id));
+        if refresh {
+            self.log(&format!("secret {id} changed: reading its newest revision"));
+        }
+        self.tools.secret_get(id, refresh)
+    }
+
+    /// The run the coordinator is running, asked with a bound of about a second; `None` when
+    /// idle or not answering.
+    pub fn active_run(&self, config: &CharmConfig) -> Option<String> {
+        let control = (self.control)(config.control_port).ok()?;
+        let status = control.status().ok()?;
+        status
+            .state
+            .is_active()
+            .then(|| status.run_id.unwrap_or_else(|| "?".into()))
     }
 
     pub fn load_state(&self) -> CharmState {
@@ -116,7 +153,7 @@ impl<'a> Charm<'a> {
         let credentials = if config.s3_credentials.is_empty() {
             None
         } else {
-            match self.tools.secret_get(&config.s3_credentials) {
+            match self.read_secret(&config.s3_credentials) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     return Err(format!(
@@ -163,6 +200,11 @@ impl<'a> Charm<'a> {
         )
         .map_err(|e| CharmError::Io(format!("chown {}: {e}", state.display())))?;
         set_mode(&state, 0o750)?;
+        // Root-owned, so the service user cannot plant what a root action will read.
+        let scenarios = self.paths.operator_scenarios();
+        std::fs::create_dir_all(&scenarios)
+            .map_err(|e| io("creating the scenario directory", e))?;
+        set_mode(&scenarios, 0o755)?;
         std::fs::create_dir_all(self.paths.etc()).map_err(|e| io("creating /etc/chopsticks", e))?;
         set_mode(&self.paths.etc(), 0o700)?;
         Ok(engine_changed)
@@ -202,29 +244,37 @@ impl<'a> Charm<'a> {
         )?;
         let token_changed = match &token_id {
             Some(id) => {
-                let content = self.tools.secret_get(id)?;
+                let content = self.read_secret(id)?;
                 let token = content.get("token").cloned().unwrap_or_default();
                 write_if_changed(&self.paths.token_file(), token.as_bytes(), 0o600)?
             }
             None => false,
         };
         let inputs_changed = upgraded || s3_changed || token_changed;
+        if inputs_changed && !state.restart_pending {
+            state.restart_pending = true;
+            self.save_state(&state)?;
+        }
         if leader {
+            let active = self.active_run(&config);
+            self.publish_run(&view, active.as_deref())?;
             self.publish(&config, &view, token_id.as_deref())?;
             self.run_coordinator(
                 &config,
                 &templates,
-                state.web_ui,
-                inputs_changed,
-                view.peers.len(),
+                &mut state,
+                active.as_deref(),
+                &view.peers,
             )
         } else {
+            let active = view.app.get(KEY_RUN).filter(|r| !r.is_empty()).cloned();
             self.run_worker(
                 &config,
                 &templates,
                 &view,
                 token_id.is_some(),
-                inputs_changed,
+                &mut state,
+                active.as_deref(),
             )
         }
     }
@@ -234,6 +284,9 @@ impl<'a> Charm<'a> {
             self.stop_unit(unit)?;
         }
         self.tools.status_set(StatusKind::Blocked, message)?;
+        if self.tools.is_leader()? {
+            self.tools.app_status_set(StatusKind::Blocked, message)?;
+        }
         Ok(())
     }
 
@@ -292,14 +345,63 @@ impl<'a> Charm<'a> {
         v
     }
 
+    /// Publishes the active run's id (or removes it) so workers know whether to defer restarts.
+    pub fn publish_run(&self, view: &PeerView, active: Option<&str>) -> Result<(), CharmError> {
+        let Some(relation) = &view.relation else {
+            return Ok(());
+        };
+        let current = view.app.get(KEY_RUN).filter(|v| !v.is_empty());
+        if current.map(String::as_str) != active {
+            self.tools.relation_set_app(
+                relation,
+                &[(KEY_RUN.to_string(), active.unwrap_or_default().to_string())],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Restarts `unit` when its inputs changed, unless a run is active: then the restart is
+    /// deferred (kept in `state.restart_pending`) and the returned note says so for the status.
+    fn restart_for_inputs(
+        &self,
+        unit: &str,
+        state: &mut CharmState,
+        unit_changed: bool,
+        active: Option<&str>,
+    ) -> Result<Option<String>, CharmError> {
+        if !(unit_changed || state.restart_pending) {
+            return Ok(None);
+        }
+        if !unit_changed {
+            if let Some(run) = active {
+                self.log(&format!(
+                    "new credentials or engine written; {unit} restarts after run {run} ends"
+                ));
+                return Ok(Some(format!("new settings apply when run {run} ends")));
+            }
+        }
+        self.log(&format!("restarting {unit}: its configuration changed"));
+        if unit == WORKER_UNIT {
+            // A stale connection state must not be reported for the new target.
+            let _ = std::fs::remove_file(self.paths.worker_status());
+        }
+        self.services.restart(unit)?;
+        if state.restart_pending {
+            state.restart_pending = false;
+            self.save_state(state)?;
+        }
+        Ok(None)
+    }
+
     fn run_coordinator(
         &self,
         config: &CharmConfig,
         templates: &Templates,
-        web_ui: bool,
-        inputs_changed: bool,
-        peers: usize,
+        state: &mut CharmState,
+        active: Option<&str>,
+        peers: &[String],
     ) -> Result<(), CharmError> {
+        let web_ui = state.web_ui;
         let values = self.unit_values(config);
         let headless_changed = write_if_changed(
             &self.paths.unit_file(LEADER_UNIT),
@@ -322,12 +424,13 @@ impl<'a> Charm<'a> {
         self.stop_unit(WORKER_UNIT)?;
         self.stop_unit(other)?;
         if self.services.is_active(wanted) {
-            if inputs_changed || unit_changed {
-                self.log(&format!("restarting {wanted}: its configuration changed"));
-                self.services.restart(wanted)?;
-            }
+            self.restart_for_inputs(wanted, state, unit_changed, active)?;
         } else {
             self.services.enable_start(wanted)?;
+            if state.restart_pending {
+                state.restart_pending = false;
+                self.save_state(state)?;
+            }
         }
         self.tools.open_port(config.coordinator_port)?;
         if web_ui {
@@ -338,50 +441,35 @@ impl<'a> Charm<'a> {
         self.coordinator_status(config, peers)
     }
 
-    /// Sets the leader's status from the coordinator's own report, waiting (bounded) for as
-    /// many workers as there are peer units.
-    pub fn coordinator_status(&self, config: &CharmConfig, peers: usize) -> Result<(), CharmError> {
-        let deadline = Instant::now() + self.settle;
+    /// Sets the leader's unit and application status from one coordinator status read
+    /// (bounded to about a second: a hook never waits on the coordinator).
+    pub fn coordinator_status(
+        &self,
+        config: &CharmConfig,
+        peers: &[String],
+    ) -> Result<(), CharmError> {
         let control = (self.control)(config.control_port).map_err(CharmError::Io)?;
-        loop {
-            match control.status() {
-                Ok(s) if (s.workers_connected as usize) < peers && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Ok(s) => {
-                    let last = match (&s.run_id, s.state) {
-                        (Some(id), state) => format!("last run {id}: {state}"),
-                        (None, _) => "no runs yet".to_string(),
-                    };
-                    let message = if s.state.is_active() {
-                        format!(
-                            "coordinator ready: {} workers connected, run {} {}",
-                            s.workers_connected,
-                            s.run_id.as_deref().unwrap_or("?"),
-                            s.state
-                        )
-                    } else {
-                        format!(
-                            "coordinator ready: {} workers connected, {last}",
-                            s.workers_connected
-                        )
-                    };
-                    self.tools.status_set(StatusKind::Active, &message)?;
-                    return Ok(());
-                }
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200))
-                }
-                Err(e) => {
-                    self.tools.status_set(
-                        StatusKind::Maintenance,
-                        "coordinator starting (not answering yet)",
-                    )?;
-                    self.log(&format!("coordinator not answering yet: {e}"));
-                    return Ok(());
-                }
+        match control.status() {
+            Ok(s) => {
+                let last = last_run_on_disk(&self.paths);
+                let (unit, app) = leader_status_messages(&s, peers, last);
+                let unit = match (&s.run_id, self.load_state().restart_pending) {
+                    (Some(run), true) if s.state.is_active() => {
+                        format!("{unit}; new settings apply when run {run} ends")
+                    }
+                    _ => unit,
+                };
+                self.tools.status_set(StatusKind::Active, &unit)?;
+                self.tools.app_status_set(StatusKind::Active, &app)?;
+            }
+            Err(e) => {
+                let message = "waiting for the coordinator to answer (starting or busy)";
+                self.tools.status_set(StatusKind::Waiting, message)?;
+                self.tools.app_status_set(StatusKind::Waiting, message)?;
+                self.log(&format!("coordinator not answering yet: {e}"));
             }
         }
+        Ok(())
     }
 
     fn run_worker(
@@ -390,7 +478,8 @@ impl<'a> Charm<'a> {
         templates: &Templates,
         view: &PeerView,
         have_token: bool,
-        inputs_changed: bool,
+        state: &mut CharmState,
+        active: Option<&str>,
     ) -> Result<(), CharmError> {
         self.stop_unit(LEADER_UNIT)?;
         self.stop_unit(LEADER_WEBUI_UNIT)?;
@@ -420,20 +509,18 @@ impl<'a> Charm<'a> {
         if unit_changed {
             self.services.daemon_reload()?;
         }
-        if self.services.is_active(WORKER_UNIT) {
-            if inputs_changed || unit_changed {
-                // A stale connection state must not be reported for the new target.
-                let _ = std::fs::remove_file(self.paths.worker_status());
-                self.log(&format!(
-                    "restarting {WORKER_UNIT}: its configuration changed"
-                ));
-                self.services.restart(WORKER_UNIT)?;
-            }
+        let note = if self.services.is_active(WORKER_UNIT) {
+            self.restart_for_inputs(WORKER_UNIT, state, unit_changed, active)?
         } else {
             let _ = std::fs::remove_file(self.paths.worker_status());
             self.services.enable_start(WORKER_UNIT)?;
-        }
-        let connection = self.worker_status(&coordinator)?;
+            if state.restart_pending {
+                state.restart_pending = false;
+                self.save_state(state)?;
+            }
+            None
+        };
+        let connection = self.worker_status(&coordinator, note.as_deref())?;
         if let Some(relation) = &view.relation {
             self.tools.relation_set_unit(
                 relation,
@@ -451,15 +538,23 @@ impl<'a> Charm<'a> {
     }
 
     /// Sets the worker's status from its daemon's report; returns the connection state.
-    fn worker_status(&self, coordinator: &str) -> Result<&'static str, CharmError> {
-        let deadline = Instant::now() + self.settle;
+    fn worker_status(
+        &self,
+        coordinator: &str,
+        note: Option<&str>,
+    ) -> Result<&'static str, CharmError> {
+        let with_note = |m: String| match note {
+            Some(n) => format!("{m}; {n}"),
+            None => m,
+        };
+        let deadline = Instant::now() + self.settle.min(WORKER_SETTLE);
         loop {
             let link = self.link_status();
             match link.as_ref().map(|l| l.state.as_str()) {
                 Some("connected") => {
                     self.tools.status_set(
                         StatusKind::Active,
-                        &format!("worker connected to {coordinator}"),
+                        &with_note(format!("worker connected to {coordinator}")),
                     )?;
                     return Ok("connected");
                 }
@@ -500,25 +595,75 @@ impl<'a> Charm<'a> {
     }
 
     /// The `remove` hook: units, binaries and configuration go; run artifacts in
-    /// `/var/lib/chopsticks` stay, so results survive the removal.
+    /// `/var/lib/chopsticks` stay, so results survive the removal. Every piece is tried even
+    /// when one fails, secrets first, and each failure is logged. The hook fails (and Juju
+    /// retries it) only if a file holding credentials could not be removed.
     pub fn remove(&self) -> Result<(), CharmError> {
-        self.stop_services()?;
+        let mut failures: Vec<String> = Vec::new();
+        let mut secret_errors: Vec<(PathBuf, std::io::Error)> = Vec::new();
+        for path in [self.paths.s3_config(), self.paths.token_file()] {
+            if let Err(e) = remove_file_if_present(&path) {
+                secret_errors.push((path, e));
+            }
+        }
+        for unit in [WORKER_UNIT, LEADER_UNIT, LEADER_WEBUI_UNIT] {
+            if let Err(e) = self.stop_unit(unit) {
+                failures.push(format!("stopping {unit}: {e}"));
+            }
+        }
         for unit in [WORKER_UNIT, LEADER_UNIT, LEADER_WEBUI_UNIT] {
             let path = self.paths.unit_file(unit);
-            if path.exists() {
-                std::fs::remove_file(&path)
-                    .map_err(|e| CharmError::Io(format!("removing {}: {e}", path.display())))?;
+            if let Err(e) = remove_file_if_present(&path) {
+                failures.push(format!("removing {}: {e}", path.display()));
             }
         }
-        self.services.daemon_reload()?;
-        for dir in [self.paths.opt(), self.paths.etc()] {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| CharmError::Io(format!("removing {}: {e}", dir.display())))?;
+        if let Err(e) = self.services.daemon_reload() {
+            failures.push(e.to_string());
+        }
+        for dir in [self.paths.etc(), self.paths.opt()] {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    failures.push(format!("removing {}: {e}", dir.display()));
+                }
             }
         }
-        let _ = std::fs::remove_file(self.paths.worker_status());
-        Ok(())
+        if let Err(e) = remove_file_if_present(&self.paths.worker_status()) {
+            failures.push(format!(
+                "removing {}: {e}",
+                self.paths.worker_status().display()
+            ));
+        }
+        for failure in &failures {
+            self.tools.log(
+                "WARNING",
+                &format!("remove: could not finish a step ({failure}); the rest was removed"),
+            );
+        }
+        // Removing /etc/chopsticks may still have taken what unlinking could not.
+        let secrets_left: Vec<String> = secret_errors
+            .into_iter()
+            .filter(|(path, _)| path.symlink_metadata().is_ok())
+            .map(|(path, e)| format!("{}: {e}", path.display()))
+            .collect();
+        if secrets_left.is_empty() {
+            Ok(())
+        } else {
+            for left in &secrets_left {
+                self.tools
+                    .log("ERROR", &format!("remove: credentials file left: {left}"));
+            }
+            Err(CharmError::Io(format!(
+                "could not remove credentials: {}",
+                secrets_left.join("; ")
+            )))
+        }
+    }
+}
+
+fn remove_file_if_present(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -526,6 +671,74 @@ fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), CharmError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| CharmError::Io(format!("chmod {}: {e}", path.display())))
+}
+
+/// The newest run recorded on disk and its state: the truth about the last run even when the
+/// coordinator restarted since and remembers none.
+pub fn last_run_on_disk(paths: &Paths) -> Option<(String, chopsticks::control::RunState)> {
+    let id = crate::actions::known_runs(paths).into_iter().next()?;
+    let record = chopsticks::artifacts::read_record(&paths.run_dir(&id)).ok()?;
+    Some((id, record.state))
+}
+
+/// The leader's unit and application status messages for a coordinator status, the peer
+/// units (which should each run a worker) and the last run on disk.
+pub fn leader_status_messages(
+    s: &chopsticks::control::Status,
+    peers: &[String],
+    last_on_disk: Option<(String, chopsticks::control::RunState)>,
+) -> (String, String) {
+    let connected: Vec<&str> = s
+        .workers
+        .iter()
+        .filter(|w| w.state == "connected")
+        .map(|w| w.name.as_str())
+        .collect();
+    if s.state.is_active() {
+        let message = format!(
+            "{} {}: {} users on {} workers, {:.0} req/s",
+            s.state,
+            s.run_id.as_deref().unwrap_or("?"),
+            s.users_running,
+            connected.len(),
+            s.current_rps
+        );
+        return (message.clone(), message);
+    }
+    let missing: Vec<&str> = peers
+        .iter()
+        .filter(|p| !connected.contains(&crate::actions::worker_name(p).as_str()))
+        .map(String::as_str)
+        .collect();
+    let workers = if missing.is_empty() {
+        format!("{} workers connected", connected.len())
+    } else {
+        format!(
+            "{} workers connected (not connected: {})",
+            connected.len(),
+            missing.join(", ")
+        )
+    };
+    let last = match (&s.run_id, s.state) {
+        (Some(id), state) if state.is_terminal() => Some((id.clone(), state)),
+        _ => last_on_disk,
+    };
+    match last {
+        Some((id, state)) => (
+            format!("coordinator ready: {workers}, last run {id}: {state}"),
+            format!("idle: last run {id} {state}"),
+        ),
+        None => (
+            format!("coordinator ready: {workers}, no runs yet"),
+            "idle: no runs yet".to_string(),
+        ),
+    }
+}
+
+/// Whether two secret references name the same secret (`secret:ID`, `secret://MODEL/ID`, `ID`).
+fn same_secret(a: &str, b: &str) -> bool {
+    let id = |s: &str| s.rsplit(['/', ':']).next().unwrap_or(s).to_string();
+    id(a) == id(b)
 }
 
 /// An address safe to put on a unit's command line.
@@ -692,6 +905,193 @@ mod tests {
     }
 
     #[test]
+    fn rotated_credentials_are_refreshed_and_restart_the_worker_after_the_run() {
+        let u = Unit::new(false);
+        u.configure(&[
+            ("s3-endpoint", json!("http://10.0.0.1:80")),
+            ("s3-credentials", json!("secret:creds")),
+        ]);
+        let creds = |sk: &str| {
+            let mut c = SecretContent::new();
+            c.insert("access-key".into(), "AK".into());
+            c.insert("secret-key".into(), sk.into());
+            c
+        };
+        u.tools.secrets.borrow_mut().extend([
+            ("secret:creds".to_string(), creds("SK-ONE")),
+            ("secret:tok".to_string(), {
+                let mut t = SecretContent::new();
+                t.insert("token".into(), "t".repeat(64));
+                t
+            }),
+        ]);
+        u.tools
+            .granted
+            .borrow_mut()
+            .extend(["secret:creds".to_string(), "secret:tok".to_string()]);
+        u.tools.app.borrow_mut().extend([
+            (KEY_ADDRESS.to_string(), "10.9.9.9".to_string()),
+            (KEY_PORT.to_string(), "5557".to_string()),
+            (KEY_TOKEN.to_string(), "secret:tok".to_string()),
+            (KEY_LEADER.to_string(), "chopsticks/1".to_string()),
+            (KEY_RUN.to_string(), "run-a".to_string()),
+        ]);
+        std::fs::create_dir_all(u.paths().state()).unwrap();
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u.services.is_active_unit(WORKER_UNIT));
+        let link = chopsticks::connector::LinkStatus {
+            state: "connected".into(),
+            coordinator: "ws://10.9.9.9:5557/ws".into(),
+            worker_id: Some(3),
+            since: "now".into(),
+            detail: None,
+        };
+        let connected = serde_json::to_vec(&link).unwrap();
+        std::fs::write(u.paths().worker_status(), &connected).unwrap();
+        u.tools.calls.borrow_mut().clear();
+        u.services.calls.borrow_mut().clear();
+
+        // secret-changed mid-run: refreshed and written, the restart waits for the run.
+        u.tools
+            .secrets
+            .borrow_mut()
+            .insert("secret:creds".into(), creds("SK-TWO"));
+        *u.refresh_secret.borrow_mut() = Some("secret:creds".into());
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u
+            .tools
+            .calls
+            .borrow()
+            .contains(&"secret-get secret:creds --refresh".to_string()));
+        let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
+        assert!(s3.contains("SK-TWO"), "{s3}");
+        assert!(u
+            .services
+            .calls
+            .borrow()
+            .iter()
+            .all(|c| !c.starts_with("restart")));
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Active,
+                "worker connected to 10.9.9.9:5557; new settings apply when run run-a ends"
+                    .to_string()
+            )
+        );
+        // Other hooks do not refresh.
+        *u.refresh_secret.borrow_mut() = None;
+        u.tools.calls.borrow_mut().clear();
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u
+            .tools
+            .calls
+            .borrow()
+            .contains(&"secret-get secret:creds".to_string()));
+        assert!(u
+            .services
+            .calls
+            .borrow()
+            .iter()
+            .all(|c| !c.starts_with("restart")));
+
+        // The run ends (the leader removes active-run): the deferred restart happens once.
+        u.tools.app.borrow_mut().remove(KEY_RUN);
+        u.with(|c| c.reconcile()).unwrap();
+        std::fs::write(u.paths().worker_status(), &connected).unwrap();
+        u.with(|c| c.reconcile()).unwrap();
+        let restarts = u
+            .services
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| *c == "restart chopsticks-worker.service")
+            .count();
+        assert_eq!(restarts, 1);
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Active,
+                "worker connected to 10.9.9.9:5557".to_string()
+            )
+        );
+    }
+
+    fn status_of(
+        state: &str,
+        run_id: Option<&str>,
+        connected: &[u32],
+    ) -> chopsticks::control::Status {
+        let workers: Vec<serde_json::Value> = connected
+            .iter()
+            .map(|i| json!({"id": i, "name": format!("chopsticks-{i}"), "state": "connected", "users": 10, "last_seen_s": 0.1}))
+            .collect();
+        serde_json::from_value(json!({
+            "state": state, "run_id": run_id, "scenario": null, "elapsed_s": 3.0, "duration_s": null,
+            "users_target": 40, "users_running": 40, "users_per_worker": {}, "workers": workers,
+            "workers_connected": connected.len(), "workers_missing": 0, "current_rps": 125.4,
+            "current_failures_per_s": 0.0, "current_mb_per_s": 0.0, "requests": 0, "failures": 0,
+            "bytes": 0, "reason": null, "run_dir": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn leader_status_tells_the_run_the_workers_and_the_last_run() {
+        use chopsticks::control::RunState;
+        let peers: Vec<String> = (1..=4).map(|i| format!("chopsticks/{i}")).collect();
+        let (unit, app) = leader_status_messages(
+            &status_of("running", Some("R1"), &[1, 2, 3, 4]),
+            &peers,
+            None,
+        );
+        assert_eq!(unit, "running R1: 40 users on 4 workers, 125 req/s");
+        assert_eq!(app, unit);
+        let (unit, app) = leader_status_messages(
+            &status_of("completed", Some("R1"), &[1, 2, 4]),
+            &peers,
+            Some(("R0".into(), RunState::Stopped)),
+        );
+        assert_eq!(
+            unit,
+            "coordinator ready: 3 workers connected (not connected: chopsticks/3), last run R1: completed"
+        );
+        assert_eq!(app, "idle: last run R1 completed");
+        // A restarted coordinator remembers no run: the disk does.
+        let (unit, app) = leader_status_messages(
+            &status_of("idle", None, &[1, 2, 3, 4]),
+            &peers,
+            Some(("R0".into(), RunState::Interrupted)),
+        );
+        assert_eq!(
+            unit,
+            "coordinator ready: 4 workers connected, last run R0: interrupted"
+        );
+        assert_eq!(app, "idle: last run R0 interrupted");
+        let (_, app) = leader_status_messages(&status_of("idle", None, &[]), &peers, None);
+        assert_eq!(app, "idle: no runs yet");
+    }
+
+    #[test]
+    fn leader_status_is_waiting_when_the_coordinator_does_not_answer() {
+        let mut u = Unit::new(true);
+        u.configure_s3();
+        u.control = std::rc::Rc::new(crate::testing::FakeControl::new(false));
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Waiting,
+                "waiting for the coordinator to answer (starting or busy)".to_string()
+            )
+        );
+        assert_eq!(
+            u.tools.app_status.borrow().clone().unwrap().0,
+            StatusKind::Waiting
+        );
+    }
+
+    #[test]
     fn losing_leadership_stops_the_coordinator() {
         let u = Unit::new(true);
         u.configure_s3();
@@ -734,6 +1134,27 @@ mod tests {
         assert_eq!(u.status().0, StatusKind::Active);
         let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
         assert!(s3.contains("SK-FROM-SECRET"));
+    }
+
+    #[test]
+    fn remove_goes_on_after_a_failure_and_fails_only_for_credentials_left() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        u.with(|c| c.reconcile()).unwrap();
+        // /opt/chopsticks cannot be removed as a directory (as with EBUSY on a mount).
+        std::fs::remove_dir_all(u.paths().opt()).unwrap();
+        std::fs::write(u.paths().opt(), b"in the way").unwrap();
+        u.with(|c| c.remove()).unwrap();
+        assert!(!u.paths().s3_config().exists());
+        assert!(!u.paths().token_file().exists());
+        assert!(!u.paths().etc().exists());
+        assert!(!u.paths().unit_file(LEADER_UNIT).exists());
+        assert!(u.services.active.borrow().is_empty());
+        let logs = u.tools.calls.borrow().join("\n");
+        assert!(
+            logs.contains("remove: could not finish a step (removing"),
+            "{logs}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct FakeTools {
     pub config: RefCell<Map<String, Value>>,
     pub leader: RefCell<bool>,
     pub status: RefCell<Option<(StatusKind, String)>>,
+    pub app_status: RefCell<Option<(StatusKind, String)>>,
     pub params: RefCell<Map<String, Value>>,
     pub results: RefCell<BTreeMap<String, String>>,
     pub failed: RefCell<Option<String>>,
@@ -64,6 +65,14 @@ impl HookTools for FakeTools {
     fn status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
         self.call(format!("status-set {} {message}", kind.as_str()));
         *self.status.borrow_mut() = Some((kind, message.to_string()));
+        Ok(())
+    }
+    fn app_status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
+        self.call(format!(
+            "status-set --application {} {message}",
+            kind.as_str()
+        ));
+        *self.app_status.borrow_mut() = Some((kind, message.to_string()));
         Ok(())
     }
     fn application_version_set(&self, version: &str) -> ToolResult<()> {
@@ -134,8 +143,12 @@ impl HookTools for FakeTools {
     fn ingress_address(&self, _endpoint: &str) -> ToolResult<String> {
         Ok("10.1.2.3".into())
     }
-    fn secret_get(&self, id: &str) -> ToolResult<SecretContent> {
-        self.call(format!("secret-get {id}"));
+    fn secret_get(&self, id: &str, refresh: bool) -> ToolResult<SecretContent> {
+        self.call(if refresh {
+            format!("secret-get {id} --refresh")
+        } else {
+            format!("secret-get {id}")
+        });
         if !self.granted.borrow().contains(id) {
             return Err(ToolError {
                 tool: "secret-get".into(),
@@ -233,7 +246,9 @@ pub struct FakeControl {
 fn idle() -> Status {
     serde_json::from_value(json!({
         "state": "idle", "run_id": null, "scenario": null, "elapsed_s": 0.0, "duration_s": null,
-        "users_target": 0, "users_running": 0, "users_per_worker": {}, "workers": [],
+        "users_target": 0, "users_running": 0, "users_per_worker": {},
+        "workers": (1..=4).map(|i| json!({"id": i, "name": format!("chopsticks-{i}"),
+            "state": "connected", "users": 0, "last_seen_s": 0.1})).collect::<Vec<_>>(),
         "workers_connected": 4, "workers_missing": 0, "current_rps": 0.0,
         "current_failures_per_s": 0.0, "current_mb_per_s": 0.0, "requests": 0, "failures": 0,
         "bytes": 0, "reason": null, "run_dir": null
@@ -277,7 +292,7 @@ impl Control for FakeControl {
             run_id: "20261122T101500Z-3f9c2a".into(),
             state: RunState::Preparing,
             run_dir: "/var/lib/chopsticks/20261122T101500Z-3f9c2a".into(),
-            workers: request.expected_workers.unwrap_or(0),
+            workers: s.workers_connected,
             scenario: request.scenario.clone(),
         })
     }
@@ -306,6 +321,8 @@ pub struct Unit {
     pub tools: FakeTools,
     pub services: FakeServices,
     pub control: std::rc::Rc<FakeControl>,
+    /// `JUJU_SECRET_ID` of the hook being simulated (`secret-changed`).
+    pub refresh_secret: RefCell<Option<String>>,
 }
 
 impl Unit {
@@ -337,6 +354,7 @@ impl Unit {
             tools,
             services: FakeServices::default(),
             control: std::rc::Rc::new(FakeControl::new(true)),
+            refresh_secret: RefCell::new(None),
         }
     }
 
@@ -371,6 +389,7 @@ impl Unit {
             charm_dir: self.charm_dir.path().to_path_buf(),
             unit: "chopsticks/0".into(),
             settle: Duration::from_millis(0),
+            refresh_secret: self.refresh_secret.borrow().clone(),
         };
         f(&charm)
     }

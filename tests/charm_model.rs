@@ -137,7 +137,11 @@ fn wait_all_active(m: &mut Model) -> Result<()> {
             .into_iter()
             .map(|u| Ok((u.clone(), m.status(&u)?)))
             .collect::<Result<_>>()?;
-        if statuses.iter().all(|(_, (s, _))| s == "active") {
+        // The leader's status is read once per hook: it must have seen every worker too.
+        if statuses
+            .iter()
+            .all(|(_, (s, msg))| s == "active" && !msg.contains("not connected"))
+        {
             return Ok(());
         }
         eprintln!("not all active yet: {statuses:?}");
@@ -528,6 +532,25 @@ fn leadership_moves_and_units_come_and_go() -> Result<()> {
                 .is_some_and(|s| !matches!(s, "preparing" | "spawning" | "running" | "stopping"))
     })?;
     assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    // fetch-metrics, in every format, shows each worker's part and names the one that left.
+    for format in ["summary", "json", "csv"] {
+        let out = m.juju_run(
+            "chopsticks/leader",
+            &format!("fetch-metrics format={format} run-id={run_id}"),
+        )?;
+        expect_completed(&out);
+        let lost = out.get("workers-lost").unwrap_or_default();
+        assert!(lost.contains("chopsticks-4 ("), "{format}: {lost}");
+        let workers = out.get("workers").unwrap_or_default();
+        // chopsticks/2 leads; the other four ran the run.
+        for w in [0, 1, 3, 4] {
+            assert!(
+                workers.contains(&format!("chopsticks-{w}")),
+                "{format}: {workers}"
+            );
+        }
+        assert_ne!(out.get("requests"), Some("0"));
+    }
     for unit_file in ["chopsticks-worker.service", "chopsticks-leader.service"] {
         assert!(
             !gone_root
@@ -576,5 +599,823 @@ fn leadership_moves_and_units_come_and_go() -> Result<()> {
     assert_eq!(done.get("test-run-id"), out.get("test-run-id"));
     let leaks = m.leaks(&[&rgw.secret_key])?;
     assert!(leaks.is_empty(), "{leaks:?}");
+    Ok(())
+}
+
+/// Files under `dir` (recursively, symlinks not followed) whose bytes contain `needle`,
+/// except those in `allowed` (where the secret lives by design).
+fn files_containing(dir: &std::path::Path, needle: &str, allowed: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() && !allowed.contains(&path) {
+                let hit = std::fs::read(&path)
+                    .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
+                if hit {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn start_test_reads_scenarios_only_from_the_scenario_dir() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(2)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-files")?;
+    wait_all_active(&mut m)?;
+    let leader = m.leader()?;
+    let root = m.unit_root(&leader);
+    let token_path = root.join("etc/chopsticks/cluster-token");
+    let token = std::fs::read_to_string(&token_path)?.trim().to_string();
+    assert!(token.len() >= 16, "the cluster token is written");
+    let canary = "CANARY-a41f9e-planted-secret-line";
+    let canary_path = root.join("etc/canary-secret");
+    std::fs::write(&canary_path, format!("{canary}\n"))?;
+    let scenarios = root.join("var/lib/chopsticks/scenarios");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(&scenarios)?;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+    assert_eq!(meta.uid(), 0, "the scenario directory is root's");
+    std::os::unix::fs::symlink(&token_path, scenarios.join("token.yaml"))?;
+    std::os::unix::fs::symlink(&canary_path, scenarios.join("canary.yaml"))?;
+    std::fs::write(scenarios.join("notes.yaml"), format!("{canary}\n"))?;
+    std::fs::write(
+        scenarios.join("keyed.yaml"),
+        format!("name: x\n{canary} key: {canary}\nusers: []\n"),
+    )?;
+
+    let dir = scenarios.display().to_string();
+    for (given, refusal) in [
+        (token_path.display().to_string(), "read only from"),
+        (canary_path.display().to_string(), "read only from"),
+        (
+            "/etc/chopsticks/cluster-token".to_string(),
+            "read only from",
+        ),
+        ("/etc/shadow".to_string(), "read only from"),
+        ("../../../etc/canary-secret".to_string(), "read only from"),
+        (
+            format!("{dir}/../../../../etc/canary-secret"),
+            "read only from",
+        ),
+        (
+            "src/chopsticks/scenarios/../../../../etc/shadow.py".to_string(),
+            "read only from",
+        ),
+        ("token.yaml".to_string(), "is a symbolic link"),
+        (format!("{dir}/canary.yaml"), "is a symbolic link"),
+        (
+            "notes.yaml".to_string(),
+            "invalid type: string (value not shown)",
+        ),
+        ("keyed.yaml".to_string(), "unknown field (value not shown)"),
+    ] {
+        let out = m.run_action(
+            "chopsticks/leader",
+            "start-test",
+            serde_json::json!({"scenario-file": given, "duration": "5s"}),
+        )?;
+        expect_refused(&out, refusal);
+    }
+    // The configured default goes through the same door.
+    m.config(&[("scenario-file", &token_path.display().to_string())])?;
+    let out = m.juju_run("chopsticks/leader", "start-test duration=5s")?;
+    expect_refused(&out, "read only from");
+    m.config(&[("scenario-file", "s3_small_objects")])?;
+
+    // A scenario file in the directory is read by the charm and sent as text.
+    let mine = "name: from_the_dir\nusers:\n  - name: writer\n    tasks:\n      - {op: put, size: 1KiB}\n    wait: {constant: 0.1}\n";
+    std::fs::write(scenarios.join("mine.yaml"), mine)?;
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test scenario-file=mine.yaml users=1 spawn-rate=1 duration=3s",
+    )?;
+    let run_id = expect_completed(&out)
+        .get("test-run-id")
+        .unwrap()
+        .to_string();
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(run_id.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_eq!(done.get("scenario"), Some("from_the_dir"));
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(
+        root.join("var/lib/chopsticks")
+            .join(&run_id)
+            .join("run.json"),
+    )?)?;
+    assert_eq!(
+        record["parameters"]["scenario_source"],
+        scenarios.join("mine.yaml").display().to_string()
+    );
+
+    // Neither secret reached anything Juju shows or records, nor any log or file of the model.
+    let leaks = m.leaks(&[&token, canary])?;
+    assert!(leaks.is_empty(), "{leaks:?}");
+    let planted = vec![
+        canary_path.clone(),
+        scenarios.join("notes.yaml"),
+        scenarios.join("keyed.yaml"),
+    ];
+    let hits = files_containing(m.path(), canary, &planted);
+    assert!(hits.is_empty(), "canary content in {hits:?}");
+    let token_files: Vec<PathBuf> = m
+        .units()
+        .iter()
+        .map(|u| m.unit_root(u).join("etc/chopsticks/cluster-token"))
+        .chain([m.path().join("state.json")])
+        .collect();
+    let hits = files_containing(m.path(), &token, &token_files);
+    assert!(
+        hits.iter().all(|p| p.starts_with(m.path().join("units"))
+            && p.to_string_lossy().contains("/run/credentials/")),
+        "token in {hits:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_lost_worker_unit_does_not_block_start_test() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(3)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-lost")?;
+    wait_all_active(&mut m)?;
+    // chopsticks/2's machine goes away: it stays a peer, but its worker is gone for good.
+    m.lose_unit("chopsticks/2")?;
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("workers-connected") == Some("1")
+    })?;
+
+    let out = m.juju_run("chopsticks/leader", "start-test min-workers=2 duration=5s")?;
+    expect_refused(
+        &out,
+        "1 of 2 workers are connected but 2 are needed; not connected: chopsticks/2",
+    );
+    let out = m.juju_run("chopsticks/leader", "start-test min-workers=3 duration=5s")?;
+    expect_refused(&out, "min-workers=3 but there are only 2 worker units");
+
+    let began = std::time::Instant::now();
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test users=2 spawn-rate=2 duration=5s",
+    )?;
+    let took = began.elapsed();
+    expect_completed(&out);
+    assert_eq!(out.get("workers"), Some("1"));
+    assert_eq!(out.get("workers-not-connected"), Some("chopsticks/2"));
+    // It waited a few seconds for chopsticks/2, not the minute it used to.
+    assert!(took < Duration::from_secs(30), "start-test took {took:?}");
+    let run_id = out.get("test-run-id").unwrap().to_string();
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(run_id.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_ne!(done.get("requests"), Some("0"));
+    let leader = m.leader()?;
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(
+        m.unit_root(&leader)
+            .join("var/lib/chopsticks")
+            .join(&run_id)
+            .join("run.json"),
+    )?)?;
+    let workers = record["workers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert!(
+        workers[0].to_string().contains("chopsticks-1"),
+        "{workers:?}"
+    );
+    Ok(())
+}
+
+/// An extra S3 key of the shared RadosGW's test user, removed again on drop (the user's
+/// default keys, which other tests use, are never touched).
+struct ExtraKey {
+    access: String,
+    secret: String,
+}
+
+fn radosgw_admin(args: &[&str]) -> Result<String> {
+    let dir = std::env::var("CHOPSTICKS_RGW_DIR").unwrap_or_else(|_| "/tmp/chopsticks-rgw".into());
+    let conf = format!("{dir}/ceph.conf");
+    let out = std::process::Command::new("radosgw-admin")
+        .arg("-c")
+        .arg(&conf)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        return Err(model::Error(format!(
+            "radosgw-admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+impl ExtraKey {
+    fn create(tag: &str) -> Result<ExtraKey> {
+        let suffix: String = format!("{:08X}", std::process::id() ^ rand_u32());
+        let key = ExtraKey {
+            access: format!("CHOPSTICKSROT{tag}{suffix}"),
+            secret: format!("chopsticksRotated{tag}Secret{suffix}{suffix}"),
+        };
+        radosgw_admin(&[
+            "key",
+            "create",
+            "--uid=chopsticks",
+            "--key-type=s3",
+            &format!("--access-key={}", key.access),
+            &format!("--secret-key={}", key.secret),
+        ])?;
+        Ok(key)
+    }
+
+    fn remove(&self) -> Result<()> {
+        radosgw_admin(&[
+            "key",
+            "rm",
+            "--uid=chopsticks",
+            "--key-type=s3",
+            &format!("--access-key={}", self.access),
+        ])
+        .map(|_| ())
+    }
+}
+
+impl Drop for ExtraKey {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+fn rand_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// The credential copy the fake systemd handed to a running service (`LoadCredential=`).
+fn service_credential(m: &Model, unit: &str, service: &str) -> String {
+    let path = m
+        .unit_root(unit)
+        .join("run/credentials")
+        .join(service)
+        .join("s3_config.yaml");
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn rotated_credentials_reach_every_unit_after_the_run() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let first = ExtraKey::create("A")?;
+    let second = ExtraKey::create("B")?;
+    let (mut m, ports) = deploy(3)?;
+    let creds =
+        m.add_user_secret(&[("access-key", &first.access), ("secret-key", &first.secret)])?;
+    m.grant_secret(&creds)?;
+    let mut values = vec![
+        ("s3-endpoint".to_string(), rgw.endpoint.clone()),
+        ("s3-credentials".to_string(), creds.clone()),
+        (
+            "s3-bucket".to_string(),
+            "chopsticks-charm-model-rotate".to_string(),
+        ),
+        ("scenario-file".to_string(), "s3_small_objects".to_string()),
+    ];
+    values.extend(port_config(&ports));
+    config(&mut m, &values)?;
+    wait_all_active(&mut m)?;
+    let leader = m.leader()?;
+    let service = |u: &str| {
+        if u == leader {
+            "chopsticks-leader.service"
+        } else {
+            "chopsticks-worker.service"
+        }
+    };
+    for unit in m.units() {
+        assert!(
+            service_credential(&m, &unit, service(&unit)).contains(&first.secret),
+            "{unit}"
+        );
+    }
+
+    // Rotate mid-run: every unit writes the new key at once, no service restarts mid-run.
+    let run = start_test(&mut m, "users=2 spawn-rate=2 duration=2m")?;
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("state") == Some("running")
+    })?;
+    let pids: Vec<(String, u64)> = m
+        .units()
+        .into_iter()
+        .map(|u| {
+            let pid = main_pid(&m, &u, service(&u)).expect("service runs");
+            (u, pid)
+        })
+        .collect();
+    m.update_user_secret(
+        &creds,
+        &[
+            ("access-key", &second.access),
+            ("secret-key", &second.secret),
+        ],
+    )?;
+    for unit in m.units() {
+        let rendered =
+            std::fs::read_to_string(m.unit_root(&unit).join("etc/chopsticks/s3_config.yaml"))?;
+        assert!(
+            rendered.contains(&second.access) && rendered.contains(&second.secret),
+            "{unit}"
+        );
+        assert!(!rendered.contains(&first.secret), "{unit}");
+        let (state, message) = m.status(&unit)?;
+        assert_eq!(state, "active", "{unit}");
+        assert!(
+            message.ends_with(&format!("new settings apply when run {run} ends")),
+            "{unit}: {message}"
+        );
+    }
+    for (unit, pid) in &pids {
+        assert_eq!(
+            main_pid(&m, unit, service(unit)),
+            Some(*pid),
+            "{unit} restarted mid-run"
+        );
+    }
+    let refreshes = m
+        .calls()?
+        .into_iter()
+        .filter(|c| c.tool == "secret-get" && c.args.iter().any(|a| a == "--refresh"))
+        .count();
+    assert!(
+        refreshes >= m.units().len(),
+        "secret-get --refresh on every unit"
+    );
+
+    // The run ends: each service restarts once with the new key.
+    let out = m.juju_run("chopsticks/leader", "stop-test")?;
+    expect_completed(&out);
+    wait_all_active(&mut m)?;
+    for (unit, pid) in &pids {
+        let now = main_pid(&m, unit, service(unit)).expect("service runs");
+        assert_ne!(now, *pid, "{unit} was not restarted after the run");
+        let loaded = service_credential(&m, unit, service(unit));
+        assert!(
+            loaded.contains(&second.secret),
+            "{unit} runs with the old key"
+        );
+        let (_, message) = m.status(unit)?;
+        assert!(!message.contains("new settings apply"), "{unit}: {message}");
+    }
+
+    // The next run works with the old key gone: it can only be using the new one.
+    first.remove()?;
+    let next = start_test(&mut m, "users=2 spawn-rate=2 duration=5s")?;
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(next.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_ne!(done.get("requests"), Some("0"));
+    assert_eq!(done.get("failures"), Some("0"), "{:?}", done.results);
+    let leaks = m.leaks(&[&first.secret, &second.secret])?;
+    assert!(leaks.is_empty(), "{leaks:?}");
+    Ok(())
+}
+
+/// Makes removing `dir` fail as it did in production (EBUSY): a bind mount on it when this
+/// test runs as root, else a parent directory without write permission. Undone on drop.
+struct Obstacle {
+    mounted: Option<PathBuf>,
+    locked_parent: Option<PathBuf>,
+}
+
+impl Obstacle {
+    fn on(dir: &std::path::Path) -> Result<Obstacle> {
+        use std::os::unix::fs::PermissionsExt;
+        if nix_is_root() {
+            let mount = dir.join("bin");
+            let status = std::process::Command::new("mount")
+                .args(["--bind", "--read-only"])
+                .arg(&mount)
+                .arg(&mount)
+                .status()?;
+            if status.success() {
+                return Ok(Obstacle {
+                    mounted: Some(mount),
+                    locked_parent: None,
+                });
+            }
+        }
+        let parent = dir.parent().unwrap().to_path_buf();
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o555))?;
+        Ok(Obstacle {
+            mounted: None,
+            locked_parent: Some(parent),
+        })
+    }
+}
+
+impl Drop for Obstacle {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(m) = &self.mounted {
+            let _ = std::process::Command::new("umount").arg(m).status();
+        }
+        if let Some(p) = &self.locked_parent {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn remove_takes_every_piece_it_can_credentials_first() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(3)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-remove")?;
+    wait_all_active(&mut m)?;
+    m.set_keep_removed_roots(true);
+    let unit = "chopsticks/2";
+    let root = m.unit_root(unit);
+    let opt = root.join("opt/chopsticks");
+    let obstacle = Obstacle::on(&opt)?;
+    // The hook succeeds: what could not go is logged, and no credentials are left.
+    m.remove_unit(unit)?;
+    for gone in [
+        "etc/chopsticks/s3_config.yaml",
+        "etc/chopsticks/cluster-token",
+        "etc/chopsticks",
+        "etc/systemd/system/chopsticks-worker.service",
+    ] {
+        assert!(!root.join(gone).exists(), "{gone} left behind");
+    }
+    assert!(
+        opt.exists(),
+        "the obstacle did not hold: the test proves nothing"
+    );
+    let log = m.juju_log();
+    assert!(
+        log.contains("remove: could not finish a step (removing") && log.contains("opt/chopsticks"),
+        "{log}"
+    );
+    assert!(model::processes_matching(root.to_str().unwrap()).is_empty());
+    drop(obstacle);
+    Ok(())
+}
+
+/// Sends `signal` to a service's main process (SIGSTOP makes a coordinator that does not answer).
+fn signal_service(m: &Model, unit: &str, service: &str, signal: &str) -> Result<()> {
+    let pid = main_pid(m, unit, service).expect("service runs");
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()?;
+    assert!(status.success(), "kill -{signal} {pid}");
+    Ok(())
+}
+
+#[test]
+fn status_tells_the_truth_and_hooks_do_not_hang() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(3)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-status")?;
+    wait_all_active(&mut m)?;
+    let leader = m.leader()?;
+    assert_eq!(
+        m.status(&leader)?,
+        (
+            "active".into(),
+            "coordinator ready: 2 workers connected, no runs yet".into()
+        )
+    );
+    assert_eq!(
+        m.app_status()?,
+        ("active".into(), "idle: no runs yet".into())
+    );
+
+    // start-test sets both statuses at once; update-status follows the run.
+    let run = start_test(&mut m, "users=4 spawn-rate=4 duration=20s")?;
+    let (_, message) = m.status(&leader)?;
+    assert!(
+        ["preparing", "spawning", "running"]
+            .iter()
+            .any(|s| message.starts_with(&format!("{s} {run}: "))),
+        "{message}"
+    );
+    assert_eq!(m.app_status()?.1, message);
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("state") == Some("running") && o.get("users") == Some("4/4")
+    })?;
+    m.update_status()?;
+    let (state, message) = m.status(&leader)?;
+    assert_eq!(state, "active");
+    assert!(
+        message.starts_with(&format!("running {run}: 4 users on 2 workers, "))
+            && message.ends_with(" req/s"),
+        "{message}"
+    );
+    assert_eq!(m.app_status()?, ("active".into(), message.clone()));
+    wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("state") == Some("completed")
+    })?;
+    m.update_status()?;
+    assert_eq!(
+        m.status(&leader)?,
+        (
+            "active".into(),
+            format!("coordinator ready: 2 workers connected, last run {run}: completed")
+        )
+    );
+    assert_eq!(
+        m.app_status()?,
+        ("active".into(), format!("idle: last run {run} completed"))
+    );
+
+    // A coordinator that does not answer: the hook reads for about a second, says waiting.
+    signal_service(&m, &leader, "chopsticks-leader.service", "STOP")?;
+    let began = std::time::Instant::now();
+    let hook = m.run_hook(&leader, "update-status");
+    let took = began.elapsed();
+    signal_service(&m, &leader, "chopsticks-leader.service", "CONT")?;
+    hook?;
+    assert!(
+        took < Duration::from_secs(10),
+        "update-status took {took:?}"
+    );
+    assert_eq!(
+        m.status(&leader)?,
+        (
+            "waiting".into(),
+            "waiting for the coordinator to answer (starting or busy)".into()
+        )
+    );
+    m.update_status()?;
+    assert_eq!(m.status(&leader)?.0, "active");
+
+    // Results through Juju: a zero duration is refused; the web UI hint names the real secret.
+    let out = m.juju_run("chopsticks/leader", "start-test duration=0s")?;
+    expect_refused(&out, "duration=0s: the duration must be positive");
+    let out = m.juju_run(
+        "chopsticks/leader",
+        "start-test headless=false users=1 spawn-rate=1 duration=3s",
+    )?;
+    expect_completed(&out);
+    let token_id = m.app_data()?["token-secret-id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(token_id.starts_with("secret:"), "{token_id}");
+    assert_eq!(
+        out.get("web-ui-login"),
+        Some(
+            format!(
+                "any user name; the password is the cluster token: juju show-secret --reveal {token_id}"
+            )
+            .as_str()
+        )
+    );
+    Ok(())
+}
+
+/// Keys under `prefix` in `bucket`, listed with a signed ListObjectsV2 (curl's SigV4).
+fn s3_key_count(rgw: &Rgw, bucket: &str, prefix: &str) -> Result<u64> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            // RadosGW wants the payload hash: this is SHA-256 of the empty body.
+            "-H",
+            "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "--user",
+        ])
+        .arg(format!("{}:{}", rgw.access_key, rgw.secret_key))
+        .arg(format!(
+            "{}/{bucket}?list-type=2&prefix={}",
+            rgw.endpoint,
+            prefix.replace('/', "%2F")
+        ))
+        .output()?;
+    if !out.status.success() {
+        return Err(model::Error(format!(
+            "listing {bucket}/{prefix}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = text
+        .split("<KeyCount>")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| model::Error(format!("no KeyCount in {text}")))?;
+    Ok(count)
+}
+
+#[test]
+fn leader_loss_mid_run_is_recorded_and_cleaned_by_the_new_leader() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let bucket = "chopsticks-charm-model-leaderloss";
+    let (mut m, ports) = deploy(4)?;
+    configure(&mut m, &rgw, &ports, bucket)?;
+    wait_all_active(&mut m)?;
+    let old = m.leader()?;
+    let run = start_test(&mut m, "users=6 spawn-rate=6 duration=10m")?;
+    wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("state") == Some("running")
+            && o.get("requests").and_then(|r| r.parse::<u64>().ok()) > Some(100)
+    })?;
+    let prefix = format!("chopsticks/{run}/");
+    assert!(
+        s3_key_count(&rgw, bucket, &prefix)? > 0,
+        "the run wrote no objects"
+    );
+
+    // The leader's machine is lost mid-run; Juju elects chopsticks/1.
+    m.lose_unit(&old)?;
+    m.set_leader("chopsticks/1")?;
+    let new = m.leader()?;
+    assert_eq!(new, "chopsticks/1");
+
+    // The new coordinator learns the run from the three workers that were in it.
+    let mut last = None;
+    let found = wait_for(Duration::from_secs(120), Duration::from_secs(1), || {
+        m.update_status()?;
+        let out = m.juju_run("chopsticks/leader", &format!("fetch-metrics run-id={run}"))?;
+        let done =
+            out.status == "completed" && out.get("workers").is_some_and(|w| w.lines().count() == 3);
+        last = Some((out.message.clone(), out.results.clone()));
+        Ok(done.then_some(out))
+    })
+    .map_err(|e| model::Error(format!("{e}; last fetch-metrics: {last:?}")))?;
+    assert_eq!(found.get("state"), Some("interrupted"));
+    assert!(found.get("partial").is_some_and(|p| p.starts_with("yes:")));
+    let workers = found.get("workers").unwrap();
+    for w in ["chopsticks-1", "chopsticks-2", "chopsticks-3"] {
+        assert!(workers.contains(&format!("{w}: ")), "{workers}");
+    }
+    let requests: u64 = found.get("requests").unwrap().parse().unwrap();
+    assert!(requests > 100, "{requests}");
+    // Per-worker requests add up to the run's total.
+    let sum: u64 = workers
+        .lines()
+        .map(|l| {
+            l.split(": ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(sum, requests, "{workers}");
+
+    // Its objects and unfinished uploads are cleaned up.
+    let record_path = m
+        .unit_root(&new)
+        .join("var/lib/chopsticks")
+        .join(&run)
+        .join("run.json");
+    let cleanup = wait_for(Duration::from_secs(120), Duration::from_millis(500), || {
+        let record: Value = serde_json::from_str(&std::fs::read_to_string(&record_path)?)?;
+        Ok((!record["cleanup"].is_null()).then(|| record["cleanup"].clone()))
+    })?;
+    assert!(cleanup["deleted_objects"].as_u64() > Some(0), "{cleanup}");
+    assert_eq!(cleanup["remaining_objects"], 0, "{cleanup}");
+    assert_eq!(s3_key_count(&rgw, bucket, &prefix)?, 0);
+
+    // The new leader's status tells of it; the old leader comes back as a worker.
+    m.update_status()?;
+    let (_, message) = m.status(&new)?;
+    assert!(
+        message.contains(&format!("last run {run}: interrupted")),
+        "{message}"
+    );
+    m.restore_unit(&old)?;
+    wait_all_active(&mut m)?;
+    assert_eq!(m.app_data()?["coordinator-address"], m.address(&new));
+    assert!(main_pid(&m, &old, "chopsticks-leader.service").is_none());
+    assert!(main_pid(&m, &old, "chopsticks-worker.service").is_some());
+    let out = m.juju_run("chopsticks/leader", &format!("fetch-metrics run-id={run}"))?;
+    assert_eq!(out.get("state"), Some("interrupted"));
+    assert_eq!(out.get("workers").map(|w| w.lines().count()), Some(3));
+    let next = start_test(&mut m, "users=3 spawn-rate=3 duration=4s min-workers=3")?;
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(next.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    Ok(())
+}
+
+#[test]
+fn upgrade_charm_restarts_nothing_mid_run_and_the_next_run_passes() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = deploy(3)?;
+    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-upgrade")?;
+    wait_all_active(&mut m)?;
+    let leader = m.leader()?;
+    let service = |u: &str| {
+        if u == leader {
+            "chopsticks-leader.service"
+        } else {
+            "chopsticks-worker.service"
+        }
+    };
+    let pids = |m: &Model| -> Vec<Option<u64>> {
+        m.units()
+            .iter()
+            .map(|u| main_pid(m, u, service(u)))
+            .collect()
+    };
+    let before = pids(&m);
+
+    // `juju refresh` with the same charm: the engine is byte-identical, nothing restarts,
+    // and a run started right away passes.
+    m.upgrade_charm()?;
+    assert_eq!(pids(&m), before, "a same-charm refresh restarted a service");
+    let run = start_test(&mut m, "users=4 spawn-rate=4 duration=3s")?;
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(run.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_eq!(done.get("failures"), Some("0"), "{:?}", done.results);
+
+    // A new engine during a run: written everywhere, restarts wait for the run's end.
+    let long = start_test(&mut m, "users=2 spawn-rate=2 duration=2m")?;
+    wait_status(&mut m, Duration::from_secs(60), |o| {
+        o.get("state") == Some("running")
+    })?;
+    let engine = m.charm_dir().join("bin/chopsticks");
+    let mut bytes = std::fs::read(&engine)?;
+    bytes.extend_from_slice(b"\0new build");
+    std::fs::write(&engine, &bytes)?;
+    m.upgrade_charm()?;
+    assert_eq!(pids(&m), before, "an upgrade restarted a service mid-run");
+    for unit in m.units() {
+        let installed = std::fs::read(m.unit_root(&unit).join("opt/chopsticks/bin/chopsticks"))?;
+        assert_eq!(installed, bytes, "{unit}");
+        let (_, message) = m.status(&unit)?;
+        assert!(
+            message.ends_with(&format!("new settings apply when run {long} ends")),
+            "{unit}: {message}"
+        );
+    }
+    let out = m.juju_run("chopsticks/leader", "stop-test")?;
+    expect_completed(&out);
+    wait_all_active(&mut m)?;
+    let after = pids(&m);
+    for (b, a) in before.iter().zip(&after) {
+        assert!(
+            a.is_some() && a != b,
+            "not restarted after the run: {before:?} {after:?}"
+        );
+    }
+    // The first run after the restarts passes.
+    let next = start_test(&mut m, "users=4 spawn-rate=4 duration=3s min-workers=2")?;
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(next.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_eq!(done.get("failures"), Some("0"), "{:?}", done.results);
     Ok(())
 }

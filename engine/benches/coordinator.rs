@@ -403,7 +403,7 @@ async fn simulate(
                         }
                     }
                     ToWorker::Refused { reason } => bail!("worker {index} refused: {reason}"),
-                    ToWorker::Heartbeat | ToWorker::Welcome { .. } => {}
+                    ToWorker::Heartbeat | ToWorker::Welcome { .. } | ToWorker::CutRunRecorded { .. } => {}
                 }
             }
             _ = tick.tick() => {

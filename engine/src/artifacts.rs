@@ -89,7 +89,8 @@ pub struct WorkerRecord {
     pub stats_messages: u64,
     pub joined_at: String,
     pub left_at: Option<String>,
-    /// `finished`, `lost` (went missing and never came back), `dropped`, or `active`.
+    /// `finished`, `lost` (went missing and never came back), `dropped`, `active`, or `cut`
+    /// (its coordinator was lost mid-run; reported to the next one, see `recovery`).
     pub fate: String,
     pub missing_events: u32,
     /// Virtual users of this worker that died (their task panicked); any fails the run.

@@ -252,6 +252,17 @@ async fn attempt<D: Driver>(
             }
         }
     });
+    // A run this worker was cut from goes to the coordinator first (see crate::recovery).
+    if let Some(cut) = options
+        .totals_dir
+        .as_deref()
+        .and_then(crate::recovery::load)
+    {
+        log::info!("reporting run {} it was cut from", cut.spec.run_id);
+        let _ = to_coordinator
+            .send(FromWorker::CutRun { run: Box::new(cut) })
+            .await;
+    }
     let end = worker::serve(
         driver,
         worker_id,

@@ -63,8 +63,13 @@ impl fmt::Display for RunState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
-    /// A built-in scenario name, a path on the coordinator's machine, or a seed path.
+    /// A built-in scenario name, a path on the coordinator's machine, or a seed path; when
+    /// `scenario_yaml` is given, only the label of where that text came from.
     pub scenario: String,
+    /// The scenario's YAML text, read by the caller: the coordinator compiles it and opens no
+    /// path (the charm reads operator files as root from its scenario directory only).
+    #[serde(default)]
+    pub scenario_yaml: Option<String>,
     pub users: u32,
     /// Users started per second, across all workers.
     pub spawn_rate: f64,
@@ -89,6 +94,9 @@ pub struct StartRequest {
     #[serde(default)]
     pub stop_timeout_s: Option<f64>,
 }
+
+/// The largest `scenario_yaml` the coordinator accepts.
+pub const MAX_SCENARIO_YAML: usize = 1024 * 1024;
 
 impl StartRequest {
     /// Checks what can be checked before resolving anything: every number against its bound in
@@ -129,9 +137,26 @@ impl StartRequest {
             crate::coordinator::key_prefix(id)
                 .map_err(|e| ControlError::BadRequest(e.to_string()))?;
         }
-        crate::scenario::Scenario::resolve(&r.scenario)
+        if r.scenario_yaml.as_ref().map_or(0, String::len) > MAX_SCENARIO_YAML {
+            return Err(ControlError::BadRequest(format!(
+                "the scenario text is larger than {MAX_SCENARIO_YAML} bytes; a scenario is a short YAML file"
+            )));
+        }
+        self.resolve_scenario()
             .map_err(|e| ControlError::BadRequest(e.to_string()))?;
         Ok(())
+    }
+
+    /// The request's scenario: compiled from `scenario_yaml` when given, else resolved from
+    /// `scenario` (a built-in name, a seed path or a file the coordinator may read).
+    pub fn resolve_scenario(
+        &self,
+    ) -> Result<crate::scenario::Scenario, crate::scenario::ScenarioError> {
+        use crate::scenario::{Scenario, Source};
+        match &self.scenario_yaml {
+            Some(text) => Scenario::from_yaml(text, Source(self.scenario.clone())),
+            None => Scenario::resolve(&self.scenario).map(|(s, _)| s),
+        }
     }
 }
 

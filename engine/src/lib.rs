@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod protocol;
+pub mod recovery;
 pub mod report;
 pub mod scenario;
 pub mod series;

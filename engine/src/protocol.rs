@@ -104,6 +104,25 @@ impl RunSpec {
     }
 }
 
+/// A run a worker was cut from because its coordinator went away (a leader lost mid-run):
+/// what the worker knows of it, kept until a coordinator has recorded it, so a new
+/// coordinator can record the run as `interrupted`, count what was done and clean it up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CutRun {
+    /// The run's spec as the lost coordinator sent it: id, scenario, seed, key prefix.
+    pub spec: RunSpec,
+    /// The worker's name (`--name`).
+    pub worker: String,
+    /// Users it was running when it was cut.
+    pub users: u32,
+    /// Stats messages it had sent (the coordinator merged at most these).
+    pub sent_stats: u64,
+    /// Everything it recorded in the run, sent or not.
+    pub totals: StatsDelta,
+    /// RFC 3339 time it noticed the coordinator was gone.
+    pub cut_at: String,
+}
+
 /// Coordinator → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -131,6 +150,10 @@ pub enum ToWorker {
         abort: bool,
     },
     Heartbeat,
+    /// The cut run the worker reported is recorded: it may forget it.
+    CutRunRecorded {
+        run_id: String,
+    },
 }
 
 /// A virtual user whose task panicked: it is gone, and the run cannot be what was asked.
@@ -179,6 +202,10 @@ pub enum FromWorker {
     },
     Heartbeat {
         users: u32,
+    },
+    /// Sent right after `Welcome` when the worker holds a run it was cut from.
+    CutRun {
+        run: Box<CutRun>,
     },
 }
 

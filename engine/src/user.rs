@@ -539,7 +539,11 @@ mod tests {
             let ctx = context(kind);
             let user = User::new(Arc::clone(&ctx), 7, 0);
             let progress = Progress::default();
-            let task = user.run(CancellationToken::new(), CancellationToken::new(), &progress);
+            let task = user.run(
+                CancellationToken::new(),
+                CancellationToken::new(),
+                &progress,
+            );
             let task_size = std::mem::size_of_val(&task);
             // What the task boxes per request instead of holding inline.
             let mut user = User::new(Arc::clone(&ctx), 8, 0);

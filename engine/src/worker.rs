@@ -35,6 +35,8 @@ pub struct WorkerOptions {
     /// Where to write each run's local totals (`<run-id>.worker-<id>.json`), so what this worker
     /// executed can be compared with what the coordinator merged.
     pub totals_dir: Option<PathBuf>,
+    /// This worker's name, kept with a run it is cut from (see [`crate::recovery`]).
+    pub name: Option<String>,
 }
 
 /// How a session ended.
@@ -107,6 +109,11 @@ pub async fn serve<D: Driver>(
                         }
                     }
                     Some(ToWorker::Heartbeat) | Some(ToWorker::Welcome { .. }) => {}
+                    Some(ToWorker::CutRunRecorded { run_id }) => {
+                        if let Some(dir) = &options.totals_dir {
+                            crate::recovery::clear(dir, &run_id);
+                        }
+                    }
                     Some(ToWorker::Refused { reason }) => {
                         log::error!("coordinator refused this worker: {reason}");
                         break SessionEnd::CoordinatorLost;
@@ -172,7 +179,19 @@ pub async fn serve<D: Driver>(
     };
     if let Some(r) = run.take() {
         log::warn!("run {}: cutting off users ({end:?})", r.spec.run_id);
-        r.crew.cut_off().await;
+        let users = r.crew.running();
+        let ActiveRun {
+            spec,
+            crew,
+            recorder,
+            seq,
+            totals,
+            ..
+        } = r;
+        crew.cut_off().await;
+        if end == SessionEnd::CoordinatorLost {
+            keep_cut_run(&spec, &recorder, seq, totals, users, &options);
+        }
     }
     end
 }
@@ -181,6 +200,30 @@ pub async fn serve<D: Driver>(
 /// moment their request completes, this only lets a user that just completed one get it in.
 /// One recorded later still reaches the coordinator, under its own second, a second later.
 const REPORT_LAG: Duration = Duration::from_millis(100);
+
+/// Keeps what this worker knows of a run its coordinator was lost in, for the next one.
+fn keep_cut_run(
+    spec: &RunSpec,
+    recorder: &Recorder,
+    sent_stats: u64,
+    mut totals: StatsDelta,
+    users: u32,
+    options: &WorkerOptions,
+) {
+    let Some(dir) = &options.totals_dir else {
+        return;
+    };
+    totals.merge(&recorder.take());
+    let cut = crate::protocol::CutRun {
+        spec: spec.clone(),
+        worker: options.name.clone().unwrap_or_default(),
+        users,
+        sent_stats,
+        totals,
+        cut_at: crate::artifacts::now_rfc3339(),
+    };
+    crate::recovery::save(dir, &cut);
+}
 
 /// A run as one worker sees it.
 struct ActiveRun<D> {

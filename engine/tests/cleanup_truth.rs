@@ -319,6 +319,7 @@ async fn a_coordinator_retries_unfinished_cleanups_before_each_run() {
     coordinator
         .start(chopsticks::control::StartRequest {
             scenario: scenario.to_str().expect("utf-8").into(),
+            scenario_yaml: None,
             users: 1,
             spawn_rate: 1.0,
             duration: None,

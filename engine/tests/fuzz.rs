@@ -305,9 +305,11 @@ proptest! {
         iterations in proptest::option::of(any::<u64>()),
         workers in proptest::option::of(any::<u32>()),
         run_id in proptest::option::of("[a-z0-9./_\\-]{0,12}"),
+        scenario_yaml in proptest::option::of("(name: x\n)?[a-z:{}\\[\\], \n0-9]{0,64}"),
     ) {
         let request = StartRequest {
             scenario: "s3_small_objects".into(),
+            scenario_yaml,
             users,
             spawn_rate,
             duration,

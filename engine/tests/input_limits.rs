@@ -172,6 +172,7 @@ async fn the_control_api_refuses_the_same_numbers() {
     let (url, server) = control_api(dir.path()).await;
     let base = StartRequest {
         scenario: "s3_small_objects".into(),
+        scenario_yaml: None,
         users: 1,
         spawn_rate: 1.0,
         duration: None,

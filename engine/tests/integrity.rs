@@ -127,6 +127,7 @@ async fn coordinate_one_worker(driver: Arc<AnyDriver>, spec: &RunSpec) -> StatsD
                     return;
                 }
                 Some(FromWorker::Heartbeat { .. }) | Some(FromWorker::Hello { .. }) => {}
+                Some(FromWorker::CutRun { .. }) => panic!("this worker was cut from no run"),
                 None => panic!("the worker ended the session before it finished the run"),
             }
         }

@@ -150,6 +150,9 @@ pub struct Model {
     extra_env: Vec<(String, String)>,
     /// Keep a removed unit's root (services stopped) so tests can inspect what remove left.
     keep_removed_roots: bool,
+    /// Units whose machine went away ([`Model::lose_unit`]): still in the model and its
+    /// relations, but their agent runs no hook or action.
+    lost: std::collections::BTreeSet<String>,
 }
 
 /// The fake tool script every tool name is a symlink to.
@@ -192,6 +195,7 @@ impl Model {
             hook_timeout: DEFAULT_HOOK_TIMEOUT,
             extra_env: Vec::new(),
             keep_removed_roots: false,
+            lost: Default::default(),
         };
         model.charm_dir = if charm.is_file() {
             let dest = path.join("charm");
@@ -545,6 +549,36 @@ impl Model {
         Ok(())
     }
 
+    /// The unit's machine is lost (power cut, `juju` shows its agent `lost`): every service of
+    /// the unit is killed at once (SIGKILL, no graceful stop), and from now on the unit runs no
+    /// hook or action, though it stays in the model and in its relations. Leadership does not
+    /// move by itself: call [`set_leader`](Self::set_leader) as Juju would after the lease ends.
+    pub fn lose_unit(&mut self, unit: &str) -> Result<()> {
+        let unit = self.resolve(unit)?;
+        let root = self.unit_root(&unit);
+        self.admin("stop-all", json!({"root": root, "timeout": 0}))?;
+        self.lost.insert(unit);
+        Ok(())
+    }
+
+    /// A lost unit's machine comes back: its agent runs `start` (its services were killed;
+    /// systemd would start the enabled ones at boot, which the charm's hook then corrects)
+    /// and whatever relation events piled up, then the model settles.
+    pub fn restore_unit(&mut self, unit: &str) -> Result<()> {
+        let unit = self.resolve(unit)?;
+        if !self.lost.remove(&unit) {
+            bail!("unit {unit} is not lost");
+        }
+        self.run_hook(&unit, "start")?;
+        self.run_hook(&unit, "leader-settings-changed")?;
+        self.settle()
+    }
+
+    /// Whether [`lose_unit`](Self::lose_unit) took the unit away.
+    pub fn is_lost(&self, unit: &str) -> bool {
+        self.lost.contains(unit)
+    }
+
     /// `juju config APP key=value ...` (values typed per config.yaml, as the CLI does); runs
     /// config-changed on every unit when the effective config changed, then settles.
     pub fn config(&mut self, values: &[(&str, &str)]) -> Result<()> {
@@ -764,6 +798,9 @@ impl Model {
     /// when dispatch exits 0.
     pub fn run_action(&mut self, unit: &str, action: &str, params: Value) -> Result<ActionOutcome> {
         let unit = self.resolve(unit)?;
+        if self.lost.contains(&unit) {
+            bail!("unit {unit} is lost: Juju would leave the action pending");
+        }
         let spec = self
             .actions
             .get(action)
@@ -873,6 +910,16 @@ impl Model {
         dispatch_path: &str,
         extra: Vec<(String, String)>,
     ) -> Result<HookRun> {
+        if self.lost.contains(unit) {
+            // A lost unit's agent is gone: Juju queues the event; nothing runs.
+            return Ok(HookRun {
+                unit: unit.to_string(),
+                dispatch_path: dispatch_path.to_string(),
+                code: 0,
+                stdout: String::new(),
+                stderr: "the unit's agent is lost; nothing ran".into(),
+            });
+        }
         self.hook_seq += 1;
         let name = dispatch_path.rsplit('/').next().unwrap_or_default();
         let hook_id = format!("{}-{}-{}", unit.replace('/', "-"), name, self.hook_seq);

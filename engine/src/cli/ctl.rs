@@ -100,6 +100,7 @@ pub async fn ctl(args: CtlArgs) -> Exit {
         } => client
             .start(&StartRequest {
                 scenario,
+                scenario_yaml: None,
                 users,
                 spawn_rate,
                 duration: run_time,

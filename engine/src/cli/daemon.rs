@@ -273,11 +273,12 @@ pub async fn worker(args: WorkerArgs) -> Exit {
         ConnectorConfig {
             url,
             token,
-            name,
+            name: name.clone(),
             status_file: args.status_file,
         },
         WorkerOptions {
             totals_dir: args.state_dir,
+            name: Some(name),
         },
         shutdown,
     )

@@ -178,6 +178,7 @@ pub async fn run(args: RunArgs) -> Exit {
     let started = coordinator
         .start(StartRequest {
             scenario: args.scenario_file.clone(),
+            scenario_yaml: None,
             users: args.users,
             spawn_rate: args.spawn_rate,
             duration: args.run_time.clone(),

@@ -6,6 +6,7 @@
 //! handle the standalone CLI, the control API and the worker transport talk to.
 
 mod prepare;
+mod recovery;
 mod seconds;
 
 pub use prepare::{
@@ -22,7 +23,7 @@ use crate::control::{
 use crate::driver::Driver;
 use crate::hlog::HistogramLog;
 use crate::protocol::{FromWorker, RunSpec, ToWorker};
-use crate::scenario::{OpKind, Scenario};
+use crate::scenario::OpKind;
 use crate::series::SeriesPoint;
 use crate::stats::StatsDelta;
 use crate::summary::Summary;
@@ -116,7 +117,7 @@ impl Coordinator {
         let (events_tx, rx) = mpsc::channel(1024);
         let (status_tx, status) = watch::channel(idle_status(last.as_ref()));
         let state_dir = config.state_dir.clone();
-        let actor = Actor {
+        let mut actor = Actor {
             driver,
             config,
             events: events_tx,
@@ -128,6 +129,13 @@ impl Coordinator {
             pending: None,
         };
         actor.retry_owed_cleanups();
+        // This unit's own worker may have been cut from a run whose leader was lost.
+        if let Some(cut) = crate::recovery::load(&state_dir) {
+            let run_id = cut.spec.run_id.clone();
+            if actor.record_cut_run(None, cut) != recovery::Recorded::Rejected {
+                crate::recovery::clear(&state_dir, &run_id);
+            }
+        }
         tokio::spawn(actor.run(control_rx, rx));
         Coordinator {
             tx,
@@ -609,6 +617,9 @@ impl<D: Driver> Actor<D> {
                 self.maybe_cleanup();
             }
             FromWorker::Hello { .. } => {}
+            FromWorker::CutRun { run } => {
+                self.record_cut_run(Some(id), *run);
+            }
         }
     }
 
@@ -767,7 +778,8 @@ impl<D: Driver> Actor<D> {
     }
 
     fn begin_run(&mut self, request: StartRequest) -> Result<RunStarted, ControlError> {
-        let (scenario, _source) = Scenario::resolve(&request.scenario)
+        let scenario = request
+            .resolve_scenario()
             .map_err(|e| ControlError::BadRequest(e.to_string()))?;
         let duration = match &request.duration {
             Some(d) => {

@@ -309,6 +309,49 @@ pub enum ScenarioError {
     },
 }
 
+/// A YAML error as it may be shown: what kind of error, the field path and the position, but
+/// never a value from the text. serde's messages quote what they could not parse
+/// (`invalid type: string "root:x:0:0..."`), so a file that is not a scenario at all would
+/// otherwise be echoed back to whoever named it.
+pub fn yaml_error_message(e: &serde_yaml_ng::Error) -> String {
+    let full = e.to_string();
+    let full = match full.rfind(" at line ") {
+        Some(i) if e.location().is_some() => &full[..i],
+        _ => full.as_str(),
+    };
+    let is_quote = |c: char| matches!(c, '"' | '\'' | '`');
+    let (kind, tail) = match full.find(", expected ") {
+        Some(i) => (&full[..i], &full[i..]),
+        None => (full, ""),
+    };
+    // `missing field `users`` names a schema field; `unknown field `sise`` names the key the
+    // file used, shown only when it is shaped like a field name (a typo worth seeing).
+    let field_name = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 32
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let unknown_named = kind
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.strip_suffix('`'))
+        .is_some_and(field_name);
+    let kind = if kind.contains("missing field ") || unknown_named {
+        kind.to_string()
+    } else {
+        match kind.find(is_quote) {
+            Some(i) => format!("{} (value not shown)", kind[..i].trim_end()),
+            None => kind.to_string(),
+        }
+    };
+    let mut message = format!("{kind}{tail}");
+    if let Some(at) = e.location() {
+        message.push_str(&format!(" at line {} column {}", at.line(), at.column()));
+    }
+    message
+}
+
 /// One validation problem: the field, what is wrong, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -347,8 +390,8 @@ impl Scenario {
             // A limit of the YAML reader itself (alias repetition, recursion) hit inside an
             // untagged field surfaces as "not a size"; parsing without the schema names it.
             match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
-                Err(plain) => syntax(plain.to_string()),
-                Ok(_) => syntax(e.to_string()),
+                Err(plain) => syntax(yaml_error_message(&plain)),
+                Ok(_) => syntax(yaml_error_message(&e)),
             }
         })?;
         let problems = scenario.problems();
@@ -912,6 +955,44 @@ verify: true
             "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: multipart_put, size: 10MiB, part_size: 1MiB}\n",
         );
         assert!(e.contains("below S3's 5MiB minimum part size"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_never_quote_the_text() {
+        for (text, kind) in [
+            (
+                "root:x:0:0:SECRET-LINE:/root:/bin/bash\n",
+                "invalid type: string",
+            ),
+            ("SECRET-TOKEN-0123456789abcdef\n", "invalid type: string"),
+            (
+                "name: x\nSECRET KEY: 1\nusers: []\n",
+                "unknown field (value not shown)",
+            ),
+            (
+                "name: x\nSECRET.KEY: 1\nusers: []\n",
+                "unknown field (value not shown)",
+            ),
+            ("name: [SECRET-VALUE\n", "line"),
+            (
+                "name: x\nusers:\n  - name: a\n    weight: SECRET-WEIGHT\n    tasks: []\n",
+                "invalid type: string",
+            ),
+        ] {
+            let e = Scenario::from_yaml(text, Source("t.yaml".into()))
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains("SECRET"), "{e}");
+            assert!(e.contains(kind), "{e}");
+            assert!(e.contains("scenario file t.yaml"), "{e}");
+        }
+        let e = Scenario::from_yaml("name: x\n", Source("t.yaml".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing field `users`") && e.contains("line 1"),
+            "{e}"
+        );
     }
 
     #[test]

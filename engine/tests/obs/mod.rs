@@ -307,6 +307,7 @@ impl Daemons {
 pub fn start_request(scenario: &Path, users: u32) -> StartRequest {
     StartRequest {
         scenario: scenario.display().to_string(),
+        scenario_yaml: None,
         users,
         spawn_rate: 100.0,
         duration: None,

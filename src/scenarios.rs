@@ -1,0 +1,243 @@
+//! Which scenario a `start-test` names, and its YAML text.
+//!
+//! Actions run as root, so an operator's `scenario-file` must never open an arbitrary path:
+//! files are read only from the charm's scenario directory (`/var/lib/chopsticks/scenarios`),
+//! by a plain name, without following a symlink and only if it is a small regular file. The
+//! charm sends the text itself to the coordinator, which opens no path. Built-in names and the
+//! seed's old paths (`src/chopsticks/scenarios/X.py`) still work. No error quotes the file.
+
+use chopsticks::scenario::{builtin, builtin_names, Scenario, ScenarioError, Source};
+use nix::fcntl::{open, openat, OFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+use std::io::Read;
+use std::path::Path;
+
+/// The largest scenario file the charm reads.
+pub const MAX_SCENARIO_BYTES: u64 = 256 * 1024;
+
+/// A scenario chosen and read: what the coordinator is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChosenScenario {
+    /// Where it came from: the built-in's name or the file's path, for results and run.json.
+    pub label: String,
+    /// The YAML text (already checked to be a valid scenario).
+    pub yaml: String,
+}
+
+/// Why a `scenario-file` is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioFileError {
+    #[error(
+        "scenario-file={given}: scenario files are read only from {dir}; copy the file there \
+         (juju scp FILE chopsticks/leader:/tmp/ and juju ssh chopsticks/leader -- sudo install -m 0644 \
+         /tmp/FILE {dir}/) and give its name, or use a built-in: {builtins}"
+    )]
+    OutsideDir {
+        given: String,
+        dir: String,
+        builtins: String,
+    },
+    #[error(
+        "scenario-file={given}: no built-in scenario and no file {dir}/{given}; built-ins: {builtins}"
+    )]
+    Unknown {
+        given: String,
+        dir: String,
+        builtins: String,
+    },
+    #[error("scenario-file={given}: {dir}/{given} {problem}")]
+    Unreadable {
+        given: String,
+        dir: String,
+        problem: String,
+    },
+    #[error("scenario-file={given}: {source}")]
+    Invalid {
+        given: String,
+        #[source]
+        source: ScenarioError,
+    },
+}
+
+/// Resolves `given` against the built-ins and the files in `dir`.
+pub fn choose(given: &str, dir: &Path) -> Result<ChosenScenario, ScenarioFileError> {
+    let builtins = || builtin_names().join(", ");
+    let dir_text = dir.display().to_string();
+    let outside = || ScenarioFileError::OutsideDir {
+        given: given.to_string(),
+        dir: dir_text.clone(),
+        builtins: builtins(),
+    };
+    // The seed's paths name the built-in of the same name; nothing is opened.
+    if let Some(stem) = given
+        .strip_suffix(".py")
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+    {
+        return match builtin(stem) {
+            Some(text) => compile(given, stem, text),
+            None => Err(outside()),
+        };
+    }
+    let name = match given.strip_prefix(&format!("{dir_text}/")) {
+        Some(rest) => rest,
+        None if given.contains('/') => return Err(outside()),
+        None => given,
+    };
+    if name.is_empty() || name.contains('/') || name.starts_with('.') || name.contains('\0') {
+        return Err(outside());
+    }
+    match read_in_dir(dir, name) {
+        Ok(Some(text)) => compile(given, &dir.join(name).display().to_string(), &text),
+        Ok(None) => {
+            let stem = name
+                .strip_suffix(".yaml")
+                .or_else(|| name.strip_suffix(".yml"))
+                .unwrap_or(name);
+            match builtin(stem) {
+                Some(text) => compile(given, stem, text),
+                None => Err(ScenarioFileError::Unknown {
+                    given: given.to_string(),
+                    dir: dir_text,
+                    builtins: builtins(),
+                }),
+            }
+        }
+        Err(problem) => Err(ScenarioFileError::Unreadable {
+            given: name.to_string(),
+            dir: dir_text,
+            problem,
+        }),
+    }
+}
+
+fn compile(given: &str, label: &str, text: &str) -> Result<ChosenScenario, ScenarioFileError> {
+    Scenario::from_yaml(text, Source(label.to_string())).map_err(|source| {
+        ScenarioFileError::Invalid {
+            given: given.to_string(),
+            source,
+        }
+    })?;
+    Ok(ChosenScenario {
+        label: label.to_string(),
+        yaml: text.to_string(),
+    })
+}
+
+/// Reads `dir/name` without following a symlink at either step; `None` when there is no such
+/// file. The problem text never includes the file's content.
+fn read_in_dir(dir: &Path, name: &str) -> Result<Option<String>, String> {
+    let dir_fd = match open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(format!("cannot be read: the directory {e}")),
+    };
+    let fd = match openat(
+        &dir_fd,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(nix::errno::Errno::ELOOP) => {
+            return Err("is a symbolic link; put the scenario file itself in the directory".into())
+        }
+        Err(e) => return Err(format!("cannot be opened ({e})")),
+    };
+    let stat = fstat(&fd).map_err(|e| format!("cannot be read ({e})"))?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err("is not a regular file".into());
+    }
+    if stat.st_nlink != 1 {
+        return Err("has other hard links; copy the file instead of linking it".into());
+    }
+    if stat.st_size as u64 > MAX_SCENARIO_BYTES {
+        return Err(format!(
+            "is larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a short YAML file"
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_SCENARIO_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read ({})", e.kind()))?;
+    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(format!(
+            "is larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a short YAML file"
+        ));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| "is not UTF-8 text; a scenario is a YAML file".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    const CANARY: &str = "CANARY-7f3e-not-a-scenario";
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("scenarios");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(root.path().join("secret"), format!("{CANARY}\n")).unwrap();
+        (root, dir)
+    }
+
+    fn refused(given: &str, dir: &Path) -> String {
+        let e = choose(given, dir).unwrap_err().to_string();
+        assert!(!e.contains(CANARY), "{e}");
+        e
+    }
+
+    #[test]
+    fn builtins_and_seed_paths_need_no_file() {
+        let (_root, dir) = setup();
+        let c = choose("s3_small_objects", &dir).unwrap();
+        assert_eq!(c.label, "s3_small_objects");
+        assert_eq!(c.yaml, builtin("s3_small_objects").unwrap());
+        let c = choose("src/chopsticks/scenarios/s3_large_objects.py", &dir).unwrap();
+        assert_eq!(c.label, "s3_large_objects");
+        assert!(choose("s3_small_objects.yaml", &dir).is_ok());
+    }
+
+    #[test]
+    fn files_come_only_from_the_directory() {
+        let (root, dir) = setup();
+        let mine = "name: mine\nusers:\n  - name: u\n    tasks:\n      - {op: put, size: 1KiB}\n";
+        std::fs::write(dir.join("mine.yaml"), mine).unwrap();
+        let c = choose("mine.yaml", &dir).unwrap();
+        assert_eq!(c.yaml, mine);
+        assert_eq!(c.label, dir.join("mine.yaml").display().to_string());
+        let full = dir.join("mine.yaml").display().to_string();
+        assert_eq!(choose(&full, &dir).unwrap().yaml, mine);
+
+        let secret = root.path().join("secret").display().to_string();
+        assert!(refused(&secret, &dir).contains("read only from"));
+        assert!(refused("../secret", &dir).contains("read only from"));
+        assert!(refused(&format!("{}/../secret", dir.display()), &dir).contains("read only from"));
+        assert!(refused(".hidden", &dir).contains("read only from"));
+        std::os::unix::fs::symlink(root.path().join("secret"), dir.join("link.yaml")).unwrap();
+        assert!(refused("link.yaml", &dir).contains("symbolic link"));
+        std::fs::hard_link(root.path().join("secret"), dir.join("hard.yaml")).unwrap();
+        assert!(refused("hard.yaml", &dir).contains("hard links"));
+        std::fs::create_dir(dir.join("sub.yaml")).unwrap();
+        assert!(refused("sub.yaml", &dir).contains("not a regular file"));
+        std::fs::write(dir.join("big.yaml"), vec![b'#'; 300 * 1024]).unwrap();
+        assert!(refused("big.yaml", &dir).contains("larger than"));
+        assert!(refused("nope.yaml", &dir).contains("no built-in scenario and no file"));
+        // A file in the directory that is not a scenario: the error names no content.
+        std::fs::write(dir.join("bad.yaml"), format!("{CANARY}\n")).unwrap();
+        assert!(refused("bad.yaml", &dir).contains("invalid type: string (value not shown)"));
+        // The directory itself may not be a symlink either.
+        let other = root.path().join("other");
+        std::os::unix::fs::symlink(&dir, &other).unwrap();
+        assert!(refused("mine.yaml", &other).contains("cannot be read"));
+    }
+}
