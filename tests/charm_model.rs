@@ -130,6 +130,14 @@ fn configure(m: &mut Model, rgw: &Rgw, ports: &Ports, bucket: &str) -> Result<()
 }
 
 /// Runs update-status until every unit is active (workers connect asynchronously).
+/// A model of `units` units configured against `rgw` (bucket `bucket`), every unit active.
+fn active_model(units: usize, rgw: &Rgw, bucket: &str) -> Result<(Model, Ports)> {
+    let (mut m, ports) = deploy(units)?;
+    configure(&mut m, rgw, &ports, bucket)?;
+    wait_all_active(&mut m)?;
+    Ok((m, ports))
+}
+
 fn wait_all_active(m: &mut Model) -> Result<()> {
     for _ in 0..10 {
         let statuses: Vec<(String, (String, String))> = m
@@ -469,9 +477,7 @@ fn deploy_configure_run_fetch_and_stop() -> Result<()> {
 fn leadership_moves_and_units_come_and_go() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let (mut m, ports) = deploy(5)?;
-    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-b")?;
-    wait_all_active(&mut m)?;
+    let (mut m, ports) = active_model(5, &rgw, "chopsticks-charm-model-b")?;
     let old = m.leader()?;
 
     // The leader moves: the old one stops its coordinator, everyone follows the new one.
@@ -634,9 +640,7 @@ fn files_containing(dir: &std::path::Path, needle: &str, allowed: &[PathBuf]) ->
 fn start_test_reads_scenarios_only_from_the_scenario_dir() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let (mut m, ports) = deploy(2)?;
-    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-files")?;
-    wait_all_active(&mut m)?;
+    let (mut m, _) = active_model(2, &rgw, "chopsticks-charm-model-files")?;
     let leader = m.leader()?;
     let root = m.unit_root(&leader);
     let token_path = root.join("etc/chopsticks/cluster-token");
@@ -754,9 +758,7 @@ fn start_test_reads_scenarios_only_from_the_scenario_dir() -> Result<()> {
 fn a_lost_worker_unit_does_not_block_start_test() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let (mut m, ports) = deploy(3)?;
-    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-lost")?;
-    wait_all_active(&mut m)?;
+    let (mut m, _) = active_model(3, &rgw, "chopsticks-charm-model-lost")?;
     // chopsticks/2's machine goes away: it stays a peer, but its worker is gone for good.
     m.lose_unit("chopsticks/2")?;
     wait_status(&mut m, Duration::from_secs(60), |o| {
@@ -1063,9 +1065,7 @@ fn nix_is_root() -> bool {
 fn remove_takes_every_piece_it_can_credentials_first() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let (mut m, ports) = deploy(3)?;
-    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-remove")?;
-    wait_all_active(&mut m)?;
+    let (mut m, _) = active_model(3, &rgw, "chopsticks-charm-model-remove")?;
     m.set_keep_removed_roots(true);
     let unit = "chopsticks/2";
     let root = m.unit_root(unit);
@@ -1109,9 +1109,7 @@ fn signal_service(m: &Model, unit: &str, service: &str, signal: &str) -> Result<
 fn status_tells_the_truth_and_hooks_do_not_hang() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let (mut m, ports) = deploy(3)?;
-    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-status")?;
-    wait_all_active(&mut m)?;
+    let (mut m, _) = active_model(3, &rgw, "chopsticks-charm-model-status")?;
     let leader = m.leader()?;
     assert_eq!(
         m.status(&leader)?,
@@ -1250,9 +1248,7 @@ fn leader_loss_mid_run_is_recorded_and_cleaned_by_the_new_leader() -> Result<()>
     let rgw = rgw();
     let _serial = serial();
     let bucket = "chopsticks-charm-model-leaderloss";
-    let (mut m, ports) = deploy(4)?;
-    configure(&mut m, &rgw, &ports, bucket)?;
-    wait_all_active(&mut m)?;
+    let (mut m, _) = active_model(4, &rgw, bucket)?;
     let old = m.leader()?;
     let run = start_test(&mut m, "users=6 spawn-rate=6 duration=10m")?;
     wait_status(&mut m, Duration::from_secs(90), |o| {
@@ -1346,9 +1342,7 @@ fn leader_loss_mid_run_is_recorded_and_cleaned_by_the_new_leader() -> Result<()>
 fn upgrade_charm_restarts_nothing_mid_run_and_the_next_run_passes() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let (mut m, ports) = deploy(3)?;
-    configure(&mut m, &rgw, &ports, "chopsticks-charm-model-upgrade")?;
-    wait_all_active(&mut m)?;
+    let (mut m, _) = active_model(3, &rgw, "chopsticks-charm-model-upgrade")?;
     let leader = m.leader()?;
     let service = |u: &str| {
         if u == leader {
