@@ -41,12 +41,7 @@ fn spawn_run(
         "--headless",
     ];
     all.extend_from_slice(args);
-    let child = if env.is_empty() {
-        common::spawn_cli(dir, &all)
-    } else {
-        common::spawn_cli_with_env(dir, &all, env)
-    };
-    (child, run_dir)
+    (common::spawn_cli_with_env(dir, &all, env), run_dir)
 }
 
 /// The run's summary.json as it is now (it is rewritten every 2 s while the run goes).

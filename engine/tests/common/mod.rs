@@ -270,18 +270,7 @@ pub fn isolated_command(program: &str, dir: &Path) -> tokio::process::Command {
 /// Starts the real binary with `args`. S3 settings come only from what the test passes: the
 /// variables the binary would read from the environment are removed.
 pub fn spawn_cli(dir: &Path, args: &[&str]) -> CliChild {
-    let (stdout, stderr) = output_paths(dir);
-    let child = isolated_command(env!("CARGO_BIN_EXE_chopsticks"), dir)
-        .args(args)
-        .stdout(File::create(&stdout).expect("create stdout file"))
-        .stderr(File::create(&stderr).expect("create stderr file"))
-        .spawn()
-        .expect("start chopsticks");
-    CliChild {
-        child,
-        stdout,
-        stderr,
-    }
+    spawn_cli_with_env(dir, args, &[])
 }
 
 /// [`spawn_cli`] with extra environment variables (e.g. a test-only hook).
