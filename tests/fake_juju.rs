@@ -550,6 +550,20 @@ fn main_pid(m: &Model, unit: &str, service: &str) -> Result<u32> {
     })
 }
 
+/// The main pid of `service` once it is active after at least `restarts` restarts and its shell
+/// has exec'd `sleep` (a freshly forked main process shows `/bin/sh` until then).
+fn main_pid_after_restarts(m: &Model, unit: &str, service: &str, restarts: u64) -> Result<u32> {
+    wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        let st = service_state(m, unit, service);
+        if st["active"] != "active" || st["restarts"].as_u64().unwrap_or(0) < restarts {
+            return Ok(None);
+        }
+        let pid = st["main_pid"].as_u64().unwrap() as u32;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        Ok(cmdline.starts_with(b"sleep").then_some(pid))
+    })
+}
+
 const SLEEPER: &str = "[Unit]
 Description=sleeps
 [Service]
@@ -590,7 +604,7 @@ fn fake_systemd_runs_units_with_credentials_and_restarts_on_failure() -> Result<
     m.run_hook(u, "start-all")?;
     let root = m.unit_root(u);
 
-    let pid = main_pid(&m, u, "sleeper.service")?;
+    let pid = main_pid_after_restarts(&m, u, "sleeper.service", 0)?;
     assert!(read(PathBuf::from(format!("/proc/{pid}/cmdline"))).starts_with("sleep\x00300"));
     let log_path = root.join("var/log/sleeper.service.log");
     let log = wait_for(Duration::from_secs(5), Duration::from_millis(20), || {
@@ -616,7 +630,7 @@ fn fake_systemd_runs_units_with_credentials_and_restarts_on_failure() -> Result<
     assert_eq!(recorded["hardening"]["ProtectSystem"], json!(["strict"]));
 
     // Exit 3, restarted after RestartSec, then stays up.
-    let flaky = main_pid(&m, u, "flaky.service")?;
+    let flaky = main_pid_after_restarts(&m, u, "flaky.service", 1)?;
     assert_eq!(service_state(&m, u, "flaky.service")["restarts"], 1);
     assert!(read(PathBuf::from(format!("/proc/{flaky}/cmdline"))).starts_with("sleep"));
     let (_, out, _) = m.run_tool(
