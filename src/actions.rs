@@ -6,9 +6,9 @@
 
 use crate::config::{CharmConfig, NEEDS_S3};
 use crate::reconcile::{Charm, CharmError};
+use chopsticks::control::client::CtlError;
 use chopsticks::control::{ControlError, RunState, StartRequest, Status};
-use chopsticks::ctl::CtlError;
-use chopsticks::summary::Summary;
+use chopsticks::results::summary::Summary;
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 
@@ -476,7 +476,7 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
         )));
     }
     let dir = charm.paths.run_dir(&run_id);
-    let record = match chopsticks::artifacts::read_record(&dir) {
+    let record = match chopsticks::results::artifacts::read_record(&dir) {
         Ok(r) => r,
         Err(_) => {
             let known = known_runs(&charm.paths);
@@ -492,11 +492,11 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
     };
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     let content = match format.as_str() {
-        "summary" => read(chopsticks::artifacts::SUMMARY_JSON)
+        "summary" => read(chopsticks::results::artifacts::SUMMARY_JSON)
             .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
             .map(|s| s.table()),
-        "json" => read(chopsticks::artifacts::SUMMARY_JSON),
-        "csv" => read(chopsticks::artifacts::STATS_CSV),
+        "json" => read(chopsticks::results::artifacts::SUMMARY_JSON),
+        "csv" => read(chopsticks::results::artifacts::STATS_CSV),
         other => {
             return Ok(Outcome::Refused(format!(
                 "format={other} is not known; use summary, json or csv"
@@ -548,7 +548,7 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
 /// The run's totals and each worker's part, from run.json: in every format, so a lost or
 /// dropped worker (and what it did before) is never hidden behind a merged table.
 pub fn run_totals(
-    record: &chopsticks::artifacts::RunRecord,
+    record: &chopsticks::results::artifacts::RunRecord,
     format: &str,
 ) -> Vec<(String, String)> {
     let workers = if format == "json" {
@@ -621,7 +621,11 @@ pub fn known_runs(paths: &crate::paths::Paths) -> Vec<String> {
                 .flatten()
                 // Real run directories only: `latest` is a symlink to one of them.
                 .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                .filter(|e| e.path().join(chopsticks::artifacts::RUN_JSON).is_file())
+                .filter(|e| {
+                    e.path()
+                        .join(chopsticks::results::artifacts::RUN_JSON)
+                        .is_file()
+                })
                 .map(|e| e.file_name().to_string_lossy().to_string())
                 .collect()
         })
@@ -685,7 +689,7 @@ mod tests {
         assert_eq!(sent.scenario, "s3_large_objects");
         assert_eq!(
             sent.scenario_yaml.as_deref(),
-            chopsticks::scenario::builtin("s3_large_objects")
+            chopsticks::load::scenario::builtin("s3_large_objects")
         );
         // A second start while it runs is refused with what to do.
         let (failed, _) = act(&u, "start-test", json!({}));
@@ -828,38 +832,39 @@ mod tests {
         assert!(failed.unwrap().contains("no test has run yet"));
         // A real run directory, written by the engine's own artifact code.
         let dir = u.paths().run_dir("20261122T101500Z-3f9c2a");
-        let rec = chopsticks::artifacts::RunDir::create(&dir).unwrap();
-        let stats = chopsticks::stats::Recorder::new(vec!["upload".into()]);
+        let rec = chopsticks::results::artifacts::RunDir::create(&dir).unwrap();
+        let stats = chopsticks::load::stats::Recorder::new(vec!["upload".into()]);
         stats.record(
             0,
             0,
-            &chopsticks::stats::Outcome::Done {
+            &chopsticks::load::stats::Outcome::Done {
                 latency: std::time::Duration::from_millis(5),
                 ttfb: None,
                 bytes: 1000,
                 error: None,
             },
         );
-        let summary = chopsticks::summary::Summary::new(
+        let summary = chopsticks::results::summary::Summary::new(
             "20261122T101500Z-3f9c2a",
             RunState::Completed,
             "s3_small_objects",
             1,
             1.0,
             &stats.take(),
-            &[("upload".into(), chopsticks::scenario::OpKind::Put)],
+            &[("upload".into(), chopsticks::load::scenario::OpKind::Put)],
         );
         rec.write_summary(&summary).unwrap();
-        let (scenario, _) = chopsticks::scenario::Scenario::resolve("s3_small_objects").unwrap();
-        let target = chopsticks::workload::TargetInfo {
+        let (scenario, _) =
+            chopsticks::load::scenario::Scenario::resolve("s3_small_objects").unwrap();
+        let target = chopsticks::s3_config::TargetInfo {
             endpoint: "http://x".into(),
             bucket: "b".into(),
             region: "r".into(),
-            driver: chopsticks::workload::DriverKind::AwsSdk,
+            driver: chopsticks::s3_config::DriverKind::AwsSdk,
             driver_config: Default::default(),
             embedded: false,
         };
-        let record = chopsticks::artifacts::RunRecord {
+        let record = chopsticks::results::artifacts::RunRecord {
             run_id: "20261122T101500Z-3f9c2a".into(),
             engine_version: "t".into(),
             state: RunState::Completed,
@@ -867,7 +872,7 @@ mod tests {
             created_at: "t".into(),
             started_at: None,
             ended_at: None,
-            parameters: chopsticks::artifacts::RunParameters {
+            parameters: chopsticks::results::artifacts::RunParameters {
                 scenario_source: "s3_small_objects".into(),
                 users: 1,
                 spawn_rate: 1.0,
@@ -883,7 +888,7 @@ mod tests {
             prepare: None,
             cleanup: None,
             workers: vec![
-                chopsticks::artifacts::WorkerRecord {
+                chopsticks::results::artifacts::WorkerRecord {
                     id: 1,
                     name: "chopsticks-1".into(),
                     requests: 1,
@@ -891,7 +896,7 @@ mod tests {
                     fate: "finished".into(),
                     ..Default::default()
                 },
-                chopsticks::artifacts::WorkerRecord {
+                chopsticks::results::artifacts::WorkerRecord {
                     id: 2,
                     name: "chopsticks-2".into(),
                     fate: "lost".into(),
@@ -903,7 +908,7 @@ mod tests {
             failures: 0,
             bytes: 1000,
         };
-        rec.write_json(chopsticks::artifacts::RUN_JSON, &record)
+        rec.write_json(chopsticks::results::artifacts::RUN_JSON, &record)
             .unwrap();
         // The engine keeps a `latest` link beside the runs; it is not a run id.
         rec.mark_latest();
@@ -923,7 +928,7 @@ mod tests {
         let (_, r) = act(&u, "fetch-metrics", json!({"format": "json"}));
         let parsed: Summary = serde_json::from_str(&r["json"]).unwrap();
         assert_eq!(parsed.total.requests, 1);
-        let workers: Vec<chopsticks::artifacts::WorkerRecord> =
+        let workers: Vec<chopsticks::results::artifacts::WorkerRecord> =
             serde_json::from_str(&r["workers"]).unwrap();
         assert_eq!(workers.len(), 2);
         assert_eq!(r["workers-lost"], "chopsticks-2 (lost)");

@@ -4,7 +4,7 @@
 //! so an operator sees what to fix in `juju status`.
 
 use crate::juju::HookTools;
-use chopsticks::workload::{DriverConfig, DriverKind};
+use chopsticks::s3_config::{DriverConfig, DriverKind};
 use serde_json::{Map, Value};
 
 /// The options, typed.
@@ -111,8 +111,8 @@ impl CharmConfig {
             s3_access_key: text(map, "s3-access-key", ""),
             s3_secret_key: text(map, "s3-secret-key", ""),
             s3_credentials: text(map, "s3-credentials", ""),
-            s3_bucket: text(map, "s3-bucket", chopsticks::workload::DEFAULT_BUCKET),
-            s3_region: text(map, "s3-region", chopsticks::workload::DEFAULT_REGION),
+            s3_bucket: text(map, "s3-bucket", chopsticks::s3_config::DEFAULT_BUCKET),
+            s3_region: text(map, "s3-region", chopsticks::s3_config::DEFAULT_REGION),
             s3_driver: text(map, "s3-driver", "lean"),
             s3_driver_config_yaml: text(map, "s3-driver-config-yaml", ""),
             scenario_file: text(map, "scenario-file", "s3_large_objects"),
@@ -178,10 +178,10 @@ impl CharmConfig {
                 .map_err(|e| format!("s3-driver-config-yaml is not a valid driver config: {e}"))?
         };
         // The engine's own checks (URL, bucket name, driver tuning), with the charm's names.
-        let file = chopsticks::workload::WorkloadFile {
+        let file = chopsticks::s3_config::WorkloadFile {
             endpoint: Some(self.s3_endpoint.clone()),
             access_key: Some(access_key.clone()),
-            secret_key: Some(chopsticks::workload::Secret::new(secret_key.clone())),
+            secret_key: Some(chopsticks::s3_config::Secret::new(secret_key.clone())),
             bucket: Some(self.s3_bucket.clone()),
             region: Some(self.s3_region.clone()),
             driver: Some(driver),
@@ -206,7 +206,7 @@ impl CharmConfig {
 /// The charm never fills S3 settings from its own environment.
 struct NoEnv;
 
-impl chopsticks::workload::Env for NoEnv {
+impl chopsticks::s3_config::Env for NoEnv {
     fn var(&self, _name: &str) -> Option<String> {
         None
     }

@@ -1,8 +1,8 @@
 //! The leader's coordinator, reached through its control API on loopback — the charm never
 //! runs a test itself, it only asks the daemon. Behind a trait for in-process tests.
 
+use chopsticks::control::client::{ControlClient, CtlError};
 use chopsticks::control::{RunStarted, StartRequest, Status, StopReply};
-use chopsticks::ctl::{ControlClient, CtlError};
 use std::time::Duration;
 
 /// What actions and status need from the coordinator.

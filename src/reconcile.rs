@@ -301,7 +301,9 @@ impl<'a> Charm<'a> {
         let mut content = SecretContent::new();
         content.insert(
             "token".into(),
-            chopsticks::token::Token::generate().expose().to_string(),
+            chopsticks::control::token::Token::generate()
+                .expose()
+                .to_string(),
         );
         let id = self.tools.secret_add_app(TOKEN_LABEL, &content)?;
         state.token_secret_id = Some(id.clone());
@@ -531,7 +533,7 @@ impl<'a> Charm<'a> {
     }
 
     /// The worker's connection as its daemon last reported it.
-    pub fn link_status(&self) -> Option<chopsticks::connector::LinkStatus> {
+    pub fn link_status(&self) -> Option<chopsticks::cluster::connector::LinkStatus> {
         std::fs::read_to_string(self.paths.worker_status())
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
@@ -677,7 +679,7 @@ fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), CharmError> {
 /// coordinator restarted since and remembers none.
 pub fn last_run_on_disk(paths: &Paths) -> Option<(String, chopsticks::control::RunState)> {
     let id = crate::actions::known_runs(paths).into_iter().next()?;
-    let record = chopsticks::artifacts::read_record(&paths.run_dir(&id)).ok()?;
+    let record = chopsticks::results::artifacts::read_record(&paths.run_dir(&id)).ok()?;
     Some((id, record.state))
 }
 
@@ -880,7 +882,7 @@ mod tests {
             "{unit}"
         );
         // The daemon reports its connection; the status follows it.
-        let link = chopsticks::connector::LinkStatus {
+        let link = chopsticks::cluster::connector::LinkStatus {
             state: "connected".into(),
             coordinator: "ws://10.9.9.9:5557/ws".into(),
             worker_id: Some(3),
@@ -939,7 +941,7 @@ mod tests {
         std::fs::create_dir_all(u.paths().state()).unwrap();
         u.with(|c| c.reconcile()).unwrap();
         assert!(u.services.is_active_unit(WORKER_UNIT));
-        let link = chopsticks::connector::LinkStatus {
+        let link = chopsticks::cluster::connector::LinkStatus {
             state: "connected".into(),
             coordinator: "ws://10.9.9.9:5557/ws".into(),
             worker_id: Some(3),

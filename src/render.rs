@@ -178,14 +178,14 @@ mod tests {
             secret_key: "s3cr\"et: with # yaml\nchars".into(),
             bucket: "test-bucket".into(),
             region: "us-east-1".into(),
-            driver: chopsticks::workload::DriverKind::AwsSdk,
-            driver_config: chopsticks::workload::DriverConfig {
+            driver: chopsticks::s3_config::DriverKind::AwsSdk,
+            driver_config: chopsticks::s3_config::DriverConfig {
                 retries: 2,
                 ..Default::default()
             },
         };
         let text = templates().s3_config(&s3).unwrap();
-        let parsed = chopsticks::workload::WorkloadFile::parse(&text, "rendered").unwrap();
+        let parsed = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered").unwrap();
         assert_eq!(
             parsed.secret_key.unwrap().expose(),
             "s3cr\"et: with # yaml\nchars"

@@ -6,7 +6,7 @@
 //! charm sends the text itself to the coordinator, which opens no path. Built-in names and the
 //! seed's old paths (`src/chopsticks/scenarios/X.py`) still work. No error quotes the file.
 
-use chopsticks::scenario::{builtin, builtin_names, Scenario, ScenarioError, Source};
+use chopsticks::load::scenario::{builtin, builtin_names, Scenario, ScenarioError, Source};
 use nix::fcntl::{open, openat, OFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use std::io::Read;

@@ -72,7 +72,7 @@ fn the_packed_charm_has_what_juju_needs() {
     ] {
         assert_eq!(mode(file), 0o644, "{file}");
     }
-    for scenario in chopsticks::scenario::builtin_names() {
+    for scenario in chopsticks::load::scenario::builtin_names() {
         assert_eq!(mode(&format!("scenarios/{scenario}.yaml")), 0o644);
     }
     for template in [

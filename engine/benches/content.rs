@@ -1,6 +1,6 @@
 //! Throughput of object content generation and verification, on one core.
 //!
-//! Every PUT body is generated and every verified GET body is checked by `chopsticks::content`,
+//! Every PUT body is generated and every verified GET body is checked by `chopsticks::load::content`,
 //! so these must never be what limits a load test: the goal is at least 2 GB/s per core
 //! (DESIGN.md §4). Run from the repository root with `cargo bench -p chopsticks --bench content`
 //! (the workspace's default package is the charm, hence `-p`); CI only runs it with `--quick`.
@@ -10,7 +10,7 @@
 //! 4 MiB buffer per case instead: a smoke test of the bench, not a measurement
 //! (`engine/tests/bench_commands.rs` runs every documented bench command this way).
 
-use chopsticks::content::{check, fill, ContentSeed, GeneratedBody, Verifier};
+use chopsticks::load::content::{check, fill, ContentSeed, GeneratedBody, Verifier};
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

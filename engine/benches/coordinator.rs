@@ -52,11 +52,11 @@
 mod bucket;
 
 use anyhow::{anyhow, bail, Context, Result};
+use chopsticks::cluster::protocol::{FromWorker, ToWorker, PROTOCOL_VERSION};
 use chopsticks::control::{RunState, Status};
-use chopsticks::driver::FailureKind;
-use chopsticks::protocol::{FromWorker, ToWorker, PROTOCOL_VERSION};
-use chopsticks::stats::{FailureCount, Hist, StatsDelta, TaskStats};
-use chopsticks::workload::{DriverConfig, DriverKind, Secret, WorkloadConfig};
+use chopsticks::load::driver::FailureKind;
+use chopsticks::load::stats::{FailureCount, Hist, StatsDelta, TaskStats};
+use chopsticks::s3_config::{DriverConfig, DriverKind, Secret, WorkloadConfig};
 use futures::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

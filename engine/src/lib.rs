@@ -1,42 +1,34 @@
 //! Chopsticks: a distributed S3 load engine with exact metrics.
 //!
-//! Measure, aggregate, present are separate layers: virtual users ([`user`]) issue requests
-//! through a [`driver`] and record into [`stats`]; a [`worker`] ships one stats delta a second
-//! to the [`coordinator`], which merges them exactly and writes [`artifacts`]; [`summary`]
-//! turns merged data into the numbers every view shows.
+//! The folders are the layers of DESIGN.md, each importing only from the ones above it in this
+//! list (`tests/layers.rs` checks it):
+//!
+//! - the foundation: [`limits`] (every bound on input), [`duration`], [`size`], the S3
+//!   connection file ([`s3_config`]) and [`logging`];
+//! - [`load`] — measuring: scenarios, virtual users, drivers, generated content, and the
+//!   recorder each user writes its outcomes into;
+//! - [`results`] — aggregating: per-second series, the summary every view shows, HDR logs, and
+//!   the run directory's files;
+//! - [`cluster`] — distributing: the coordinator, workers, the hub and link between them, and
+//!   their wire protocol;
+//! - [`present`] — presenting: the HTML report, the web UI, Prometheus metrics, run comparison
+//!   and the terminal progress line;
+//! - [`control`] — the control API (server and client) and its token;
+//! - [`cli`] — the `chopsticks` command, and [`embedded_s3`], the in-process target it starts
+//!   when no endpoint is configured.
 
-pub mod api;
-pub mod artifacts;
 pub mod cli;
-pub mod compare;
-pub mod connector;
-pub mod content;
+pub mod cluster;
 pub mod control;
-pub mod coordinator;
-pub mod ctl;
-pub mod driver;
 pub mod duration;
-pub mod hlog;
-pub mod hub;
+pub mod embedded_s3;
 pub mod limits;
+pub mod load;
 pub mod logging;
-pub mod metrics;
-pub mod plan;
-pub mod progress;
-pub mod protocol;
-pub mod recovery;
-pub mod report;
-pub mod scenario;
-pub mod series;
+pub mod present;
+pub mod results;
+pub mod s3_config;
 pub mod size;
-pub mod stats;
-pub mod summary;
-pub mod target;
-pub mod token;
-pub mod user;
-pub mod webui;
-pub mod worker;
-pub mod workload;
 
 /// The engine version recorded in every run.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

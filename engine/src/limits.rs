@@ -660,7 +660,7 @@ mod tests {
 
     #[test]
     fn yaml_shape_refuses_deep_nesting_and_alias_bombs_but_not_scenarios() {
-        for (name, text) in crate::scenario::BUILTINS {
+        for (name, text) in crate::load::scenario::BUILTINS {
             check_yaml_shape(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));

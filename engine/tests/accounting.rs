@@ -9,7 +9,7 @@ mod common;
 mod proxy;
 
 use chopsticks::control::RunState;
-use chopsticks::summary::Summary;
+use chopsticks::results::summary::Summary;
 use common::{CliChild, TestBucket};
 use proxy::{Mode, Proxy};
 use std::path::{Path, PathBuf};

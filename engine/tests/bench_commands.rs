@@ -23,7 +23,7 @@ const DOCUMENTED_IN: &[&str] = &[
     "docs/benchmarks.md",
     "engine/benches/content.rs",
     "engine/benches/coordinator.rs",
-    "engine/src/content.rs",
+    "engine/src/load/content.rs",
 ];
 /// Bound on any one command (the first `cargo bench` may compile the bench binaries).
 const LIMIT: Duration = Duration::from_secs(600);

@@ -8,9 +8,9 @@
 
 mod common;
 
-use chopsticks::coordinator::{Coordinator, CoordinatorConfig};
-use chopsticks::driver::{AnyDriver, Driver};
-use chopsticks::workload::WorkloadConfig;
+use chopsticks::cluster::coordinator::{Coordinator, CoordinatorConfig};
+use chopsticks::load::driver::{AnyDriver, Driver};
+use chopsticks::s3_config::WorkloadConfig;
 use common::{cli, read_record, spawn_cli, wait_for, workdir, write_scenario, TestBucket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,15 +121,16 @@ async fn run_with_cut_proxy(
     );
     // Cut the target away once objects are being written: the rest of the run, and its
     // cleanup, cannot reach it.
-    let summary_path = run_dir.join(chopsticks::artifacts::SUMMARY_JSON);
+    let summary_path = run_dir.join(chopsticks::results::artifacts::SUMMARY_JSON);
     wait_for(
         "20 requests through the proxy",
         Duration::from_secs(60),
         async || {
-            let summary: chopsticks::summary::Summary = std::fs::read_to_string(&summary_path)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .ok_or_else(|| "no summary yet".to_string())?;
+            let summary: chopsticks::results::summary::Summary =
+                std::fs::read_to_string(&summary_path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .ok_or_else(|| "no summary yet".to_string())?;
             if summary.total.requests >= 20 {
                 Ok(())
             } else {
@@ -308,11 +309,11 @@ async fn a_coordinator_retries_unfinished_cleanups_before_each_run() {
     let proxy = Proxy::start(port, authority(&bucket.rgw.endpoint)).await;
     let stop = CancellationToken::new();
     let (id, link) = coordinator.attach("test".into()).await.expect("attach");
-    let worker = tokio::spawn(chopsticks::worker::serve(
+    let worker = tokio::spawn(chopsticks::cluster::worker::serve(
         Arc::clone(&driver),
         id,
         link,
-        chopsticks::worker::WorkerOptions::default(),
+        chopsticks::cluster::worker::WorkerOptions::default(),
         stop.clone(),
     ));
     let scenario = write_scenario(dir.path(), "next.yaml", SCENARIO);

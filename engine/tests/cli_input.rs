@@ -6,8 +6,8 @@
 mod common;
 
 use chopsticks::control::RunState;
-use chopsticks::driver::Driver;
-use chopsticks::scenario::{builtin_names, Scenario, Source};
+use chopsticks::load::driver::Driver;
+use chopsticks::load::scenario::{builtin_names, Scenario, Source};
 use common::{cli, workdir, write_scenario, CliRun, TestBucket};
 use std::path::{Path, PathBuf};
 

@@ -16,11 +16,11 @@
 mod cluster;
 mod common;
 
+use chopsticks::cluster::protocol::{ToWorker, PROTOCOL_VERSION};
+use chopsticks::cluster::worker::WorkerTotals;
 use chopsticks::control::{RunListing, RunStarted, RunState, Status};
-use chopsticks::protocol::{ToWorker, PROTOCOL_VERSION};
-use chopsticks::stats::{Hist, StatsDelta, TaskStats};
-use chopsticks::summary::{Percentiles, Summary, TaskSummary};
-use chopsticks::worker::WorkerTotals;
+use chopsticks::load::stats::{Hist, StatsDelta, TaskStats};
+use chopsticks::results::summary::{Percentiles, Summary, TaskSummary};
 use cluster::{Cluster, Options, TOKEN};
 use common::wait_for;
 use futures::{SinkExt, StreamExt};

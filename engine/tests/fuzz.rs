@@ -10,9 +10,9 @@
 
 use chopsticks::control::StartRequest;
 use chopsticks::limits;
-use chopsticks::scenario::{Scenario, Source, Wait};
+use chopsticks::load::scenario::{Scenario, Source, Wait};
+use chopsticks::s3_config::{Env, WorkloadFile};
 use chopsticks::size::ByteSize;
-use chopsticks::workload::{Env, WorkloadFile};
 use proptest::prelude::*;
 use std::path::Path;
 use std::time::Duration;
@@ -165,7 +165,7 @@ fn yamlish() -> impl Strategy<Value = String> {
 
 /// A built-in scenario with bytes replaced, inserted or removed.
 fn mutated_builtin() -> impl Strategy<Value = String> {
-    let builtins: Vec<&'static str> = chopsticks::scenario::BUILTINS
+    let builtins: Vec<&'static str> = chopsticks::load::scenario::BUILTINS
         .iter()
         .map(|(_, y)| *y)
         .collect();

@@ -6,10 +6,10 @@
 
 mod common;
 
+use chopsticks::cluster::coordinator::{Coordinator, CoordinatorConfig};
 use chopsticks::control::StartRequest;
-use chopsticks::coordinator::{Coordinator, CoordinatorConfig};
-use chopsticks::driver::AnyDriver;
-use chopsticks::workload::{DriverConfig, DriverKind, Secret, WorkloadConfig};
+use chopsticks::load::driver::AnyDriver;
+use chopsticks::s3_config::{DriverConfig, DriverKind, Secret, WorkloadConfig};
 use common::{cli, workdir, write_scenario, CliRun};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,7 +159,7 @@ async fn control_api(dir: &Path) -> (String, tokio::task::JoinHandle<()>) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router = chopsticks::api::router(coordinator, None);
+    let router = chopsticks::control::server::router(coordinator, None);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

@@ -5,14 +5,14 @@
 
 mod common;
 
-use chopsticks::content::ContentSeed;
-use chopsticks::coordinator;
-use chopsticks::driver::{AnyDriver, Driver};
-use chopsticks::protocol::{FromWorker, RunSpec, ToWorker};
-use chopsticks::scenario::{Scenario, Source};
-use chopsticks::stats::StatsDelta;
-use chopsticks::worker::{self, Link, SessionEnd, WorkerOptions};
-use chopsticks::workload::DriverKind;
+use chopsticks::cluster::coordinator;
+use chopsticks::cluster::protocol::{FromWorker, RunSpec, ToWorker};
+use chopsticks::cluster::worker::{self, Link, SessionEnd, WorkerOptions};
+use chopsticks::load::content::ContentSeed;
+use chopsticks::load::driver::{AnyDriver, Driver};
+use chopsticks::load::scenario::{Scenario, Source};
+use chopsticks::load::stats::StatsDelta;
+use chopsticks::s3_config::DriverKind;
 use common::TestBucket;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +55,7 @@ verify: true
         key_prefix: format!("chopsticks/{run_id}/"),
         iterations: Some(ITERATIONS),
         stop_timeout_s: 5.0,
-        clock_origin_unix_us: chopsticks::protocol::unix_us(std::time::SystemTime::now()),
+        clock_origin_unix_us: chopsticks::cluster::protocol::unix_us(std::time::SystemTime::now()),
     }
 }
 

@@ -7,9 +7,9 @@ mod common;
 mod obs;
 
 use chopsticks::control::RunState;
-use chopsticks::hlog::tag_for;
-use chopsticks::report::ReportData;
-use chopsticks::summary::Summary;
+use chopsticks::present::report::ReportData;
+use chopsticks::results::hlog::tag_for;
+use chopsticks::results::summary::Summary;
 use common::{cli, read_record, read_summary, workdir, write_scenario, TestBucket};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;

@@ -8,8 +8,8 @@ mod common;
 mod obs;
 
 use chopsticks::control::{RunState, Status};
-use chopsticks::report::ReportData;
-use chopsticks::summary::Summary;
+use chopsticks::present::report::ReportData;
+use chopsticks::results::summary::Summary;
 use common::{read_record, read_summary, wait_for, workdir, write_scenario, TestBucket};
 use obs::{start_request, Browser, Daemons, Proc, TOKEN};
 use serde_json::Value;

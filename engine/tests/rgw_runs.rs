@@ -7,7 +7,7 @@
 mod common;
 
 use chopsticks::control::RunState;
-use chopsticks::driver::Driver;
+use chopsticks::load::driver::Driver;
 use common::{run_scenario, Finished, TestBucket};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -113,7 +113,7 @@ async fn every_operation_runs_exactly_as_often_as_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_runs_exactly_as_often_as_asked_with_the_aws_sdk_driver() {
     let mut bucket = TestBucket::new("every_operation_sdk");
-    bucket.config.driver = chopsticks::workload::DriverKind::AwsSdk;
+    bucket.config.driver = chopsticks::s3_config::DriverKind::AwsSdk;
     every_operation(bucket).await;
 }
 

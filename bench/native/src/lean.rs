@@ -1,12 +1,12 @@
-//! `--client lean`: the engine's own lean driver (`chopsticks::driver::LeanDriver`: hyper's
+//! `--client lean`: the engine's own lean driver (`chopsticks::load::driver::LeanDriver`: hyper's
 //! pooled HTTP/1 client, requests signed by `aws-sigv4` with UNSIGNED-PAYLOAD, bodies generated
 //! as they are sent) called from this bare loop. Measured against `engine`, it shows what the
 //! engine's users, scheduling and statistics cost on top of the request path itself.
 
 use anyhow::{Context, Result};
-use chopsticks::content::ContentSeed;
-use chopsticks::driver::{Discard, Driver, LeanDriver};
-use chopsticks::workload::{DriverConfig, DriverKind, Secret, WorkloadConfig};
+use chopsticks::load::content::ContentSeed;
+use chopsticks::load::driver::{Discard, Driver, LeanDriver};
+use chopsticks::s3_config::{DriverConfig, DriverKind, Secret, WorkloadConfig};
 
 pub struct Lean {
     driver: LeanDriver,

@@ -4,7 +4,7 @@
 //! looping over the workload's requests back to back until the duration is up. PUT bodies are
 //! in memory (one `Bytes` per size, cloned by reference count), GET bodies are read chunk by
 //! chunk and dropped. The client is configured like the engine's driver
-//! (`engine/src/driver/aws.rs`): path-style addressing, SDK retries off, stalled-stream
+//! (`engine/src/load/driver/aws.rs`): path-style addressing, SDK retries off, stalled-stream
 //! protection off, checksums only when required.
 //!
 //! It writes a JSON report (per-op counts, bytes, p50/p99, and a once-a-second series of

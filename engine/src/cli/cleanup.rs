@@ -4,9 +4,9 @@
 //! only when nothing is left.
 
 use super::{default_runs_dir, Exit};
-use crate::artifacts::{self, RunDir};
-use crate::coordinator::{cleanup, incomplete_message, key_prefix};
-use crate::driver::AnyDriver;
+use crate::cluster::coordinator::{cleanup, incomplete_message, key_prefix};
+use crate::load::driver::AnyDriver;
+use crate::results::artifacts::{self, RunDir};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -63,8 +63,8 @@ pub async fn cleanup_run(args: CleanupArgs) -> Exit {
                     "chopsticks cleanup: {} objects deleted, {} uploads aborted, {} objects and {} uploads left",
                     report.deleted_objects,
                     report.aborted_uploads,
-                    crate::coordinator::prepare_shown(report.remaining_objects),
-                    crate::coordinator::prepare_shown(report.remaining_uploads),
+                    crate::cluster::coordinator::prepare_shown(report.remaining_objects),
+                    crate::cluster::coordinator::prepare_shown(report.remaining_uploads),
                 ));
                 let mut merged = report.clone();
                 if let Some(before) = &record.cleanup {
@@ -76,7 +76,7 @@ pub async fn cleanup_run(args: CleanupArgs) -> Exit {
                 if let Err(e) = rd.write_json(artifacts::RUN_JSON, &record) {
                     eprintln!("warning: {e}");
                 }
-                crate::report::write_logged(&dir);
+                crate::present::report::write_logged(&dir);
             }
         } else {
             eprintln!(
@@ -95,8 +95,8 @@ pub async fn cleanup_run(args: CleanupArgs) -> Exit {
         config.bucket,
         report.deleted_objects,
         report.aborted_uploads,
-        crate::coordinator::prepare_shown(report.remaining_objects),
-        crate::coordinator::prepare_shown(report.remaining_uploads),
+        crate::cluster::coordinator::prepare_shown(report.remaining_objects),
+        crate::cluster::coordinator::prepare_shown(report.remaining_uploads),
     );
     if report.complete {
         Exit::Ok

@@ -1,9 +1,9 @@
 //! `chopsticks ctl`: drive a running coordinator through its control API.
 
 use super::Exit;
+use crate::control::client::{ControlClient, CtlError};
+use crate::control::token::Token;
 use crate::control::{RunState, StartRequest, Status};
-use crate::ctl::{ControlClient, CtlError};
-use crate::token::Token;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -3,12 +3,12 @@
 //! (cleanup included, state `interrupted`), a worker cuts its users off and exits.
 
 use super::{hostname, Exit};
-use crate::connector::{self, ConnectorConfig};
-use crate::coordinator::{Coordinator, CoordinatorConfig};
-use crate::driver::AnyDriver;
-use crate::token::Token;
-use crate::worker::WorkerOptions;
-use crate::workload::{ProcessEnv, WorkloadConfig, WorkloadFile};
+use crate::cluster::connector::{self, ConnectorConfig};
+use crate::cluster::coordinator::{Coordinator, CoordinatorConfig};
+use crate::cluster::worker::WorkerOptions;
+use crate::control::token::Token;
+use crate::load::driver::AnyDriver;
+use crate::s3_config::{ProcessEnv, WorkloadConfig, WorkloadFile};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -173,7 +173,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Exit {
     let control_token = (!args.control.ip().is_loopback()).then(|| token.clone());
     let stop = CancellationToken::new();
     let web_ui = match args.web_ui {
-        Some(addr) => match crate::webui::serve(
+        Some(addr) => match crate::present::webui::serve(
             addr,
             coordinator.clone(),
             args.state_dir.clone(),
@@ -194,8 +194,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> Exit {
         },
         None => None,
     };
-    let hub = crate::hub::router(coordinator.clone(), token);
-    let api = crate::api::router(coordinator.clone(), control_token);
+    let hub = crate::cluster::hub::router(coordinator.clone(), token);
+    let api = crate::control::server::router(coordinator.clone(), control_token);
     let hub_stop = stop.clone();
     let hub_server = tokio::spawn(async move {
         axum::serve(

@@ -162,7 +162,7 @@ pub fn main() -> ExitCode {
 }
 
 fn compare(a: &std::path::Path, b: &std::path::Path, threshold: Option<&str>) -> Exit {
-    let limits = match threshold.map(crate::compare::parse_limits) {
+    let limits = match threshold.map(crate::present::compare::parse_limits) {
         Some(Ok(l)) => l,
         Some(Err(e)) => {
             eprintln!("error: {e}");
@@ -170,14 +170,17 @@ fn compare(a: &std::path::Path, b: &std::path::Path, threshold: Option<&str>) ->
         }
         None => Vec::new(),
     };
-    let (sa, sb) = match (crate::compare::load(a), crate::compare::load(b)) {
+    let (sa, sb) = match (
+        crate::present::compare::load(a),
+        crate::present::compare::load(b),
+    ) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
             return Exit::BadInput;
         }
     };
-    let c = crate::compare::compare(&sa, &sb, &limits);
+    let c = crate::present::compare::compare(&sa, &sb, &limits);
     println!(
         "A: {} ({})\nB: {} ({})\n",
         sa.run_id, sa.state, sb.run_id, sb.state
@@ -198,12 +201,12 @@ fn compare(a: &std::path::Path, b: &std::path::Path, threshold: Option<&str>) ->
 }
 
 fn report(dir: &std::path::Path) -> Exit {
-    match crate::report::write(dir) {
+    match crate::present::report::write(dir) {
         Ok(path) => {
             println!("{}", path.display());
             Exit::Ok
         }
-        Err(e @ crate::report::ReportError::Write { .. }) => {
+        Err(e @ crate::present::report::ReportError::Write { .. }) => {
             eprintln!("error: {e}");
             Exit::RunFailed
         }
@@ -215,12 +218,12 @@ fn report(dir: &std::path::Path) -> Exit {
 }
 
 fn scenarios(which: Option<String>) -> Exit {
-    use crate::scenario::{Scenario, BUILTINS};
+    use crate::load::scenario::{Scenario, BUILTINS};
     match which {
         None => {
             for (name, yaml) in BUILTINS {
                 let description =
-                    Scenario::from_yaml(yaml, crate::scenario::Source(name.to_string()))
+                    Scenario::from_yaml(yaml, crate::load::scenario::Source(name.to_string()))
                         .ok()
                         .and_then(|s| s.description)
                         .unwrap_or_default();

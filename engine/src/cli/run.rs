@@ -2,14 +2,14 @@
 //! process, the same code the distributed daemons run.
 
 use super::{default_runs_dir, hostname, Exit};
+use crate::cluster::coordinator::{Coordinator, CoordinatorConfig};
+use crate::cluster::worker::{self, WorkerOptions};
 use crate::control::{ControlError, RunState, StartRequest};
-use crate::coordinator::{Coordinator, CoordinatorConfig};
-use crate::driver::AnyDriver;
-use crate::progress::Progress;
-use crate::scenario::Scenario;
-use crate::target::EmbeddedTarget;
-use crate::worker::{self, WorkerOptions};
-use crate::workload::{ProcessEnv, WorkloadFile};
+use crate::embedded_s3::EmbeddedTarget;
+use crate::load::driver::AnyDriver;
+use crate::load::scenario::Scenario;
+use crate::present::progress::Progress;
+use crate::s3_config::{ProcessEnv, WorkloadFile};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -233,10 +233,10 @@ pub async fn run(args: RunArgs) -> Exit {
     }
 
     let run_dir = PathBuf::from(&started.run_dir);
-    let record = crate::artifacts::read_record(&run_dir).ok();
-    match std::fs::read_to_string(run_dir.join(crate::artifacts::SUMMARY_JSON))
+    let record = crate::results::artifacts::read_record(&run_dir).ok();
+    match std::fs::read_to_string(run_dir.join(crate::results::artifacts::SUMMARY_JSON))
         .ok()
-        .and_then(|t| serde_json::from_str::<crate::summary::Summary>(&t).ok())
+        .and_then(|t| serde_json::from_str::<crate::results::summary::Summary>(&t).ok())
     {
         Some(summary) if summary.total.requests > 0 || final_status.state != RunState::Failed => {
             println!("{}", summary.table())
@@ -267,7 +267,7 @@ pub async fn run(args: RunArgs) -> Exit {
             eprintln!(
                 "error: run {}: {}",
                 r.run_id,
-                crate::coordinator::incomplete_message(
+                crate::cluster::coordinator::incomplete_message(
                     &r.run_id,
                     &r.key_prefix,
                     &r.target.bucket,
@@ -307,11 +307,12 @@ async fn start_web_ui(
     coordinator: &Coordinator,
     state_dir: PathBuf,
     stop: CancellationToken,
-) -> Result<Option<crate::webui::Served>, crate::webui::WebUiError> {
+) -> Result<Option<crate::present::webui::Served>, crate::present::webui::WebUiError> {
     let addr = chosen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8089)));
-    let token = (!addr.ip().is_loopback()).then(crate::token::Token::generate);
+    let token = (!addr.ip().is_loopback()).then(crate::control::token::Token::generate);
     let served =
-        crate::webui::serve(addr, coordinator.clone(), state_dir, token.clone(), stop).await;
+        crate::present::webui::serve(addr, coordinator.clone(), state_dir, token.clone(), stop)
+            .await;
     match served {
         Ok(s) => {
             if let Some(t) = token {

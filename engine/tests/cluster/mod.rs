@@ -18,14 +18,14 @@ use crate::common::{
     bucket_name_under, free_port, list_all, remove_bucket_on_drop, rgw, wait_for, workload_config,
     workload_yaml, STARTUP,
 };
-use chopsticks::artifacts::{self, RunRecord};
+use chopsticks::cluster::worker::WorkerTotals;
+use chopsticks::control::client::ControlClient;
+use chopsticks::control::token::Token;
 use chopsticks::control::{RunStarted, Status};
-use chopsticks::ctl::ControlClient;
-use chopsticks::driver::AwsDriver;
-use chopsticks::summary::Summary;
-use chopsticks::token::Token;
-use chopsticks::worker::WorkerTotals;
-use chopsticks::workload::WorkloadConfig;
+use chopsticks::load::driver::AwsDriver;
+use chopsticks::results::artifacts::{self, RunRecord};
+use chopsticks::results::summary::Summary;
+use chopsticks::s3_config::WorkloadConfig;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;

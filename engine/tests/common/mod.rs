@@ -10,10 +10,10 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use chopsticks::artifacts::{self, RunRecord};
-use chopsticks::driver::{AwsDriver, Driver};
-use chopsticks::summary::{Summary, TaskSummary};
-use chopsticks::workload::{DriverConfig, DriverKind, Secret, WorkloadConfig};
+use chopsticks::load::driver::{AwsDriver, Driver};
+use chopsticks::results::artifacts::{self, RunRecord};
+use chopsticks::results::summary::{Summary, TaskSummary};
+use chopsticks::s3_config::{DriverConfig, DriverKind, Secret, WorkloadConfig};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -12,7 +12,7 @@ use crate::common::{
     free_port, isolated_command, wait_for, wait_for_with, workload_yaml, TestBucket, STARTUP,
 };
 use chopsticks::control::{RunStarted, StartRequest, Status};
-use chopsticks::workload::{Secret, WorkloadConfig};
+use chopsticks::s3_config::{Secret, WorkloadConfig};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};

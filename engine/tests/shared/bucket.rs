@@ -1,8 +1,8 @@
 //! Test-bucket removal for the integration-test support code (`common/` includes it with
 //! `#[path]`; `cluster/` and `obs/` use it through `common`).
 
-use chopsticks::driver::{AwsDriver, Driver};
-use chopsticks::workload::WorkloadConfig;
+use chopsticks::load::driver::{AwsDriver, Driver};
+use chopsticks::s3_config::WorkloadConfig;
 
 /// Empties the bucket (objects and unfinished uploads) and deletes it; a missing bucket is fine.
 pub async fn remove_bucket(config: &WorkloadConfig) -> Result<(), String> {

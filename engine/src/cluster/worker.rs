@@ -1,0 +1,581 @@
+//! The worker: runs the users the coordinator assigns and reports what they did.
+//!
+//! [`serve`] is one coordinator session over a [`Link`] — in-process channels in a standalone
+//! run, a WebSocket for a worker daemon: the same code either way. It is a single task that
+//! owns the run's users: it spawns them at the assigned rate, retires extras when the plan
+//! shrinks, sends the stats of each second of the run just after it ends (seconds counted
+//! from the run's clock origin, the same on every worker), and on `Stop` lets in-flight
+//! requests finish (up to the run's stop timeout) before reporting the final delta and `Finished`. If the
+//! link closes, the coordinator is gone: users are cut off and `serve` returns.
+
+use crate::cluster::protocol::{FromWorker, RunSpec, SecondDelta, ToWorker, UserDeath};
+use crate::load::driver::Driver;
+use crate::load::driver::{FailureKind, OpError};
+use crate::load::stats::{Outcome, Recorder, StatsDelta};
+use crate::load::user::{panic_message, Program, Progress, RunContext, User, UserEnd};
+use futures::FutureExt as _;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+/// One end of a coordinator↔worker connection, as the worker sees it.
+pub struct Link {
+    pub tx: mpsc::Sender<FromWorker>,
+    pub rx: mpsc::Receiver<ToWorker>,
+}
+
+/// Settings of a worker that do not come from the coordinator.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerOptions {
+    /// Where to write each run's local totals (`<run-id>.worker-<id>.json`), so what this worker
+    /// executed can be compared with what the coordinator merged.
+    pub totals_dir: Option<PathBuf>,
+    /// This worker's name, kept with a run it is cut from (see [`crate::cluster::cut_run`]).
+    pub name: Option<String>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The coordinator closed the link or stopped answering.
+    CoordinatorLost,
+    /// The worker was asked to shut down.
+    Shutdown,
+}
+
+/// Totals a worker writes for each run it took part in.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WorkerTotals {
+    pub run_id: String,
+    pub worker_id: u32,
+    pub last_seq: u64,
+    pub stats: StatsDelta,
+}
+
+/// Time without any message after which the coordinator is considered gone.
+const COORDINATOR_SILENCE: Duration = Duration::from_secs(10);
+
+/// Serves one session with worker id `worker_id` until the link closes or `shutdown` fires.
+pub async fn serve<D: Driver>(
+    driver: Arc<D>,
+    worker_id: u32,
+    mut link: Link,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) -> SessionEnd {
+    let mut run: Option<ActiveRun<D>> = None;
+    let mut tick = interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut spawn_tick = interval(Duration::from_millis(50));
+    spawn_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+
+    let end = loop {
+        let report_at = run.as_ref().map(|r| r.next_report());
+        let spawning = run.as_ref().is_some_and(|r| r.crew.wants_spawn());
+        let has_users = run.as_ref().is_some_and(|r| !r.crew.set.is_empty());
+        let abort_at = run.as_ref().and_then(|r| r.abort_at);
+        tokio::select! {
+            _ = shutdown.cancelled() => break SessionEnd::Shutdown,
+            msg = link.rx.recv() => {
+                last_heard = Instant::now();
+                match msg {
+                    None => break SessionEnd::CoordinatorLost,
+                    Some(ToWorker::Start { spec }) => {
+                        if let Some(old) = run.take() {
+                            log::warn!("run {} replaced by {} before it finished", old.spec.run_id, spec.run_id);
+                            old.crew.cut_off().await;
+                        }
+                        log::info!("run {}: starting ({})", spec.run_id, spec.scenario.name);
+                        run = Some(ActiveRun::new(Arc::clone(&driver), worker_id, spec));
+                    }
+                    Some(ToWorker::Assign { run_id, users, spawn_rate }) => {
+                        match run.as_mut() {
+                            Some(r) if r.spec.run_id == run_id && r.abort_at.is_none() => {
+                                log::info!("run {run_id}: assigned users {users:?} at {spawn_rate:.2}/s");
+                                r.crew.assign(users, spawn_rate);
+                            }
+                            _ => log::debug!("ignoring assignment for run {run_id}"),
+                        }
+                    }
+                    Some(ToWorker::Stop { run_id, abort }) => {
+                        if let Some(r) = run.as_mut().filter(|r| r.spec.run_id == run_id) {
+                            r.begin_stop(abort);
+                        }
+                    }
+                    Some(ToWorker::Heartbeat) | Some(ToWorker::Welcome { .. }) => {}
+                    Some(ToWorker::CutRunRecorded { run_id }) => {
+                        if let Some(dir) = &options.totals_dir {
+                            crate::cluster::cut_run::clear(dir, &run_id);
+                        }
+                    }
+                    Some(ToWorker::Refused { reason }) => {
+                        log::error!("coordinator refused this worker: {reason}");
+                        break SessionEnd::CoordinatorLost;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if last_heard.elapsed() > COORDINATOR_SILENCE {
+                    log::warn!("no word from the coordinator for {}s", COORDINATOR_SILENCE.as_secs());
+                    break SessionEnd::CoordinatorLost;
+                }
+                // During a run, the stats sent each second of the run say we are alive.
+                if run.is_none() && link.tx.send(FromWorker::Heartbeat { users: 0 }).await.is_err() {
+                    break SessionEnd::CoordinatorLost;
+                }
+            }
+            _ = async { sleep_until(report_at.unwrap_or_else(Instant::now)).await }, if report_at.is_some() => {
+                let Some(r) = run.as_mut() else { continue };
+                let msg = r.stats_message(false);
+                if link.tx.send(msg).await.is_err() {
+                    break SessionEnd::CoordinatorLost;
+                }
+            }
+            _ = spawn_tick.tick(), if spawning => {
+                if let Some(r) = run.as_mut() {
+                    r.crew.spawn_due();
+                }
+            }
+            Some(joined) = async { run.as_mut()?.crew.set.join_next().await }, if has_users => {
+                if let Some(r) = run.as_mut() {
+                    r.crew.reap(joined);
+                }
+            }
+            _ = async { sleep_until(abort_at.unwrap_or_else(Instant::now)).await }, if abort_at.is_some() => {
+                if let Some(r) = run.as_mut() {
+                    r.crew.abort.cancel();
+                }
+            }
+        }
+        // A stopping run whose users have all ended reports its last delta and is done.
+        if run
+            .as_ref()
+            .is_some_and(|r| r.abort_at.is_some() && r.crew.set.is_empty())
+        {
+            if let Some(mut r) = run.take() {
+                let last = r.stats_message(true);
+                let last_seq = r.seq;
+                let finished = FromWorker::Finished {
+                    run_id: r.spec.run_id.clone(),
+                    last_seq,
+                };
+                r.write_totals(&options, worker_id);
+                log::info!(
+                    "run {}: finished, {} requests",
+                    r.spec.run_id,
+                    r.totals.requests()
+                );
+                if link.tx.send(last).await.is_err() || link.tx.send(finished).await.is_err() {
+                    break SessionEnd::CoordinatorLost;
+                }
+            }
+        }
+    };
+    if let Some(r) = run.take() {
+        log::warn!("run {}: cutting off users ({end:?})", r.spec.run_id);
+        let users = r.crew.running();
+        let ActiveRun {
+            spec,
+            crew,
+            recorder,
+            seq,
+            totals,
+            ..
+        } = r;
+        crew.cut_off().await;
+        if end == SessionEnd::CoordinatorLost {
+            keep_cut_run(&spec, &recorder, seq, totals, users, &options);
+        }
+    }
+    end
+}
+
+/// How long after a second of the run ends its stats are taken: outcomes are recorded the
+/// moment their request completes, this only lets a user that just completed one get it in.
+/// One recorded later still reaches the coordinator, under its own second, a second later.
+const REPORT_LAG: Duration = Duration::from_millis(100);
+
+/// Keeps what this worker knows of a run its coordinator was lost in, for the next one.
+fn keep_cut_run(
+    spec: &RunSpec,
+    recorder: &Recorder,
+    sent_stats: u64,
+    mut totals: StatsDelta,
+    users: u32,
+    options: &WorkerOptions,
+) {
+    let Some(dir) = &options.totals_dir else {
+        return;
+    };
+    totals.merge(&recorder.take());
+    let cut = crate::cluster::protocol::CutRun {
+        spec: spec.clone(),
+        worker: options.name.clone().unwrap_or_default(),
+        users,
+        sent_stats,
+        totals,
+        cut_at: crate::results::artifacts::now_rfc3339(),
+    };
+    crate::cluster::cut_run::save(dir, &cut);
+}
+
+/// A run as one worker sees it.
+struct ActiveRun<D> {
+    spec: Arc<RunSpec>,
+    crew: Crew<D>,
+    recorder: Arc<Recorder>,
+    /// The run's clock origin on this machine's monotonic clock.
+    origin: Instant,
+    /// Every second before this one has been reported.
+    reported_through: u64,
+    seq: u64,
+    totals: StatsDelta,
+    /// Set when stopping: when in-flight requests are cut off.
+    abort_at: Option<Instant>,
+}
+
+impl<D: Driver> ActiveRun<D> {
+    fn new(driver: Arc<D>, worker_id: u32, spec: RunSpec) -> ActiveRun<D> {
+        let program = Arc::new(Program::new(&spec.scenario));
+        let origin = Instant::from_std(
+            spec.clock_origin_instant(std::time::Instant::now(), std::time::SystemTime::now()),
+        );
+        let recorder = Arc::new(Recorder::with_origin(
+            program.task_names.clone(),
+            origin.into_std(),
+        ));
+        // A worker that joins mid-run has nothing to say about the seconds before it came.
+        let reported_through = recorder.second_of(std::time::Instant::now());
+        let spec = Arc::new(spec);
+        let ctx = Arc::new(RunContext {
+            driver,
+            spec: Arc::clone(&spec),
+            program: Arc::clone(&program),
+            recorder: Arc::clone(&recorder),
+            worker_id,
+            test_panic_after: crate::load::user::test_panic_after_from_env(),
+        });
+        ActiveRun {
+            crew: Crew::new(ctx),
+            spec,
+            recorder,
+            origin,
+            reported_through,
+            seq: 0,
+            totals: StatsDelta::default(),
+            abort_at: None,
+        }
+    }
+
+    /// When the next stats are due: just after the current second of the run ends.
+    fn next_report(&self) -> Instant {
+        self.origin
+            .checked_add(Duration::from_secs(self.reported_through.saturating_add(1)) + REPORT_LAG)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
+    }
+
+    fn begin_stop(&mut self, abort: bool) {
+        if self.abort_at.is_some() && !abort {
+            return;
+        }
+        let grace = if abort {
+            Duration::ZERO
+        } else {
+            // Checked against limits::STOP_TIMEOUT by the coordinator that sent the spec.
+            crate::limits::STOP_TIMEOUT.within(self.spec.stop_timeout_s)
+        };
+        log::info!(
+            "run {}: stopping {} users (in-flight requests get {:.1}s)",
+            self.spec.run_id,
+            self.crew.set.len(),
+            grace.as_secs_f64()
+        );
+        self.crew.stop_all();
+        self.abort_at = Some(Instant::now() + grace);
+        if abort {
+            self.crew.abort.cancel();
+        }
+    }
+
+    /// The seconds that have ended (all of them when `last`: users are gone), per second.
+    fn stats_message(&mut self, last: bool) -> FromWorker {
+        let now = std::time::Instant::now();
+        let through = if last {
+            self.recorder.second_of(now) + 1
+        } else {
+            // The seconds that ended at least REPORT_LAG ago.
+            self.recorder
+                .second_of(now.checked_sub(REPORT_LAG).unwrap_or(now))
+        }
+        .max(self.reported_through);
+        let seconds: Vec<SecondDelta> = self
+            .recorder
+            .take_before(if last { u64::MAX } else { through })
+            .into_iter()
+            .map(|(second, delta)| SecondDelta { second, delta })
+            .collect();
+        for s in &seconds {
+            self.totals.merge(&s.delta);
+        }
+        self.reported_through = through;
+        self.seq += 1;
+        FromWorker::Stats {
+            run_id: self.spec.run_id.clone(),
+            seq: self.seq,
+            users: self.crew.running(),
+            done: self.crew.done(),
+            seconds,
+            complete_through: through,
+            died: std::mem::take(&mut self.crew.died),
+        }
+    }
+
+    fn write_totals(&self, options: &WorkerOptions, worker_id: u32) {
+        let Some(dir) = &options.totals_dir else {
+            return;
+        };
+        let totals = WorkerTotals {
+            run_id: self.spec.run_id.clone(),
+            worker_id,
+            last_seq: self.seq,
+            stats: self.totals.clone(),
+        };
+        let path = dir.join(format!("{}.worker-{worker_id}.json", self.spec.run_id));
+        let written = std::fs::create_dir_all(dir).and_then(|_| {
+            serde_json::to_vec_pretty(&totals)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| std::fs::write(&path, bytes))
+        });
+        if let Err(e) = written {
+            log::warn!("could not write worker totals {}: {e}", path.display());
+        }
+    }
+}
+
+/// How a user's task ended: user id, class, its end or the message of the panic that killed
+/// it, and what it was doing.
+type Ended = (u64, usize, Result<UserEnd, String>, Arc<Progress>);
+
+/// The users of one run on this worker.
+struct Crew<D> {
+    ctx: Arc<RunContext<D>>,
+    /// Users wanted per class.
+    targets: Vec<u32>,
+    rate: f64,
+    /// Live users per class, oldest first: (id, stop token).
+    live: Vec<Vec<(u64, CancellationToken)>>,
+    /// Users per class that ran all their iterations (they count towards the target).
+    done: Vec<u32>,
+    /// Users per class that died (panicked). They count towards the target: a dead user is
+    /// not replaced, the run fails instead, so what it measured is not passed off as asked.
+    dead: Vec<u32>,
+    /// Deaths not yet reported to the coordinator.
+    died: Vec<UserDeath>,
+    /// Each user's end: how it ended, or the message of the panic that killed it.
+    set: JoinSet<Ended>,
+    next_id: u64,
+    credit: f64,
+    last_credit: Instant,
+    stop: CancellationToken,
+    abort: CancellationToken,
+}
+
+impl<D: Driver> Crew<D> {
+    fn new(ctx: Arc<RunContext<D>>) -> Crew<D> {
+        let classes = ctx.program.classes.len();
+        Crew {
+            ctx,
+            targets: vec![0; classes],
+            rate: 0.0,
+            live: vec![Vec::new(); classes],
+            done: vec![0; classes],
+            dead: vec![0; classes],
+            died: Vec::new(),
+            set: JoinSet::new(),
+            next_id: 0,
+            credit: 0.0,
+            last_credit: Instant::now(),
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+        }
+    }
+
+    fn running(&self) -> u32 {
+        self.live.iter().map(|l| l.len() as u32).sum()
+    }
+
+    fn deficit(&self, class: usize) -> u32 {
+        let have = self.live[class].len() as u32 + self.done[class] + self.dead[class];
+        self.targets[class].saturating_sub(have)
+    }
+
+    fn wants_spawn(&self) -> bool {
+        !self.stop.is_cancelled() && (0..self.targets.len()).any(|c| self.deficit(c) > 0)
+    }
+
+    /// Every assigned user was spawned and ran its iterations.
+    fn done(&self) -> bool {
+        self.ctx.spec.iterations.is_some()
+            && self.targets.iter().sum::<u32>() > 0
+            && !self.wants_spawn()
+            && self.set.is_empty()
+    }
+
+    fn assign(&mut self, targets: Vec<u32>, rate: f64) {
+        if targets.len() != self.targets.len() {
+            log::warn!(
+                "assignment names {} user classes, the scenario has {}; ignored",
+                targets.len(),
+                self.targets.len()
+            );
+            return;
+        }
+        let was_spawning = self.wants_spawn();
+        self.targets = targets;
+        self.rate = rate.max(0.0);
+        // Retire the newest users of classes that now have too many.
+        for class in 0..self.targets.len() {
+            let want =
+                self.targets[class].saturating_sub(self.done[class] + self.dead[class]) as usize;
+            while self.live[class].len() > want {
+                if let Some((_, token)) = self.live[class].pop() {
+                    token.cancel();
+                }
+            }
+        }
+        if !was_spawning && self.wants_spawn() {
+            // Start spawning now: one user at once, the rest at the rate.
+            self.credit = 1.0;
+            self.last_credit = Instant::now();
+        }
+    }
+
+    /// Spawns the users that are due at the spawn rate.
+    fn spawn_due(&mut self) {
+        let now = Instant::now();
+        self.credit += now.duration_since(self.last_credit).as_secs_f64() * self.rate;
+        self.last_credit = now;
+        while self.credit >= 1.0 {
+            // The class furthest below its share goes first, so classes ramp up together.
+            let next = (0..self.targets.len())
+                .filter(|&c| self.deficit(c) > 0)
+                .max_by(|&a, &b| {
+                    let fa = self.deficit(a) as f64 / self.targets[a].max(1) as f64;
+                    let fb = self.deficit(b) as f64 / self.targets[b].max(1) as f64;
+                    fa.partial_cmp(&fb).unwrap_or(std::cmp::Ordering::Equal)
+                });
+            let Some(class) = next else {
+                self.credit = 0.0;
+                return;
+            };
+            self.credit -= 1.0;
+            let id = self.next_id;
+            self.next_id += 1;
+            let token = self.stop.child_token();
+            let user = User::new(Arc::clone(&self.ctx), id, class);
+            let abort = self.abort.clone();
+            let user_stop = token.clone();
+            let progress = Arc::new(Progress::default());
+            // Supervised: a panic ends this user only, and is caught here to be reported.
+            self.set.spawn(async move {
+                let ended = AssertUnwindSafe(user.run(user_stop, abort, &progress))
+                    .catch_unwind()
+                    .await
+                    .map_err(|payload| panic_message(&*payload));
+                (id, class, ended, progress)
+            });
+            self.live[class].push((id, token));
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn reap(
+        &mut self,
+        joined: Result<
+            (u64, usize, Result<UserEnd, String>, Arc<Progress>),
+            tokio::task::JoinError,
+        >,
+    ) {
+        match joined {
+            Ok((id, class, end, progress)) => {
+                let before = self.live[class].len();
+                self.live[class].retain(|(uid, _)| *uid != id);
+                let was_live = self.live[class].len() < before;
+                match end {
+                    Ok(UserEnd::Done) if was_live => self.done[class] += 1,
+                    Ok(_) => {}
+                    Err(message) => self.bury(id, class, message, &progress, was_live),
+                }
+            }
+            // Users' panics are caught inside their task; this is a cancelled task.
+            Err(e) => log::error!("a virtual user task ended abnormally: {e}"),
+        }
+    }
+
+    /// Records user `id`'s death: an `internal` failure of the task it was on (timed from that
+    /// task's start), a death to report, and a place that will not be refilled.
+    fn bury(
+        &mut self,
+        id: u64,
+        class: usize,
+        message: String,
+        progress: &Progress,
+        was_live: bool,
+    ) {
+        let program = &self.ctx.program;
+        let current = progress.current();
+        let stat = current
+            .map(|(stat, _)| stat)
+            .or_else(|| program.classes[class].first_stat());
+        let task = stat.and_then(|s| program.task_names.get(s).cloned());
+        log::error!(
+            "run {}: user {id} died{}: {message}",
+            self.ctx.spec.run_id,
+            task.as_ref()
+                .map(|t| format!(" during task {t}"))
+                .unwrap_or_default()
+        );
+        if let Some(stat) = stat {
+            let outcome = Outcome::Done {
+                latency: current.map(|(_, d)| d).unwrap_or_default(),
+                ttfb: None,
+                bytes: 0,
+                error: Some(OpError::new(
+                    FailureKind::Internal,
+                    format!("user {id} died: {message}"),
+                )),
+            };
+            self.ctx.recorder.record(id, stat, &outcome);
+        }
+        if was_live {
+            self.dead[class] += 1;
+        }
+        self.died.push(UserDeath {
+            user: id,
+            class,
+            task,
+            message,
+        });
+    }
+
+    fn stop_all(&mut self) {
+        self.stop.cancel();
+        for l in &mut self.live {
+            l.clear();
+        }
+        self.targets.iter_mut().for_each(|t| *t = 0);
+    }
+
+    /// Ends every user now, without waiting for in-flight requests.
+    async fn cut_off(mut self) {
+        self.stop.cancel();
+        self.abort.cancel();
+        while self.set.join_next().await.is_some() {}
+    }
+}

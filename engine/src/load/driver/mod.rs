@@ -1,0 +1,473 @@
+//! S3 drivers: the client implementations that issue requests.
+//!
+//! [`Driver`] is the seam between what users do (scenario tasks) and how requests are made.
+//! It is generic (no boxing per request); [`AnyDriver`] picks an implementation at run time
+//! from the connection file's `driver:`. Failures come back as [`OpError`], already grouped
+//! into the kinds the statistics count (HTTP status + S3 code, timeout, connection, integrity).
+
+mod aws;
+mod lean;
+
+pub use aws::AwsDriver;
+pub use lean::{LeanDriver, LeanError};
+
+use crate::load::content::ContentSeed;
+use crate::s3_config::{DriverKind, WorkloadConfig};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+/// How a request failed, as counted in statistics and `failures.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The server answered with an error status (and S3 error code when it sent one).
+    Http { status: u16, code: String },
+    /// No complete answer within the request's deadline.
+    Timeout,
+    /// The connection could not be made or broke.
+    Connection,
+    /// The body read back is not what was written.
+    Integrity,
+    /// Anything else (a malformed response, a client-side construction error).
+    Other,
+    /// The engine itself failed: a virtual user's task panicked and the user died.
+    Internal,
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::Http { status, code } if code.is_empty() => write!(f, "HTTP {status}"),
+            FailureKind::Http { status, code } => write!(f, "HTTP {status} {code}"),
+            FailureKind::Timeout => f.write_str("timeout"),
+            FailureKind::Connection => f.write_str("connection"),
+            FailureKind::Integrity => f.write_str("integrity"),
+            FailureKind::Other => f.write_str("other"),
+            FailureKind::Internal => f.write_str("internal"),
+        }
+    }
+}
+
+/// A failed operation: its kind and a human-readable detail (never containing credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpError {
+    pub kind: FailureKind,
+    pub detail: String,
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.detail.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}: {}", self.kind, self.detail)
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
+
+impl OpError {
+    pub fn new(kind: FailureKind, detail: impl Into<String>) -> Self {
+        OpError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn is_status(&self, wanted: u16) -> bool {
+        matches!(self.kind, FailureKind::Http { status, .. } if status == wanted)
+    }
+
+    pub fn code(&self) -> &str {
+        match &self.kind {
+            FailureKind::Http { code, .. } => code,
+            _ => "",
+        }
+    }
+}
+
+/// Receives a GET body chunk by chunk (to verify or just count it) without buffering it.
+pub trait ChunkSink: Send {
+    fn chunk(&mut self, data: &[u8]);
+}
+
+/// Counts bytes only.
+#[derive(Debug, Default)]
+pub struct Discard;
+
+impl ChunkSink for Discard {
+    fn chunk(&mut self, _data: &[u8]) {}
+}
+
+impl ChunkSink for crate::load::content::Verifier {
+    fn chunk(&mut self, data: &[u8]) {
+        self.update(data);
+    }
+}
+
+/// What a GET returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetReply {
+    /// Time from sending the request to the first body byte (or the headers, for an empty body).
+    pub ttfb: Duration,
+    pub bytes: u64,
+}
+
+/// Follows a GET body as it streams into a [`ChunkSink`]: bytes, and when the first one came.
+/// Both drivers read bodies through it, so TTFB means the same thing for each.
+pub(crate) struct BodyMeter {
+    start: std::time::Instant,
+    ttfb: Option<Duration>,
+    bytes: u64,
+}
+
+impl BodyMeter {
+    /// `start`: when the request was sent.
+    pub(crate) fn new(start: std::time::Instant) -> Self {
+        BodyMeter {
+            start,
+            ttfb: None,
+            bytes: 0,
+        }
+    }
+
+    pub(crate) fn chunk(&mut self, data: &[u8], sink: &mut dyn ChunkSink) {
+        if self.ttfb.is_none() {
+            self.ttfb = Some(self.start.elapsed());
+        }
+        self.bytes += data.len() as u64;
+        sink.chunk(data);
+    }
+
+    /// The reply; an empty body's TTFB is the time to the end of the response.
+    pub(crate) fn reply(self) -> GetReply {
+        GetReply {
+            ttfb: self.ttfb.unwrap_or_else(|| self.start.elapsed()),
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// A byte range `[start, start + len)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub len: u64,
+}
+
+impl ByteRange {
+    /// The HTTP `Range` header value (inclusive end; a zero length reads one byte).
+    pub(crate) fn header(&self) -> String {
+        format!("bytes={}-{}", self.start, self.start + self.len.max(1) - 1)
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub keys: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// An unfinished multipart upload found during cleanup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    pub key: String,
+    pub upload_id: String,
+}
+
+/// What `ensure_bucket` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketState {
+    Existed,
+    Created,
+}
+
+/// The operations scenarios and run preparation/cleanup need from an S3 client.
+pub trait Driver: Send + Sync + 'static {
+    /// Writes `size` generated bytes of `seed` under `key`.
+    fn put(
+        &self,
+        key: &str,
+        seed: ContentSeed,
+        size: u64,
+    ) -> impl Future<Output = Result<(), OpError>> + Send;
+
+    /// Reads the object (or a range of it) into `sink`.
+    fn get(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        expected_len: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> impl Future<Output = Result<GetReply, OpError>> + Send;
+
+    /// The object's size.
+    fn head(&self, key: &str) -> impl Future<Output = Result<u64, OpError>> + Send;
+
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), OpError>> + Send;
+
+    /// One ListObjectsV2 page under `prefix`.
+    fn list(
+        &self,
+        prefix: &str,
+        max_keys: u32,
+        continuation: Option<String>,
+    ) -> impl Future<Output = Result<ListPage, OpError>> + Send;
+
+    /// A multipart upload of `size` generated bytes, `parts_in_flight` parts at a time.
+    /// On failure the upload is aborted so no parts are left behind.
+    fn multipart_put(
+        &self,
+        key: &str,
+        seed: ContentSeed,
+        size: u64,
+        part_size: u64,
+        parts_in_flight: u32,
+    ) -> impl Future<Output = Result<(), OpError>> + Send;
+
+    /// Server-side copy within the bucket.
+    fn copy(
+        &self,
+        source_key: &str,
+        key: &str,
+        size: u64,
+    ) -> impl Future<Output = Result<(), OpError>> + Send;
+
+    /// Makes sure the bucket exists, creating it when missing.
+    fn ensure_bucket(&self) -> impl Future<Output = Result<BucketState, OpError>> + Send;
+
+    /// Deletes up to 1000 keys; returns how many were deleted.
+    fn delete_many(&self, keys: &[String]) -> impl Future<Output = Result<u64, OpError>> + Send;
+
+    /// Unfinished multipart uploads under `prefix`.
+    fn pending_uploads(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<PendingUpload>, OpError>> + Send;
+
+    fn abort_upload(
+        &self,
+        upload: &PendingUpload,
+    ) -> impl Future<Output = Result<(), OpError>> + Send;
+}
+
+/// Runs `fut` under the deadline `tuning` allows a request moving `bytes`: timeouts scale
+/// with size, and a request that misses its deadline is a `timeout` failure.
+pub(crate) async fn with_deadline<T>(
+    tuning: &crate::s3_config::DriverConfig,
+    bytes: u64,
+    fut: impl Future<Output = Result<T, OpError>>,
+) -> Result<T, OpError> {
+    let limit = tuning.timeout_for(bytes);
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(OpError::new(
+            FailureKind::Timeout,
+            format!("no complete response within {:.1}s", limit.as_secs_f64()),
+        )),
+    }
+}
+
+/// Percent-encodes an object key for a URL path or `x-amz-copy-source`: unreserved
+/// characters and `/` stay, everything else becomes `%XX`.
+pub(crate) fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Why a driver could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Lean(#[from] LeanError),
+    #[error(
+        "driver 's5cmd' is not available in this build of chopsticks; use driver: aws-sdk \
+         (the native driver, which costs far less CPU per request)"
+    )]
+    S5cmdUnavailable,
+}
+
+/// The driver chosen by the connection file.
+pub enum AnyDriver {
+    Aws(AwsDriver),
+    /// Boxed: it embeds an `AwsDriver` for its slow path.
+    Lean(Box<LeanDriver>),
+}
+
+impl AnyDriver {
+    pub fn new(config: &WorkloadConfig) -> Result<AnyDriver, DriverError> {
+        match config.driver {
+            DriverKind::AwsSdk => Ok(AnyDriver::Aws(AwsDriver::new(config))),
+            DriverKind::Lean => Ok(AnyDriver::Lean(Box::new(LeanDriver::new(config)?))),
+            DriverKind::S5cmd => Err(DriverError::S5cmdUnavailable),
+        }
+    }
+}
+
+/// Awaits the call on the chosen driver. The SDK's futures are boxed (17–29 KiB each, see
+/// `aws::tests`): a user boxes the request it has in flight, and that box is as large as the
+/// largest future any operation of either driver could hold inline. Lean's own are ~3 KiB.
+macro_rules! dispatch {
+    ($self:ident, $d:ident => $e:expr) => {
+        match $self {
+            AnyDriver::Aws($d) => Box::pin($e).await,
+            AnyDriver::Lean($d) => $e.await,
+        }
+    };
+}
+
+impl Driver for AnyDriver {
+    async fn put(&self, key: &str, seed: ContentSeed, size: u64) -> Result<(), OpError> {
+        dispatch!(self, d => d.put(key, seed, size))
+    }
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        expected_len: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<GetReply, OpError> {
+        dispatch!(self, d => d.get(key, range, expected_len, sink))
+    }
+    async fn head(&self, key: &str) -> Result<u64, OpError> {
+        dispatch!(self, d => d.head(key))
+    }
+    async fn delete(&self, key: &str) -> Result<(), OpError> {
+        dispatch!(self, d => d.delete(key))
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        max_keys: u32,
+        continuation: Option<String>,
+    ) -> Result<ListPage, OpError> {
+        dispatch!(self, d => d.list(prefix, max_keys, continuation))
+    }
+    async fn multipart_put(
+        &self,
+        key: &str,
+        seed: ContentSeed,
+        size: u64,
+        part_size: u64,
+        parts_in_flight: u32,
+    ) -> Result<(), OpError> {
+        dispatch!(self, d => d.multipart_put(key, seed, size, part_size, parts_in_flight))
+    }
+    async fn copy(&self, source_key: &str, key: &str, size: u64) -> Result<(), OpError> {
+        dispatch!(self, d => d.copy(source_key, key, size))
+    }
+    async fn ensure_bucket(&self) -> Result<BucketState, OpError> {
+        dispatch!(self, d => d.ensure_bucket())
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<u64, OpError> {
+        dispatch!(self, d => d.delete_many(keys))
+    }
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, OpError> {
+        dispatch!(self, d => d.pending_uploads(prefix))
+    }
+    async fn abort_upload(&self, upload: &PendingUpload) -> Result<(), OpError> {
+        dispatch!(self, d => d.abort_upload(upload))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::s3_config::{DriverConfig, Secret};
+
+    /// Connection settings for a driver that is built but never sends: constructing a
+    /// request future sends nothing, and the size guards never poll one.
+    pub(crate) fn unused_target(driver: DriverKind) -> WorkloadConfig {
+        WorkloadConfig {
+            endpoint: "http://127.0.0.1:9".into(),
+            access_key: "size-guard".into(),
+            secret_key: Secret::new("size-guard-secret"),
+            bucket: "size-guard".into(),
+            region: "us-east-1".into(),
+            driver,
+            driver_config: DriverConfig::default(),
+        }
+    }
+
+    /// `size_of_val` of each per-request future a user can start, by operation name. A user
+    /// boxes the one in flight, so this is what every in-flight request allocates.
+    pub(super) fn request_future_sizes<D: Driver>(d: &D) -> Vec<(&'static str, usize)> {
+        let seed = ContentSeed(1);
+        let mut sink = Discard;
+        let range = Some(ByteRange { start: 0, len: 1 });
+        // Its own statement: the future borrows `sink`, and is dropped at the semicolon.
+        let get = std::mem::size_of_val(&d.get("k", range, 1, &mut sink));
+        vec![
+            ("put", std::mem::size_of_val(&d.put("k", seed, 4096))),
+            ("get", get),
+            ("head", std::mem::size_of_val(&d.head("k"))),
+            ("delete", std::mem::size_of_val(&d.delete("k"))),
+            ("list", std::mem::size_of_val(&d.list("k/", 1000, None))),
+            (
+                "multipart_put",
+                std::mem::size_of_val(&d.multipart_put("k", seed, 1 << 24, 1 << 23, 2)),
+            ),
+            ("copy", std::mem::size_of_val(&d.copy("k", "k2", 4096))),
+        ]
+    }
+
+    /// Fails with every operation's size when any is over its bound.
+    pub(super) fn assert_request_futures_within(
+        driver: &str,
+        sizes: &[(&str, usize)],
+        bounds: &[(&str, usize)],
+    ) {
+        let over: Vec<String> = sizes
+            .iter()
+            .filter_map(|(op, size)| {
+                let bound = bounds.iter().find(|(b, _)| b == op).map(|(_, b)| *b)?;
+                (*size > bound).then(|| format!("{op} {size} > {bound}"))
+            })
+            .collect();
+        let unbounded: Vec<&str> = sizes
+            .iter()
+            .filter(|(op, _)| !bounds.iter().any(|(b, _)| b == op))
+            .map(|(op, _)| *op)
+            .collect();
+        assert!(
+            over.is_empty() && unbounded.is_empty(),
+            "{driver} driver request futures over their bounds: [{}]; without a bound: {unbounded:?}; \
+             all sizes in bytes: {sizes:?}",
+            over.join(", ")
+        );
+        eprintln!("{driver}: {sizes:?}");
+    }
+
+    #[test]
+    fn keys_are_percent_encoded_but_slashes_stay() {
+        assert_eq!(encode_key("run/u1/0001"), "run/u1/0001");
+        assert_eq!(encode_key("a b+c"), "a%20b%2Bc");
+    }
+
+    #[test]
+    fn failure_kinds_read_like_locust_errors() {
+        let k = FailureKind::Http {
+            status: 404,
+            code: "NoSuchKey".into(),
+        };
+        assert_eq!(k.to_string(), "HTTP 404 NoSuchKey");
+        let k = FailureKind::Http {
+            status: 503,
+            code: String::new(),
+        };
+        assert_eq!(k.to_string(), "HTTP 503");
+        assert_eq!(FailureKind::Integrity.to_string(), "integrity");
+    }
+}

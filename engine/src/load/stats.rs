@@ -1,0 +1,614 @@
+//! Measured results: per task name, HdrHistograms of latency and time to first byte
+//! (microseconds, 3 significant digits), request/failure counts, bytes, and failures by kind.
+//! Latency and TTFB hold successful requests only; a failed request's time goes to its own
+//! `failure_latency` histogram, so a burst of fast refusals cannot pull the percentiles down.
+//!
+//! [`TaskStats`] is both an interval delta (what a worker sends each second) and a running
+//! total (what the coordinator keeps); merging is exact histogram addition, so merged
+//! percentiles equal those of one histogram fed every sample. Histograms travel as
+//! HdrHistogram V2+deflate, base64 in JSON. The [`Recorder`] is the hot path: users record
+//! into a few mutex-guarded shards, each outcome under the second of the run it completed
+//! in, which a once-a-second `take_before` drains.
+
+use crate::load::driver::{FailureKind, OpError};
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Significant digits kept by every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A latency histogram in microseconds.
+///
+/// Histograms that record or accumulate are dense, auto-resizing HDR histograms. One decoded
+/// from the wire is kept *sparse* — its recorded (value, count) pairs — until it is added into
+/// a dense one: a dense HDR counts array spans the whole value range (about 110 KB for 1 µs to
+/// 10 s at 3 significant digits) however few samples it holds, so a coordinator with many
+/// workers' deltas waiting would otherwise hold gigabytes. Sparse pairs are exact: each value
+/// is its bucket's representative, so adding them reproduces the same counts.
+#[derive(Debug, Clone)]
+pub struct Hist(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Dense(Histogram<u64>),
+    Sparse { pairs: Vec<(u64, u64)>, count: u64 },
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist::new()
+    }
+}
+
+fn empty_dense() -> Histogram<u64> {
+    match Histogram::new(SIGFIG) {
+        Ok(h) => h,
+        Err(_) => unreachable!("hdrhistogram accepts 0..=5 significant digits"),
+    }
+}
+
+fn pairs_of(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+impl Hist {
+    pub fn new() -> Hist {
+        Hist(Repr::Dense(empty_dense()))
+    }
+
+    fn dense_mut(&mut self) -> &mut Histogram<u64> {
+        if let Repr::Sparse { pairs, .. } = &self.0 {
+            let mut h = empty_dense();
+            for &(value, count) in pairs {
+                let _ = h.record_n(value, count);
+            }
+            self.0 = Repr::Dense(h);
+        }
+        match &mut self.0 {
+            Repr::Dense(h) => h,
+            Repr::Sparse { .. } => unreachable!("made dense above"),
+        }
+    }
+
+    /// The dense histogram (built on the fly for a sparse one).
+    pub fn histogram(&self) -> std::borrow::Cow<'_, Histogram<u64>> {
+        match &self.0 {
+            Repr::Dense(h) => std::borrow::Cow::Borrowed(h),
+            Repr::Sparse { .. } => {
+                let mut copy = self.clone();
+                std::borrow::Cow::Owned(copy.dense_mut().clone())
+            }
+        }
+    }
+
+    pub fn record(&mut self, d: Duration) {
+        let micros = (d.as_micros() as u64).max(1);
+        let h = self.dense_mut();
+        // `record` grows an auto-resizing histogram; `saturating_record` would clamp instead.
+        if h.record(micros).is_err() {
+            h.saturating_record(micros);
+        }
+    }
+
+    pub fn add(&mut self, other: &Hist) {
+        if other.count() == 0 {
+            return;
+        }
+        let h = self.dense_mut();
+        match &other.0 {
+            // Both sides are auto-resizing with the same precision: addition cannot fail.
+            Repr::Dense(o) => {
+                let _ = h.add(o);
+            }
+            Repr::Sparse { pairs, .. } => {
+                for &(value, count) in pairs {
+                    let _ = h.record_n(value, count);
+                }
+            }
+        }
+    }
+
+    /// Empties the histogram, keeping its allocation when dense.
+    pub fn reset(&mut self) {
+        match &mut self.0 {
+            Repr::Dense(h) => h.reset(),
+            Repr::Sparse { .. } => self.0 = Repr::Dense(empty_dense()),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        match &self.0 {
+            Repr::Dense(h) => h.len(),
+            Repr::Sparse { count, .. } => *count,
+        }
+    }
+
+    /// Recorded values in `[low, high]` microseconds (at HDR resolution).
+    pub fn count_between(&self, low: u64, high: u64) -> u64 {
+        if self.count() == 0 {
+            0
+        } else {
+            self.histogram().count_between(low, high)
+        }
+    }
+
+    /// Value at `q` (0..=1) in milliseconds; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.count() == 0 {
+            return 0.0;
+        }
+        self.histogram().value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn min_ms(&self) -> f64 {
+        if self.count() == 0 {
+            0.0
+        } else {
+            self.histogram().min() as f64 / 1000.0
+        }
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        if self.count() == 0 {
+            0.0
+        } else {
+            self.histogram().max() as f64 / 1000.0
+        }
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        if self.count() == 0 {
+            0.0
+        } else {
+            self.histogram().mean() / 1000.0
+        }
+    }
+
+    /// V2+deflate bytes, the HdrHistogram interchange format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Serializing into a Vec cannot fail for a valid histogram.
+        let _ = V2DeflateSerializer::new().serialize(&*self.histogram(), &mut out);
+        out
+    }
+
+    /// Decodes V2(+deflate) bytes into a sparse histogram.
+    pub fn decode(bytes: &[u8]) -> Result<Hist, String> {
+        let h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(bytes))
+            .map_err(|e| format!("bad histogram: {e:?}"))?;
+        Ok(Hist(Repr::Sparse {
+            count: h.len(),
+            pairs: pairs_of(&h),
+        }))
+    }
+
+    /// The recorded (value, count) pairs: the histogram's canonical content.
+    fn pairs(&self) -> Vec<(u64, u64)> {
+        match &self.0 {
+            Repr::Dense(h) => pairs_of(h),
+            Repr::Sparse { pairs, .. } => pairs.clone(),
+        }
+    }
+}
+
+impl PartialEq for Hist {
+    fn eq(&self, other: &Hist) -> bool {
+        self.count() == other.count() && self.pairs() == other.pairs()
+    }
+}
+
+impl Serialize for Hist {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.encode()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        Hist::decode(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Failures of one kind: how many, and one example message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureCount {
+    pub kind: FailureKind,
+    pub count: u64,
+    pub sample: String,
+}
+
+/// Results for one task name over some interval (or the whole run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskStats {
+    /// Completed requests, failed ones included (Locust's "Request Count").
+    pub requests: u64,
+    pub failures: u64,
+    /// Payload bytes moved: uploaded for writes, downloaded for reads.
+    pub bytes: u64,
+    /// Requests cut short when a run was stopped; not in `requests`.
+    pub aborted: u64,
+    /// Tasks not executed because there was no object to act on yet.
+    pub skipped: u64,
+    /// Successful requests only.
+    pub latency: Hist,
+    /// Successful reads only.
+    pub ttfb: Hist,
+    /// Failed requests only: how long a request took to fail.
+    pub failure_latency: Hist,
+    /// Keyed by the kind's display text, so JSON keys read like `failures.csv`.
+    pub failures_by_kind: BTreeMap<String, FailureCount>,
+}
+
+impl TaskStats {
+    pub fn merge(&mut self, other: &TaskStats) {
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.bytes += other.bytes;
+        self.aborted += other.aborted;
+        self.skipped += other.skipped;
+        self.latency.add(&other.latency);
+        self.ttfb.add(&other.ttfb);
+        self.failure_latency.add(&other.failure_latency);
+        for (k, f) in &other.failures_by_kind {
+            self.failures_by_kind
+                .entry(k.clone())
+                .and_modify(|mine| mine.count += f.count)
+                .or_insert_with(|| f.clone());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0 && self.aborted == 0 && self.skipped == 0
+    }
+
+    fn record(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Done {
+                latency,
+                ttfb,
+                bytes,
+                error,
+            } => {
+                self.requests += 1;
+                match error {
+                    None => {
+                        self.bytes += bytes;
+                        self.latency.record(*latency);
+                        if let Some(t) = ttfb {
+                            self.ttfb.record(*t);
+                        }
+                    }
+                    Some(e) => {
+                        self.failures += 1;
+                        self.failure_latency.record(*latency);
+                        let key = e.kind.to_string();
+                        self.failures_by_kind
+                            .entry(key)
+                            .and_modify(|f| f.count += 1)
+                            .or_insert_with(|| FailureCount {
+                                kind: e.kind.clone(),
+                                count: 1,
+                                sample: e.detail.clone(),
+                            });
+                    }
+                }
+            }
+            Outcome::Aborted => self.aborted += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
+}
+
+/// What happened to one task execution.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A request completed, successfully or not.
+    Done {
+        latency: Duration,
+        ttfb: Option<Duration>,
+        bytes: u64,
+        error: Option<OpError>,
+    },
+    /// The request was cut off by a stop.
+    Aborted,
+    /// No object to act on yet.
+    Skipped,
+}
+
+/// Per task name results; the unit workers send and the coordinator merges.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsDelta {
+    pub tasks: BTreeMap<String, TaskStats>,
+}
+
+impl StatsDelta {
+    pub fn merge(&mut self, other: &StatsDelta) {
+        for (name, t) in &other.tasks {
+            self.tasks.entry(name.clone()).or_default().merge(t);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.values().all(TaskStats::is_empty)
+    }
+
+    /// All tasks merged: the "Aggregated" row.
+    pub fn total(&self) -> TaskStats {
+        let mut all = TaskStats::default();
+        for t in self.tasks.values() {
+            all.merge(t);
+        }
+        all
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.tasks.values().map(|t| t.requests).sum()
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.tasks.values().map(|t| t.failures).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.tasks.values().map(|t| t.bytes).sum()
+    }
+}
+
+/// Number of shards users record into; a power of two comfortably above the core count.
+const SHARDS: usize = 8;
+
+/// One shard: per second of the run (oldest first), per task index, what completed in it.
+/// Usually one or two seconds are open at once, so a short list beats a map.
+type Shard = Vec<(u64, Vec<TaskStats>)>;
+
+/// Where users record outcomes. Task names are fixed per run and addressed by index. Every
+/// outcome goes to the second of the run it completed in (seconds count from `origin`, the
+/// run's clock origin on this machine), so a delta is exactly the samples of its seconds,
+/// whenever it is taken.
+pub struct Recorder {
+    names: Vec<String>,
+    /// Second 0 of the run begins here.
+    origin: Instant,
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Recorder {
+    /// A recorder whose second 0 begins now.
+    pub fn new(names: Vec<String>) -> Recorder {
+        Recorder::with_origin(names, Instant::now())
+    }
+
+    /// A recorder whose second 0 begins at `origin` (the run's clock origin on this machine).
+    pub fn with_origin(names: Vec<String>, origin: Instant) -> Recorder {
+        let shards = (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect();
+        Recorder {
+            names,
+            origin,
+            shards,
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The second of the run `at` falls in (0 before the origin).
+    pub fn second_of(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_secs()
+    }
+
+    /// Records one outcome of task `task` for user `user` (which picks the shard), in the
+    /// second that is current now.
+    pub fn record(&self, user: u64, task: usize, outcome: &Outcome) {
+        self.record_at(self.second_of(Instant::now()), user, task, outcome);
+    }
+
+    /// Records one outcome in second `second`.
+    pub fn record_at(&self, second: u64, user: u64, task: usize, outcome: &Outcome) {
+        if task >= self.names.len() {
+            return;
+        }
+        let shard = &self.shards[(user as usize) % SHARDS];
+        let mut seconds = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = match seconds.iter().rposition(|(s, _)| *s == second) {
+            Some(i) => i,
+            None => {
+                // Keep the list in second order: outcomes nearly always land in the newest.
+                let at = seconds.partition_point(|(s, _)| *s < second);
+                seconds.insert(at, (second, vec![TaskStats::default(); self.names.len()]));
+                at
+            }
+        };
+        seconds[slot].1[task].record(outcome);
+    }
+
+    /// Everything recorded for seconds before `limit`, per second (ascending); those seconds
+    /// are emptied. Later seconds stay.
+    pub fn take_before(&self, limit: u64) -> Vec<(u64, StatsDelta)> {
+        let mut merged: Vec<(u64, Vec<TaskStats>)> = Vec::new();
+        for shard in &self.shards {
+            let mut seconds = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let n = seconds.partition_point(|(s, _)| *s < limit);
+            for (second, tasks) in seconds.drain(..n) {
+                match merged.iter_mut().find(|(s, _)| *s == second) {
+                    Some((_, acc)) => {
+                        for (a, t) in acc.iter_mut().zip(&tasks) {
+                            a.merge(t);
+                        }
+                    }
+                    None => merged.push((second, tasks)),
+                }
+            }
+        }
+        merged.sort_by_key(|(s, _)| *s);
+        merged
+            .into_iter()
+            .map(|(second, tasks)| {
+                let delta = StatsDelta {
+                    tasks: self
+                        .names
+                        .iter()
+                        .cloned()
+                        .zip(tasks)
+                        .filter(|(_, t)| !t.is_empty())
+                        .collect(),
+                };
+                (second, delta)
+            })
+            .filter(|(_, d)| !d.tasks.is_empty())
+            .collect()
+    }
+
+    /// Everything recorded so far, all seconds merged; empties the recorder.
+    pub fn take(&self) -> StatsDelta {
+        let mut all = StatsDelta::default();
+        for (_, d) in self.take_before(u64::MAX) {
+            all.merge(&d);
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn done(ms: u64, err: Option<FailureKind>) -> Outcome {
+        Outcome::Done {
+            latency: Duration::from_millis(ms),
+            ttfb: Some(Duration::from_millis(ms / 2)),
+            bytes: 100,
+            error: err.map(|k| OpError::new(k, "boom")),
+        }
+    }
+
+    #[test]
+    fn recorder_counts_exactly_and_resets() {
+        let r = Recorder::new(vec!["put".into(), "get".into()]);
+        for u in 0..100u64 {
+            r.record(u, 0, &done(10, None));
+            r.record(u, 1, &done(20, Some(FailureKind::Integrity)));
+        }
+        r.record(3, 1, &Outcome::Skipped);
+        let d = r.take();
+        assert_eq!(d.tasks["put"].requests, 100);
+        assert_eq!(d.tasks["put"].bytes, 10_000);
+        assert_eq!(d.tasks["get"].requests, 100);
+        assert_eq!(d.tasks["get"].failures, 100);
+        assert_eq!(d.tasks["get"].bytes, 0);
+        assert_eq!(d.tasks["get"].skipped, 1);
+        assert_eq!(d.tasks["get"].failures_by_kind["integrity"].count, 100);
+        // Failed requests are not latency: they have their own histogram.
+        assert_eq!(d.tasks["put"].latency.count(), 100);
+        assert_eq!(d.tasks["put"].ttfb.count(), 100);
+        assert_eq!(d.tasks["put"].failure_latency.count(), 0);
+        assert_eq!(d.tasks["get"].latency.count(), 0);
+        assert_eq!(d.tasks["get"].ttfb.count(), 0);
+        assert_eq!(d.tasks["get"].failure_latency.count(), 100);
+        assert!(r.take().is_empty());
+    }
+
+    #[test]
+    fn fast_failures_do_not_pull_the_latency_percentiles_down() {
+        let mut t = TaskStats::default();
+        // 30 successes of 100 ms, 70 refusals of 1 ms: most requests failed fast.
+        for _ in 0..30 {
+            t.record(&done(100, None));
+        }
+        for _ in 0..70 {
+            t.record(&done(1, Some(FailureKind::Connection)));
+        }
+        assert_eq!((t.requests, t.failures), (100, 70));
+        assert_eq!(t.latency.count(), 30);
+        assert_eq!(t.failure_latency.count(), 70);
+        assert!((t.latency.quantile_ms(0.5) - 100.0).abs() < 0.1);
+        assert!((t.failure_latency.quantile_ms(0.5) - 1.0).abs() < 0.01);
+        let mut merged = TaskStats::default();
+        merged.merge(&t);
+        merged.merge(&t);
+        assert_eq!(merged.failure_latency.count(), 140);
+        assert_eq!(merged.latency.count(), 60);
+    }
+
+    #[test]
+    fn outcomes_go_to_the_second_they_completed_in() {
+        let origin = Instant::now();
+        let r = Recorder::with_origin(vec!["put".into()], origin);
+        assert_eq!(r.second_of(origin + Duration::from_millis(999)), 0);
+        assert_eq!(r.second_of(origin + Duration::from_millis(1000)), 1);
+        // Before the origin (a clock step): second 0.
+        assert_eq!(
+            r.second_of(
+                origin
+                    .checked_sub(Duration::from_millis(5))
+                    .unwrap_or(origin)
+            ),
+            0
+        );
+        for (second, n) in [(0u64, 3u64), (1, 5), (2, 7), (4, 1)] {
+            for u in 0..n {
+                r.record_at(second, u, 0, &done(1, None));
+            }
+        }
+        // A straggler of second 1 after seconds 2 and 4 were recorded.
+        r.record_at(1, 9, 0, &done(1, None));
+        let first = r.take_before(2);
+        let counts: Vec<(u64, u64)> = first.iter().map(|(s, d)| (*s, d.requests())).collect();
+        assert_eq!(counts, [(0, 3), (1, 6)]);
+        // Taken seconds are gone; later ones stay until their turn.
+        assert!(r.take_before(2).is_empty());
+        let rest = r.take_before(u64::MAX);
+        let counts: Vec<(u64, u64)> = rest.iter().map(|(s, d)| (*s, d.requests())).collect();
+        assert_eq!(counts, [(2, 7), (4, 1)]);
+        assert!(r.take().is_empty());
+    }
+
+    #[test]
+    fn histograms_survive_the_wire() {
+        let mut t = TaskStats::default();
+        for ms in [1, 5, 10, 250, 1000] {
+            t.record(&done(ms, None));
+        }
+        let json = serde_json::to_string(&t).unwrap();
+        let back: TaskStats = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.latency.count(), 5);
+    }
+
+    proptest! {
+        /// Merged percentiles equal those of one histogram that saw every sample.
+        #[test]
+        fn merge_is_exact(parts in proptest::collection::vec(proptest::collection::vec(1u64..5_000_000, 0..200), 1..6)) {
+            let mut single = Hist::new();
+            let mut merged = TaskStats::default();
+            for part in &parts {
+                let mut t = TaskStats::default();
+                for v in part {
+                    t.record(&Outcome::Done { latency: Duration::from_micros(*v), ttfb: None, bytes: 1, error: None });
+                    single.record(Duration::from_micros(*v));
+                }
+                // Through the wire format, as a worker delta would travel.
+                let t: TaskStats = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+                merged.merge(&t);
+            }
+            prop_assert_eq!(merged.requests, parts.iter().map(|p| p.len() as u64).sum::<u64>());
+            for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+                prop_assert_eq!(merged.latency.quantile_ms(q), single.quantile_ms(q));
+            }
+            prop_assert_eq!(merged.latency.min_ms(), single.min_ms());
+        }
+    }
+}

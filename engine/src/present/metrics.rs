@@ -1,0 +1,216 @@
+//! Prometheus text exposition (format 0.0.4) of the coordinator's state and the active (or
+//! last) run's merged statistics, served at `/metrics`.
+//!
+//! Latency histograms are derived from the exact HDR data: a bucket's count is the number of
+//! recorded values at or below its bound, at HDR's 3-significant-digit resolution. The exact
+//! HDR percentiles are exported alongside as gauges.
+
+use crate::cluster::coordinator::MetricsSnapshot;
+use crate::control::RunState;
+use crate::load::stats::Hist;
+use std::fmt::Write as _;
+
+/// Histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
+const STATES: [RunState; 9] = [
+    RunState::Idle,
+    RunState::Preparing,
+    RunState::Spawning,
+    RunState::Running,
+    RunState::Stopping,
+    RunState::Completed,
+    RunState::Stopped,
+    RunState::Failed,
+    RunState::Interrupted,
+];
+
+/// Escapes a label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Hist) {
+    let dense = h.histogram();
+    for le in BUCKETS {
+        let micros = (le * 1e6) as u64;
+        let count = if h.count() == 0 {
+            0
+        } else {
+            dense.count_between(0, micros)
+        };
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count());
+    let sum = h.mean_ms() / 1000.0 * h.count() as f64;
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
+}
+
+/// The exposition text.
+pub fn render(m: &MetricsSnapshot) -> String {
+    let mut out = String::new();
+    let s = &m.status;
+    let run_id = label(s.run_id.as_deref().unwrap_or(""));
+
+    header(
+        &mut out,
+        "chopsticks_run_state",
+        "gauge",
+        "1 for the state the current (or last) run is in.",
+    );
+    for state in STATES {
+        let v = u8::from(s.state == state);
+        let _ = writeln!(
+            out,
+            "chopsticks_run_state{{run_id=\"{run_id}\",state=\"{state}\"}} {v}"
+        );
+    }
+    header(
+        &mut out,
+        "chopsticks_users",
+        "gauge",
+        "Virtual users running now.",
+    );
+    let _ = writeln!(out, "chopsticks_users {}", s.users_running);
+    header(
+        &mut out,
+        "chopsticks_users_target",
+        "gauge",
+        "Virtual users the run asks for.",
+    );
+    let _ = writeln!(out, "chopsticks_users_target {}", s.users_target);
+    header(
+        &mut out,
+        "chopsticks_workers",
+        "gauge",
+        "Workers by connection state.",
+    );
+    let _ = writeln!(
+        out,
+        "chopsticks_workers{{state=\"connected\"}} {}",
+        s.workers_connected
+    );
+    let _ = writeln!(
+        out,
+        "chopsticks_workers{{state=\"missing\"}} {}",
+        s.workers_missing
+    );
+    header(
+        &mut out,
+        "chopsticks_elapsed_seconds",
+        "gauge",
+        "Seconds since the run's users started.",
+    );
+    let _ = writeln!(out, "chopsticks_elapsed_seconds {}", s.elapsed_s);
+
+    header(
+        &mut out,
+        "chopsticks_requests_total",
+        "counter",
+        "Completed requests (failed ones included) of the current run.",
+    );
+    for (name, op) in &m.tasks {
+        let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "chopsticks_requests_total{{task=\"{}\",op=\"{op}\"}} {}",
+            label(name),
+            t.requests
+        );
+    }
+    header(
+        &mut out,
+        "chopsticks_failures_total",
+        "counter",
+        "Failed requests of the current run, by kind.",
+    );
+    for (name, op) in &m.tasks {
+        if let Some(t) = m.totals.tasks.get(name) {
+            for f in t.failures_by_kind.values() {
+                let _ = writeln!(
+                    out,
+                    "chopsticks_failures_total{{task=\"{}\",op=\"{op}\",kind=\"{}\"}} {}",
+                    label(name),
+                    label(&f.kind.to_string()),
+                    f.count
+                );
+            }
+        }
+    }
+    header(
+        &mut out,
+        "chopsticks_bytes_total",
+        "counter",
+        "Payload bytes moved by the current run (written or read).",
+    );
+    for (name, op) in &m.tasks {
+        let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "chopsticks_bytes_total{{task=\"{}\",op=\"{op}\"}} {}",
+            label(name),
+            t.bytes
+        );
+    }
+    header(
+        &mut out,
+        "chopsticks_request_duration_seconds",
+        "histogram",
+        "Latency of the current run's successful requests (from exact HDR data).",
+    );
+    for (name, op) in &m.tasks {
+        let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
+        histogram(
+            &mut out,
+            "chopsticks_request_duration_seconds",
+            &format!("task=\"{}\",op=\"{op}\"", label(name)),
+            &t.latency,
+        );
+    }
+    header(
+        &mut out,
+        "chopsticks_time_to_first_byte_seconds",
+        "histogram",
+        "Time to first byte of successful reads in the current run.",
+    );
+    for (name, op) in &m.tasks {
+        let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
+        if t.ttfb.count() > 0 {
+            histogram(
+                &mut out,
+                "chopsticks_time_to_first_byte_seconds",
+                &format!("task=\"{}\",op=\"{op}\"", label(name)),
+                &t.ttfb,
+            );
+        }
+    }
+    header(
+        &mut out,
+        "chopsticks_request_duration_quantile_seconds",
+        "gauge",
+        "Exact HDR latency percentiles of the current run's successful requests.",
+    );
+    for (name, op) in &m.tasks {
+        let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
+        for q in QUANTILES {
+            let _ = writeln!(
+                out,
+                "chopsticks_request_duration_quantile_seconds{{task=\"{}\",op=\"{op}\",quantile=\"{q}\"}} {}",
+                label(name),
+                t.latency.quantile_ms(q) / 1000.0
+            );
+        }
+    }
+    out
+}
