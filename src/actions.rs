@@ -882,6 +882,7 @@ mod tests {
                 stop_timeout_s: 30.0,
             },
             scenario,
+            scenario_text: None,
             seed: 1,
             key_prefix: "p/".into(),
             target,

@@ -8,6 +8,7 @@
 //! Inputs worth keeping live in `tests/fuzz_corpus/<target>/`: `ok-*` files must be
 //! accepted, `bad-*` files refused; [`corpus_replays`] runs them all.
 
+use chopsticks::cluster::coordinator::StartSpec;
 use chopsticks::control::StartRequest;
 use chopsticks::limits;
 use chopsticks::load::scenario::{Scenario, Source, Wait};
@@ -97,7 +98,8 @@ fn duration(text: &str) -> Outcome {
     }
 }
 
-/// A start request as JSON → checked; accepted numbers pass the coordinator's conversions.
+/// A start request as JSON → the coordinator's one parse of it (`StartSpec`: numbers checked,
+/// scenario resolved and compiled); accepted numbers pass the coordinator's conversions.
 fn start(text: &str) -> Outcome {
     let request: StartRequest = match serde_json::from_str(text) {
         Ok(r) => r,
@@ -107,8 +109,8 @@ fn start(text: &str) -> Outcome {
 }
 
 fn check_start(request: &StartRequest) -> Outcome {
-    match request.check() {
-        Ok(()) => {
+    match StartSpec::from_request(request) {
+        Ok(_) => {
             assert!(request.users >= 1 && request.users as u64 <= limits::USERS.max);
             limits::SPAWN_RATE
                 .check("spawn_rate", request.spawn_rate)

@@ -55,7 +55,8 @@ pub const MAX_SCENARIO_YAML: usize = 1024 * 1024;
 
 impl StartRequest {
     /// Checks what can be checked before resolving anything: every number against its bound in
-    /// `crate::limits`, the same checks the CLI makes.
+    /// `crate::limits`, the same checks the CLI makes. The coordinator's `StartSpec` runs this,
+    /// then resolves the scenario once.
     pub fn check(&self) -> Result<(), ControlError> {
         let r = self;
         let limit = |e: crate::limits::LimitError| ControlError::BadRequest(e.to_string());
@@ -97,21 +98,7 @@ impl StartRequest {
                 "the scenario text is larger than {MAX_SCENARIO_YAML} bytes; a scenario is a short YAML file"
             )));
         }
-        self.resolve_scenario()
-            .map_err(|e| ControlError::BadRequest(e.to_string()))?;
         Ok(())
-    }
-
-    /// The request's scenario: compiled from `scenario_yaml` when given, else resolved from
-    /// `scenario` (a built-in name, a seed path or a file the coordinator may read).
-    pub fn resolve_scenario(
-        &self,
-    ) -> Result<crate::load::scenario::Scenario, crate::load::scenario::ScenarioError> {
-        use crate::load::scenario::{Scenario, Source};
-        match &self.scenario_yaml {
-            Some(text) => Scenario::from_yaml(text, Source(self.scenario.clone())),
-            None => Scenario::resolve(&self.scenario).map(|(s, _)| s),
-        }
     }
 }
 

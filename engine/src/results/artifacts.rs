@@ -5,7 +5,7 @@
 //! columns. Whole-file artifacts are written to a temporary name and renamed, so a reader
 //! (or a crash) never sees half a file; the history and event log are appended as they happen.
 
-use crate::load::scenario::Scenario;
+use crate::load::scenario::{Scenario, ScenarioText};
 use crate::load::stats::StatsDelta;
 use crate::results::summary::{Percentiles, Summary, TaskSummary};
 use crate::results::RunState;
@@ -110,6 +110,10 @@ pub struct RunRecord {
     pub ended_at: Option<String>,
     pub parameters: RunParameters,
     pub scenario: Scenario,
+    /// The scenario's text as resolved once at start, its SHA-256 and where it came from; null
+    /// for a run recorded from what a worker kept of it (the text never reached it).
+    #[serde(default)]
+    pub scenario_text: Option<ScenarioText>,
     pub seed: u64,
     pub key_prefix: String,
     pub target: TargetInfo,

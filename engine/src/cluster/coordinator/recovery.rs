@@ -62,6 +62,7 @@ fn record_from(cut: &CutRun, target: crate::s3_config::TargetInfo) -> RunRecord 
             stop_timeout_s: cut.spec.stop_timeout_s,
         },
         scenario: cut.spec.scenario.clone(),
+        scenario_text: None,
         seed: cut.spec.seed,
         key_prefix: cut.spec.key_prefix.clone(),
         target,

@@ -6,10 +6,12 @@
 //! the types cannot express and says, for each problem, the file, the field and the fix.
 
 mod builtin;
+mod resolved;
 mod size_spec;
 mod thresholds;
 
 pub use builtin::{builtin, builtin_names, BUILTINS};
+pub use resolved::{ResolvedScenario, ScenarioText};
 pub use size_spec::{Bucket, SizeSampler, SizeSpec};
 pub use thresholds::{Millis, Percent, Threshold};
 
@@ -409,14 +411,20 @@ impl Scenario {
     /// seed's old paths (`src/chopsticks/scenarios/s3_large_objects.py`), which map to the
     /// built-in of the same name.
     pub fn resolve(spec: &str) -> Result<(Scenario, Source), ScenarioError> {
+        let (text, source) = Scenario::locate(spec)?;
+        Scenario::from_yaml(&text, source.clone()).map(|s| (s, source))
+    }
+
+    /// The YAML text `spec` names and where it came from, read once: a file (read with the
+    /// input limits), a built-in name, or a seed path that means a built-in.
+    pub fn locate(spec: &str) -> Result<(String, Source), ScenarioError> {
         let path = Path::new(spec);
         // Anything that exists is read as a file, so a directory or a device is named as
         // such instead of "no such file".
         if path.exists() {
             let text =
                 crate::limits::read_input_file(path, "scenario").map_err(ScenarioError::File)?;
-            let source = Source(spec.to_string());
-            return Scenario::from_yaml(&text, source.clone()).map(|s| (s, source));
+            return Ok((text, Source(spec.to_string())));
         }
         let stem = path
             .file_stem()
@@ -427,8 +435,7 @@ impl Scenario {
         let bare = !spec.contains('/') && (ext.is_empty() || ext == "yaml" || ext == "yml");
         if bare || ext == "py" {
             if let Some(text) = builtin(&stem) {
-                let source = Source(format!("built-in {stem}"));
-                return Scenario::from_yaml(text, source.clone()).map(|s| (s, source));
+                return Ok((text.to_string(), Source(format!("built-in {stem}"))));
             }
         }
         if spec.ends_with(".yaml") || spec.ends_with(".yml") || spec.contains('/') {

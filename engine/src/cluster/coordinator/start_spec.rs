@@ -1,0 +1,156 @@
+//! A start request parsed once into typed values: the scenario resolved to its content and
+//! compiled, durations as `Duration`, counts as integers. The coordinator makes one as soon as
+//! a request arrives; the wait for workers, the run, run.json and every worker use this value,
+//! never the request's text again.
+
+use crate::control::{ControlError, StartRequest};
+use crate::limits;
+use crate::load::scenario::ResolvedScenario;
+use std::time::Duration;
+
+/// How long a start waits for its workers when the request does not say.
+const DEFAULT_WAIT_WORKERS: Duration = Duration::from_secs(60);
+/// In-flight requests' grace at the end when the request does not say.
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A checked start request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartSpec {
+    /// The scenario's text, hash and origin, and its compiled form.
+    pub scenario: ResolvedScenario,
+    /// What the operator named (built-in, path, seed path or label of text sent), for run.json.
+    pub scenario_source: String,
+    pub users: u32,
+    /// Users started per second across all workers (finite, within `limits::SPAWN_RATE`).
+    pub spawn_rate: f64,
+    /// How long load runs from the first user; `None` = until stopped or iterations are done.
+    pub duration: Option<Duration>,
+    /// Tasks (or sequence passes) per user; `None` = unlimited.
+    pub iterations: Option<u64>,
+    /// Workers that must be connected before the run starts (at least 1).
+    pub expected_workers: u32,
+    /// Whether the request named `expected_workers` (run.json records what was asked).
+    pub expected_workers_asked: bool,
+    /// How long to wait for them.
+    pub wait_workers: Duration,
+    /// Grace for in-flight requests after a stop.
+    pub stop_timeout: Duration,
+    /// The run id asked for (valid as a key prefix); `None` = a fresh time-sortable id.
+    pub run_id: Option<String>,
+    /// Seeds contents and random choices; `None` = random.
+    pub seed: Option<u64>,
+}
+
+impl StartSpec {
+    /// Checks every number against `crate::limits` (the checks the CLI makes too), then reads
+    /// and compiles the scenario once: from `scenario_yaml` when the caller sent text, else
+    /// from what `scenario` names on this machine.
+    pub fn from_request(request: &StartRequest) -> Result<StartSpec, ControlError> {
+        request.check()?;
+        let bad = |e: &dyn std::fmt::Display| ControlError::BadRequest(e.to_string());
+        let limit = |e: limits::LimitError| ControlError::BadRequest(e.to_string());
+        let scenario = match &request.scenario_yaml {
+            Some(text) => ResolvedScenario::from_text(text.clone(), request.scenario.clone()),
+            None => ResolvedScenario::locate(&request.scenario),
+        }
+        .map_err(|e| bad(&e))?;
+        let duration = match &request.duration {
+            Some(d) => Some(crate::duration::parse(d).map_err(|e| bad(&e))?),
+            None => None,
+        };
+        let wait_workers = match request.wait_workers_s {
+            Some(s) => limits::WAIT_WORKERS
+                .secs("wait_workers_s", s)
+                .map_err(limit)?,
+            None => DEFAULT_WAIT_WORKERS,
+        };
+        let stop_timeout = match request.stop_timeout_s {
+            Some(s) => limits::STOP_TIMEOUT
+                .secs("stop_timeout_s", s)
+                .map_err(limit)?,
+            None => DEFAULT_STOP_TIMEOUT,
+        };
+        if let Some(id) = &request.run_id {
+            super::key_prefix(id).map_err(|e| bad(&e))?;
+        }
+        Ok(StartSpec {
+            scenario,
+            scenario_source: request.scenario.clone(),
+            users: request.users,
+            spawn_rate: request.spawn_rate,
+            duration,
+            iterations: request.iterations,
+            expected_workers: request.expected_workers.unwrap_or(1).max(1),
+            expected_workers_asked: request.expected_workers.is_some(),
+            wait_workers,
+            stop_timeout,
+            run_id: request.run_id.clone(),
+            seed: request.seed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(scenario: &str) -> StartRequest {
+        StartRequest {
+            scenario: scenario.into(),
+            scenario_yaml: None,
+            users: 10,
+            spawn_rate: 5.0,
+            duration: Some("1m30s".into()),
+            iterations: None,
+            expected_workers: None,
+            wait_workers_s: None,
+            run_id: None,
+            seed: None,
+            stop_timeout_s: Some(2.5),
+        }
+    }
+
+    #[test]
+    fn a_request_becomes_typed_values_once() {
+        let spec = StartSpec::from_request(&request("s3_small_objects")).unwrap();
+        assert_eq!(spec.duration, Some(Duration::from_secs(90)));
+        assert_eq!(spec.stop_timeout, Duration::from_millis(2500));
+        assert_eq!(spec.wait_workers, DEFAULT_WAIT_WORKERS);
+        assert_eq!(
+            (spec.expected_workers, spec.expected_workers_asked),
+            (1, false)
+        );
+        assert_eq!(spec.scenario.text.origin, "built-in s3_small_objects");
+        assert_eq!(spec.scenario.scenario.name, "s3_small_objects");
+    }
+
+    #[test]
+    fn text_sent_by_the_caller_is_compiled_and_labelled_with_its_origin() {
+        let mut r = request("mine.yaml (charm scenario directory)");
+        r.scenario_yaml = Some(
+            crate::load::scenario::builtin("s3_read_heavy")
+                .unwrap()
+                .to_string(),
+        );
+        let spec = StartSpec::from_request(&r).unwrap();
+        assert_eq!(
+            spec.scenario.text.origin,
+            "mine.yaml (charm scenario directory)"
+        );
+        assert_eq!(spec.scenario.scenario.name, "s3_read_heavy");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_field_named() {
+        let mut r = request("no_such_scenario");
+        let e = StartSpec::from_request(&r).unwrap_err().to_string();
+        assert!(e.contains("no_such_scenario"), "{e}");
+        r = request("s3_small_objects");
+        r.wait_workers_s = Some(1e20);
+        let e = StartSpec::from_request(&r).unwrap_err().to_string();
+        assert!(e.contains("wait_workers_s"), "{e}");
+        r = request("s3_small_objects");
+        r.run_id = Some("../x".into());
+        assert!(StartSpec::from_request(&r).is_err());
+    }
+}
