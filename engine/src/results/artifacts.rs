@@ -80,18 +80,26 @@ impl CleanupReport {
 /// A worker's part in a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerRecord {
+    /// The coordinator's id for the worker's connection (a reconnect gets a new one).
     pub id: u32,
+    /// The name the worker gave (its unit name, or `local` in a standalone run).
     pub name: String,
+    /// Requests that completed on this worker (successful or not), as merged.
     pub requests: u64,
+    /// Of those, the failed ones.
     pub failures: u64,
+    /// Payload bytes moved by this worker.
     pub bytes: u64,
     /// Stats messages received (the worker numbers them; a gap means lost data).
     pub stats_messages: u64,
+    /// When it was enlisted in the run (RFC 3339).
     pub joined_at: String,
+    /// When it finished or was lost; `None` while it takes part.
     pub left_at: Option<String>,
     /// `finished`, `lost` (went missing and never came back), `dropped`, `active`, or `cut`
     /// (its coordinator was lost mid-run; reported to the next one, see `recovery`).
     pub fate: String,
+    /// How often it went silent long enough to be marked missing (its users went elsewhere).
     pub missing_events: u32,
     /// Virtual users of this worker that died (their task panicked); any fails the run.
     #[serde(default)]

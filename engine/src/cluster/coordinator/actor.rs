@@ -529,7 +529,6 @@ impl<D: Driver> Actor<D> {
             .as_ref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        run.files.event(&format!("state {state}{reason}"));
         log::info!(
             "run {}: {state}, {} requests, {} failures{reason}",
             run.spec.run_id,

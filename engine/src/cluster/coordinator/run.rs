@@ -533,12 +533,20 @@ impl Run {
         }
     }
 
-    /// Ends the run as `state` (after the verdict): the final summary, run.json and report.
+    /// Ends the run as `state` (after the verdict): the final summary, run.json, the last
+    /// event line, and the report (rendered last, so it shows all of them).
     pub fn finish(&mut self, state: RunState) {
         self.state = state;
         self.record.state = state;
         self.record.ended_at = Some(artifacts::now_rfc3339());
         self.sync_record();
+        let reason = self
+            .record
+            .reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        self.files.event(&format!("state {state}{reason}"));
         let summary = self.summary();
         self.files.finish(&summary, &self.record);
     }

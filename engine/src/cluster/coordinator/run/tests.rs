@@ -284,4 +284,7 @@ fn the_run_directory_records_the_resolved_scenario_and_the_final_numbers() {
         "header, download row, aggregate row"
     );
     assert!(run.files.path().join("report.html").is_file());
+    // The last event is the final state, written before the report so the report shows it.
+    let events = std::fs::read_to_string(run.files.path().join(artifacts::EVENTS_LOG)).unwrap();
+    assert!(events.trim_end().ends_with("state completed"), "{events}");
 }
