@@ -542,11 +542,14 @@ fn rebooted_machines_bring_their_services_back() -> Result<()> {
     // and the worker rejoins the coordinator.
     let worker = "chopsticks/2";
     let first = invocation(&m, worker, WORKER_SERVICE)?;
+    let old_init = m.machine_init_pid(worker)?;
     m.reboot_unit(worker)?;
     assert_eq!(m.boots(worker), 2);
-    let (_, uptime, _) = m.exec(worker, &["cat", "/proc/uptime"])?;
-    let uptime: f64 = uptime.split(' ').next().unwrap().parse().unwrap();
-    assert!(uptime < 60.0, "not a fresh boot: uptime {uptime}");
+    // A new PID 1: the old systemd shut down and a new one booted from the same disk.
+    assert!(model::process_gone(old_init), "the old systemd still runs");
+    assert_ne!(m.machine_init_pid(worker)?, old_init);
+    let (_, enabled, _) = m.exec(worker, &["systemctl", "is-enabled", WORKER_SERVICE])?;
+    assert_eq!(enabled.trim(), "enabled");
     wait_for(Duration::from_secs(30), Duration::from_millis(200), || {
         Ok((service_state(&m, worker, WORKER_SERVICE)? == "active").then_some(()))
     })?;
