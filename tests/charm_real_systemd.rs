@@ -500,6 +500,11 @@ fn a_worker_machine_killed_mid_run_leaves_honest_accounting() -> Result<()> {
     let lines = worker_lines(out.get("workers").unwrap());
     assert_eq!(lines.len(), 3, "{lines:?}");
     let total: u64 = out.get("requests").unwrap().parse().unwrap();
+    eprintln!(
+        "host loss: run {run} {}: {total} requests; workers:\n{}",
+        done.get("state").unwrap_or_default(),
+        out.get("workers").unwrap_or_default()
+    );
     assert_eq!(
         lines.iter().map(|l| l.1).sum::<u64>(),
         total,

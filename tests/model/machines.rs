@@ -51,8 +51,10 @@ pub struct Machines {
     tag: String,
     /// The shared read-only lower layer.
     rootfs: PathBuf,
-    /// Per machine: overlay upper/work dirs, the merged root, the console log.
+    /// Per machine: overlay upper/work dirs and the merged root.
     dir: PathBuf,
+    /// Where the machines' console output goes (kept with the model dir by FAKE_JUJU_KEEP).
+    logs: PathBuf,
     bridge: String,
     /// Third octet of the bridge's 169.254.S.0/24.
     subnet: u8,
@@ -183,7 +185,8 @@ fn interfaces_text() -> String {
 impl Machines {
     /// Checks the host, builds or finds the rootfs and creates this model's bridge.
     /// `binds_ro`/`binds_rw` are host directories every machine sees at the same path.
-    pub fn new(binds_ro: Vec<PathBuf>, binds_rw: Vec<PathBuf>) -> Result<Machines> {
+    /// Console logs go to `logs`.
+    pub fn new(binds_ro: Vec<PathBuf>, binds_rw: Vec<PathBuf>, logs: PathBuf) -> Result<Machines> {
         let cgroup_roots = check_prerequisites()?;
         let rootfs = rootfs()?;
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -208,10 +211,12 @@ impl Machines {
             .tempdir()?
             .keep();
         let bridge = format!("br{tag}");
+        std::fs::create_dir_all(&logs)?;
         let machines = Machines {
             tag,
             rootfs,
             dir,
+            logs,
             bridge: bridge.clone(),
             subnet,
             binds_ro,
@@ -257,7 +262,8 @@ impl Machines {
     }
 
     fn console_log(&self, unit: &str) -> PathBuf {
-        self.machine_dir(unit).join("console.log")
+        self.logs
+            .join(format!("{}.console.log", unit.replace('/', "-")))
     }
 
     fn machine(&self, unit: &str) -> Result<&Machine> {
@@ -643,7 +649,7 @@ impl Machines {
             return;
         }
         if std::env::var_os("CHOPSTICKS_MACHINES_KEEP").is_some() {
-            // Debugging: leave the machines running (remove by hand: kill, umount, ip link del).
+            // Debugging: leave the machines running (tests/real-systemd/cleanup.sh removes them).
             eprintln!(
                 "real-systemd: keeping machines {} (bridge {}) in {}",
                 self.machines
@@ -675,9 +681,9 @@ impl Machines {
         self.torn_down = true;
     }
 
-    /// Keeps the machines' directory (console logs, overlays) for inspection.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the machines' console logs are.
+    pub fn logs(&self) -> &Path {
+        &self.logs
     }
 }
 

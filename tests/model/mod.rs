@@ -250,6 +250,7 @@ impl Model {
         model.machines = Some(machines::Machines::new(
             vec![fake_juju],
             vec![model.path.clone()],
+            model.path.join("machines"),
         )?);
         Ok(model)
     }
@@ -1217,7 +1218,7 @@ impl Model {
             if std::env::var_os("FAKE_JUJU_KEEP").is_some() {
                 eprintln!(
                     "fake-juju: machines' console logs in {}",
-                    machines.dir().display()
+                    machines.logs().display()
                 );
             }
             machines.teardown();
