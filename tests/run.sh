@@ -5,7 +5,8 @@
 #   tests/run.sh                  # everything
 #   tests/run.sh -p chopsticks    # extra arguments go to `cargo test`
 #
-# The first run installs Debian's ceph, chromium and chromium-driver packages (needs root).
+# The first run installs Debian's ceph, chromium, chromium-driver, systemd-container and
+# debootstrap packages and builds the real-systemd tests' rootfs (needs root).
 # RadosGW is left running for the next run (`tests/rgw/up.sh` then takes well under a
 # second); stop it with tests/rgw/down.sh.
 set -euo pipefail
@@ -22,6 +23,11 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
   apt-get -o DPkg::Lock::Timeout=300 update -qq
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
+
+# The charm's real-systemd tests (tests/charm_real_systemd.rs) boot containers with
+# systemd-nspawn from a cached debootstrap rootfs: install and build those first (they fail,
+# saying why, when this cannot be done; they are never skipped).
+tests/real-systemd/prerequisites.sh
 
 say "bringing up RadosGW (tests/rgw/up.sh)"
 rgw_env=$(tests/rgw/up.sh)

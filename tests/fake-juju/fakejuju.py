@@ -28,13 +28,16 @@ import time
 # The entry script every tool name is a symlink to.
 HERE = os.path.join(os.path.dirname(os.path.realpath(__file__)), "fake.py")
 
-TOOLS = (
+JUJU_TOOLS = (
     "action-fail action-get action-log action-set application-version-set close-port "
     "config-get is-leader juju-log network-get open-port opened-ports relation-get "
     "relation-ids relation-list relation-set secret-add secret-get secret-ids secret-info-get "
-    "secret-remove secret-set status-get status-set unit-get "
-    "systemctl getent useradd groupadd id chown"
+    "secret-remove secret-set status-get status-set unit-get"
 ).split()
+# Stand-ins for the machine's own tools, under $CHOPSTICKS_ROOT. A unit that is a booted
+# container (the harness's real-systemd mode) gets none of them: it has the real ones.
+SYSTEM_TOOLS = "systemctl getent useradd groupadd id chown".split()
+TOOLS = JUJU_TOOLS + SYSTEM_TOOLS
 
 STATUSES = ("maintenance", "blocked", "waiting", "active")
 ACTION_KEY_SEGMENT = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -714,12 +717,14 @@ def t_network_get(ctx):
     if pos[0] not in state.get("bindings", []):
         raise ToolError('no network config found for binding "%s"' % pos[0])
     ip = state["units"][ctx.unit]["address"]
+    interface = state["units"][ctx.unit].get("interface", "lo")
+    cidr = state["units"][ctx.unit].get("cidr", "127.0.0.0/8")
     info = {
         "bind-addresses": [
             {
                 "mac-address": "",
-                "interface-name": "lo",
-                "addresses": [{"hostname": "", "value": ip, "cidr": "127.0.0.0/8", "address": ip}],
+                "interface-name": interface,
+                "addresses": [{"hostname": "", "value": ip, "cidr": cidr, "address": ip}],
             }
         ],
         "egress-subnets": [ip + "/32"],
@@ -1770,7 +1775,7 @@ def admin_init(model, arg):
 def admin_add_unit(model, arg):
     unit = arg["unit"]
     os.makedirs(arg["bin"], exist_ok=True)
-    for tool in TOOLS:
+    for tool in TOOLS if arg.get("system_tools", True) else JUJU_TOOLS:
         link = os.path.join(arg["bin"], tool)
         if not os.path.lexists(link):
             os.symlink(HERE, link)
@@ -1778,6 +1783,10 @@ def admin_add_unit(model, arg):
 
     def apply(state):
         state["units"][unit] = {"address": arg["address"], "root": arg["root"], "status": None, "ports": []}
+        if arg.get("interface"):
+            # A unit with its own network interface (real-systemd mode), not a loopback alias.
+            state["units"][unit]["interface"] = arg["interface"]
+            state["units"][unit]["cidr"] = arg["cidr"]
         state["seen"][unit] = {}
         for rel in state["relations"].values():
             if rel["name"] in arg.get("peers", []) and unit not in rel["units"]:

@@ -61,6 +61,8 @@ macro_rules! bail {
     ($($t:tt)*) => { return Err(Error(format!($($t)*))) };
 }
 
+pub mod machines;
+
 /// `.with_context(|| ...)` for any displayable error.
 trait Context<T> {
     fn with_context<F: FnOnce() -> String>(self, f: F) -> Result<T>;
@@ -153,6 +155,9 @@ pub struct Model {
     /// Units whose machine went away ([`Model::lose_unit`]): still in the model and its
     /// relations, but their agent runs no hook or action.
     lost: std::collections::BTreeSet<String>,
+    /// Real-systemd mode ([`Model::new_real_systemd`]): every unit is a booted container and
+    /// hooks run inside it under the real systemd; `None` in process mode.
+    machines: Option<machines::Machines>,
 }
 
 /// The fake tool script every tool name is a symlink to.
@@ -196,6 +201,7 @@ impl Model {
             extra_env: Vec::new(),
             keep_removed_roots: false,
             lost: Default::default(),
+            machines: None,
         };
         model.charm_dir = if charm.is_file() {
             let dest = path.join("charm");
@@ -228,6 +234,100 @@ impl Model {
             }),
         )?;
         Ok(model)
+    }
+
+    /// A fresh model in real-systemd mode: every unit will be a container booted with
+    /// `systemd-nspawn` (its PID 1 the real systemd), with its own address on a bridge this
+    /// model creates, `dispatch` run inside it for every hook and action under the fake hook
+    /// tools, and the real `systemctl`, `useradd`, `getent`.  See [`machines`].  Fails, saying
+    /// why, when this host cannot boot such containers; it never falls back to process mode.
+    pub fn new_real_systemd(charm: &Path) -> Result<Model> {
+        let mut model = Model::new(charm)?;
+        let fake_juju = fake_tool_script()
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| anyhow!("fake.py has no directory"))?;
+        model.machines = Some(machines::Machines::new(
+            vec![fake_juju],
+            vec![model.path.clone()],
+            model.path.join("machines"),
+        )?);
+        Ok(model)
+    }
+
+    /// Whether units are booted containers ([`Model::new_real_systemd`]).
+    pub fn is_real_systemd(&self) -> bool {
+        self.machines.is_some()
+    }
+
+    fn real(&self) -> Result<&machines::Machines> {
+        self.machines.as_ref().ok_or_else(|| {
+            anyhow!("this needs a model in real-systemd mode (Model::new_real_systemd)")
+        })
+    }
+
+    /// The S3 endpoint as the units reach `endpoint` (a service on the host's loopback): the
+    /// same in process mode; in real-systemd mode a forwarder on the bridge's host address.
+    pub fn unit_endpoint(&mut self, endpoint: &str) -> Result<String> {
+        let Some(machines) = self.machines.as_mut() else {
+            return Ok(endpoint.to_string());
+        };
+        let (scheme, rest) = endpoint
+            .split_once("://")
+            .ok_or_else(|| anyhow!("endpoint {endpoint:?} has no scheme"))?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let target: std::net::SocketAddr = authority
+            .parse()
+            .with_context(|| format!("endpoint {endpoint:?} is not http://IP:PORT"))?;
+        let listen = machines.forward(target)?;
+        Ok(format!("{scheme}://{listen}"))
+    }
+
+    /// Runs `argv` as root inside the unit's machine (real-systemd mode): (code, stdout, stderr).
+    pub fn exec(&self, unit: &str, argv: &[&str]) -> Result<(i32, String, String)> {
+        let out = self.real()?.exec(unit, argv)?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// `systemctl show -p PROP --value SERVICE` inside the unit's machine.
+    pub fn systemd_property(&self, unit: &str, service: &str, prop: &str) -> Result<String> {
+        let (code, out, err) =
+            self.exec(unit, &["systemctl", "show", "-p", prop, "--value", service])?;
+        if code != 0 {
+            bail!("systemctl show {service} on {unit}: {err}");
+        }
+        Ok(out.trim().to_string())
+    }
+
+    /// The unit's machine reboots (`systemctl reboot` inside it: a clean shutdown, then a boot
+    /// from the same disk); returns once it has booted.  No hook runs: Juju runs `start` after
+    /// a reboot, which a test does with `run_hook(unit, "start")` once it has looked at what
+    /// systemd brought back by itself.
+    pub fn reboot_unit(&mut self, unit: &str) -> Result<()> {
+        let unit = self.resolve(unit)?;
+        self.machines
+            .as_mut()
+            .ok_or_else(|| anyhow!("reboot_unit needs real-systemd mode"))?
+            .reboot(&unit)
+    }
+
+    /// How many times the unit's machine has booted (real-systemd mode; 0 in process mode).
+    pub fn boots(&self, unit: &str) -> u32 {
+        self.machines.as_ref().map_or(0, |m| m.boots(unit))
+    }
+
+    /// Whether the unit's machine is up (real-systemd mode).
+    pub fn machine_is_up(&self, unit: &str) -> bool {
+        self.machines.as_ref().is_some_and(|m| m.is_up(unit))
+    }
+
+    /// The unit's PID 1 as the host sees it (real-systemd mode).
+    pub fn machine_init_pid(&self, unit: &str) -> Result<u32> {
+        self.real()?.init_pid(unit)
     }
 
     fn load_charm_metadata(&mut self) -> Result<()> {
@@ -292,9 +392,13 @@ impl Model {
         self.extra_env.push((key.into(), value.into()));
     }
 
-    /// The unit's root prefix: what `/` is for that unit's files and services.
+    /// The unit's root prefix: what `/` is for that unit's files and services (in
+    /// real-systemd mode, its machine's root filesystem as mounted on the host).
     pub fn unit_root(&self, unit: &str) -> PathBuf {
-        self.unit_dir(unit).join("root")
+        match &self.machines {
+            Some(m) => m.root(unit),
+            None => self.unit_dir(unit).join("root"),
+        }
     }
 
     fn unit_dir(&self, unit: &str) -> PathBuf {
@@ -308,9 +412,13 @@ impl Model {
             .unwrap_or(0)
     }
 
-    /// The unit's loopback address, as `network-get` reports it.
+    /// The unit's address, as `network-get` reports it: a loopback alias in process mode,
+    /// its machine's address on the model's bridge in real-systemd mode.
     pub fn address(&self, unit: &str) -> String {
-        format!("127.0.0.{}", Self::unit_number(unit) + 10)
+        match &self.machines {
+            Some(m) => m.address(Self::unit_number(unit)),
+            None => format!("127.0.0.{}", Self::unit_number(unit) + 10),
+        }
     }
 
     /// Resolves `app/leader` (as `juju run` accepts) to the leader's name.
@@ -469,6 +577,9 @@ impl Model {
             bail!("already deployed; use add_unit");
         }
         let names: Vec<String> = (0..n).map(|_| self.new_unit()).collect::<Result<_>>()?;
+        if let Some(machines) = self.machines.as_mut() {
+            machines.boot_all(&names)?;
+        }
         let mut rids = Vec::new();
         for peer in self.peers.clone() {
             let rid = self.admin("add-relation", json!({"name": peer, "units": names}))?["id"]
@@ -495,6 +606,9 @@ impl Model {
     /// `juju add-unit`: brings up a new unit and introduces it to its peers.
     pub fn add_unit(&mut self) -> Result<String> {
         let unit = self.new_unit()?;
+        if let Some(machines) = self.machines.as_mut() {
+            machines.boot(&unit)?;
+        }
         let rids = self.peer_rids()?;
         self.bring_up(&unit, &rids)?;
         for other in self.units.clone().iter().filter(|o| **o != unit) {
@@ -534,7 +648,16 @@ impl Model {
         self.run_hook(&unit, "stop")?;
         self.run_hook(&unit, "remove")?;
         let root = self.unit_root(&unit);
-        self.admin("stop-all", json!({"root": root}))?;
+        if let Some(machines) = self.machines.as_mut() {
+            // Juju removes the unit's machine: a clean shutdown (the disk stays mounted on the
+            // host while the test keeps removed roots).
+            machines.poweroff(&unit)?;
+            if !self.keep_removed_roots {
+                machines.destroy(&unit)?;
+            }
+        } else {
+            self.admin("stop-all", json!({"root": root}))?;
+        }
         self.admin("remove-unit", json!({"unit": unit}))?;
         self.units.retain(|u| *u != unit);
         if !self.keep_removed_roots {
@@ -555,8 +678,13 @@ impl Model {
     /// move by itself: call [`set_leader`](Self::set_leader) as Juju would after the lease ends.
     pub fn lose_unit(&mut self, unit: &str) -> Result<()> {
         let unit = self.resolve(unit)?;
-        let root = self.unit_root(&unit);
-        self.admin("stop-all", json!({"root": root, "timeout": 0}))?;
+        if let Some(machines) = self.machines.as_mut() {
+            // Host loss: SIGKILL to the machine's PID 1 takes every process down at once.
+            machines.kill(&unit)?;
+        } else {
+            let root = self.unit_root(&unit);
+            self.admin("stop-all", json!({"root": root, "timeout": 0}))?;
+        }
         self.lost.insert(unit);
         Ok(())
     }
@@ -568,6 +696,10 @@ impl Model {
         let unit = self.resolve(unit)?;
         if !self.lost.remove(&unit) {
             bail!("unit {unit} is not lost");
+        }
+        if let Some(machines) = self.machines.as_mut() {
+            // The machine boots again from its disk; systemd starts the enabled units.
+            machines.boot(&unit)?;
         }
         self.run_hook(&unit, "start")?;
         self.run_hook(&unit, "leader-settings-changed")?;
@@ -849,17 +981,25 @@ impl Model {
         let unit = format!("{}/{n}", self.app);
         let dir = self.unit_dir(&unit);
         let root = self.unit_root(&unit);
-        self.admin(
-            "add-unit",
-            json!({
-                "unit": unit,
-                "bin": dir.join("bin"),
-                "root": root,
-                "address": self.address(&unit),
-                "peers": self.peers,
-            }),
-        )?;
-        self.roots.push(root);
+        let mut arg = json!({
+            "unit": unit,
+            "bin": dir.join("bin"),
+            "root": root,
+            "address": self.address(&unit),
+            "peers": self.peers,
+        });
+        if let Some(machines) = self.machines.as_ref() {
+            // The machine has the real systemctl, useradd, getent...: only Juju's tools are fake.
+            arg["system_tools"] = json!(false);
+            arg["interface"] = json!("host0");
+            arg["cidr"] = json!(machines.cidr());
+        }
+        self.admin("add-unit", arg)?;
+        if let Some(machines) = self.machines.as_mut() {
+            machines.create(&unit, n, &self.app, &self.charm_dir)?;
+        } else {
+            self.roots.push(root);
+        }
         self.units.push(unit.clone());
         Ok(unit)
     }
@@ -930,15 +1070,30 @@ impl Model {
         std::fs::create_dir_all(&root)?;
         let out_path = logs.join(format!("{:05}-{hook_id}.out", self.hook_seq));
         let err_path = logs.join(format!("{:05}-{hook_id}.err", self.hook_seq));
-        let mut cmd = Command::new(self.charm_dir.join("dispatch"));
-        cmd.env_clear()
-            .current_dir(&self.charm_dir)
-            .stdin(Stdio::null())
+        let (mut cmd, charm_dir, base_path) = match &self.machines {
+            Some(machines) => {
+                // Inside the unit's machine, where the charm was unpacked as Juju does.
+                let charm_dir = machines::Machines::charm_dir(&self.app, Self::unit_number(unit));
+                let dispatch = charm_dir.join("dispatch");
+                let cmd = machines.command(unit, &charm_dir, &dispatch.display().to_string())?;
+                (cmd, charm_dir, machines::SYSTEM_PATH.to_string())
+            }
+            None => {
+                let mut cmd = Command::new(self.charm_dir.join("dispatch"));
+                cmd.env_clear()
+                    .current_dir(&self.charm_dir)
+                    .env("CHOPSTICKS_ROOT", &root);
+                (cmd, self.charm_dir.clone(), self.base_path.clone())
+            }
+        };
+        // Its own process group, so a hook that overruns is killed with everything it started.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.stdin(Stdio::null())
             .stdout(std::fs::File::create(&out_path)?)
             .stderr(std::fs::File::create(&err_path)?)
             .env(
                 "PATH",
-                format!("{}:{}", dir.join("bin").display(), self.base_path),
+                format!("{}:{}", dir.join("bin").display(), base_path),
             )
             .env("LANG", "C.UTF-8")
             .env("JUJU_UNIT_NAME", unit)
@@ -946,14 +1101,13 @@ impl Model {
             .env("JUJU_MODEL_UUID", "00000000-0000-4000-8000-000000000000")
             .env("JUJU_MACHINE_ID", Self::unit_number(unit).to_string())
             .env("JUJU_PRINCIPAL_UNIT", unit)
-            .env("JUJU_CHARM_DIR", &self.charm_dir)
-            .env("CHARM_DIR", &self.charm_dir)
+            .env("JUJU_CHARM_DIR", &charm_dir)
+            .env("CHARM_DIR", &charm_dir)
             .env("JUJU_DISPATCH_PATH", dispatch_path)
             .env("JUJU_CONTEXT_ID", &hook_id)
             .env("JUJU_VERSION", JUJU_VERSION)
             .env("FAKE_JUJU_MODEL", &self.path)
-            .env("FAKE_JUJU_HOOK_ID", &hook_id)
-            .env("CHOPSTICKS_ROOT", &root);
+            .env("FAKE_JUJU_HOOK_ID", &hook_id);
         for (k, v) in self.extra_env.iter().chain(extra.iter()) {
             cmd.env(k, v);
         }
@@ -968,6 +1122,10 @@ impl Model {
             if Instant::now() > deadline {
                 let stuck = descendants(child.id());
                 let locks = lock_holders(&self.path.join("state.lock"));
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 let _ = child.kill();
                 let _ = child.wait();
                 self.admin("commit", json!({"hook_id": hook_id, "ok": false}))?;
@@ -998,26 +1156,33 @@ impl Model {
     pub fn run_tool(&mut self, unit: &str, argv: &[&str]) -> Result<(i32, String, String)> {
         let unit = self.resolve(unit)?;
         self.hook_seq += 1;
-        let tool = self
-            .unit_dir(&unit)
-            .join("bin")
-            .join(argv.first().ok_or_else(|| anyhow!("no tool"))?);
-        let out = Command::new(tool)
+        let bin = self.unit_dir(&unit).join("bin");
+        let name = argv.first().ok_or_else(|| anyhow!("no tool"))?;
+        let mut cmd = match &self.machines {
+            // In the machine: a Juju tool from the bin dir, anything else the machine's own.
+            Some(machines) => {
+                let mut cmd = machines.command(&unit, Path::new("/"), "/usr/bin/env")?;
+                cmd.arg(name);
+                cmd.env(
+                    "PATH",
+                    format!("{}:{}", bin.display(), machines::SYSTEM_PATH),
+                );
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(bin.join(name));
+                cmd.env_clear()
+                    .env("PATH", format!("{}:{}", bin.display(), self.base_path))
+                    .env("CHOPSTICKS_ROOT", self.unit_root(&unit));
+                cmd
+            }
+        };
+        let out = cmd
             .args(&argv[1..])
-            .env_clear()
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.unit_dir(&unit).join("bin").display(),
-                    self.base_path
-                ),
-            )
             .env("JUJU_UNIT_NAME", &unit)
             .env("JUJU_DISPATCH_PATH", "harness")
             .env("FAKE_JUJU_MODEL", &self.path)
             .env("FAKE_JUJU_HOOK_ID", format!("harness-{}", self.hook_seq))
-            .env("CHOPSTICKS_ROOT", self.unit_root(&unit))
             .stdin(Stdio::null())
             .output()?;
         Ok((
@@ -1046,8 +1211,18 @@ impl Model {
         serde_json::from_slice(&out.stdout).with_context(|| format!("fake.py admin {cmd} output"))
     }
 
-    /// Stops every service of every unit root this model ever created.
-    pub fn stop_everything(&self) {
+    /// Stops every service of every unit root this model ever created (in real-systemd
+    /// mode: every machine is destroyed and the bridge deleted).
+    pub fn stop_everything(&mut self) {
+        if let Some(machines) = self.machines.as_mut() {
+            if std::env::var_os("FAKE_JUJU_KEEP").is_some() {
+                eprintln!(
+                    "fake-juju: machines' console logs in {}",
+                    machines.logs().display()
+                );
+            }
+            machines.teardown();
+        }
         for root in &self.roots {
             if root.exists() {
                 let _ = self.admin("stop-all", json!({"root": root, "timeout": 10}));
