@@ -5,7 +5,7 @@
 //! WebSockets from this process. Each simulated worker speaks the real protocol (hello, then
 //! answers start/assign/stop) and sends one `Stats` delta per second, at its own phase, with
 //! one entry per task name holding realistic latency and TTFB HdrHistograms (log-normal
-//! samples, V2+deflate as real workers send them). The simulated workers never touch S3; the
+//! samples, encoded as real workers send them). The simulated workers never touch S3; the
 //! coordinator only uses the RadosGW for its run's prepare and cleanup.
 //!
 //! From the repository root (the workspace's default package is the charm, hence `-p`):

@@ -1397,7 +1397,7 @@ impl<D: Driver> Actor<D> {
         if run.cleaning {
             return;
         }
-        let waiting_for: Vec<u32> = run
+        let waiting_for = run
             .participants
             .iter()
             .filter(|(id, p)| {
@@ -1407,11 +1407,10 @@ impl<D: Driver> Actor<D> {
                         .get(id)
                         .is_some_and(|s| s.missing_since.is_none())
             })
-            .map(|(id, _)| *id)
-            .collect();
+            .map(|(id, _)| id);
         for (second, delta) in run
             .seconds
-            .close_ready(&waiting_for, start.elapsed(), SECOND_GRACE)
+            .close_ready(waiting_for, start.elapsed(), SECOND_GRACE)
         {
             Self::write_second(run, &self.workers, second, &delta);
         }
