@@ -254,7 +254,7 @@ pub enum HistDecodeError {
 /// samples has at most a few thousand distinct buckets, so this is a few bytes per pair and the
 /// coordinator decodes it without building the ~100 KB dense counts array HdrHistogram's V2
 /// format needs (and without inflating it): profiling 500 workers showed V2+deflate decoding
-/// took ~80 % of the coordinator's CPU. Values are each bucket's highest equivalent value, so
+/// took about three quarters of the coordinator's CPU. Values are each bucket's highest equivalent value, so
 /// adding the pairs into a dense histogram reproduces its counts exactly.
 pub mod wire {
     use super::HistDecodeError;
