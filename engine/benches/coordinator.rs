@@ -5,7 +5,7 @@
 //! WebSockets from this process. Each simulated worker speaks the real protocol (hello, then
 //! answers start/assign/stop) and sends one `Stats` delta per second, at its own phase, with
 //! one entry per task name holding realistic latency and TTFB HdrHistograms (log-normal
-//! samples, V2+deflate as real workers send them). The simulated workers never touch S3; the
+//! samples, encoded as real workers send them). The simulated workers never touch S3; the
 //! coordinator only uses the RadosGW for its run's prepare and cleanup.
 //!
 //! From the repository root (the workspace's default package is the charm, hence `-p`):
@@ -44,7 +44,8 @@
 //! - exactness: after the run is stopped, the merged request count must equal what the
 //!   simulated workers sent.
 //!
-//! This process shares the machine with the coordinator; its own CPU share is printed too.
+//! This process shares the machine with the coordinator; its own CPU share is printed too, and
+//! so is the CPU everything else on the machine used during the window (from `/proc/stat`).
 
 // The integration tests' bucket removal (only part of it is used here).
 #[allow(dead_code)]
@@ -450,6 +451,23 @@ fn cpu_seconds(pid: &str, ticks_per_s: f64) -> Result<f64> {
     Ok((utime + stime) / ticks_per_s)
 }
 
+/// CPU time the whole machine spent busy (every state but idle and iowait), in seconds.
+fn machine_busy_seconds(ticks_per_s: f64) -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| anyhow!("no cpu line in /proc/stat"))?;
+    let mut busy = 0.0;
+    for (i, field) in line.split_whitespace().skip(1).take(8).enumerate() {
+        // user nice system idle iowait irq softirq steal
+        if i != 3 && i != 4 {
+            busy += field.parse::<f64>()?;
+        }
+    }
+    Ok(busy / ticks_per_s)
+}
+
 /// `VmRSS` and `VmHWM` of a process, in MiB.
 fn rss_mib(pid: u32) -> Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -829,10 +847,12 @@ async fn drive(
         window.clone(),
     ));
     let (cpu0, me0) = (cpu_seconds(&pid_s, ticks)?, cpu_seconds("self", ticks)?);
+    let machine0 = machine_busy_seconds(ticks)?;
     let (rss0, _) = rss_mib(pid)?;
     let (d0, t0) = (sent.deltas.load(Ordering::Relaxed), Instant::now());
     watch_window(args, control, &sent, pid, ticks, t0).await?;
     let (cpu1, me1) = (cpu_seconds(&pid_s, ticks)?, cpu_seconds("self", ticks)?);
+    let machine1 = machine_busy_seconds(ticks)?;
     let (d1, wall) = (
         sent.deltas.load(Ordering::Relaxed),
         t0.elapsed().as_secs_f64(),
@@ -909,6 +929,12 @@ async fn drive(
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     println!("merge = sim-0 delta sent -> counted in /api/status (polled every {} ms); bench = this process's CPU", STATUS_POLL.as_millis());
+    // A coordinator starved of CPU by other work falls behind at a load it would carry on
+    // an idle machine: say how busy the machine was.
+    println!(
+        "other work on the machine during the window: {:.2} cores (all busy CPU less the coordinator's and this process's)",
+        ((machine1 - machine0) - (cpu1 - cpu0) - (me1 - me0)).max(0.0) / wall
+    );
     println!(
         "exactness: run {} merged {} requests; the simulated workers sent {} ({})",
         end.state,

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to these messages. 2: task stats keep failed requests'
 /// times apart (`failure_latency`); the run spec carries the run's clock origin and stats come
-/// per second of the run; deaths of users are reported.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// per second of the run; deaths of users are reported. 3: histograms travel as varint-coded
+/// (value, count) pairs (`stats::wire`) instead of HdrHistogram V2+deflate.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 pub use crate::load::run_spec::RunSpec;
 pub use crate::load::user::UserDeath;

@@ -364,14 +364,14 @@ impl Run {
         if self.cleaning {
             return;
         }
-        let waiting_for: Vec<u32> = self
+        // Taken lazily: this runs on every stats message (see `SecondAssembler::close_ready`).
+        let waiting_for = self
             .participants
             .iter()
             .filter(|(id, p)| !p.finished && active.contains(id))
-            .map(|(id, _)| *id)
-            .collect();
+            .map(|(id, _)| id);
         let elapsed = now.saturating_duration_since(start);
-        for (second, delta) in self.seconds.close_ready(&waiting_for, elapsed, grace) {
+        for (second, delta) in self.seconds.close_ready(waiting_for, elapsed, grace) {
             self.write_second(connected, second, &delta);
         }
     }

@@ -61,9 +61,14 @@ impl SecondAssembler {
     /// Closes, in order, the seconds that are ready, given the workers to wait for and the
     /// time since the clock origin. Second N is ready when it has ended and every worker in
     /// `waiting_for` has sent everything of it, or when `grace` has passed since its end.
-    pub fn close_ready(
+    ///
+    /// This runs on every stats message, so `waiting_for` is taken lazily and walked only up
+    /// to the first worker still owing the second: with thousands of workers, building the
+    /// whole list per message made the coordinator's work per second grow with the square of
+    /// the worker count.
+    pub fn close_ready<'w>(
         &mut self,
-        waiting_for: &[u32],
+        waiting_for: impl IntoIterator<Item = &'w u32> + Clone,
         elapsed: Duration,
         grace: Duration,
     ) -> Vec<(u64, StatsDelta)> {
@@ -75,7 +80,8 @@ impl SecondAssembler {
                 break;
             }
             let all_in = waiting_for
-                .iter()
+                .clone()
+                .into_iter()
                 .all(|w| self.through.get(w).is_some_and(|t| *t > n));
             if !all_in && elapsed < end + grace {
                 break;
