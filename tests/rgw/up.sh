@@ -94,23 +94,15 @@ env_lines() {
   base_env_lines
   printf '%s=%q\n' S3_TLS_ENDPOINT "$TLS_ENDPOINT" CHOPSTICKS_TEST_CA_FILE "$TLS/ca.pem"
 }
-# The cluster itself (mon, OSD, users): what must match for its daemons and buckets to be kept.
-cluster_fingerprint() {
+# What must match for an already-running cluster (mon, OSD, users, buckets) to be reused.
+# The TLS endpoint is not part of it, on purpose: checkouts of this script from before the
+# TLS endpoint existed share the cluster and would rebuild it (purging every bucket) over a
+# fingerprint they do not know. Whether radosgw serves TLS is checked by asking it (tls_ok).
+config_fingerprint() {
   base_env_lines
   echo "MON_PORTS=$MON_PORT_V2,$MON_PORT_V1 MEMSTORE_BYTES=$MEMSTORE_BYTES"
 }
-# What must match for an already-running cluster to be reused as is (radosgw included).
-config_fingerprint() {
-  cluster_fingerprint
-  echo "RGW_TLS_PORT=$RGW_TLS_PORT"
-}
-# The cluster in $DIR is this configuration's, perhaps with an older radosgw setup (one
-# written before the TLS endpoint existed): radosgw alone can be brought up to date.
-same_cluster() {
-  [[ -f $DIR/config ]] || return 1
-  local have; have=$(<"$DIR/config")
-  [[ $have == "$(config_fingerprint)" || $have == "$(cluster_fingerprint)" ]]
-}
+same_cluster() { [[ -f $DIR/config ]] && [[ $(<"$DIR/config") == "$(config_fingerprint)" ]]; }
 
 # The test CA and the TLS endpoint's certificate (127.0.0.1 and localhost), made once per
 # state dir; kept while valid for another 30 days, so restarts keep the same CA.
