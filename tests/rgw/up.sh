@@ -156,7 +156,8 @@ all_alive() {
 # ------------------------------------------------------------------ packages
 need=()
 for pair in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph-mgr:ceph-mgr radosgw:radosgw \
-            ceph:ceph-common radosgw-admin:ceph-common uuidgen:uuid-runtime curl:curl; do
+            ceph:ceph-common radosgw-admin:ceph-common uuidgen:uuid-runtime curl:curl \
+            openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then
@@ -169,7 +170,7 @@ if ((${#need[@]})); then
   fi
   apt-get -o DPkg::Lock::Timeout=300 update -qq
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
-    ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl ca-certificates >/dev/null
+    ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl openssl ca-certificates >/dev/null
   log "packages installed"
 fi
 
