@@ -197,8 +197,10 @@ mod tests {
     #[test]
     fn s3_config_carries_the_ca_chain_and_insecure() {
         let ca = crate::config::tests::TEST_CA;
-        let mut driver_config = chopsticks::s3_config::DriverConfig::default();
-        driver_config.ca_pem = Some(chopsticks::s3_config::Pem(ca.to_string()));
+        let driver_config = chopsticks::s3_config::DriverConfig {
+            ca_pem: Some(chopsticks::s3_config::Pem(ca.to_string())),
+            ..Default::default()
+        };
         let s3 = S3Settings {
             endpoint: "https://10.0.0.1:443".into(),
             access_key: "AK".into(),
