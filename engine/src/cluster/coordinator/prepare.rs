@@ -440,6 +440,35 @@ mod tests {
         deletes_fail: bool,
     }
 
+    #[test]
+    fn tls_failures_name_the_cause_and_the_fix() {
+        let target = TargetInfo {
+            endpoint: "https://rgw:443".into(),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            driver: crate::s3_config::DriverKind::Lean,
+            driver_config: Default::default(),
+            embedded: false,
+        };
+        let says = |cause: TlsCause, needles: &[&str]| {
+            let e = OpError::new(FailureKind::Tls(cause), "handshake");
+            let m = explain("checking bucket", &e, &target);
+            for n in needles {
+                assert!(m.contains(n), "{cause:?}: {m}");
+            }
+        };
+        says(
+            TlsCause::UnknownCa,
+            &["unknown CA", "driver_config.ca_file", "insecure: true"],
+        );
+        says(
+            TlsCause::NameMismatch,
+            &["name mismatch", "host name", "insecure: true"],
+        );
+        says(TlsCause::Expired, &["expired", "renew", "clock"]);
+        says(TlsCause::Handshake, &["https", "http://"]);
+    }
+
     fn refused() -> OpError {
         OpError::new(FailureKind::Connection, "connection refused")
     }
