@@ -19,6 +19,10 @@ pub struct CharmConfig {
     pub s3_region: String,
     pub s3_driver: String,
     pub s3_driver_config_yaml: String,
+    /// PEM of the CA(s) that signed the gateway's certificate, trusted on top of the system's.
+    pub s3_ca_chain: String,
+    /// Skip TLS certificate verification (the daemons warn loudly in their logs).
+    pub s3_insecure: bool,
     pub scenario_file: String,
     pub default_users: u32,
     pub default_spawn_rate: f64,
@@ -57,6 +61,16 @@ fn number(map: &Map<String, Value>, key: &str) -> Option<f64> {
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+fn flag(map: &Map<String, Value>, key: &str) -> Result<bool, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s.trim() == "true" => Ok(true),
+        Some(Value::String(s)) if s.trim() == "false" => Ok(false),
+        Some(other) => Err(format!("{key} {other} is not a boolean; use true or false")),
     }
 }
 
@@ -115,6 +129,8 @@ impl CharmConfig {
             s3_region: text(map, "s3-region", chopsticks::s3_config::DEFAULT_REGION),
             s3_driver: text(map, "s3-driver", "lean"),
             s3_driver_config_yaml: text(map, "s3-driver-config-yaml", ""),
+            s3_ca_chain: text(map, "s3-ca-chain", ""),
+            s3_insecure: flag(map, "s3-insecure")?,
             scenario_file: text(map, "scenario-file", "s3_large_objects"),
             default_users: users as u32,
             default_spawn_rate: spawn_rate,
@@ -171,12 +187,24 @@ impl CharmConfig {
                 ))
             }
         };
-        let driver_config: DriverConfig = if self.s3_driver_config_yaml.is_empty() {
+        let mut driver_config: DriverConfig = if self.s3_driver_config_yaml.is_empty() {
             DriverConfig::default()
         } else {
             serde_yaml_ng::from_str(&self.s3_driver_config_yaml)
                 .map_err(|e| format!("s3-driver-config-yaml is not a valid driver config: {e}"))?
         };
+        if !self.s3_ca_chain.is_empty() {
+            if driver_config.ca_pem.is_some() {
+                return Err(
+                    "s3-ca-chain and s3-driver-config-yaml's ca_pem both give a CA; keep one of them"
+                        .into(),
+                );
+            }
+            driver_config.ca_pem = Some(chopsticks::s3_config::Pem(self.s3_ca_chain.clone()));
+        }
+        if self.s3_insecure {
+            driver_config.insecure = true;
+        }
         // The engine's own checks (URL, bucket name, driver tuning), with the charm's names.
         let file = chopsticks::s3_config::WorkloadFile {
             endpoint: Some(self.s3_endpoint.clone()),
@@ -189,7 +217,17 @@ impl CharmConfig {
         };
         let resolved = file
             .resolve(&NoEnv, "charm config")
-            .map_err(|e| e.to_string().replace("workload config charm config: ", ""))?
+            .map_err(|e| {
+                let mut m = e.to_string().replace("workload config charm config: ", "");
+                // Name the charm's own options where they are what the engine refused.
+                if !self.s3_ca_chain.is_empty() {
+                    m = m.replace("driver_config.ca_pem (inline)", "s3-ca-chain");
+                }
+                if self.s3_insecure {
+                    m = m.replace("driver_config.insecure: true", "s3-insecure=true");
+                }
+                m
+            })?
             .ok_or_else(|| NEEDS_S3.to_string())?;
         Ok(S3Settings {
             endpoint: resolved.endpoint,
@@ -213,12 +251,48 @@ impl chopsticks::s3_config::Env for NoEnv {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
+    /// No environment, for resolving connection files in tests.
+    pub(crate) struct NoEnvForTests;
+
+    impl chopsticks::s3_config::Env for NoEnvForTests {
+        fn var(&self, _name: &str) -> Option<String> {
+            None
+        }
+    }
+
     fn cfg(v: Value) -> Result<CharmConfig, String> {
         CharmConfig::from_map(v.as_object().unwrap())
+    }
+
+    /// A self-signed CA certificate, public, made for these tests only.
+    pub(crate) const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBmzCCAUGgAwIBAgIUbklpTkqkxCRHOp040ygrvkJ4RE4wCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXQ2hvcHN0aWNrcyB1bml0LXRlc3QgQ0EwIBcNMjYxMTI5MDcx\nOTE4WhgPMjEyNjExMDUwNzE5MThaMCIxIDAeBgNVBAMMF0Nob3BzdGlja3MgdW5p\ndC10ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEm5fdy/aZh+I30nLg\n/N0Mgp60P458BjHU4/d883V8DfJ/kNEXUxmkbVPYT3+hPFnCpeSAcPWJ91234LV9\nSdqvqKNTMFEwHQYDVR0OBBYEFBzHeEVoG6HW/LrLJ1m0HCokkR+5MB8GA1UdIwQY\nMBaAFBzHeEVoG6HW/LrLJ1m0HCokkR+5MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZI\nzj0EAwIDSAAwRQIhAM4qSRJmiv6kh+TLtGtmeBO2XV99Otb90ylquSDHzuxmAiA8\nvZ+KAaVLXbEG5vj5ZnQ+1x08IsllNN4yY1+N9K01mg==\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn ca_chain_and_insecure_reach_the_driver_config() {
+        let base = json!({"s3-endpoint": "https://h", "s3-access-key": "a", "s3-secret-key": "b"});
+        let with = |extra: Value| {
+            let mut m = base.as_object().unwrap().clone();
+            m.extend(extra.as_object().unwrap().clone());
+            CharmConfig::from_map(&m).unwrap().s3(None)
+        };
+        let s = with(json!({"s3-ca-chain": TEST_CA})).unwrap();
+        assert_eq!(s.driver_config.ca_pem.as_ref().unwrap().0, TEST_CA.trim());
+        assert!(!s.driver_config.insecure);
+        assert!(
+            !format!("{s:?}").contains("BEGIN"),
+            "the CA is not logged in full"
+        );
+        let s = with(json!({"s3-insecure": true})).unwrap();
+        assert!(s.driver_config.insecure);
+        let e = with(json!({"s3-ca-chain": "my CA, trust me"})).unwrap_err();
+        assert!(e.contains("s3-ca-chain holds no PEM certificate"), "{e}");
+        assert!(!e.contains("trust me"), "{e}");
+        let e = with(json!({"s3-ca-chain": TEST_CA, "s3-insecure": true})).unwrap_err();
+        assert!(e.contains("s3-insecure=true"), "{e}");
     }
 
     #[test]
@@ -258,5 +332,7 @@ mod tests {
         assert!(c.s3(None).unwrap_err().contains("s3-driver-config-yaml"));
         let c = cfg(json!({"s3-endpoint": "http://h", "s3-access-key": "a", "s3-secret-key": "b", "s3-driver": "boto"})).unwrap();
         assert!(c.s3(None).unwrap_err().contains("s3-driver 'boto'"));
+        let e = cfg(json!({"s3-insecure": "maybe"})).unwrap_err();
+        assert!(e.contains("s3-insecure"), "{e}");
     }
 }

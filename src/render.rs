@@ -195,6 +195,38 @@ mod tests {
     }
 
     #[test]
+    fn s3_config_carries_the_ca_chain_and_insecure() {
+        let ca = crate::config::tests::TEST_CA;
+        let driver_config = chopsticks::s3_config::DriverConfig {
+            ca_pem: Some(chopsticks::s3_config::Pem(ca.to_string())),
+            ..Default::default()
+        };
+        let s3 = S3Settings {
+            endpoint: "https://10.0.0.1:443".into(),
+            access_key: "AK".into(),
+            secret_key: "SK".into(),
+            bucket: "test-bucket".into(),
+            region: "us-east-1".into(),
+            driver: chopsticks::s3_config::DriverKind::Lean,
+            driver_config,
+        };
+        let text = templates().s3_config(&s3).unwrap();
+        let parsed = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered").unwrap();
+        let resolved = parsed
+            .resolve_file(&crate::config::tests::NoEnvForTests, "rendered")
+            .unwrap();
+        assert_eq!(resolved.driver_config.ca_pem.as_ref().unwrap().0, ca);
+        assert_eq!(resolved.driver_config.trusted.0.len(), 1);
+        assert!(!resolved.driver_config.insecure);
+        let mut s3 = s3;
+        s3.driver_config.ca_pem = None;
+        s3.driver_config.insecure = true;
+        let text = templates().s3_config(&s3).unwrap();
+        let parsed = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered").unwrap();
+        assert!(parsed.driver_config.unwrap().insecure);
+    }
+
+    #[test]
     fn units_are_hardened_and_pass_credentials_by_loadcredential() {
         let paths = Paths::new("/");
         let config = crate::config::CharmConfig::from_map(&serde_json::Map::new()).unwrap();

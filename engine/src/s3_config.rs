@@ -5,9 +5,11 @@
 //! what the file leaves out. The secret key lives in a [`Secret`], whose `Debug`/`Display`
 //! never show it, so it cannot reach a log or an artifact by accident.
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A credential that is never printed.
@@ -92,6 +94,62 @@ pub struct DriverConfig {
     pub path_style: bool,
     /// Path to the s5cmd binary (driver s5cmd).
     pub s5cmd_path: Option<String>,
+    /// A PEM bundle of CA certificates trusted for an https endpoint, on top of the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The same, inline (what a Juju relation hands over). With ca_file, both are trusted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<Pem>,
+    /// Skip certificate verification: anyone on the path can read and change the traffic.
+    pub insecure: bool,
+    /// The certificates of ca_file and ca_pem, parsed and checked when the file is resolved;
+    /// what the drivers add to the system's roots. Empty before [`WorkloadFile::resolve`].
+    #[serde(skip)]
+    pub trusted: TrustedCas,
+}
+
+/// PEM text given inline. Not secret, but long: `Debug` shows its size only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pem(pub String);
+
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pem({} bytes)", self.0.len())
+    }
+}
+
+/// CA certificates (DER) to trust on top of the system's roots.
+#[derive(Clone, Default, PartialEq)]
+pub struct TrustedCas(pub Vec<CertificateDer<'static>>);
+
+impl fmt::Debug for TrustedCas {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrustedCas({} certificates)", self.0.len())
+    }
+}
+
+/// Reads the CA certificates of a PEM text; `field` and `shown` name it in the messages.
+/// Every certificate must be one a TLS client can use as a trust anchor.
+fn parse_cas(text: &str, field: &str, shown: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let fix = "give the PEM of the CA that signed the gateway's certificate (-----BEGIN CERTIFICATE----- ...)";
+    let certs = CertificateDer::pem_slice_iter(text.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{field} {shown} is not valid PEM ({e}); {fix}"))?;
+    if certs.is_empty() {
+        return Err(format!("{field} {shown} holds no PEM certificate; {fix}"));
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        let mut store = rustls::RootCertStore::empty();
+        store.add(cert.clone()).map_err(|e| {
+            format!(
+                "{field} {shown}: certificate {} of {} is not a usable X.509 certificate ({e}); {fix}",
+                i + 1,
+                certs.len()
+            )
+        })?;
+    }
+    Ok(certs)
 }
 
 impl Default for DriverConfig {
@@ -103,6 +161,10 @@ impl Default for DriverConfig {
             connect_timeout: 10.0,
             path_style: true,
             s5cmd_path: None,
+            ca_file: None,
+            ca_pem: None,
+            insecure: false,
+            trusted: TrustedCas::default(),
         }
     }
 }
@@ -142,6 +204,43 @@ impl DriverConfig {
         if self.retries > 10 {
             out.push("driver_config.retries must be 0 to 10".into());
         }
+        if self.insecure && (self.ca_file.is_some() || self.ca_pem.is_some()) {
+            out.push(
+                "driver_config.insecure: true skips certificate verification, so ca_file / ca_pem would be ignored; \
+                 keep the CA and remove insecure (or remove the CA to skip verification)"
+                    .into(),
+            );
+        }
+        out
+    }
+
+    /// Reads and checks ca_file and ca_pem into [`DriverConfig::trusted`] (both may be given:
+    /// all their certificates are trusted).
+    fn load_cas(&mut self) -> Result<(), String> {
+        let mut certs = Vec::new();
+        if let Some(path) = &self.ca_file {
+            let shown = format!("'{}'", path.display());
+            let text = crate::limits::read_input_file(path, "CA certificate").map_err(|e| {
+                format!("driver_config.ca_file: {e}; ca_file must be a PEM file of CA certificates")
+            })?;
+            certs.extend(parse_cas(&text, "driver_config.ca_file", &shown)?);
+        }
+        if let Some(pem) = &self.ca_pem {
+            certs.extend(parse_cas(&pem.0, "driver_config.ca_pem", "(inline)")?);
+        }
+        self.trusted = TrustedCas(certs);
+        Ok(())
+    }
+
+    /// What run.json records: the settings as given, but inline PEM only as a note.
+    fn recorded(&self) -> DriverConfig {
+        let mut out = self.clone();
+        if let Some(pem) = &self.ca_pem {
+            let n = CertificateDer::pem_slice_iter(pem.0.as_bytes()).count();
+            out.ca_pem = Some(Pem(format!(
+                "given inline: {n} certificate(s), not recorded"
+            )));
+        }
         out
     }
 }
@@ -158,7 +257,8 @@ pub struct WorkloadConfig {
     pub driver_config: DriverConfig,
 }
 
-/// What a run records about its target: no credentials.
+/// What a run records about its target: no credentials, and no inline PEM (see
+/// [`DriverConfig`]'s `ca_pem`, recorded as a note of how many certificates it held).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetInfo {
     pub endpoint: String,
@@ -289,10 +389,11 @@ impl WorkloadFile {
                 "bucket '{bucket}' is not a valid S3 bucket name; use 3-63 lowercase letters, digits, dots and hyphens"
             )));
         }
-        let driver_config = self.driver_config.unwrap_or_default();
+        let mut driver_config = self.driver_config.unwrap_or_default();
         if let Some(problem) = driver_config.problems().into_iter().next() {
             return Err(invalid(problem));
         }
+        driver_config.load_cas().map_err(invalid)?;
         Ok(Some(WorkloadConfig {
             endpoint,
             access_key,
@@ -318,13 +419,25 @@ fn valid_bucket_name(name: &str) -> bool {
 }
 
 impl WorkloadConfig {
+    /// The warning every front end shows (stderr and log) when certificates go unchecked.
+    pub fn insecure_warning(&self) -> Option<String> {
+        self.driver_config.insecure.then(|| {
+            format!(
+                "WARNING: driver_config.insecure is true: the TLS certificate of {} is NOT verified; \
+                 anyone on the network path can impersonate the gateway and read or change object data. \
+                 Set driver_config.ca_file to the CA that signed its certificate instead.",
+                self.endpoint
+            )
+        })
+    }
+
     pub fn info(&self, embedded: bool) -> TargetInfo {
         TargetInfo {
             endpoint: self.endpoint.clone(),
             bucket: self.bucket.clone(),
             region: self.region.clone(),
             driver: self.driver,
-            driver_config: self.driver_config.clone(),
+            driver_config: self.driver_config.recorded(),
             embedded,
         }
     }
@@ -397,5 +510,73 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `endpont`"), "{e}");
+    }
+
+    /// A self-signed CA certificate, public, made for these tests only.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBmzCCAUGgAwIBAgIUbklpTkqkxCRHOp040ygrvkJ4RE4wCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXQ2hvcHN0aWNrcyB1bml0LXRlc3QgQ0EwIBcNMjYxMTI5MDcx\nOTE4WhgPMjEyNjExMDUwNzE5MThaMCIxIDAeBgNVBAMMF0Nob3BzdGlja3MgdW5p\ndC10ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEm5fdy/aZh+I30nLg\n/N0Mgp60P458BjHU4/d883V8DfJ/kNEXUxmkbVPYT3+hPFnCpeSAcPWJ91234LV9\nSdqvqKNTMFEwHQYDVR0OBBYEFBzHeEVoG6HW/LrLJ1m0HCokkR+5MB8GA1UdIwQY\nMBaAFBzHeEVoG6HW/LrLJ1m0HCokkR+5MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZI\nzj0EAwIDSAAwRQIhAM4qSRJmiv6kh+TLtGtmeBO2XV99Otb90ylquSDHzuxmAiA8\nvZ+KAaVLXbEG5vj5ZnQ+1x08IsllNN4yY1+N9K01mg==\n-----END CERTIFICATE-----\n";
+
+    fn resolved(driver_config: &str) -> Result<WorkloadConfig, String> {
+        let text = format!(
+            "endpoint: https://h\naccess_key: a\nsecret_key: b\ndriver_config: {driver_config}\n"
+        );
+        WorkloadFile::parse(&text, "t")
+            .map_err(|e| e.to_string())?
+            .resolve(&env(&[]), "t")
+            .map(|c| c.expect("endpoint given"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ca_file_and_ca_pem_are_both_trusted_and_inline_pem_is_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, TEST_CA).unwrap();
+        let inline = serde_json::to_string(TEST_CA).unwrap();
+        let c = resolved(&format!(
+            "{{ca_file: {}, ca_pem: {inline}}}",
+            file.display()
+        ))
+        .unwrap();
+        assert_eq!(c.driver_config.trusted.0.len(), 2);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("BEGIN"), "{shown}");
+        let recorded = serde_json::to_string(&c.info(false)).unwrap();
+        assert!(!recorded.contains("BEGIN"), "{recorded}");
+        assert!(
+            recorded.contains("given inline: 1 certificate(s), not recorded"),
+            "{recorded}"
+        );
+        assert!(recorded.contains(&file.display().to_string()), "{recorded}");
+        assert!(c.insecure_warning().is_none());
+        // The connection file the charm renders keeps the PEM as given.
+        let rendered = serde_json::to_value(&c.driver_config).unwrap();
+        assert_eq!(rendered["ca_pem"], TEST_CA);
+    }
+
+    #[test]
+    fn bad_ca_settings_name_the_field_and_the_fix() {
+        let e = resolved("{ca_file: /nonexistent.pem}").unwrap_err();
+        assert!(
+            e.contains("driver_config.ca_file") && e.contains("/nonexistent.pem"),
+            "{e}"
+        );
+        let e = resolved("{ca_pem: 'nothing here'}").unwrap_err();
+        assert!(
+            e.contains("driver_config.ca_pem (inline) holds no PEM certificate"),
+            "{e}"
+        );
+        assert!(e.contains("BEGIN CERTIFICATE"), "{e}");
+        let e = resolved(
+            "{ca_pem: \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\"}",
+        )
+        .unwrap_err();
+        assert!(e.contains("not a usable X.509 certificate"), "{e}");
+        let inline = serde_json::to_string(TEST_CA).unwrap();
+        let e = resolved(&format!("{{ca_pem: {inline}, insecure: true}}")).unwrap_err();
+        assert!(e.contains("driver_config.insecure"), "{e}");
+        let c = resolved("{insecure: true}").unwrap();
+        let warning = c.insecure_warning().expect("a warning");
+        assert!(warning.contains("NOT verified"), "{warning}");
+        assert!(c.info(false).driver_config.insecure);
     }
 }

@@ -10,7 +10,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export CHOPSTICKS_RGW_DIR=${CHOPSTICKS_RGW_DIR:-${TMPDIR:-/tmp}/chopsticks-rgw-restart-test}
-export RGW_PORT=${RGW_PORT:-17480} MON_PORT_V2=${MON_PORT_V2:-13300} MON_PORT_V1=${MON_PORT_V1:-16789}
+export RGW_PORT=${RGW_PORT:-17480} RGW_TLS_PORT=${RGW_TLS_PORT:-17443} MON_PORT_V2=${MON_PORT_V2:-13300} MON_PORT_V1=${MON_PORT_V1:-16789}
 export MEMSTORE_BYTES=${MEMSTORE_BYTES:-$((512 * 1024 * 1024))}
 DIR=$CHOPSTICKS_RGW_DIR
 trap '"$HERE/down.sh" --purge >/dev/null 2>&1 || true' EXIT
@@ -36,4 +36,22 @@ grep -q "only radosgw is down: restarting it alone" <<<"$log" || fail "up.sh did
 [[ $(<"$DIR/run/mon.a.pid") == "$mon" ]] || fail "the mon was restarted (cluster rebuilt)"
 [[ $(<"$DIR/run/client.rgw.x.pid") != "$rgw" ]] || fail "radosgw pid did not change"
 [[ $(s3 GET /restart-test/kept) == 200 ]] || fail "the object written before the restart is gone"
-echo "restart-test: pass (radosgw restarted alone, object kept)"
+tls() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$CHOPSTICKS_TEST_CA_FILE" "$S3_TLS_ENDPOINT/" 2>/dev/null || true; }
+[[ $(tls) == 200 ]] || fail "the TLS endpoint did not come back with radosgw"
+
+# A radosgw from before the TLS endpoint (plain frontends line): up.sh restarts it alone
+# with ssl_endpoint, keeping the cluster (same mon) and the object.
+rgw=$(<"$DIR/run/client.rgw.x.pid")
+sed -i "s|^[[:space:]]*rgw frontends = .*|        rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1|" "$DIR/ceph.conf"
+kill -TERM "$rgw"
+for _ in {1..100}; do [[ $(s3 GET /) == 200 ]] || break; sleep 0.1; done
+for _ in {1..100}; do [[ $(cat "/proc/$rgw/comm" 2>/dev/null) == radosgw ]] || break; sleep 0.1; done
+radosgw -c "$DIR/ceph.conf" -n client.rgw.x --keyring "$DIR/rgw.x/keyring" </dev/null 3>&- 9>&-
+for _ in {1..100}; do [[ $(s3 GET /) == 200 ]] && break; sleep 0.1; done
+[[ $(tls) != 200 ]] || fail "the plain radosgw still serves TLS"
+log=$("$HERE/up.sh" 2>&1 >/dev/null)
+grep -q "serves no TLS" <<<"$log" || fail "up.sh did not bring radosgw's TLS endpoint back: $log"
+[[ $(<"$DIR/run/mon.a.pid") == "$mon" ]] || fail "the mon was restarted (cluster rebuilt) to add TLS"
+[[ $(tls) == 200 ]] || fail "no TLS endpoint after up.sh"
+[[ $(s3 GET /restart-test/kept) == 200 ]] || fail "the object is gone after adding TLS"
+echo "restart-test: pass (radosgw restarted alone, object kept; TLS endpoint added to an old radosgw alone)"

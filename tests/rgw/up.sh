@@ -19,6 +19,9 @@
 # Env (all optional):
 #   CHOPSTICKS_RGW_DIR      state dir            (default ${TMPDIR:-/tmp}/chopsticks-rgw)
 #   RGW_PORT                S3 port on 127.0.0.1 (default 7480)
+#   RGW_TLS_PORT            S3 over TLS on 127.0.0.1 (default 7443), same radosgw; its
+#                           certificate (for 127.0.0.1 and localhost) is signed by a CA this
+#                           script generates: printed as S3_TLS_ENDPOINT and CHOPSTICKS_TEST_CA_FILE
 #   MON_PORT_V2/MON_PORT_V1 mon ports            (default 3300 / 6789)
 #   MEMSTORE_BYTES          OSD capacity in RAM  (default 4 GiB; only used as it fills)
 #   RGW_ACCESS_KEY / RGW_SECRET_KEY                    main S3 user (fixed test defaults)
@@ -33,6 +36,7 @@ exec 3>&1 1>&2
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIR=${CHOPSTICKS_RGW_DIR:-${TMPDIR:-/tmp}/chopsticks-rgw}
 RGW_PORT=${RGW_PORT:-7480}
+RGW_TLS_PORT=${RGW_TLS_PORT:-7443}
 MON_PORT_V2=${MON_PORT_V2:-3300}
 MON_PORT_V1=${MON_PORT_V1:-6789}
 MEMSTORE_BYTES=${MEMSTORE_BYTES:-$((4 * 1024 * 1024 * 1024))}
@@ -43,7 +47,9 @@ NB_SK=${RGW_NOBUCKET_SECRET_KEY:-chopsticksNoBucketSecretKey000000000001}
 UP_TIMEOUT=${RGW_UP_TIMEOUT:-120}
 REGION=us-east-1
 ENDPOINT=http://127.0.0.1:$RGW_PORT
+TLS_ENDPOINT=https://127.0.0.1:$RGW_TLS_PORT
 CONF=$DIR/ceph.conf
+TLS=$DIR/tls
 T0=$(date +%s)
 
 log() { printf '[rgw-up %3ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
@@ -74,7 +80,7 @@ wait_for() {
 }
 
 # The eval-able output. %q keeps it eval-safe even for overridden keys with odd characters.
-env_lines() {
+base_env_lines() {
   printf '%s=%q\n' \
     S3_ENDPOINT "$ENDPOINT" \
     AWS_ACCESS_KEY_ID "$AK" \
@@ -84,11 +90,45 @@ env_lines() {
     S3_NOBUCKET_SECRET_ACCESS_KEY "$NB_SK" \
     CHOPSTICKS_RGW_DIR "$DIR"
 }
-# What must match for an already-running cluster to be reused as is.
+env_lines() {
+  base_env_lines
+  printf '%s=%q\n' S3_TLS_ENDPOINT "$TLS_ENDPOINT" CHOPSTICKS_TEST_CA_FILE "$TLS/ca.pem"
+}
+# What must match for an already-running cluster (mon, OSD, users, buckets) to be reused.
+# The TLS endpoint is not part of it, on purpose: checkouts of this script from before the
+# TLS endpoint existed share the cluster and would rebuild it (purging every bucket) over a
+# fingerprint they do not know. Whether radosgw serves TLS is checked by asking it (tls_ok).
 config_fingerprint() {
-  env_lines
+  base_env_lines
   echo "MON_PORTS=$MON_PORT_V2,$MON_PORT_V1 MEMSTORE_BYTES=$MEMSTORE_BYTES"
 }
+same_cluster() { [[ -f $DIR/config ]] && [[ $(<"$DIR/config") == "$(config_fingerprint)" ]]; }
+
+# The test CA and the TLS endpoint's certificate (127.0.0.1 and localhost), made once per
+# state dir; kept while valid for another 30 days, so restarts keep the same CA.
+ensure_tls_material() {
+  if [[ -f $TLS/ca.pem && -f $TLS/server.pem && -f $TLS/server.key ]] &&
+     openssl x509 -checkend $((30 * 86400)) -noout -in "$TLS/server.pem" >/dev/null 2>&1; then
+    return 0
+  fi
+  command -v openssl >/dev/null || die "openssl is needed for the TLS endpoint; install the openssl package"
+  rm -rf "$TLS" && mkdir -p "$TLS"
+  quiet openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Chopsticks test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$TLS/ca.key" -out "$TLS/ca.pem"
+  quiet openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$TLS/server.key" -out "$TLS/server.csr"
+  printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$TLS/server.ext"
+  quiet openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
+    -CAcreateserial -days 825 -extfile "$TLS/server.ext" -out "$TLS/server.pem"
+  chmod 600 "$TLS/ca.key" "$TLS/server.key"
+}
+# The rgw frontends line of ceph.conf: plain HTTP and TLS on one radosgw.
+frontends_line() {
+  echo "        rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT ssl_endpoint=127.0.0.1:$RGW_TLS_PORT ssl_certificate=$TLS/server.pem ssl_private_key=$TLS/server.key tcp_nodelay=1"
+}
+tls_ok() { curl -fs -o /dev/null --max-time 5 --cacert "$TLS/ca.pem" "$TLS_ENDPOINT/" 2>/dev/null; }
 
 # HTTP status of a SigV4-signed, body-less request (curl >= 7.75 signs natively; RGW
 # rejects curl's signature with SignatureDoesNotMatch unless x-amz-content-sha256 is sent,
@@ -116,7 +156,8 @@ all_alive() {
 # ------------------------------------------------------------------ packages
 need=()
 for pair in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph-mgr:ceph-mgr radosgw:radosgw \
-            ceph:ceph-common radosgw-admin:ceph-common uuidgen:uuid-runtime curl:curl; do
+            ceph:ceph-common radosgw-admin:ceph-common uuidgen:uuid-runtime curl:curl \
+            openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then
@@ -129,7 +170,7 @@ if ((${#need[@]})); then
   fi
   apt-get -o DPkg::Lock::Timeout=300 update -qq
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
-    ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl ca-certificates >/dev/null
+    ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl openssl ca-certificates >/dev/null
   log "packages installed"
 fi
 
@@ -142,27 +183,49 @@ export _CHOPSTICKS_RGW_LOCK_HELD=1 # tells down.sh (called below) not to take th
 
 # ------------------------------------------------------------------ fast path
 if [[ -f $DIR/config ]] && [[ $(<"$DIR/config") == "$(config_fingerprint)" ]] && all_alive &&
-   [[ $(s3_status "$AK" "$SK" GET /) == 200 ]]; then
+   [[ $(s3_status "$AK" "$SK" GET /) == 200 ]] && tls_ok; then
   log "already running in $DIR ($ENDPOINT)"
   env_lines >&3
   exit 0
+fi
+
+# ------------------------------------------------------------------ radosgw outdated
+# The cluster is this configuration's and alive, but radosgw runs without the TLS endpoint
+# (a state dir from before it existed) or its certificate is due: write the certificate and
+# the frontends line, and stop radosgw so that the next step starts it alone, keeping every
+# bucket.
+if same_cluster && all_alive && ! tls_ok; then
+  ensure_tls_material
+  sed -i "s|^[[:space:]]*rgw frontends = .*|$(frontends_line)|" "$CONF"
+  log "radosgw serves no TLS on $TLS_ENDPOINT: restarting it alone with ssl_endpoint"
+  pid=$(<"$DIR/run/client.rgw.x.pid")
+  kill -TERM "$pid"
+  rgw_gone() { ! alive "$DIR/run/client.rgw.x.pid" radosgw; }
+  poll rgw_gone || die "radosgw (pid $pid) did not stop within ${UP_TIMEOUT}s"
 fi
 
 # ------------------------------------------------------------------ only radosgw died
 # mon, mgr and OSD alive with this configuration, radosgw gone (killed by a fault test, or
 # crashed): start radosgw alone. A rebuild would purge every bucket (memstore is RAM), which
 # the other tests using this cluster, and tests of restarts, must not lose.
-if [[ -f $DIR/config ]] && [[ $(<"$DIR/config") == "$(config_fingerprint)" ]] &&
+if same_cluster &&
    alive "$DIR/run/mon.a.pid" ceph-mon && alive "$DIR/run/mgr.x.pid" ceph-mgr &&
    alive "$DIR/run/osd.0.pid" ceph-osd && ! alive "$DIR/run/client.rgw.x.pid" radosgw; then
-  if command -v ss >/dev/null && ss -Htln "sport = :$RGW_PORT" | grep -q .; then
-    die "radosgw is down but 127.0.0.1:$RGW_PORT is taken by something else; free the port"
-  fi
+  for port in "$RGW_PORT" "$RGW_TLS_PORT"; do
+    if command -v ss >/dev/null && ss -Htln "sport = :$port" | grep -q .; then
+      die "radosgw is down but 127.0.0.1:$port is taken by something else; free the port"
+    fi
+  done
+  ensure_tls_material
+  grep -q "ssl_endpoint=127.0.0.1:$RGW_TLS_PORT " "$CONF" ||
+    sed -i "s|^[[:space:]]*rgw frontends = .*|$(frontends_line)|" "$CONF"
   log "only radosgw is down: restarting it alone (buckets and objects are kept)"
   start_daemon radosgw -c "$CONF" -n client.rgw.x --keyring "$DIR/rgw.x/keyring"
   s3_ok() { [[ $(s3_status "$AK" "$SK" GET /) == 200 ]]; }
-  if poll alive "$DIR/run/client.rgw.x.pid" radosgw && poll s3_ok; then
-    log "radosgw restarted: $ENDPOINT (state in $DIR)"
+  if poll alive "$DIR/run/client.rgw.x.pid" radosgw && poll s3_ok && poll tls_ok; then
+    config_fingerprint >"$DIR/config"
+    env_lines >"$DIR/env"
+    log "radosgw restarted: $ENDPOINT and $TLS_ENDPOINT (state in $DIR)"
     env_lines >&3
     exit 0
   fi
@@ -176,7 +239,7 @@ fi
 
 # Fail clearly (instead of a daemon timing out) if a port is taken, e.g. by an orphaned
 # daemon whose state dir was deleted by hand.
-for port in "$MON_PORT_V2" "$MON_PORT_V1" "$RGW_PORT"; do
+for port in "$MON_PORT_V2" "$MON_PORT_V1" "$RGW_PORT" "$RGW_TLS_PORT"; do
   if command -v ss >/dev/null && ss -Htln "sport = :$port" | grep -q .; then
     die "127.0.0.1:$port is already in use by something not managed from $DIR"
   fi
@@ -184,6 +247,7 @@ done
 
 # ------------------------------------------------------------------ config
 mkdir -p "$DIR"/{run,log,mon.a,mgr.x,osd.0,rgw.x,crash}
+ensure_tls_material
 FSID=$(uuidgen)
 cat >"$CONF" <<EOF
 # generated by tests/rgw/up.sh -- throwaway single-node cluster on loopback
@@ -247,8 +311,9 @@ cat >"$CONF" <<EOF
         osd class load list = *
         osd class default list = *
 [client.rgw.x]
-        # tcp_nodelay=1: without it small GETs take ~44 ms (Nagle) instead of ~4 ms
-        rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
+        # tcp_nodelay=1: without it small GETs take ~44 ms (Nagle) instead of ~4 ms.
+        # The same radosgw serves S3 over TLS on ssl_endpoint (certificate from tls/).
+$(frontends_line)
         rgw data = $DIR/rgw.x
         keyring = $DIR/rgw.x/keyring
         log file = $DIR/log/client.rgw.x.log
@@ -314,6 +379,7 @@ quiet "${CEPH[@]}" <<<"$pool_cmds"
   -o "$DIR/rgw.x/keyring"
 start_daemon radosgw -c "$CONF" -n client.rgw.x --keyring "$DIR/rgw.x/keyring"
 wait_for "radosgw on $ENDPOINT" curl -fsS -o /dev/null --max-time 5 "$ENDPOINT/"
+wait_for "radosgw on $TLS_ENDPOINT" tls_ok
 
 # ------------------------------------------------------------------ users
 # (If anything above fails, the daemons are left running for inspection; the next up.sh
@@ -339,5 +405,5 @@ fi
 
 config_fingerprint >"$DIR/config"
 env_lines >"$DIR/env"
-log "up: $ENDPOINT (state in $DIR)"
+log "up: $ENDPOINT and $TLS_ENDPOINT (state in $DIR)"
 env_lines >&3

@@ -79,13 +79,18 @@ pub(super) fn load_workload(path: Option<&Path>) -> Result<WorkloadConfig, Strin
         ),
         None => (WorkloadFile::default(), "environment".to_string()),
     };
-    file.resolve(&ProcessEnv, &origin)
+    let config = file
+        .resolve(&ProcessEnv, &origin)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
             format!(
                 "workload config {origin}: no S3 endpoint; set endpoint in --workload-config (or S3_ENDPOINT_URL)"
             )
-        })
+        })?;
+    if let Some(warning) = config.insecure_warning() {
+        log::warn!("{warning}");
+    }
+    Ok(config)
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

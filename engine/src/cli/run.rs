@@ -127,6 +127,10 @@ pub async fn run(args: RunArgs) -> Exit {
             }
         },
     };
+    if let Some(warning) = config.insecure_warning() {
+        eprintln!("\n  *** {warning} ***\n");
+        log::warn!("{warning}");
+    }
     let driver = match AnyDriver::new(&config) {
         Ok(d) => Arc::new(d),
         Err(e) => {

@@ -477,7 +477,7 @@ impl Cluster {
 
     /// A driver on the cluster's bucket, for looking at what runs left behind.
     pub fn driver(&self) -> AwsDriver {
-        AwsDriver::new(&self.config)
+        AwsDriver::new(&self.config).expect("aws-sdk driver")
     }
 
     /// Every key under `prefix` in the cluster's bucket (all pages).

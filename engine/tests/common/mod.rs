@@ -129,7 +129,7 @@ impl TestBucket {
         let rgw = rgw();
         let name = bucket_name(test);
         let config = workload_config(&rgw, &name);
-        let driver = AwsDriver::new(&config);
+        let driver = AwsDriver::new(&config).expect("aws-sdk driver");
         TestBucket {
             rgw,
             name,

@@ -6,7 +6,7 @@ use chopsticks::s3_config::WorkloadConfig;
 
 /// Empties the bucket (objects and unfinished uploads) and deletes it; a missing bucket is fine.
 pub async fn remove_bucket(config: &WorkloadConfig) -> Result<(), String> {
-    let driver = AwsDriver::new(config);
+    let driver = AwsDriver::new(config).map_err(|e| e.to_string())?;
     for _ in 0..1000 {
         let page = match driver.list("", 1000, None).await {
             Ok(p) => p,

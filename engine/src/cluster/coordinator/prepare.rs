@@ -6,7 +6,7 @@
 //! mid-flight, are found and deleted too. Unfinished multipart uploads are aborted the same way.
 
 use crate::cluster::protocol::RunSpec;
-use crate::load::driver::{BucketState, Driver, FailureKind, OpError};
+use crate::load::driver::{BucketState, Driver, FailureKind, OpError, TlsCause};
 use crate::load::user::Program;
 use crate::results::artifacts::{CleanupReport, PrepareReport, RunDir};
 use crate::s3_config::TargetInfo;
@@ -385,6 +385,24 @@ pub fn explain(doing: &str, e: &OpError, target: &TargetInfo) -> String {
         FailureKind::Timeout => format!(
             "{endpoint} did not answer in time; check that RadosGW is up and not overloaded"
         ),
+        FailureKind::Tls(TlsCause::UnknownCa) => format!(
+            "TLS: the certificate of {endpoint} is signed by a CA this machine does not trust (unknown CA); \
+             set driver_config.ca_file (or ca_pem) to the CA that signed the gateway's certificate, \
+             or insecure: true to skip verification"
+        ),
+        FailureKind::Tls(TlsCause::NameMismatch) => format!(
+            "TLS: the certificate of {endpoint} is not valid for that host name (name mismatch); \
+             write the endpoint with a name the certificate lists, reissue the certificate for this name, \
+             or set driver_config.insecure: true to skip verification"
+        ),
+        FailureKind::Tls(TlsCause::Expired) => format!(
+            "TLS: the certificate of {endpoint} has expired or is not valid yet; renew the gateway's \
+             certificate (and check this machine's clock), or set driver_config.insecure: true to skip verification"
+        ),
+        FailureKind::Tls(TlsCause::Handshake) => format!(
+            "TLS handshake with {endpoint} failed; check that the gateway serves https on that port \
+             (or write the endpoint as http://)"
+        ),
         FailureKind::Http { status: 403, code } if code == "InvalidAccessKeyId" => format!(
             "{endpoint} does not know this access key; check the access key (s3-access-key)"
         ),
@@ -420,6 +438,35 @@ mod tests {
         objects: u64,
         failing_lists: AtomicU32,
         deletes_fail: bool,
+    }
+
+    #[test]
+    fn tls_failures_name_the_cause_and_the_fix() {
+        let target = TargetInfo {
+            endpoint: "https://rgw:443".into(),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            driver: crate::s3_config::DriverKind::Lean,
+            driver_config: Default::default(),
+            embedded: false,
+        };
+        let says = |cause: TlsCause, needles: &[&str]| {
+            let e = OpError::new(FailureKind::Tls(cause), "handshake");
+            let m = explain("checking bucket", &e, &target);
+            for n in needles {
+                assert!(m.contains(n), "{cause:?}: {m}");
+            }
+        };
+        says(
+            TlsCause::UnknownCa,
+            &["unknown CA", "driver_config.ca_file", "insecure: true"],
+        );
+        says(
+            TlsCause::NameMismatch,
+            &["name mismatch", "host name", "insecure: true"],
+        );
+        says(TlsCause::Expired, &["expired", "renew", "clock"]);
+        says(TlsCause::Handshake, &["https", "http://"]);
     }
 
     fn refused() -> OpError {

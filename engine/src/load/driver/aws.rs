@@ -6,6 +6,7 @@
 //! computed only when S3 requires them: with the SDK's default (always), a streamed PUT
 //! fails on RadosGW 16 with `XAmzContentSHA256Mismatch`.
 
+use super::tls::TlsSetupError;
 use super::{
     encode_key, BodyMeter, BucketState, ByteRange, ChunkSink, Driver, FailureKind, GetReply,
     ListPage, OpError, PendingUpload,
@@ -34,7 +35,7 @@ pub struct AwsDriver {
 }
 
 impl AwsDriver {
-    pub fn new(config: &WorkloadConfig) -> AwsDriver {
+    pub fn new(config: &WorkloadConfig) -> Result<AwsDriver, TlsSetupError> {
         let tuning = config.driver_config.clone();
         let credentials = Credentials::new(
             config.access_key.clone(),
@@ -48,7 +49,7 @@ impl AwsDriver {
         } else {
             RetryConfig::standard().with_max_attempts(tuning.retries + 1)
         };
-        let sdk_config = aws_sdk_s3::Config::builder()
+        let mut sdk_config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&config.endpoint)
             .region(Region::new(config.region.clone()))
@@ -63,13 +64,17 @@ impl AwsDriver {
             // Our own per-request deadline (scaled to size) covers slow streams.
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .build();
-        AwsDriver {
-            client: Client::from_conf(sdk_config),
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        // The SDK's own client trusts the system's roots only; extra CAs or no verification
+        // need ours.
+        if super::tls::customised(&tuning) {
+            sdk_config = sdk_config.http_client(super::tls::sdk_http_client(&tuning)?);
+        }
+        Ok(AwsDriver {
+            client: Client::from_conf(sdk_config.build()),
             bucket: config.bucket.clone(),
             tuning,
-        }
+        })
     }
 
     /// Runs `fut` under the deadline for a request moving `bytes`.
@@ -98,7 +103,9 @@ where
         SdkError::TimeoutError(_) => OpError::new(FailureKind::Timeout, "SDK timeout"),
         SdkError::DispatchFailure(d) => {
             let detail = error_chain(&err);
-            if d.is_timeout() {
+            if let Some(tls) = super::tls::failure(&err, &detail) {
+                tls
+            } else if d.is_timeout() {
                 OpError::new(FailureKind::Timeout, detail)
             } else if d.is_io() {
                 OpError::new(FailureKind::Connection, detail)
@@ -548,7 +555,7 @@ mod tests {
 
     #[test]
     fn request_futures_stay_within_their_bounds() {
-        let driver = AwsDriver::new(&unused_target(crate::s3_config::DriverKind::AwsSdk));
+        let driver = AwsDriver::new(&unused_target(crate::s3_config::DriverKind::AwsSdk)).unwrap();
         assert_request_futures_within("aws-sdk", &request_future_sizes(&driver), AWS_REQUEST_MAX);
     }
 }

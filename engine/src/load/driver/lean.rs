@@ -106,16 +106,8 @@ impl LeanDriver {
                     .into(),
             ));
         }
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.driver_config.connect_timeout()));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| LeanError(format!("loading the system's CA certificates: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector =
+            super::tls::connector(&config.driver_config).map_err(|e| LeanError(e.to_string()))?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
@@ -141,7 +133,7 @@ impl LeanDriver {
             identity: credentials.into(),
             tuning: config.driver_config.clone(),
             settings,
-            sdk: AwsDriver::new(config),
+            sdk: AwsDriver::new(config).map_err(|e| LeanError(e.to_string()))?,
         })
     }
 
@@ -206,7 +198,9 @@ impl LeanDriver {
     ) -> Result<http::Response<hyper::body::Incoming>, OpError> {
         self.client.request(request).await.map_err(|e| {
             let text = super::aws::error_chain(&e);
-            if e.is_connect() {
+            if let Some(tls) = super::tls::failure(&e, &text) {
+                tls
+            } else if e.is_connect() {
                 OpError::new(FailureKind::Connection, text)
             } else if text.contains("timed out") {
                 OpError::new(FailureKind::Timeout, text)

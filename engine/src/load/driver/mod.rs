@@ -7,9 +7,11 @@
 
 mod aws;
 mod lean;
+mod tls;
 
 pub use aws::AwsDriver;
 pub use lean::{LeanDriver, LeanError};
+pub use tls::{TlsCause, TlsSetupError};
 
 use crate::load::content::ContentSeed;
 use crate::s3_config::{DriverKind, WorkloadConfig};
@@ -28,6 +30,8 @@ pub enum FailureKind {
     Timeout,
     /// The connection could not be made or broke.
     Connection,
+    /// The TLS handshake failed: the gateway's certificate was refused, and why.
+    Tls(TlsCause),
     /// The body read back is not what was written.
     Integrity,
     /// Anything else (a malformed response, a client-side construction error).
@@ -43,6 +47,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Http { status, code } => write!(f, "HTTP {status} {code}"),
             FailureKind::Timeout => f.write_str("timeout"),
             FailureKind::Connection => f.write_str("connection"),
+            FailureKind::Tls(cause) => write!(f, "TLS {cause}"),
             FailureKind::Integrity => f.write_str("integrity"),
             FailureKind::Other => f.write_str("other"),
             FailureKind::Internal => f.write_str("internal"),
@@ -292,6 +297,8 @@ pub(crate) fn encode_key(key: &str) -> String {
 pub enum DriverError {
     #[error(transparent)]
     Lean(#[from] LeanError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
     #[error(
         "driver 's5cmd' is not available in this build of chopsticks; use driver: aws-sdk \
          (the native driver, which costs far less CPU per request)"
@@ -309,7 +316,7 @@ pub enum AnyDriver {
 impl AnyDriver {
     pub fn new(config: &WorkloadConfig) -> Result<AnyDriver, DriverError> {
         match config.driver {
-            DriverKind::AwsSdk => Ok(AnyDriver::Aws(AwsDriver::new(config))),
+            DriverKind::AwsSdk => Ok(AnyDriver::Aws(AwsDriver::new(config)?)),
             DriverKind::Lean => Ok(AnyDriver::Lean(Box::new(LeanDriver::new(config)?))),
             DriverKind::S5cmd => Err(DriverError::S5cmdUnavailable),
         }
