@@ -53,11 +53,6 @@ impl fmt::Display for TlsCause {
 /// Why the TLS client could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    #[error(
-        "no CA certificate to trust: this machine has none ({0}) and driver_config gives no \
-         ca_file or ca_pem; install the ca-certificates package or set driver_config.ca_file"
-    )]
-    NoRoots(String),
     #[error("cannot set up TLS: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -85,12 +80,18 @@ pub(crate) fn client_config(tuning: &DriverConfig) -> Result<rustls::ClientConfi
         roots.add(cert.clone())?;
     }
     if roots.is_empty() {
+        // A plain-http endpoint needs no CA, so a machine without the system's CA store (a
+        // minimal container) can still run; an https one then fails in preparing with
+        // "unknown CA", whose message names the fix.
         let why = native
             .errors
             .first()
             .map(|e| e.to_string())
             .unwrap_or_else(|| "the system store is empty".into());
-        return Err(TlsSetupError::NoRoots(why));
+        log::warn!(
+            "no trusted CA certificates ({why}): https endpoints will fail verification; \
+             install the system's CA certificates (ca-certificates) or set driver_config.ca_file"
+        );
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
