@@ -6,7 +6,7 @@
 //! everything, leadership changes, units joining or leaving, and config changes all converge
 //! without special cases.
 
-use crate::config::{CharmConfig, S3Settings};
+use crate::config::{CharmConfig, S3Error, S3Settings};
 use crate::control::Control;
 use crate::juju::{HookTools, SecretContent, StatusKind};
 use crate::paths::{Paths, LEADER_UNIT, LEADER_WEBUI_UNIT, WORKER_UNIT};
@@ -149,18 +149,13 @@ impl<'a> Charm<'a> {
     }
 
     /// The S3 settings, or the blocked message saying what to fix.
-    pub fn s3_settings(&self, config: &CharmConfig) -> Result<S3Settings, String> {
+    pub fn s3_settings(&self, config: &CharmConfig) -> Result<S3Settings, S3Error> {
         let credentials = if config.s3_credentials.is_empty() {
             None
         } else {
             match self.read_secret(&config.s3_credentials) {
                 Ok(c) => Some(c),
-                Err(e) => {
-                    return Err(format!(
-                        "cannot read the s3-credentials secret ({}); grant it: juju grant-secret <secret> chopsticks",
-                        e.message
-                    ))
-                }
+                Err(e) => return Err(S3Error::SecretUnreadable(e.message)),
             }
         };
         config.s3(credentials.as_ref())
@@ -216,7 +211,7 @@ impl<'a> Charm<'a> {
         self.tools.application_version_set(chopsticks::VERSION)?;
         let config = match CharmConfig::load(self.tools) {
             Ok(c) => c,
-            Err(message) => return self.block(&message),
+            Err(e) => return self.block(&e.to_string()),
         };
         let leader = self.tools.is_leader()?;
         let view = self.peers()?;
@@ -228,12 +223,12 @@ impl<'a> Charm<'a> {
         };
         let s3 = match self.s3_settings(&config) {
             Ok(s) => s,
-            Err(message) => {
+            Err(e) => {
                 if leader {
                     // Workers still learn where the coordinator will be.
                     self.publish(&config, &view, token_id.as_deref())?;
                 }
-                return self.block(&message);
+                return self.block(&e.to_string());
             }
         };
         let templates = Templates::new(&self.charm_dir);

@@ -37,13 +37,14 @@ pub enum ScenarioFileError {
         dir: String,
         builtins: String,
     },
-    #[error(
-        "scenario-file={given}: no built-in scenario and no file {dir}/{given}; built-ins: {builtins}"
-    )]
+    /// Neither a built-in nor a file in the directory: the engine's own refusal (the words
+    /// `chopsticks run` and the control API use), after where the charm looked.
+    #[error("scenario-file={given} (files are read from {dir}): {source}")]
     Unknown {
         given: String,
         dir: String,
-        builtins: String,
+        #[source]
+        source: ScenarioError,
     },
     #[error("scenario-file={given}: {dir}/{given} {problem}")]
     Unreadable {
@@ -98,7 +99,9 @@ pub fn choose(given: &str, dir: &Path) -> Result<ChosenScenario, ScenarioFileErr
                 None => Err(ScenarioFileError::Unknown {
                     given: given.to_string(),
                     dir: dir_text,
-                    builtins: builtins(),
+                    source: ScenarioError::Unknown {
+                        name: given.to_string(),
+                    },
                 }),
             }
         }

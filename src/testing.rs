@@ -284,6 +284,9 @@ impl Control for FakeControl {
         if self.status.borrow().state.is_active() {
             return Err(CtlError::Refused(ControlError::Busy("busy".into())));
         }
+        // The real coordinator's first step: the engine's one check of a start request, so
+        // the charm's relaying of its refusals is tested with the real messages.
+        request.check().map_err(CtlError::Refused)?;
         self.started.borrow_mut().push(request.clone());
         let mut s = self.status.borrow_mut();
         s.state = RunState::Preparing;
