@@ -295,7 +295,7 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             min as usize - peers.len()
         )));
     }
-    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let control = (charm.control)(config.control_port).map_err(CharmError::ControlClient)?;
     let status = match wait_coordinator(control.as_ref(), charm.settle) {
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
@@ -431,7 +431,7 @@ fn stop_test(charm: &Charm) -> Result<Outcome, CharmError> {
             )))
         }
     };
-    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let control = (charm.control)(config.control_port).map_err(CharmError::ControlClient)?;
     let reply = match control.stop(false) {
         Ok(r) => r,
         Err(CtlError::Refused(ControlError::NotFound(m))) => return Ok(Outcome::Refused(m)),
@@ -494,7 +494,7 @@ fn test_status(charm: &Charm) -> Result<Outcome, CharmError> {
             )))
         }
     };
-    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let control = (charm.control)(config.control_port).map_err(CharmError::ControlClient)?;
     let s = match control.status() {
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),

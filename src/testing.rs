@@ -379,7 +379,7 @@ impl Unit {
 
     pub fn with<R>(&self, f: impl FnOnce(&Charm) -> R) -> R {
         let control = std::rc::Rc::clone(&self.control);
-        let factory = move |_port: u16| -> Result<Box<dyn Control>, String> {
+        let factory = move |_port: u16| -> Result<Box<dyn Control>, std::io::Error> {
             Ok(Box::new(Shared(std::rc::Rc::clone(&control))))
         };
         let factory: &ControlFactory = &factory;

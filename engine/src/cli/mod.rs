@@ -124,9 +124,13 @@ fn parse_ctl_wait(s: &str) -> Result<std::time::Duration, crate::limits::ParseEr
     crate::limits::CTL_WAIT.parse("wait", s)
 }
 
-fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
-    s.parse()
-        .map_err(|_| format!("'{s}' is not a log level; use error, warn, info, debug or trace"))
+/// A `--log-level` that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a log level; use error, warn, info, debug or trace")]
+struct LevelError(String);
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, LevelError> {
+    s.parse().map_err(|_| LevelError(s.to_string()))
 }
 
 /// Parses arguments and runs the subcommand.

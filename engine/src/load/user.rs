@@ -3,8 +3,9 @@
 //!
 //! A user remembers the objects it wrote (key sequence number, content seed, size: 24 bytes
 //! each) so later reads can pick and verify them; the prefilled pool is computed, not stored.
-//! The request future is boxed so an idle user costs only its own small state, not the
-//! SDK's large in-flight request state.
+//! Each request future is boxed (`Box::pin`: pinned on the heap, not held inline in the
+//! user's task), so an idle user costs only its own small state, not the SDK's large
+//! in-flight request state.
 
 use crate::load::content::{ContentSeed, Verifier};
 use crate::load::driver::{ByteRange, ChunkSink, Discard, Driver, FailureKind, OpError};

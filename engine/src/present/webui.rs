@@ -457,7 +457,8 @@ async fn run_report(
                 state_dir.display()
             ))
         })?;
-        let record = artifacts::read_record(&dir).map_err(ControlError::NotFound)?;
+        let record =
+            artifacts::read_record(&dir).map_err(|e| ControlError::NotFound(e.to_string()))?;
         let unavailable = |e: report::ReportError| ControlError::Unavailable(e.to_string());
         if record.state.is_active() {
             // Still going: a snapshot, not saved (the final report is written at the end).
