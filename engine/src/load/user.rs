@@ -24,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 pub struct Program {
     pub task_names: Vec<String>,
     pub classes: Vec<ClassProgram>,
-    pub class_weights: Vec<i64>,
     shared: Option<SharedPool>,
 }
 
@@ -116,7 +115,6 @@ impl Program {
         Program {
             task_names: names,
             classes,
-            class_weights: scenario.users.iter().map(|c| c.weight).collect(),
             shared: scenario.prefill.as_ref().map(|p| SharedPool {
                 objects: p.objects,
                 sizes: p.size.sampler(),

@@ -8,7 +8,7 @@
 //! fetched from the network; a Content-Security-Policy in the page enforces it.
 
 mod data;
-pub mod html;
+pub(crate) mod html;
 
 pub use data::{distribution, load, Distribution, EventLine, ReportData};
 pub(crate) use data::{parse_events, series_from_history};
