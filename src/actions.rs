@@ -4,10 +4,11 @@
 //! status file) and read run artifacts; tests themselves run inside the daemons. A refusal is
 //! an `action-fail` whose message says what to do instead. Result keys are lowercase-hyphen.
 
-use crate::config::{CharmConfig, NEEDS_S3};
+use crate::config::{CharmConfig, S3Error};
 use crate::reconcile::{Charm, CharmError};
 use chopsticks::control::client::CtlError;
 use chopsticks::control::{ControlError, RunState, StartRequest, Status};
+use chopsticks::limits::{self, Count, LimitError};
 use chopsticks::results::summary::Summary;
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
@@ -73,33 +74,116 @@ fn param_str(params: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-fn param_f64(params: &Map<String, Value>, key: &str) -> Option<f64> {
-    params.get(key).and_then(Value::as_f64)
+/// Why an action parameter cannot be sent as given. Only what Juju's schema cannot express is
+/// checked here (and what a start request's types cannot carry); every other bound is the
+/// coordinator's, whose refusal is relayed verbatim, so the charm, `chopsticks run`,
+/// `chopsticks ctl start` and the control API refuse a mistake in the same words.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamError {
+    /// Not a whole number at all (Juju's schema says integer; the charm does not trust it),
+    /// or a `min-workers` out of its range.
+    #[error("{key}={value} is out of range: give a whole number from {min} to {max}")]
+    NotWhole {
+        key: &'static str,
+        value: String,
+        min: u64,
+        max: u64,
+    },
+    #[error("{key}={value} is not a number: {fix}")]
+    NotANumber {
+        key: &'static str,
+        value: String,
+        fix: &'static str,
+    },
+    /// A number the start request cannot carry, refused by the engine's own bound (the same
+    /// words the coordinator uses for the values it can carry).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// Duration syntax and bounds, which Juju's schema cannot express: the engine's parser.
+    #[error("duration={given}: {source}")]
+    Duration {
+        given: String,
+        #[source]
+        source: chopsticks::duration::DurationError,
+    },
 }
 
-/// An integer param, read as an integer (never through f64) and bounded: `Ok(None)` when
-/// absent, `Err(message)` naming the param and the fix when it is not a whole number in range.
-fn param_int(
+/// A whole-number param, read as an integer (never through f64): `Ok(None)` when absent.
+fn param_whole(
     params: &Map<String, Value>,
-    key: &str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, String> {
+    key: &'static str,
+    bound: Count,
+) -> Result<Option<i128>, ParamError> {
     let Some(value) = params.get(key) else {
         return Ok(None);
     };
-    match value.as_u64() {
-        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(format!(
-            "{key}={value} is out of range: give a whole number from {min} to {max}"
-        )),
+    match (value.as_u64(), value.as_i64()) {
+        (Some(n), _) => Ok(Some(i128::from(n))),
+        (None, Some(n)) => Ok(Some(i128::from(n))),
+        _ => Err(ParamError::NotWhole {
+            key,
+            value: value.to_string(),
+            min: bound.min,
+            max: bound.max,
+        }),
     }
 }
 
-/// The most users one start-test may ask for (the charm's own bound).
-pub const MAX_USERS: u64 = 1_000_000;
-/// The most workers `min-workers` may insist on.
-pub const MAX_MIN_WORKERS: u64 = 10_000;
+/// `users`: what a start request can carry (a u32) goes to the coordinator, which checks it;
+/// what it cannot carry is refused here by the same bound, in the same words.
+fn param_users(params: &Map<String, Value>) -> Result<Option<u32>, ParamError> {
+    let Some(n) = param_whole(params, "users", limits::USERS)? else {
+        return Ok(None);
+    };
+    match u32::try_from(n) {
+        Ok(n) => Ok(Some(n)),
+        Err(_) => {
+            let n = limits::USERS.check_whole("users", n)?;
+            Ok(Some(limits::USERS.check_u32("users", n)?))
+        }
+    }
+}
+
+/// `min-workers`: checked here, since the charm compares it with its peers before it starts.
+fn param_min_workers(params: &Map<String, Value>) -> Result<Option<u32>, ParamError> {
+    let bound = limits::EXPECTED_WORKERS;
+    let Some(n) = param_whole(params, "min-workers", bound)? else {
+        return Ok(None);
+    };
+    let out_of_range = || ParamError::NotWhole {
+        key: "min-workers",
+        value: n.to_string(),
+        min: bound.min,
+        max: bound.max,
+    };
+    let n = u64::try_from(n).map_err(|_| out_of_range())?;
+    bound
+        .check_u32("min-workers", n)
+        .map(Some)
+        .map_err(|_| out_of_range())
+}
+
+/// `spawn-rate`: any number goes to the coordinator, which checks its bounds.
+fn param_spawn_rate(params: &Map<String, Value>) -> Result<Option<f64>, ParamError> {
+    match params.get("spawn-rate") {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(Some).ok_or_else(|| ParamError::NotANumber {
+            key: "spawn-rate",
+            value: v.to_string(),
+            fix: limits::SPAWN_RATE.fix,
+        }),
+    }
+}
+
+/// `duration`: parsed and bounded by the engine's parser (Juju's schema only says "string").
+fn param_duration(params: &Map<String, Value>, default: &str) -> Result<String, ParamError> {
+    let given = param_str(params, "duration").unwrap_or_else(|| default.to_string());
+    match chopsticks::duration::parse(&given) {
+        Ok(_) => Ok(given),
+        Err(source) => Err(ParamError::Duration { given, source }),
+    }
+}
+
 /// How long start-test waits for every peer's worker to connect before starting with those
 /// that are connected.
 pub const WORKER_GRACE: Duration = Duration::from_secs(3);
@@ -116,17 +200,6 @@ fn wait_coordinator(
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
-    }
-}
-
-/// A run's duration must parse and be above zero (`0s`, `0m` name no test at all).
-pub fn check_duration(text: &str) -> Result<(), String> {
-    let zero = text.contains('0') && text.chars().all(|c| "0.smhd ".contains(c));
-    match chopsticks::duration::parse(text) {
-        Ok(d) if !d.is_zero() => Ok(()),
-        Ok(_) => Err("the duration must be positive, e.g. 30s, 10m or 1h30m".into()),
-        Err(_) if zero => Err("the duration must be positive, e.g. 30s, 10m or 1h30m".into()),
-        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -173,33 +246,30 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             )))
         }
     };
-    if let Err(m) = charm.s3_settings(&config) {
-        let hint = if m == NEEDS_S3 {
-            "S3 is not configured: juju config chopsticks s3-endpoint=http://HOST:PORT s3-access-key=KEY s3-secret-key=SECRET (or s3-credentials=SECRET-ID)".to_string()
-        } else {
-            format!("S3 is not configured correctly: {m}")
+    if let Err(e) = charm.s3_settings(&config) {
+        let hint = match e {
+            S3Error::NotConfigured => "S3 is not configured: juju config chopsticks s3-endpoint=http://HOST:PORT s3-access-key=KEY s3-secret-key=SECRET (or s3-credentials=SECRET-ID)".to_string(),
+            other => format!("S3 is not configured correctly: {other}"),
         };
         return Ok(Outcome::Refused(hint));
     }
-    let users = match param_int(params, "users", 1, MAX_USERS) {
-        Ok(Some(n)) => n as u32,
-        Ok(None) => config.default_users,
-        Err(m) => return Ok(Outcome::Refused(m)),
+    let checked = (
+        param_users(params),
+        param_min_workers(params),
+        param_spawn_rate(params),
+        param_duration(params, &config.default_duration),
+    );
+    let (users, min_workers, spawn_rate, duration) = match checked {
+        (Ok(u), Ok(w), Ok(r), Ok(d)) => (
+            u.unwrap_or(config.default_users),
+            w,
+            r.unwrap_or(config.default_spawn_rate),
+            d,
+        ),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+            return Ok(Outcome::Refused(e.to_string()))
+        }
     };
-    let min_workers = match param_int(params, "min-workers", 1, MAX_MIN_WORKERS) {
-        Ok(n) => n.map(|n| n as u32),
-        Err(m) => return Ok(Outcome::Refused(m)),
-    };
-    let spawn_rate = param_f64(params, "spawn-rate").unwrap_or(config.default_spawn_rate);
-    if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
-        return Ok(Outcome::Refused(format!(
-            "spawn-rate={spawn_rate} must be above 0 users per second, e.g. spawn-rate=5 or 0.5"
-        )));
-    }
-    let duration = param_str(params, "duration").unwrap_or_else(|| config.default_duration.clone());
-    if let Err(m) = check_duration(&duration) {
-        return Ok(Outcome::Refused(format!("duration={duration}: {m}")));
-    }
     let scenario =
         param_str(params, "scenario-file").unwrap_or_else(|| config.scenario_file.clone());
     let chosen = match crate::scenarios::choose(&scenario, &charm.paths.operator_scenarios()) {
@@ -225,7 +295,7 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             min as usize - peers.len()
         )));
     }
-    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let control = (charm.control)(config.control_port).map_err(CharmError::ControlClient)?;
     let status = match wait_coordinator(control.as_ref(), charm.settle) {
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
@@ -361,7 +431,7 @@ fn stop_test(charm: &Charm) -> Result<Outcome, CharmError> {
             )))
         }
     };
-    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let control = (charm.control)(config.control_port).map_err(CharmError::ControlClient)?;
     let reply = match control.stop(false) {
         Ok(r) => r,
         Err(CtlError::Refused(ControlError::NotFound(m))) => return Ok(Outcome::Refused(m)),
@@ -424,7 +494,7 @@ fn test_status(charm: &Charm) -> Result<Outcome, CharmError> {
             )))
         }
     };
-    let control = (charm.control)(config.control_port).map_err(CharmError::Io)?;
+    let control = (charm.control)(config.control_port).map_err(CharmError::ControlClient)?;
     let s = match control.status() {
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(ctl_message(&e))),
@@ -732,8 +802,29 @@ mod tests {
                 json!({"users": 1.5}),
                 "users=1.5 is out of range: give a whole number from 1 to 1000000",
             ),
-            (json!({"users": 0}), "users=0 is out of range"),
-            (json!({"users": 2_000_000}), "users=2000000 is out of range"),
+            // Bounds the request can carry are the coordinator's, relayed verbatim.
+            (
+                json!({"users": 0}),
+                "users 0 is below the minimum of 1; give a whole number of users from 1 to 1000000",
+            ),
+            (
+                json!({"users": 2_000_000}),
+                "users 2000000 is above the limit of 1000000",
+            ),
+            // Past what the request can carry: the same bound, the same words, from the charm.
+            (
+                json!({"users": 5_000_000_000u64}),
+                "users 5000000000 is above the limit of 1000000",
+            ),
+            (json!({"users": -3}), "users -3 is below the minimum of 1"),
+            (
+                json!({"spawn-rate": -1}),
+                "spawn_rate -1 is below the minimum of 0.001",
+            ),
+            (
+                json!({"spawn-rate": "fast"}),
+                "spawn-rate=\"fast\" is not a number",
+            ),
             (json!({"min-workers": -1}), "min-workers=-1 is out of range"),
             (
                 json!({"duration": "0s"}),

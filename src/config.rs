@@ -4,6 +4,7 @@
 //! so an operator sees what to fix in `juju status`.
 
 use crate::juju::HookTools;
+use chopsticks::limits::{self, LimitError};
 use chopsticks::s3_config::{DriverConfig, DriverKind};
 use serde_json::{Map, Value};
 
@@ -48,6 +49,66 @@ pub struct S3Settings {
 /// The status message while S3 is not configured.
 pub const NEEDS_S3: &str = "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
 
+/// Why the options cannot be used; each message names the option and the fix (it becomes a
+/// `blocked` status). Bounds come from the engine's `chopsticks::limits`, the same ones the
+/// coordinator applies to a start request.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration: {0}")]
+    Read(#[source] crate::juju::ToolError),
+    #[error("{option} {value} is not a TCP port; use 1-65535")]
+    Port { option: &'static str, value: String },
+    #[error("coordinator-port, control-port and web-port must be three different ports")]
+    SamePorts,
+    #[error("{option} {value} is not a whole number; {fix}")]
+    NotWhole {
+        option: &'static str,
+        value: String,
+        fix: &'static str,
+    },
+    #[error("{option} {value} is not a number; {fix}")]
+    NotANumber {
+        option: &'static str,
+        value: String,
+        fix: &'static str,
+    },
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    #[error("default-duration={value}: {source}")]
+    Duration {
+        value: String,
+        #[source]
+        source: chopsticks::duration::DurationError,
+    },
+    #[error("log-level '{0}' is not one of error, warn, info, debug, trace")]
+    LogLevel(String),
+    #[error("{option} {value} is not a boolean; use true or false")]
+    NotBool { option: &'static str, value: String },
+}
+
+/// Why the S3 settings cannot be rendered; each message says what to set.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// Nothing (or not enough) is configured yet.
+    #[error("{NEEDS_S3}")]
+    NotConfigured,
+    #[error("cannot read the s3-credentials secret ({0}); grant it: juju grant-secret <secret> chopsticks")]
+    SecretUnreadable(String),
+    #[error(
+        "the s3-credentials secret needs the keys access-key and secret-key; update it with juju update-secret"
+    )]
+    SecretKeys,
+    #[error("s3-driver '{0}' is not known; use lean (the default) or aws-sdk")]
+    Driver(String),
+    #[error("s3-driver-config-yaml is not a valid driver config: {0}")]
+    DriverConfig(#[source] serde_yaml_ng::Error),
+    #[error("s3-ca-chain and s3-driver-config-yaml's ca_pem both give a CA; keep one of them")]
+    CaTwice,
+    /// The engine's own check of the endpoint, bucket and driver tuning.
+    #[error("{0}")]
+    Engine(String),
+}
+
 fn text(map: &Map<String, Value>, key: &str, default: &str) -> String {
     match map.get(key) {
         Some(Value::String(s)) => s.trim().to_string(),
@@ -56,69 +117,98 @@ fn text(map: &Map<String, Value>, key: &str, default: &str) -> String {
     }
 }
 
-fn number(map: &Map<String, Value>, key: &str) -> Option<f64> {
-    match map.get(key) {
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
+/// A whole-number option, read as an integer (never through f64): `Ok(None)` when unset.
+fn whole(
+    map: &Map<String, Value>,
+    option: &'static str,
+    fix: &'static str,
+) -> Result<Option<i128>, ConfigError> {
+    let not_whole = |value: String| ConfigError::NotWhole { option, value, fix };
+    match map.get(option) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Ok(Some(u as i128)),
+            (None, Some(i)) => Ok(Some(i as i128)),
+            _ => Err(not_whole(n.to_string())),
+        },
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i128>()
+            .map(Some)
+            .map_err(|_| not_whole(format!("'{s}'"))),
+        Some(other) => Err(not_whole(other.to_string())),
     }
 }
 
-fn flag(map: &Map<String, Value>, key: &str) -> Result<bool, String> {
-    match map.get(key) {
+fn flag(map: &Map<String, Value>, option: &'static str) -> Result<bool, ConfigError> {
+    match map.get(option) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) if s.trim() == "true" => Ok(true),
         Some(Value::String(s)) if s.trim() == "false" => Ok(false),
-        Some(other) => Err(format!("{key} {other} is not a boolean; use true or false")),
+        Some(other) => Err(ConfigError::NotBool {
+            option,
+            value: other.to_string(),
+        }),
     }
 }
 
-fn port(map: &Map<String, Value>, key: &str, default: u16) -> Result<u16, String> {
-    match number(map, key) {
+fn port(map: &Map<String, Value>, option: &'static str, default: u16) -> Result<u16, ConfigError> {
+    let bad = |value: String| ConfigError::Port { option, value };
+    match whole(map, option, "use 1-65535").map_err(|e| match e {
+        ConfigError::NotWhole { value, .. } => bad(value),
+        other => other,
+    })? {
         None => Ok(default),
-        Some(p) if p.fract() == 0.0 && (1.0..=65535.0).contains(&p) => Ok(p as u16),
-        Some(p) => Err(format!("{key} {p} is not a TCP port; use 1-65535")),
+        Some(p) => u16::try_from(p)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad(p.to_string())),
     }
 }
 
 impl CharmConfig {
     /// Reads and checks the options.
-    pub fn load(tools: &dyn HookTools) -> Result<CharmConfig, String> {
-        let map = tools
-            .config()
-            .map_err(|e| format!("cannot read the configuration: {e}"))?;
+    pub fn load(tools: &dyn HookTools) -> Result<CharmConfig, ConfigError> {
+        let map = tools.config().map_err(ConfigError::Read)?;
         Self::from_map(&map)
     }
 
-    pub fn from_map(map: &Map<String, Value>) -> Result<CharmConfig, String> {
-        let users = match map.get("default-users") {
+    pub fn from_map(map: &Map<String, Value>) -> Result<CharmConfig, ConfigError> {
+        let users = match whole(map, "default-users", limits::USERS.fix)? {
             None => 10,
-            Some(v) => match v.as_u64() {
-                Some(n) if (1..=crate::actions::MAX_USERS).contains(&n) => n,
-                _ => {
-                    return Err(format!(
-                    "default-users {v} is not a number of users; use a whole number from 1 to {}",
-                    crate::actions::MAX_USERS
-                ))
-                }
-            },
+            Some(n) => {
+                let n = limits::USERS.check_whole("default-users", n)?;
+                limits::USERS.check_u32("default-users", n)?
+            }
         };
-        let spawn_rate = number(map, "default-spawn-rate").unwrap_or(2.0);
-        if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
-            return Err(format!(
-                "default-spawn-rate {spawn_rate} must be above 0 users per second"
-            ));
-        }
+        let spawn_rate = match map.get("default-spawn-rate") {
+            None | Some(Value::Null) => 2.0,
+            Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+            Some(Value::String(s)) => s.trim().parse().map_err(|_| ConfigError::NotANumber {
+                option: "default-spawn-rate",
+                value: format!("'{s}'"),
+                fix: limits::SPAWN_RATE.fix,
+            })?,
+            Some(other) => {
+                return Err(ConfigError::NotANumber {
+                    option: "default-spawn-rate",
+                    value: other.to_string(),
+                    fix: limits::SPAWN_RATE.fix,
+                })
+            }
+        };
+        let spawn_rate = limits::SPAWN_RATE.check("default-spawn-rate", spawn_rate)?;
         let duration = text(map, "default-duration", "10m");
-        if let Err(m) = crate::actions::check_duration(&duration) {
-            return Err(format!("default-duration={duration}: {m}"));
+        if let Err(source) = chopsticks::duration::parse(&duration) {
+            return Err(ConfigError::Duration {
+                value: duration,
+                source,
+            });
         }
         let log_level = text(map, "log-level", "info").to_lowercase();
         if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
-            return Err(format!(
-                "log-level '{log_level}' is not one of error, warn, info, debug, trace"
-            ));
+            return Err(ConfigError::LogLevel(log_level));
         }
         let config = CharmConfig {
             s3_endpoint: text(map, "s3-endpoint", ""),
@@ -132,7 +222,7 @@ impl CharmConfig {
             s3_ca_chain: text(map, "s3-ca-chain", ""),
             s3_insecure: flag(map, "s3-insecure")?,
             scenario_file: text(map, "scenario-file", "s3_large_objects"),
-            default_users: users as u32,
+            default_users: users,
             default_spawn_rate: spawn_rate,
             default_duration: duration,
             coordinator_port: port(map, "coordinator-port", 5557)?,
@@ -146,9 +236,7 @@ impl CharmConfig {
             config.web_port,
         ];
         if ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2] {
-            return Err(
-                "coordinator-port, control-port and web-port must be three different ports".into(),
-            );
+            return Err(ConfigError::SamePorts);
         }
         Ok(config)
     }
@@ -158,47 +246,35 @@ impl CharmConfig {
     pub fn s3(
         &self,
         credentials: Option<&crate::juju::SecretContent>,
-    ) -> Result<S3Settings, String> {
+    ) -> Result<S3Settings, S3Error> {
         let (access_key, secret_key) = match credentials {
             Some(c) => {
                 let get = |k: &str| c.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
                 let (a, s) = (get("access-key"), get("secret-key"));
                 if a.is_empty() || s.is_empty() {
-                    return Err(
-                        "the s3-credentials secret needs the keys access-key and secret-key; \
-                         update it with juju update-secret"
-                            .into(),
-                    );
+                    return Err(S3Error::SecretKeys);
                 }
                 (a, s)
             }
             None => (self.s3_access_key.clone(), self.s3_secret_key.clone()),
         };
         if self.s3_endpoint.is_empty() || access_key.is_empty() || secret_key.is_empty() {
-            return Err(NEEDS_S3.into());
+            return Err(S3Error::NotConfigured);
         }
         let driver = match self.s3_driver.as_str() {
             "lean" | "" => DriverKind::Lean,
             "aws-sdk" => DriverKind::AwsSdk,
             "s5cmd" => DriverKind::S5cmd,
-            other => {
-                return Err(format!(
-                    "s3-driver '{other}' is not known; use lean (the default) or aws-sdk"
-                ))
-            }
+            other => return Err(S3Error::Driver(other.to_string())),
         };
         let mut driver_config: DriverConfig = if self.s3_driver_config_yaml.is_empty() {
             DriverConfig::default()
         } else {
-            serde_yaml_ng::from_str(&self.s3_driver_config_yaml)
-                .map_err(|e| format!("s3-driver-config-yaml is not a valid driver config: {e}"))?
+            serde_yaml_ng::from_str(&self.s3_driver_config_yaml).map_err(S3Error::DriverConfig)?
         };
         if !self.s3_ca_chain.is_empty() {
             if driver_config.ca_pem.is_some() {
-                return Err(
-                    "s3-ca-chain and s3-driver-config-yaml's ca_pem both give a CA; keep one of them"
-                        .into(),
-                );
+                return Err(S3Error::CaTwice);
             }
             driver_config.ca_pem = Some(chopsticks::s3_config::Pem(self.s3_ca_chain.clone()));
         }
@@ -218,7 +294,11 @@ impl CharmConfig {
         let resolved = file
             .resolve(&NoEnv, "charm config")
             .map_err(|e| {
-                let mut m = e.to_string().replace("workload config charm config: ", "");
+                // The engine names the file it read; the charm's options are no file.
+                let mut m = match e {
+                    chopsticks::s3_config::WorkloadError::Invalid { problem, .. } => problem,
+                    other => other.to_string(),
+                };
                 // Name the charm's own options where they are what the engine refused.
                 if !self.s3_ca_chain.is_empty() {
                     m = m.replace("driver_config.ca_pem (inline)", "s3-ca-chain");
@@ -226,9 +306,9 @@ impl CharmConfig {
                 if self.s3_insecure {
                     m = m.replace("driver_config.insecure: true", "s3-insecure=true");
                 }
-                m
+                S3Error::Engine(m)
             })?
-            .ok_or_else(|| NEEDS_S3.to_string())?;
+            .ok_or(S3Error::NotConfigured)?;
         Ok(S3Settings {
             endpoint: resolved.endpoint,
             access_key,
@@ -265,7 +345,7 @@ pub(crate) mod tests {
     }
 
     fn cfg(v: Value) -> Result<CharmConfig, String> {
-        CharmConfig::from_map(v.as_object().unwrap())
+        CharmConfig::from_map(v.as_object().unwrap()).map_err(|e| e.to_string())
     }
 
     /// A self-signed CA certificate, public, made for these tests only.
@@ -288,10 +368,14 @@ pub(crate) mod tests {
         );
         let s = with(json!({"s3-insecure": true})).unwrap();
         assert!(s.driver_config.insecure);
-        let e = with(json!({"s3-ca-chain": "my CA, trust me"})).unwrap_err();
+        let e = with(json!({"s3-ca-chain": "my CA, trust me"}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s3-ca-chain holds no PEM certificate"), "{e}");
         assert!(!e.contains("trust me"), "{e}");
-        let e = with(json!({"s3-ca-chain": TEST_CA, "s3-insecure": true})).unwrap_err();
+        let e = with(json!({"s3-ca-chain": TEST_CA, "s3-insecure": true}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s3-insecure=true"), "{e}");
     }
 
@@ -300,7 +384,7 @@ pub(crate) mod tests {
         let c = cfg(json!({})).unwrap();
         assert_eq!(c.coordinator_port, 5557);
         assert_eq!(c.scenario_file, "s3_large_objects");
-        assert_eq!(c.s3(None).unwrap_err(), NEEDS_S3);
+        assert_eq!(c.s3(None).unwrap_err().to_string(), NEEDS_S3);
     }
 
     #[test]
@@ -316,6 +400,7 @@ pub(crate) mod tests {
         assert!(c
             .s3(Some(&secret))
             .unwrap_err()
+            .to_string()
             .contains("access-key and secret-key"));
     }
 
@@ -325,13 +410,43 @@ pub(crate) mod tests {
         assert!(e.contains("coordinator-port"), "{e}");
         let e = cfg(json!({"default-duration": "soon"})).unwrap_err();
         assert!(e.contains("default-duration"), "{e}");
+        // Config-level bounds are the engine's (chopsticks::limits), read as integers.
+        assert_eq!(
+            cfg(json!({"default-users": 2_000_000})).unwrap_err(),
+            "default-users 2000000 is above the limit of 1000000; give a whole number of users from 1 to 1000000"
+        );
+        assert!(cfg(json!({"default-users": 1.5}))
+            .unwrap_err()
+            .starts_with("default-users 1.5 is not a whole number"));
+        assert!(cfg(json!({"default-spawn-rate": 1e9}))
+            .unwrap_err()
+            .starts_with("default-spawn-rate 1000000000 is above the limit of 100000"));
+        assert_eq!(
+            cfg(json!({"default-duration": "40d"})).unwrap_err(),
+            format!(
+                "default-duration=40d: {}",
+                chopsticks::duration::parse("40d").unwrap_err()
+            )
+        );
         let c = cfg(json!({"s3-endpoint": "10.0.0.1", "s3-access-key": "a", "s3-secret-key": "b"}))
             .unwrap();
-        assert!(c.s3(None).unwrap_err().contains("http://HOST:PORT"));
+        assert!(c
+            .s3(None)
+            .unwrap_err()
+            .to_string()
+            .contains("http://HOST:PORT"));
         let c = cfg(json!({"s3-endpoint": "http://h", "s3-access-key": "a", "s3-secret-key": "b", "s3-driver-config-yaml": "retries: [1"})).unwrap();
-        assert!(c.s3(None).unwrap_err().contains("s3-driver-config-yaml"));
+        assert!(c
+            .s3(None)
+            .unwrap_err()
+            .to_string()
+            .contains("s3-driver-config-yaml"));
         let c = cfg(json!({"s3-endpoint": "http://h", "s3-access-key": "a", "s3-secret-key": "b", "s3-driver": "boto"})).unwrap();
-        assert!(c.s3(None).unwrap_err().contains("s3-driver 'boto'"));
+        assert!(c
+            .s3(None)
+            .unwrap_err()
+            .to_string()
+            .contains("s3-driver 'boto'"));
         let e = cfg(json!({"s3-insecure": "maybe"})).unwrap_err();
         assert!(e.contains("s3-insecure"), "{e}");
     }

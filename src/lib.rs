@@ -33,9 +33,7 @@ pub fn dispatch() -> ExitCode {
         .unwrap_or_default();
     let tools = juju::CliTools;
     let factory = |port: u16| {
-        control::HttpControl::new(port)
-            .map(|c| Box::new(c) as Box<dyn control::Control>)
-            .map_err(|e| format!("cannot start the control client: {e}"))
+        control::HttpControl::new(port).map(|c| Box::new(c) as Box<dyn control::Control>)
     };
     let charm = reconcile::Charm {
         tools: &tools,

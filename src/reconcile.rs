@@ -6,7 +6,7 @@
 //! everything, leadership changes, units joining or leaving, and config changes all converge
 //! without special cases.
 
-use crate::config::{CharmConfig, S3Settings};
+use crate::config::{CharmConfig, S3Error, S3Settings};
 use crate::control::Control;
 use crate::juju::{HookTools, SecretContent, StatusKind};
 use crate::paths::{Paths, LEADER_UNIT, LEADER_WEBUI_UNIT, WORKER_UNIT};
@@ -49,12 +49,30 @@ pub enum CharmError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Account(#[from] AccountError),
-    #[error("{0}")]
-    Io(String),
+    /// A file or directory the charm manages could not be read, made or changed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("chown {path}: {source}")]
+    Chown {
+        path: String,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("cannot encode the charm's state: {0}")]
+    State(#[source] serde_json::Error),
+    /// Credential files `remove` could not delete (paths and errors, never contents).
+    #[error("could not remove credentials: {}", .0.join("; "))]
+    CredentialsLeft(Vec<String>),
+    #[error("cannot start the control client: {0}")]
+    ControlClient(#[source] std::io::Error),
 }
 
 /// Makes the coordinator client for a control port.
-pub type ControlFactory<'a> = dyn Fn(u16) -> Result<Box<dyn Control>, String> + 'a;
+pub type ControlFactory<'a> = dyn Fn(u16) -> Result<Box<dyn Control>, std::io::Error> + 'a;
 
 /// Everything a hook or action works with.
 pub struct Charm<'a> {
@@ -132,7 +150,7 @@ impl<'a> Charm<'a> {
     }
 
     pub fn save_state(&self, state: &CharmState) -> Result<(), CharmError> {
-        let text = serde_json::to_vec_pretty(state).map_err(|e| CharmError::Io(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(state).map_err(CharmError::State)?;
         write_if_changed(&self.paths.charm_state(), &text, 0o600)?;
         Ok(())
     }
@@ -149,18 +167,13 @@ impl<'a> Charm<'a> {
     }
 
     /// The S3 settings, or the blocked message saying what to fix.
-    pub fn s3_settings(&self, config: &CharmConfig) -> Result<S3Settings, String> {
+    pub fn s3_settings(&self, config: &CharmConfig) -> Result<S3Settings, S3Error> {
         let credentials = if config.s3_credentials.is_empty() {
             None
         } else {
             match self.read_secret(&config.s3_credentials) {
                 Ok(c) => Some(c),
-                Err(e) => {
-                    return Err(format!(
-                        "cannot read the s3-credentials secret ({}); grant it: juju grant-secret <secret> chopsticks",
-                        e.message
-                    ))
-                }
+                Err(e) => return Err(S3Error::SecretUnreadable(e.message)),
             }
         };
         config.s3(credentials.as_ref())
@@ -169,7 +182,10 @@ impl<'a> Charm<'a> {
     /// Puts the engine and scenarios from the charm in place, with the user and directories.
     /// Returns whether the engine binary changed (an upgrade: running services restart).
     pub fn install_files(&self) -> Result<bool, CharmError> {
-        let io = |what: &str, e: std::io::Error| CharmError::Io(format!("{what}: {e}"));
+        let io = |what: &str, source: std::io::Error| CharmError::Io {
+            what: what.to_string(),
+            source,
+        };
         let source = self.charm_dir.join("bin/chopsticks");
         let bytes =
             std::fs::read(&source).map_err(|e| io(&format!("reading {}", source.display()), e))?;
@@ -198,7 +214,10 @@ impl<'a> Charm<'a> {
             Some(nix::unistd::Uid::from_raw(uid)),
             Some(nix::unistd::Gid::from_raw(gid)),
         )
-        .map_err(|e| CharmError::Io(format!("chown {}: {e}", state.display())))?;
+        .map_err(|source| CharmError::Chown {
+            path: state.display().to_string(),
+            source,
+        })?;
         set_mode(&state, 0o750)?;
         // Root-owned, so the service user cannot plant what a root action will read.
         let scenarios = self.paths.operator_scenarios();
@@ -216,7 +235,7 @@ impl<'a> Charm<'a> {
         self.tools.application_version_set(chopsticks::VERSION)?;
         let config = match CharmConfig::load(self.tools) {
             Ok(c) => c,
-            Err(message) => return self.block(&message),
+            Err(e) => return self.block(&e.to_string()),
         };
         let leader = self.tools.is_leader()?;
         let view = self.peers()?;
@@ -228,12 +247,12 @@ impl<'a> Charm<'a> {
         };
         let s3 = match self.s3_settings(&config) {
             Ok(s) => s,
-            Err(message) => {
+            Err(e) => {
                 if leader {
                     // Workers still learn where the coordinator will be.
                     self.publish(&config, &view, token_id.as_deref())?;
                 }
-                return self.block(&message);
+                return self.block(&e.to_string());
             }
         };
         let templates = Templates::new(&self.charm_dir);
@@ -450,7 +469,7 @@ impl<'a> Charm<'a> {
         config: &CharmConfig,
         peers: &[String],
     ) -> Result<(), CharmError> {
-        let control = (self.control)(config.control_port).map_err(CharmError::Io)?;
+        let control = (self.control)(config.control_port).map_err(CharmError::ControlClient)?;
         match control.status() {
             Ok(s) => {
                 let last = last_run_on_disk(&self.paths);
@@ -654,10 +673,7 @@ impl<'a> Charm<'a> {
                 self.tools
                     .log("ERROR", &format!("remove: credentials file left: {left}"));
             }
-            Err(CharmError::Io(format!(
-                "could not remove credentials: {}",
-                secrets_left.join("; ")
-            )))
+            Err(CharmError::CredentialsLeft(secrets_left))
         }
     }
 }
@@ -671,8 +687,12 @@ fn remove_file_if_present(path: &std::path::Path) -> std::io::Result<()> {
 
 fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), CharmError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| CharmError::Io(format!("chmod {}: {e}", path.display())))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        CharmError::Io {
+            what: format!("chmod {}", path.display()),
+            source,
+        }
+    })
 }
 
 /// The newest run recorded on disk and its state: the truth about the last run even when the

@@ -37,19 +37,20 @@ pub enum ScenarioFileError {
         dir: String,
         builtins: String,
     },
-    #[error(
-        "scenario-file={given}: no built-in scenario and no file {dir}/{given}; built-ins: {builtins}"
-    )]
+    /// Neither a built-in nor a file in the directory: the engine's own refusal (the words
+    /// `chopsticks run` and the control API use), after where the charm looked.
+    #[error("scenario-file={given} (files are read from {dir}): {source}")]
     Unknown {
         given: String,
         dir: String,
-        builtins: String,
+        #[source]
+        source: ScenarioError,
     },
     #[error("scenario-file={given}: {dir}/{given} {problem}")]
     Unreadable {
         given: String,
         dir: String,
-        problem: String,
+        problem: FileProblem,
     },
     #[error("scenario-file={given}: {source}")]
     Invalid {
@@ -98,7 +99,9 @@ pub fn choose(given: &str, dir: &Path) -> Result<ChosenScenario, ScenarioFileErr
                 None => Err(ScenarioFileError::Unknown {
                     given: given.to_string(),
                     dir: dir_text,
-                    builtins: builtins(),
+                    source: ScenarioError::Unknown {
+                        name: given.to_string(),
+                    },
                 }),
             }
         }
@@ -123,9 +126,32 @@ fn compile(given: &str, label: &str, text: &str) -> Result<ChosenScenario, Scena
     })
 }
 
+/// Why a file in the scenario directory is not read. No variant carries the file's content.
+#[derive(Debug, thiserror::Error)]
+pub enum FileProblem {
+    #[error("cannot be read: the directory {0}")]
+    Directory(nix::errno::Errno),
+    #[error("is a symbolic link; put the scenario file itself in the directory")]
+    Symlink,
+    #[error("cannot be opened ({0})")]
+    Open(nix::errno::Errno),
+    #[error("cannot be read ({0})")]
+    Stat(nix::errno::Errno),
+    #[error("is not a regular file")]
+    NotRegular,
+    #[error("has other hard links; copy the file instead of linking it")]
+    HardLinked,
+    #[error("is larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a short YAML file")]
+    TooLarge,
+    #[error("cannot be read ({0})")]
+    Read(std::io::ErrorKind),
+    #[error("is not UTF-8 text; a scenario is a YAML file")]
+    NotText,
+}
+
 /// Reads `dir/name` without following a symlink at either step; `None` when there is no such
-/// file. The problem text never includes the file's content.
-fn read_in_dir(dir: &Path, name: &str) -> Result<Option<String>, String> {
+/// file. The problem never includes the file's content.
+fn read_in_dir(dir: &Path, name: &str) -> Result<Option<String>, FileProblem> {
     let dir_fd = match open(
         dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -133,7 +159,7 @@ fn read_in_dir(dir: &Path, name: &str) -> Result<Option<String>, String> {
     ) {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(format!("cannot be read: the directory {e}")),
+        Err(e) => return Err(FileProblem::Directory(e)),
     };
     let fd = match openat(
         &dir_fd,
@@ -143,36 +169,30 @@ fn read_in_dir(dir: &Path, name: &str) -> Result<Option<String>, String> {
     ) {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT) => return Ok(None),
-        Err(nix::errno::Errno::ELOOP) => {
-            return Err("is a symbolic link; put the scenario file itself in the directory".into())
-        }
-        Err(e) => return Err(format!("cannot be opened ({e})")),
+        Err(nix::errno::Errno::ELOOP) => return Err(FileProblem::Symlink),
+        Err(e) => return Err(FileProblem::Open(e)),
     };
-    let stat = fstat(&fd).map_err(|e| format!("cannot be read ({e})"))?;
+    let stat = fstat(&fd).map_err(FileProblem::Stat)?;
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return Err("is not a regular file".into());
+        return Err(FileProblem::NotRegular);
     }
     if stat.st_nlink != 1 {
-        return Err("has other hard links; copy the file instead of linking it".into());
+        return Err(FileProblem::HardLinked);
     }
     if stat.st_size as u64 > MAX_SCENARIO_BYTES {
-        return Err(format!(
-            "is larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a short YAML file"
-        ));
+        return Err(FileProblem::TooLarge);
     }
     let mut bytes = Vec::new();
     std::fs::File::from(fd)
         .take(MAX_SCENARIO_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot be read ({})", e.kind()))?;
+        .map_err(|e| FileProblem::Read(e.kind()))?;
     if bytes.len() as u64 > MAX_SCENARIO_BYTES {
-        return Err(format!(
-            "is larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a short YAML file"
-        ));
+        return Err(FileProblem::TooLarge);
     }
     String::from_utf8(bytes)
         .map(Some)
-        .map_err(|_| "is not UTF-8 text; a scenario is a YAML file".into())
+        .map_err(|_| FileProblem::NotText)
 }
 
 #[cfg(test)]

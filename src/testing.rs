@@ -284,6 +284,9 @@ impl Control for FakeControl {
         if self.status.borrow().state.is_active() {
             return Err(CtlError::Refused(ControlError::Busy("busy".into())));
         }
+        // The real coordinator's first step: the engine's one check of a start request, so
+        // the charm's relaying of its refusals is tested with the real messages.
+        request.check().map_err(CtlError::Refused)?;
         self.started.borrow_mut().push(request.clone());
         let mut s = self.status.borrow_mut();
         s.state = RunState::Preparing;
@@ -376,7 +379,7 @@ impl Unit {
 
     pub fn with<R>(&self, f: impl FnOnce(&Charm) -> R) -> R {
         let control = std::rc::Rc::clone(&self.control);
-        let factory = move |_port: u16| -> Result<Box<dyn Control>, String> {
+        let factory = move |_port: u16| -> Result<Box<dyn Control>, std::io::Error> {
             Ok(Box::new(Shared(std::rc::Rc::clone(&control))))
         };
         let factory: &ControlFactory = &factory;

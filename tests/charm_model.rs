@@ -263,13 +263,16 @@ fn deploy_configure_run_fetch_and_stop() -> Result<()> {
     let out = m.juju_run("chopsticks/1", "start-test")?;
     expect_refused(&out, "start-test runs on the leader unit");
     for (command, error) in [
+        // Bounds (users=0, spawn-rate=0) are the engine's, not the schema's: see
+        // a_bad_start_request_gets_the_same_message_from_every_front_end. The schema still
+        // refuses what is not a number.
         (
-            "start-test users=0",
-            "users: Must be greater than or equal to 1",
+            "start-test users=1.5",
+            "users: Invalid type. Expected: integer, given: number",
         ),
         (
-            "start-test spawn-rate=0",
-            "spawn-rate: Must be greater than 0",
+            "start-test spawn-rate=fast",
+            "spawn-rate: Invalid type. Expected: number, given: string",
         ),
         (
             "start-test users=many",
@@ -1411,5 +1414,181 @@ fn upgrade_charm_restarts_nothing_mid_run_and_the_next_run_passes() -> Result<()
     })?;
     assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
     assert_eq!(done.get("failures"), Some("0"), "{:?}", done.results);
+    Ok(())
+}
+
+/// One bad start request, written for each front end.
+struct BadStart {
+    /// What it is, for failure messages.
+    what: &'static str,
+    /// `chopsticks run` / `chopsticks ctl start` flags.
+    flags: &'static [&'static str],
+    /// The control API's JSON body.
+    json: &'static str,
+    /// `start-test` params.
+    action: &'static str,
+}
+
+/// The refusal without the front end's own framing: `error: ` (the CLI), clap's
+/// `invalid value 'V' for '--flag <F>': ` (the CLI's flag parser), and the charm's
+/// `duration=V: ` / `scenario-file=V (files are read from DIR): ` (which name the param as the
+/// operator typed it). What is left is the sentence naming the field and the fix.
+fn core_message(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim();
+    let mut rest = line.strip_prefix("error: ").unwrap_or(line);
+    if let Some(after) = rest.strip_prefix("invalid value '") {
+        if let Some(i) = after.find("' for '") {
+            let flag = &after[i + "' for '".len()..];
+            if let Some(j) = flag.find("': ") {
+                rest = &flag[j + "': ".len()..];
+            }
+        }
+    }
+    if let Some(after) = rest.strip_prefix("duration=") {
+        if let Some(i) = after.find(": ") {
+            rest = &after[i + 2..];
+        }
+    }
+    if rest.starts_with("scenario-file=") {
+        if let Some(i) = rest.find("): ") {
+            rest = &rest[i + 3..];
+        }
+    }
+    rest.to_string()
+}
+
+/// Runs the leader's installed engine binary (the one the charm ships) with `args`.
+fn engine(m: &Model, leader: &str, args: &[&str]) -> Result<(i32, String)> {
+    let bin = m.unit_root(leader).join("opt/chopsticks/bin/chopsticks");
+    let out = std::process::Command::new(&bin)
+        .args(args)
+        .env_remove("S3_ENDPOINT_URL")
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn a_bad_start_request_gets_the_same_message_from_every_front_end() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, ports) = active_model(2, &rgw, "chopsticks-same-refusals")?;
+    let leader = m.leader()?;
+    let control = format!("http://127.0.0.1:{}", ports.control);
+    // `chopsticks run` gets a connection file for a closed port: a request wrongly accepted
+    // would fail the run (exit 1), not exit 2.
+    let dir = tempfile::tempdir()?;
+    let connection = dir.path().join("s3_config.yaml");
+    std::fs::write(
+        &connection,
+        "endpoint: http://127.0.0.1:1\naccess_key: AK\nsecret_key: SK\nbucket: unused\n",
+    )?;
+    let cases = [
+        BadStart {
+            what: "users=0",
+            flags: &["-f", "s3_small_objects", "-u", "0", "-r", "1"],
+            json: r#"{"scenario":"s3_small_objects","users":0,"spawn_rate":1}"#,
+            action: "start-test users=0 spawn-rate=1",
+        },
+        BadStart {
+            what: "users=2000000",
+            flags: &["-f", "s3_small_objects", "-u", "2000000", "-r", "1"],
+            json: r#"{"scenario":"s3_small_objects","users":2000000,"spawn_rate":1}"#,
+            action: "start-test users=2000000 spawn-rate=1",
+        },
+        BadStart {
+            what: "spawn_rate=-1",
+            flags: &["-f", "s3_small_objects", "-u", "1", "--spawn-rate=-1"],
+            json: r#"{"scenario":"s3_small_objects","users":1,"spawn_rate":-1}"#,
+            action: "start-test users=1 spawn-rate=-1",
+        },
+        BadStart {
+            what: "duration=40d",
+            flags: &["-f", "s3_small_objects", "-u", "1", "-r", "1", "-t", "40d"],
+            json: r#"{"scenario":"s3_small_objects","users":1,"spawn_rate":1,"duration":"40d"}"#,
+            action: "start-test users=1 spawn-rate=1 duration=40d",
+        },
+        BadStart {
+            what: "duration=0s",
+            flags: &["-f", "s3_small_objects", "-u", "1", "-r", "1", "-t", "0s"],
+            json: r#"{"scenario":"s3_small_objects","users":1,"spawn_rate":1,"duration":"0s"}"#,
+            action: "start-test users=1 spawn-rate=1 duration=0s",
+        },
+        BadStart {
+            what: "an unknown scenario",
+            flags: &["-f", "s3_no_such_scenario", "-u", "1", "-r", "1"],
+            json: r#"{"scenario":"s3_no_such_scenario","users":1,"spawn_rate":1}"#,
+            action: "start-test users=1 spawn-rate=1 scenario-file=s3_no_such_scenario",
+        },
+    ];
+    for case in &cases {
+        let what = case.what;
+        // 1. chopsticks run (standalone): exit 2.
+        let mut run_args = vec![
+            "run",
+            "--headless",
+            "--workload-config",
+            connection.to_str().unwrap_or_default(),
+            "-i",
+            "1",
+        ];
+        run_args.extend_from_slice(case.flags);
+        let (code, run_err) = engine(&m, &leader, &run_args)?;
+        assert_eq!(code, 2, "{what}: chopsticks run: {run_err}");
+        // 2. chopsticks ctl start, against the leader's coordinator: exit 2.
+        let mut ctl_args = vec!["ctl", "--control", control.as_str(), "start"];
+        ctl_args.extend_from_slice(case.flags);
+        let (code, ctl_err) = engine(&m, &leader, &ctl_args)?;
+        assert_eq!(code, 2, "{what}: chopsticks ctl start: {ctl_err}");
+        // 3. The control API: HTTP 400 with the message in the body.
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-X", "POST", "-H", "content-type: application/json"])
+            .args(["-w", "\n%{http_code}", "--data", case.json])
+            .arg(format!("{control}/api/runs"))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or((&text, ""));
+        assert_eq!(status, "400", "{what}: POST /api/runs: {text}");
+        let body: Value = serde_json::from_str(body)?;
+        assert_eq!(body["error"], "bad_request", "{what}: {body}");
+        let api = body["message"].as_str().unwrap_or_default().to_string();
+        // 4. The charm's start-test action: failed.
+        let out = m.juju_run("chopsticks/leader", case.action)?;
+        expect_refused(&out, "");
+        let messages = [
+            ("chopsticks run", core_message(&run_err)),
+            ("chopsticks ctl start", core_message(&ctl_err)),
+            ("control API", core_message(&api)),
+            ("start-test", core_message(&out.message)),
+        ];
+        eprintln!("{what}: {messages:#?}");
+        for (front, message) in &messages {
+            assert_eq!(
+                message, &messages[2].1,
+                "{what}: {front} says something else than the control API"
+            );
+        }
+        // The sentence names the field and says what to write instead.
+        let field = match what {
+            w if w.starts_with("users") => "users",
+            w if w.starts_with("spawn") => "spawn_rate",
+            w if w.starts_with("duration") => "duration",
+            _ => "scenario",
+        };
+        assert!(api.contains(field), "{what}: {api}");
+        assert!(
+            api.contains("give") || api.contains("write"),
+            "{what}: no fix in {api}"
+        );
+    }
+    // Nothing was started by any of them.
+    let status = m.juju_run("chopsticks/leader", "test-status")?;
+    assert_eq!(status.results["state"], "idle", "{:?}", status.results);
     Ok(())
 }

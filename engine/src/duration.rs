@@ -7,6 +7,9 @@ use std::time::Duration;
 pub enum DurationError {
     #[error("'{input}' is not a duration: write e.g. 90s, 10m, 1h30m (or a number of seconds)")]
     Syntax { input: String },
+    /// Zero (`0`, `0s`, `0m`) where a length of time must be above zero: it names no test.
+    #[error("the {field} must be positive: write e.g. 90s, 10m, 1h30m")]
+    Zero { field: String },
     #[error("'{input}' is not a usable duration: {source}")]
     Limit {
         input: String,
@@ -30,8 +33,14 @@ pub fn parse_bounded(
         input: input.to_string(),
         source: Box::new(source),
     };
+    let zero = || DurationError::Zero {
+        field: field.to_string(),
+    };
     let s = input.trim();
     if let Ok(secs) = s.parse::<f64>() {
+        if secs == 0.0 && !bound.zero_ok {
+            return Err(zero());
+        }
         return bound.secs(field, secs).map_err(limit);
     }
     // Digits alone that do not fit an f64 parse are still a number, not a typo.
@@ -46,6 +55,9 @@ pub fn parse_bounded(
             input: input.to_string(),
         },
     })?;
+    if d.is_zero() && !bound.zero_ok {
+        return Err(zero());
+    }
     bound.check(field, d).map_err(limit)
 }
 
@@ -89,6 +101,13 @@ mod tests {
         for bad in ["abc", "", "-5", "0", "0s", "10 parsecs"] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains("1h30m"), "{bad}: {e}");
+        }
+        for zero in ["0", "0s", "0m", "0.0"] {
+            assert_eq!(
+                parse(zero).unwrap_err().to_string(),
+                "the duration must be positive: write e.g. 90s, 10m, 1h30m",
+                "{zero}"
+            );
         }
     }
 

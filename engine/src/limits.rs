@@ -86,7 +86,7 @@ pub struct Seconds {
 pub const RUN_TIME: Seconds = Seconds {
     zero_ok: false,
     max: Duration::from_secs(30 * DAY),
-    fix: "a run may last at most 30 days; write e.g. 90s, 10m, 1h30m",
+    fix: "the run time may be at most 30 days; write e.g. 90s, 10m, 1h30m",
 };
 /// Time allowed for one request (and its connection): at most 1 h.
 pub const REQUEST_TIMEOUT: Seconds = Seconds {
@@ -301,6 +301,36 @@ impl Count {
             value: text.into(),
             fix: self.fix,
         })
+    }
+
+    /// Checks a count that must also fit a `u32` (users, workers).
+    pub fn check_u32(&self, field: &str, value: u64) -> Result<u32, LimitError> {
+        let v = self.check(field, value)?;
+        u32::try_from(v).map_err(|_| LimitError::TooLarge {
+            field: field.into(),
+            value: v.to_string(),
+            bound: u32::MAX.to_string(),
+            fix: self.fix.into(),
+        })
+    }
+
+    /// Checks a whole number read from JSON or YAML, where it may be negative or past `u64`.
+    pub fn check_whole(&self, field: &str, value: i128) -> Result<u64, LimitError> {
+        match u64::try_from(value) {
+            Ok(v) => self.check(field, v),
+            Err(_) if value < 0 => Err(LimitError::TooSmall {
+                field: field.into(),
+                value: value.to_string(),
+                bound: self.min.to_string(),
+                fix: self.fix.into(),
+            }),
+            Err(_) => Err(LimitError::TooLarge {
+                field: field.into(),
+                value: value.to_string(),
+                bound: self.max.to_string(),
+                fix: self.fix.into(),
+            }),
+        }
     }
 
     /// Checks a signed count (weights are written as signed numbers).

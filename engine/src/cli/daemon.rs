@@ -65,28 +65,37 @@ pub struct WorkerArgs {
     pub status_file: Option<PathBuf>,
 }
 
+/// Why a daemon cannot start with the inputs it was given.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum InputError {
+    #[error(transparent)]
+    Token(#[from] crate::control::token::TokenError),
+    #[error(transparent)]
+    Workload(#[from] crate::s3_config::WorkloadError),
+    #[error(
+        "workload config {origin}: no S3 endpoint; set endpoint in --workload-config (or S3_ENDPOINT_URL)"
+    )]
+    NoEndpoint { origin: String },
+    #[error(transparent)]
+    Driver(#[from] crate::load::driver::DriverError),
+    #[error(transparent)]
+    Address(#[from] crate::cluster::connector::AddressError),
+}
+
 /// Loads the S3 connection settings a daemon needs; under systemd the file may come from
 /// `LoadCredential=` (`$CREDENTIALS_DIRECTORY/s3_config.yaml`).
-pub(super) fn load_workload(path: Option<&Path>) -> Result<WorkloadConfig, String> {
+pub(super) fn load_workload(path: Option<&Path>) -> Result<WorkloadConfig, InputError> {
     let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
         .map(|d| PathBuf::from(d).join("s3_config.yaml"))
         .filter(|p| p.is_file());
     let path = path.map(Path::to_path_buf).or(credential);
     let (file, origin) = match &path {
-        Some(p) => (
-            WorkloadFile::load(p).map_err(|e| e.to_string())?,
-            p.display().to_string(),
-        ),
+        Some(p) => (WorkloadFile::load(p)?, p.display().to_string()),
         None => (WorkloadFile::default(), "environment".to_string()),
     };
     let config = file
-        .resolve(&ProcessEnv, &origin)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "workload config {origin}: no S3 endpoint; set endpoint in --workload-config (or S3_ENDPOINT_URL)"
-            )
-        })?;
+        .resolve(&ProcessEnv, &origin)?
+        .ok_or(InputError::NoEndpoint { origin })?;
     if let Some(warning) = config.insecure_warning() {
         log::warn!("{warning}");
     }
@@ -116,10 +125,10 @@ struct Inputs {
     driver: Arc<AnyDriver>,
 }
 
-fn inputs(token_file: &Path, workload_config: Option<&Path>) -> Result<Inputs, String> {
-    let token = Token::load(token_file).map_err(|e| e.to_string())?;
+fn inputs(token_file: &Path, workload_config: Option<&Path>) -> Result<Inputs, InputError> {
+    let token = Token::load(token_file)?;
     let workload = load_workload(workload_config)?;
-    let driver = AnyDriver::new(&workload).map_err(|e| e.to_string())?;
+    let driver = AnyDriver::new(&workload)?;
     Ok(Inputs {
         token,
         workload,
@@ -241,7 +250,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> Exit {
 }
 
 pub async fn worker(args: WorkerArgs) -> Exit {
-    let url = connector::worker_url(&args.coordinator);
+    let url = connector::worker_url(&args.coordinator).map_err(InputError::from);
     let checked = url.and_then(|url| {
         inputs(&args.token_file, args.workload_config.as_deref()).map(|i| (url, i))
     });

@@ -75,20 +75,22 @@ pub enum Command {
     },
 }
 
-// Value parsers: every number on the command line goes through `crate::limits`.
+// Value parsers: every number on the command line goes through `crate::limits`. The fields a
+// start request shares with the control API (users, spawn_rate, duration, iterations) are named
+// as in the request, so `run`, `ctl start`, the API and the charm refuse a mistake in the same words.
 
 fn parse_users(s: &str) -> Result<u32, crate::limits::ParseError> {
-    // USERS.max fits a u32.
+    let users = crate::limits::USERS.parse("users", s)?;
     crate::limits::USERS
-        .parse("users", s)
-        .map(|v| v.min(u32::MAX as u64) as u32)
+        .check_u32("users", users)
+        .map_err(crate::limits::ParseError::Limit)
 }
 
 fn parse_spawn_rate(s: &str) -> Result<f64, crate::limits::ParseError> {
     let bound = crate::limits::SPAWN_RATE;
-    let v = crate::limits::parse_f64("spawn rate", s, bound.fix)?;
+    let v = crate::limits::parse_f64("spawn_rate", s, bound.fix)?;
     bound
-        .check("spawn rate", v)
+        .check("spawn_rate", v)
         .map_err(crate::limits::ParseError::Limit)
 }
 
@@ -96,9 +98,10 @@ fn parse_iterations(s: &str) -> Result<u64, crate::limits::ParseError> {
     crate::limits::ITERATIONS.parse("iterations", s)
 }
 
-/// Checked like the control API checks it; the text is what the start request carries.
+/// Checked like the control API checks it (and named like its field, so the same mistake gets
+/// the same message from every front end); the text is what the start request carries.
 fn parse_run_time(s: &str) -> Result<String, crate::duration::DurationError> {
-    crate::duration::parse_bounded(s, "run time", crate::limits::RUN_TIME).map(|_| s.to_string())
+    crate::duration::parse(s).map(|_| s.to_string())
 }
 
 fn parse_stop_timeout(s: &str) -> Result<f64, crate::limits::ParseError> {
@@ -121,9 +124,13 @@ fn parse_ctl_wait(s: &str) -> Result<std::time::Duration, crate::limits::ParseEr
     crate::limits::CTL_WAIT.parse("wait", s)
 }
 
-fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
-    s.parse()
-        .map_err(|_| format!("'{s}' is not a log level; use error, warn, info, debug or trace"))
+/// A `--log-level` that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a log level; use error, warn, info, debug or trace")]
+struct LevelError(String);
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, LevelError> {
+    s.parse().map_err(|_| LevelError(s.to_string()))
 }
 
 /// Parses arguments and runs the subcommand.

@@ -65,32 +65,46 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a coordinator address cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AddressError {
+    #[error("coordinator address '{given}' is not a URL ({reason}); write it as HOST:PORT or ws://HOST:PORT")]
+    NotAUrl { given: String, reason: String },
+    #[error("coordinator address scheme '{0}' is not supported; use ws:// or http://")]
+    Scheme(String),
+    #[error("cannot use scheme {scheme} with '{given}'")]
+    SchemeMismatch { scheme: &'static str, given: String },
+    #[error("coordinator address '{0}' has no host")]
+    NoHost(String),
+}
+
 /// Normalizes what an operator gives (`host:port`, `http://host:port`, `ws://host:port/ws`).
-pub fn worker_url(given: &str) -> Result<String, String> {
+pub fn worker_url(given: &str) -> Result<String, AddressError> {
     let given = given.trim().trim_end_matches('/');
     let with_scheme = if given.contains("://") {
         given.to_string()
     } else {
         format!("ws://{given}")
     };
-    let mut url = reqwest::Url::parse(&with_scheme)
-        .map_err(|e| format!("coordinator address '{given}' is not a URL ({e}); write it as HOST:PORT or ws://HOST:PORT"))?;
+    let mut url = reqwest::Url::parse(&with_scheme).map_err(|e| AddressError::NotAUrl {
+        given: given.to_string(),
+        reason: e.to_string(),
+    })?;
     let scheme = match url.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
-        other => {
-            return Err(format!(
-                "coordinator address scheme '{other}' is not supported; use ws:// or http://"
-            ))
-        }
+        other => return Err(AddressError::Scheme(other.to_string())),
     };
     url.set_scheme(scheme)
-        .map_err(|_| format!("cannot use scheme {scheme} with '{given}'"))?;
+        .map_err(|_| AddressError::SchemeMismatch {
+            scheme,
+            given: given.to_string(),
+        })?;
     if url.path() == "/" || url.path().is_empty() {
         url.set_path("/ws");
     }
     if url.host_str().is_none() {
-        return Err(format!("coordinator address '{given}' has no host"));
+        return Err(AddressError::NoHost(given.to_string()));
     }
     Ok(url.to_string())
 }
@@ -292,6 +306,9 @@ mod tests {
         );
         assert_eq!(worker_url("http://h:1/").unwrap(), "ws://h:1/ws");
         assert_eq!(worker_url("ws://h:1/ws").unwrap(), "ws://h:1/ws");
-        assert!(worker_url("ftp://h").unwrap_err().contains("not supported"));
+        assert!(worker_url("ftp://h")
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::cluster::coordinator::Coordinator;
 use crate::cluster::protocol::{FromWorker, ToWorker, PROTOCOL_VERSION};
-use crate::control::token::Token;
+use crate::control::token::{AuthError, Token};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -54,14 +54,12 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !hub.token.matches_header(auth) {
-        let reason = if auth.is_none() {
-            "no cluster token: send Authorization: Bearer <token>"
-        } else {
-            "wrong cluster token: the worker's token file does not match the coordinator's"
+    if let Err(e) = hub.token.check(&headers) {
+        let reason = match e {
+            AuthError::Missing => "no cluster token: send Authorization: Bearer <token>",
+            AuthError::Wrong => {
+                "wrong cluster token: the worker's token file does not match the coordinator's"
+            }
         };
         log::warn!("refused worker connection from {peer}: {reason}");
         return (StatusCode::UNAUTHORIZED, reason).into_response();
@@ -73,10 +71,7 @@ async fn upgrade(
 /// `/metrics` on the workers' address, for a Prometheus elsewhere: needs the cluster token
 /// (Prometheus: `authorization: {credentials_file: ...}`).
 async fn metrics(State(hub): State<Hub>, headers: HeaderMap) -> Response {
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !hub.token.matches_header(auth) {
+    if hub.token.check(&headers).is_err() {
         return (
             StatusCode::UNAUTHORIZED,
             "send the cluster token: Authorization: Bearer <token>",

@@ -5,8 +5,8 @@
 
 pub mod connector;
 pub mod coordinator;
-pub mod cut_run;
-pub mod hub;
-pub mod plan;
+pub(crate) mod cut_run;
+pub(crate) mod hub;
+pub(crate) mod plan;
 pub mod protocol;
 pub mod worker;

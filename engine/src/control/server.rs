@@ -67,11 +67,7 @@ impl IntoResponse for ApiError {
 
 async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Response {
     if let Some(token) = &api.token {
-        let header = request
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !token.matches_header(header) {
+        if token.check(request.headers()).is_err() {
             return (
                 StatusCode::UNAUTHORIZED,
                 Json(ControlError::BadRequest(

@@ -2,8 +2,11 @@
 //! control request presents (`Authorization: Bearer <token>`).
 //!
 //! It is read from a file (the charm writes it 0600 from a Juju secret), compared in constant
-//! time, and never logged: [`Token`]'s `Debug` shows only its length.
+//! time, and never logged: [`Token`]'s `Debug` shows only its length. [`Token::check`] is the
+//! one credential check of every HTTP surface: the control API, the web UI and the hub.
 
+use axum::http::{header, HeaderMap};
+use base64::Engine as _;
 use std::fmt;
 use std::path::Path;
 use subtle::ConstantTimeEq;
@@ -24,6 +27,17 @@ pub enum TokenError {
     },
     #[error("token file {path} is empty or shorter than 16 characters; write a long random token into it")]
     TooShort { path: String },
+}
+
+/// Why [`Token::check`] refused a request; each surface words its answer from this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header at all.
+    #[error("no cluster token: send Authorization: Bearer <token>")]
+    Missing,
+    /// A header that does not carry this token (or is not text, or is another scheme).
+    #[error("wrong cluster token")]
+    Wrong,
 }
 
 impl Token {
@@ -58,12 +72,41 @@ impl Token {
         &self.0
     }
 
-    /// Whether an `Authorization` header value carries this token.
-    pub fn matches_header(&self, header: Option<&str>) -> bool {
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-            return false;
+    /// The one credential check of the control API, the web UI and the hub: the request's
+    /// `Authorization` header carries this token, as `Bearer <token>` or as the password of
+    /// HTTP Basic (any user name, so a browser can log in). Compared in constant time.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        match headers.get(header::AUTHORIZATION) {
+            None => Err(AuthError::Missing),
+            Some(value) => self.check_header(Some(value.to_str().map_err(|_| AuthError::Wrong)?)),
+        }
+    }
+
+    /// [`Token::check`] on the header's value (`None`: no header).
+    pub fn check_header(&self, header: Option<&str>) -> Result<(), AuthError> {
+        let value = header.ok_or(AuthError::Missing)?;
+        let given: Vec<u8> = if let Some(bearer) = value.strip_prefix("Bearer ") {
+            bearer.trim().as_bytes().to_vec()
+        } else if let Some(basic) = value
+            .strip_prefix("Basic ")
+            .or_else(|| value.strip_prefix("basic "))
+        {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(basic.trim())
+                .map_err(|_| AuthError::Wrong)?;
+            let colon = decoded
+                .iter()
+                .position(|b| *b == b':')
+                .ok_or(AuthError::Wrong)?;
+            decoded[colon + 1..].to_vec()
+        } else {
+            return Err(AuthError::Wrong);
         };
-        given.trim().as_bytes().ct_eq(self.0.as_bytes()).into()
+        if bool::from(given.ct_eq(self.0.as_bytes())) {
+            Ok(())
+        } else {
+            Err(AuthError::Wrong)
+        }
     }
 
     pub fn header_value(&self) -> String {
@@ -84,11 +127,46 @@ mod tests {
     #[test]
     fn only_the_right_bearer_matches() {
         let t = Token::new("0123456789abcdef0123");
-        assert!(t.matches_header(Some("Bearer 0123456789abcdef0123")));
-        assert!(!t.matches_header(Some("Bearer 0123456789abcdef0124")));
-        assert!(!t.matches_header(Some("0123456789abcdef0123")));
-        assert!(!t.matches_header(None));
+        assert!(t.check_header(Some("Bearer 0123456789abcdef0123")).is_ok());
+        assert!(t.check_header(Some("Bearer 0123456789abcdef0124")).is_err());
+        assert!(t.check_header(Some("0123456789abcdef0123")).is_err());
+        assert!(t.check_header(None).is_err());
         assert!(!format!("{t:?}").contains("0123"));
+    }
+
+    fn basic(user: &str, pass: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
+    }
+
+    /// (Moved from the web UI, whose own check this was.)
+    #[test]
+    fn basic_password_or_bearer_must_be_the_token() {
+        let t = Token::new("0123456789abcdef0123");
+        let authorized = |t: &Token, h: Option<&str>| t.check_header(h).is_ok();
+        assert!(authorized(
+            &t,
+            Some(&basic("admin", "0123456789abcdef0123"))
+        ));
+        assert!(authorized(&t, Some(&basic("", "0123456789abcdef0123"))));
+        assert!(authorized(&t, Some("Bearer 0123456789abcdef0123")));
+        assert!(!authorized(&t, Some(&basic("0123456789abcdef0123", "x"))));
+        assert!(!authorized(
+            &t,
+            Some(&basic("admin", "0123456789abcdef0124"))
+        ));
+        assert!(!authorized(&t, Some("Basic !!!")));
+        assert!(!authorized(&t, None));
+        assert_eq!(t.check_header(None), Err(AuthError::Missing));
+        let mut headers = HeaderMap::new();
+        assert_eq!(t.check(&headers), Err(AuthError::Missing));
+        headers.insert(
+            header::AUTHORIZATION,
+            "Bearer 0123456789abcdef0123".parse().unwrap(),
+        );
+        assert_eq!(t.check(&headers), Ok(()));
     }
 
     #[test]

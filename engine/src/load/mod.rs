@@ -4,7 +4,7 @@
 
 pub mod content;
 pub mod driver;
-pub mod run_spec;
+pub(crate) mod run_spec;
 pub mod scenario;
 pub mod stats;
-pub mod user;
+pub(crate) mod user;

@@ -3,8 +3,9 @@
 //!
 //! A user remembers the objects it wrote (key sequence number, content seed, size: 24 bytes
 //! each) so later reads can pick and verify them; the prefilled pool is computed, not stored.
-//! The request future is boxed so an idle user costs only its own small state, not the
-//! SDK's large in-flight request state.
+//! Each request future is boxed (`Box::pin`: pinned on the heap, not held inline in the
+//! user's task), so an idle user costs only its own small state, not the SDK's large
+//! in-flight request state.
 
 use crate::load::content::{ContentSeed, Verifier};
 use crate::load::driver::{ByteRange, ChunkSink, Discard, Driver, FailureKind, OpError};
@@ -23,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 pub struct Program {
     pub task_names: Vec<String>,
     pub classes: Vec<ClassProgram>,
-    pub class_weights: Vec<i64>,
     shared: Option<SharedPool>,
 }
 
@@ -115,7 +115,6 @@ impl Program {
         Program {
             task_names: names,
             classes,
-            class_weights: scenario.users.iter().map(|c| c.weight).collect(),
             shared: scenario.prefill.as_ref().map(|p| SharedPool {
                 objects: p.objects,
                 sizes: p.size.sampler(),

@@ -93,22 +93,60 @@ pub struct Limit {
     pub percent: f64,
 }
 
+/// Why `compare` cannot run: a threshold it cannot read or a run it cannot load.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("threshold '{0}' is not METRIC=CHANGE; write e.g. p99=+10% or rps=-5%")]
+    NotAThreshold(String),
+    #[error("unknown metric '{name}' in '{part}'; use p50, p90, p95, p99, p999, max, mean, rps, mbps or error_rate")]
+    UnknownMetric { name: String, part: String },
+    #[error("'{value}' in '{part}' is not a signed percentage; write e.g. +10% or -5%")]
+    NotAPercentage { value: String, part: String },
+    #[error(
+        "'{part}': {metric} is limited in the direction that hurts; write e.g. {name}={example}"
+    )]
+    HarmlessDirection {
+        part: String,
+        metric: &'static str,
+        name: String,
+        example: &'static str,
+    },
+    #[error("cannot read {path}: {source}; give the directory of a finished run")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a run summary: {source}")]
+    NotASummary {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Parses `p99=+10%,rps=-5%`.
-pub fn parse_limits(spec: &str) -> Result<Vec<Limit>, String> {
+pub fn parse_limits(spec: &str) -> Result<Vec<Limit>, CompareError> {
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = part.split_once('=').ok_or_else(|| {
-            format!("threshold '{part}' is not METRIC=CHANGE; write e.g. p99=+10% or rps=-5%")
-        })?;
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| CompareError::NotAThreshold(part.to_string()))?;
         let metric = Metric::parse(name.trim().to_lowercase().as_str()).ok_or_else(|| {
-            format!(
-                "unknown metric '{name}' in '{part}'; use p50, p90, p95, p99, p999, max, mean, rps, mbps or error_rate"
-            )
+            CompareError::UnknownMetric {
+                name: name.to_string(),
+                part: part.to_string(),
+            }
         })?;
         let v = value.trim();
-        let percent: f64 = v.trim_end_matches('%').trim().parse().map_err(|_| {
-            format!("'{v}' in '{part}' is not a signed percentage; write e.g. +10% or -5%")
-        })?;
+        let percent: f64 =
+            v.trim_end_matches('%')
+                .trim()
+                .parse()
+                .map_err(|_| CompareError::NotAPercentage {
+                    value: v.to_string(),
+                    part: part.to_string(),
+                })?;
         let sign_ok = if metric.higher_is_worse() {
             percent >= 0.0 && v.starts_with('+')
         } else {
@@ -120,11 +158,12 @@ pub fn parse_limits(spec: &str) -> Result<Vec<Limit>, String> {
             } else {
                 "-5%"
             };
-            return Err(format!(
-                "'{part}': {} is limited in the direction that hurts; write e.g. {}={example}",
-                metric.name(),
-                name.trim()
-            ));
+            return Err(CompareError::HarmlessDirection {
+                part: part.to_string(),
+                metric: metric.name(),
+                name: name.trim().to_string(),
+                example,
+            });
         }
         out.push(Limit { metric, percent });
     }
@@ -230,15 +269,17 @@ pub fn compare(a: &Summary, b: &Summary, limits: &[Limit]) -> Comparison {
 }
 
 /// Reads `summary.json` from a run directory.
-pub fn load(dir: &Path) -> Result<Summary, String> {
+pub fn load(dir: &Path) -> Result<Summary, CompareError> {
     let p = dir.join(crate::results::artifacts::SUMMARY_JSON);
-    let text = std::fs::read_to_string(&p).map_err(|e| {
-        format!(
-            "cannot read {}: {e}; give the directory of a finished run",
-            p.display()
-        )
+    let path = || p.display().to_string();
+    let text = std::fs::read_to_string(&p).map_err(|source| CompareError::Read {
+        path: path(),
+        source,
     })?;
-    serde_json::from_str(&text).map_err(|e| format!("{} is not a run summary: {e}", p.display()))
+    serde_json::from_str(&text).map_err(|source| CompareError::NotASummary {
+        path: path(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -256,11 +297,21 @@ mod tests {
                 percent: -5.0
             }
         );
-        assert!(parse_limits("p99=-10%").unwrap_err().contains("p99=+10%"));
-        assert!(parse_limits("rps=+5%").unwrap_err().contains("rps=-5%"));
+        assert!(parse_limits("p99=-10%")
+            .unwrap_err()
+            .to_string()
+            .contains("p99=+10%"));
+        assert!(parse_limits("rps=+5%")
+            .unwrap_err()
+            .to_string()
+            .contains("rps=-5%"));
         assert!(parse_limits("p42=+1%")
             .unwrap_err()
+            .to_string()
             .contains("unknown metric"));
-        assert!(parse_limits("p99").unwrap_err().contains("METRIC=CHANGE"));
+        assert!(parse_limits("p99")
+            .unwrap_err()
+            .to_string()
+            .contains("METRIC=CHANGE"));
     }
 }

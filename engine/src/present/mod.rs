@@ -1,8 +1,8 @@
 //! Presenting: the HTML [`report`], the [`webui`], Prometheus [`metrics`], run comparison
 //! ([`compare`]) and the terminal [`progress`] line.
 
-pub mod compare;
-pub mod metrics;
-pub mod progress;
+pub(crate) mod compare;
+pub(crate) mod metrics;
+pub(crate) mod progress;
 pub mod report;
-pub mod webui;
+pub(crate) mod webui;

@@ -418,11 +418,35 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
         .map_err(at(path))
 }
 
+/// Why a run's `run.json` cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Reads a run's `run.json`.
-pub fn read_record(dir: &Path) -> Result<RunRecord, String> {
+pub fn read_record(dir: &Path) -> Result<RunRecord, RecordError> {
     let p = dir.join(RUN_JSON);
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+    let path = || p.display().to_string();
+    let text = std::fs::read_to_string(&p).map_err(|source| RecordError::Read {
+        path: path(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| RecordError::Parse {
+        path: path(),
+        source,
+    })
 }
 
 pub fn now_rfc3339() -> String {

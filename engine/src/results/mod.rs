@@ -5,9 +5,9 @@
 
 pub mod artifacts;
 pub mod hlog;
-pub mod series;
+pub(crate) mod series;
 pub mod summary;
-pub mod verdict;
+pub(crate) mod verdict;
 
 mod run_state;
 pub use run_state::RunState;

@@ -288,8 +288,8 @@ impl fmt::Display for Source {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error(
-        "unknown scenario '{name}': give a path to a YAML scenario file or one of the \
-         built-ins: {}", builtin_names().join(", ")
+        "unknown scenario '{name}': no built-in scenario and no file has that name; give a \
+         YAML scenario file or one of the built-ins: {}", builtin_names().join(", ")
     )]
     Unknown { name: String },
     #[error("cannot read scenario file {path}: {source}; check the path and its permissions")]

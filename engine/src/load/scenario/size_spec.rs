@@ -233,25 +233,31 @@ impl fmt::Display for SizeSpec {
     }
 }
 
+/// Why a size distribution's text cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum SizeTextError {
+    #[error("bucket weight '{weight}' in '{text}' is not a whole number; write e.g. 4KiB x8")]
+    Weight { weight: String, text: String },
+    #[error(transparent)]
+    Size(#[from] crate::size::SizeError),
+}
+
 /// Parses `4KiB x8, 1MiB` (or a plain size).
-fn parse_size_text(s: &str) -> Result<SizeSpec, String> {
+fn parse_size_text(s: &str) -> Result<SizeSpec, SizeTextError> {
     let items: Vec<&str> = s.split(',').map(str::trim).collect();
     let mut buckets = Vec::new();
     for item in &items {
         let (size, weight) = match item.rsplit_once(" x").or_else(|| item.rsplit_once('x')) {
             Some((size, w)) if !w.is_empty() && w.trim().chars().all(|c| c.is_ascii_digit()) => {
-                let weight: i64 = w.trim().parse().map_err(|_| {
-                    format!(
-                        "bucket weight '{w}' in '{s}' is not a whole number; write e.g. 4KiB x8"
-                    )
+                let weight: i64 = w.trim().parse().map_err(|_| SizeTextError::Weight {
+                    weight: w.to_string(),
+                    text: s.to_string(),
                 })?;
                 (size.trim(), weight)
             }
             _ => (*item, 1),
         };
-        let size: ByteSize = size
-            .parse()
-            .map_err(|e: crate::size::SizeError| e.to_string())?;
+        let size: ByteSize = size.parse()?;
         buckets.push(Bucket { size, weight });
     }
     if buckets.len() == 1 && buckets[0].weight == 1 && !s.contains('x') {

@@ -129,10 +129,7 @@ pub fn load(dir: &Path) -> Result<ReportData, ReportError> {
             dir: dir.display().to_string(),
         });
     }
-    let run = artifacts::read_record(dir).map_err(|detail| ReportError::Unreadable {
-        path: run_json.display().to_string(),
-        detail,
-    })?;
+    let run = artifacts::read_record(dir).map_err(ReportError::Unreadable)?;
     let mut notes = Vec::new();
     let summary = match std::fs::read_to_string(dir.join(artifacts::SUMMARY_JSON)) {
         Ok(text) => match serde_json::from_str::<Summary>(&text) {

@@ -8,7 +8,7 @@
 //! fetched from the network; a Content-Security-Policy in the page enforces it.
 
 mod data;
-pub mod html;
+pub(crate) mod html;
 
 pub use data::{distribution, load, Distribution, EventLine, ReportData};
 pub(crate) use data::{parse_events, series_from_history};
@@ -27,8 +27,8 @@ pub enum ReportError {
          /var/lib/chopsticks/<run-id>; `chopsticks ctl runs` lists them)"
     )]
     NotARun { dir: String },
-    #[error("cannot read {path}: {detail}; the run directory is damaged — re-run the test or restore the file")]
-    Unreadable { path: String, detail: String },
+    #[error("cannot read {0}; the run directory is damaged — re-run the test or restore the file")]
+    Unreadable(#[source] crate::results::artifacts::RecordError),
     #[error("cannot write {path}: {source}; check that the run directory is writable and the disk has space")]
     Write { path: String, source: io::Error },
 }
