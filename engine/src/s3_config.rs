@@ -129,24 +129,64 @@ impl fmt::Debug for TrustedCas {
     }
 }
 
+/// What to give when a CA is unusable.
+const CA_FIX: &str =
+    "give the PEM of the CA that signed the gateway's certificate (-----BEGIN CERTIFICATE----- ...)";
+
+/// Why `ca_file` or `ca_pem` cannot be trusted; `field` and `shown` name what was given (never
+/// its content).
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("driver_config.ca_file: {0}; ca_file must be a PEM file of CA certificates")]
+    Unreadable(#[source] crate::limits::FileError),
+    #[error("{field} {shown} is not valid PEM ({detail}); {CA_FIX}")]
+    NotPem {
+        field: &'static str,
+        shown: String,
+        detail: String,
+    },
+    #[error("{field} {shown} holds no PEM certificate; {CA_FIX}")]
+    NoCertificate { field: &'static str, shown: String },
+    #[error(
+        "{field} {shown}: certificate {index} of {count} is not a usable X.509 certificate ({detail}); {CA_FIX}"
+    )]
+    Unusable {
+        field: &'static str,
+        shown: String,
+        index: usize,
+        count: usize,
+        detail: String,
+    },
+}
+
 /// Reads the CA certificates of a PEM text; `field` and `shown` name it in the messages.
 /// Every certificate must be one a TLS client can use as a trust anchor.
-fn parse_cas(text: &str, field: &str, shown: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let fix = "give the PEM of the CA that signed the gateway's certificate (-----BEGIN CERTIFICATE----- ...)";
+fn parse_cas(
+    text: &str,
+    field: &'static str,
+    shown: &str,
+) -> Result<Vec<CertificateDer<'static>>, CaError> {
     let certs = CertificateDer::pem_slice_iter(text.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{field} {shown} is not valid PEM ({e}); {fix}"))?;
+        .map_err(|e| CaError::NotPem {
+            field,
+            shown: shown.to_string(),
+            detail: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(format!("{field} {shown} holds no PEM certificate; {fix}"));
+        return Err(CaError::NoCertificate {
+            field,
+            shown: shown.to_string(),
+        });
     }
     for (i, cert) in certs.iter().enumerate() {
         let mut store = rustls::RootCertStore::empty();
-        store.add(cert.clone()).map_err(|e| {
-            format!(
-                "{field} {shown}: certificate {} of {} is not a usable X.509 certificate ({e}); {fix}",
-                i + 1,
-                certs.len()
-            )
+        store.add(cert.clone()).map_err(|e| CaError::Unusable {
+            field,
+            shown: shown.to_string(),
+            index: i + 1,
+            count: certs.len(),
+            detail: e.to_string(),
         })?;
     }
     Ok(certs)
@@ -216,13 +256,12 @@ impl DriverConfig {
 
     /// Reads and checks ca_file and ca_pem into [`DriverConfig::trusted`] (both may be given:
     /// all their certificates are trusted).
-    fn load_cas(&mut self) -> Result<(), String> {
+    fn load_cas(&mut self) -> Result<(), CaError> {
         let mut certs = Vec::new();
         if let Some(path) = &self.ca_file {
             let shown = format!("'{}'", path.display());
-            let text = crate::limits::read_input_file(path, "CA certificate").map_err(|e| {
-                format!("driver_config.ca_file: {e}; ca_file must be a PEM file of CA certificates")
-            })?;
+            let text = crate::limits::read_input_file(path, "CA certificate")
+                .map_err(CaError::Unreadable)?;
             certs.extend(parse_cas(&text, "driver_config.ca_file", &shown)?);
         }
         if let Some(pem) = &self.ca_pem {
@@ -393,7 +432,9 @@ impl WorkloadFile {
         if let Some(problem) = driver_config.problems().into_iter().next() {
             return Err(invalid(problem));
         }
-        driver_config.load_cas().map_err(invalid)?;
+        driver_config
+            .load_cas()
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(Some(WorkloadConfig {
             endpoint,
             access_key,

@@ -358,9 +358,12 @@ impl<D: Driver> ActiveRun<D> {
     }
 }
 
-/// How a user's task ended: user id, class, its end or the message of the panic that killed
-/// it, and what it was doing.
-type Ended = (u64, usize, Result<UserEnd, String>, Arc<Progress>);
+/// The message of the panic that killed a user's task (an engine fault, reported as such).
+struct Panicked(String);
+
+/// How a user's task ended: user id, class, its end or the panic that killed it, and what it
+/// was doing.
+type Ended = (u64, usize, Result<UserEnd, Panicked>, Arc<Progress>);
 
 /// The users of one run on this worker.
 struct Crew<D> {
@@ -487,21 +490,14 @@ impl<D: Driver> Crew<D> {
                 let ended = AssertUnwindSafe(user.run(user_stop, abort, &progress))
                     .catch_unwind()
                     .await
-                    .map_err(|payload| panic_message(&*payload));
+                    .map_err(|payload| Panicked(panic_message(&*payload)));
                 (id, class, ended, progress)
             });
             self.live[class].push((id, token));
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn reap(
-        &mut self,
-        joined: Result<
-            (u64, usize, Result<UserEnd, String>, Arc<Progress>),
-            tokio::task::JoinError,
-        >,
-    ) {
+    fn reap(&mut self, joined: Result<Ended, tokio::task::JoinError>) {
         match joined {
             Ok((id, class, end, progress)) => {
                 let before = self.live[class].len();
@@ -510,7 +506,7 @@ impl<D: Driver> Crew<D> {
                 match end {
                     Ok(UserEnd::Done) if was_live => self.done[class] += 1,
                     Ok(_) => {}
-                    Err(message) => self.bury(id, class, message, &progress, was_live),
+                    Err(Panicked(message)) => self.bury(id, class, message, &progress, was_live),
                 }
             }
             // Users' panics are caught inside their task; this is a cancelled task.
