@@ -285,6 +285,7 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         run_id: None,
         seed: None,
         stop_timeout_s: None,
+        rate: None,
     };
     let started = match control.start(&request) {
         Ok(s) => s,
