@@ -843,6 +843,7 @@ mod tests {
                 ttfb: None,
                 bytes: 1000,
                 error: None,
+                waited: None,
             },
         );
         let summary = chopsticks::results::summary::Summary::new(
@@ -881,6 +882,7 @@ mod tests {
                 iterations: None,
                 expected_workers: None,
                 stop_timeout_s: 30.0,
+                arrival: None,
             },
             scenario,
             scenario_text: None,

@@ -71,11 +71,14 @@ pub fn split(rate: f64, poisson: bool, max_in_flight: u32, workers: usize) -> Ve
 
 /// When each arrival of a share is due.
 struct Schedule {
+    /// Arrival `k` is due at `epoch + k / rate`: the run's clock origin (the same instant on
+    /// every worker), or when the share last changed.
     epoch: Instant,
-    /// Arrivals scheduled so far since `epoch` (constant rate).
+    /// The index of the next arrival since `epoch` (constant rate).
     k: u64,
     /// The scheduled time of the next arrival.
     next: Instant,
+    /// The rate, gaps and in-flight limit this schedule follows.
     share: ArrivalShare,
 }
 

@@ -77,7 +77,7 @@ impl StartSpec {
         if let Some(id) = &request.run_id {
             super::key_prefix(id).map_err(|e| bad(&e))?;
         }
-        let arrival = ArrivalPlan::from_load(scenario.scenario.load.as_ref(), request.rate)
+        let arrival = ArrivalPlan::from_load(scenario.scenario.load.as_deref(), request.rate)
             .map_err(|e| bad(&e))?;
         Ok(StartSpec {
             scenario,

@@ -44,9 +44,10 @@ pub struct Scenario {
     /// Limits that fail the run when crossed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Threshold>,
-    /// Open-model load (arrivals at a rate) instead of closed-model users.
+    /// Open-model load (arrivals at a rate) instead of closed-model users. Boxed: most
+    /// scenarios have none, and a scenario travels inside every run spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load: Option<Load>,
+    pub load: Option<Box<Load>>,
 }
 
 /// A kind of virtual user (Locust's `User` class).
@@ -1024,7 +1025,7 @@ verify: true
             Source("t.yaml".into()),
         )
         .unwrap();
-        let plan = ArrivalPlan::from_load(s.load.as_ref(), None)
+        let plan = ArrivalPlan::from_load(s.load.as_deref(), None)
             .unwrap()
             .unwrap();
         assert_eq!(
