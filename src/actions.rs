@@ -355,6 +355,7 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         run_id: None,
         seed: None,
         stop_timeout_s: None,
+        rate: None,
     };
     let started = match control.start(&request) {
         Ok(s) => s,
@@ -933,6 +934,7 @@ mod tests {
                 ttfb: None,
                 bytes: 1000,
                 error: None,
+                waited: None,
             },
         );
         let summary = chopsticks::results::summary::Summary::new(
@@ -971,6 +973,7 @@ mod tests {
                 iterations: None,
                 expected_workers: None,
                 stop_timeout_s: 30.0,
+                arrival: None,
             },
             scenario,
             scenario_text: None,

@@ -252,6 +252,12 @@ pub const ITERATIONS: Count = Count {
     max: 1_000_000_000_000,
     fix: "give a whole number from 1 to 10^12 (or leave it out for no limit)",
 };
+/// Requests outstanding at once in an open-model run (`load.max_in_flight`), across workers.
+pub const MAX_IN_FLIGHT: Count = Count {
+    min: 1,
+    max: 1_000_000,
+    fix: "give a whole number of requests from 1 to 1000000, e.g. max_in_flight: 1000",
+};
 /// Workers a start waits for.
 pub const EXPECTED_WORKERS: Count = Count {
     min: 1,
@@ -393,6 +399,14 @@ pub const SPAWN_RATE: Rate = Rate {
     min: 0.001,
     max: 100_000.0,
     fix: "give users per second from 0.001 to 100000, e.g. 5 or 0.5",
+};
+
+/// Arrivals per second of an open-model run (`load.arrival.rate`, `--rate`), across workers.
+/// The smallest is one an hour; the largest is far past what one worker schedules.
+pub const ARRIVAL_RATE: Rate = Rate {
+    min: 1.0 / 3600.0,
+    max: 1_000_000.0,
+    fix: "give arrivals per second from 1/h to 1000000/s, e.g. 500/s",
 };
 
 impl Rate {

@@ -330,6 +330,7 @@ async fn a_coordinator_retries_unfinished_cleanups_before_each_run() {
             run_id: Some("cleanup-truth-next-run-2".into()),
             seed: None,
             stop_timeout_s: None,
+            rate: None,
         })
         .await
         .expect("start the next run");

@@ -321,6 +321,7 @@ proptest! {
             run_id,
             seed: None,
             stop_timeout_s: stop,
+            rate: None,
         };
         check_start(&request);
     }

@@ -182,6 +182,7 @@ async fn the_control_api_refuses_the_same_numbers() {
         run_id: None,
         seed: None,
         stop_timeout_s: None,
+        rate: None,
     };
     let cases: Vec<(StartRequest, &str)> = vec![
         (

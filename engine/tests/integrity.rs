@@ -84,6 +84,7 @@ async fn coordinate_one_worker(driver: Arc<AnyDriver>, spec: &RunSpec) -> StatsD
         run_id: spec.run_id.clone(),
         users: vec![USERS],
         spawn_rate: 100.0,
+        arrival: None,
     })
     .await;
 

@@ -110,6 +110,7 @@ pub async fn ctl(args: CtlArgs) -> Exit {
                 run_id,
                 seed,
                 stop_timeout_s: stop_timeout,
+                rate: None,
             })
             .await
             .map(|r| {

@@ -94,6 +94,10 @@ fn parse_spawn_rate(s: &str) -> Result<f64, crate::limits::ParseError> {
         .map_err(crate::limits::ParseError::Limit)
 }
 
+fn parse_arrival_rate(s: &str) -> Result<f64, crate::load::scenario::RateError> {
+    crate::load::scenario::parse_rate("rate", s)
+}
+
 fn parse_iterations(s: &str) -> Result<u64, crate::limits::ParseError> {
     crate::limits::ITERATIONS.parse("iterations", s)
 }

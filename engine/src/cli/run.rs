@@ -32,9 +32,14 @@ pub struct RunArgs {
         default_value = "s3_small_objects"
     )]
     pub scenario_file: String,
-    /// Number of virtual users (1 to 1000000).
-    #[arg(long, short = 'u', default_value_t = 10, value_parser = super::parse_users)]
-    pub users: u32,
+    /// Number of virtual users (1 to 1000000; 10 when not given). Not with arrivals (a
+    /// scenario's `load.arrival` or --rate).
+    #[arg(long, short = 'u', value_parser = super::parse_users)]
+    pub users: Option<u32>,
+    /// Open-model load: arrivals per second across all workers (e.g. 500/s, 30/m), in place
+    /// of the scenario's `load.arrival.rate`; instead of users.
+    #[arg(long, value_name = "RATE", value_parser = super::parse_arrival_rate)]
+    pub rate: Option<f64>,
     /// Users started per second (a float, 0.001 to 100000).
     #[arg(long, short = 'r', default_value_t = 5.0, value_parser = super::parse_spawn_rate)]
     pub spawn_rate: f64,
@@ -71,6 +76,9 @@ pub struct RunArgs {
     pub cleanup_timeout: Duration,
 }
 
+/// Users when `-u` is not given.
+const DEFAULT_USERS: u32 = 10;
+
 pub async fn run(args: RunArgs) -> Exit {
     // Everything the operator typed is checked before anything starts.
     let (scenario, source) = match Scenario::resolve(&args.scenario_file) {
@@ -80,6 +88,26 @@ pub async fn run(args: RunArgs) -> Exit {
             return Exit::BadInput;
         }
     };
+    let arrivals =
+        args.rate.is_some() || scenario.load.as_ref().is_some_and(|l| l.arrival.is_some());
+    if arrivals && (args.users.is_some() || args.iterations.is_some()) {
+        let flag = if args.users.is_some() {
+            "--users/-u"
+        } else {
+            "--iterations/-i"
+        };
+        let why = if args.rate.is_some() {
+            "--rate"
+        } else {
+            "the scenario's load.arrival"
+        };
+        eprintln!(
+            "error: {flag} is for closed-model users, but {why} asks for arrivals at a rate; \
+             drop {flag} (the arrival rate sets the load), or run without arrivals"
+        );
+        return Exit::BadInput;
+    }
+    let users = args.users.unwrap_or(DEFAULT_USERS);
     let origin = args
         .workload_config
         .as_ref()
@@ -183,7 +211,7 @@ pub async fn run(args: RunArgs) -> Exit {
         .start(StartRequest {
             scenario: args.scenario_file.clone(),
             scenario_yaml: None,
-            users: args.users,
+            users,
             spawn_rate: args.spawn_rate,
             duration: args.run_time.clone(),
             iterations: args.iterations,
@@ -192,6 +220,7 @@ pub async fn run(args: RunArgs) -> Exit {
             run_id: args.run_id.clone(),
             seed: args.seed,
             stop_timeout_s: Some(args.stop_timeout),
+            rate: args.rate,
         })
         .await;
     let started = match started {
@@ -204,12 +233,15 @@ pub async fn run(args: RunArgs) -> Exit {
             };
         }
     };
+    let load = match (&args.rate, arrivals) {
+        (Some(rate), _) => format!("{rate} arrivals/s"),
+        (None, true) => "arrivals as the scenario's load.arrival says".to_string(),
+        (None, false) => format!("{users} users at {}/s", args.spawn_rate),
+    };
     eprintln!(
-        "run {}: scenario {} ({source}), {} users at {}/s, {}; target {} bucket {}; artifacts in {}",
+        "run {}: scenario {} ({source}), {load}, {}; target {} bucket {}; artifacts in {}",
         started.run_id,
         scenario.name,
-        args.users,
-        args.spawn_rate,
         match (args.run_time.as_deref(), args.iterations) {
             (Some(d), Some(i)) => format!("for {d} or {i} iterations per user"),
             (Some(d), None) => format!("for {d}"),

@@ -71,6 +71,9 @@ pub enum ToWorker {
         run_id: String,
         users: Vec<u32>,
         spawn_rate: f64,
+        /// An open-model run: this worker's share of the arrivals (its `users` are all 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arrival: Option<crate::load::arrivals::ArrivalShare>,
     },
     /// Stop every user; `abort` cuts in-flight requests at once instead of letting them finish.
     Stop {

@@ -94,11 +94,19 @@ pub async fn serve<D: Driver>(
                         log::info!("run {}: starting ({})", spec.run_id, spec.scenario.name);
                         run = Some(ActiveRun::new(Arc::clone(&driver), worker_id, spec));
                     }
-                    Some(ToWorker::Assign { run_id, users, spawn_rate }) => {
+                    Some(ToWorker::Assign { run_id, users, spawn_rate, arrival }) => {
                         match run.as_mut() {
                             Some(r) if r.spec.run_id == run_id && r.abort_at.is_none() => {
                                 log::info!("run {run_id}: assigned users {users:?} at {spawn_rate:.2}/s");
                                 r.crew.assign(users, spawn_rate);
+                                if let Some(share) = arrival {
+                                    log::info!(
+                                        "run {run_id}: assigned {:.3} arrivals/s, at most {} in flight",
+                                        share.rate(),
+                                        share.max_in_flight
+                                    );
+                                    r.crew.assign_arrivals(share, r.origin);
+                                }
                             }
                             _ => log::debug!("ignoring assignment for run {run_id}"),
                         }
@@ -361,6 +369,9 @@ impl<D: Driver> ActiveRun<D> {
 /// The message of the panic that killed a user's task (an engine fault, reported as such).
 struct Panicked(String);
 
+/// The id the open-model scheduler's task is reaped under (never a user's).
+const ARRIVALS_ID: u64 = u64::MAX;
+
 /// How a user's task ended: user id, class, its end or the panic that killed it, and what it
 /// was doing.
 type Ended = (u64, usize, Result<UserEnd, Panicked>, Arc<Progress>);
@@ -382,6 +393,9 @@ struct Crew<D> {
     died: Vec<UserDeath>,
     /// Each user's end: how it ended, or the message of the panic that killed it.
     set: JoinSet<Ended>,
+    /// An open-model run: where this worker's share of the arrivals goes (the scheduler runs
+    /// in `set` as one more task, so a stop waits for its requests like for users').
+    arrivals: Option<tokio::sync::watch::Sender<crate::load::arrivals::ArrivalShare>>,
     next_id: u64,
     credit: f64,
     last_credit: Instant,
@@ -401,6 +415,7 @@ impl<D: Driver> Crew<D> {
             dead: vec![0; classes],
             died: Vec::new(),
             set: JoinSet::new(),
+            arrivals: None,
             next_id: 0,
             credit: 0.0,
             last_credit: Instant::now(),
@@ -457,6 +472,30 @@ impl<D: Driver> Crew<D> {
             self.credit = 1.0;
             self.last_credit = Instant::now();
         }
+    }
+
+    /// Starts the open-model scheduler with `share`, or hands it a new share (a re-split).
+    fn assign_arrivals(&mut self, share: crate::load::arrivals::ArrivalShare, origin: Instant) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        if let Some(tx) = &self.arrivals {
+            tx.send_replace(share);
+            return;
+        }
+        let (tx, rx) = tokio::sync::watch::channel(share);
+        self.arrivals = Some(tx);
+        let ctx = Arc::clone(&self.ctx);
+        let (stop, abort) = (self.stop.child_token(), self.abort.clone());
+        let progress = Arc::new(Progress::default());
+        // Supervised like a user: a panic is caught and reported, and fails the run.
+        self.set.spawn(async move {
+            let ended = AssertUnwindSafe(crate::load::arrivals::run(ctx, rx, origin, stop, abort))
+                .catch_unwind()
+                .await
+                .map_err(|payload| Panicked(panic_message(&*payload)));
+            (ARRIVALS_ID, 0, ended, progress)
+        });
     }
 
     /// Spawns the users that are due at the spawn rate.
@@ -546,6 +585,7 @@ impl<D: Driver> Crew<D> {
                     FailureKind::Internal,
                     format!("user {id} died: {message}"),
                 )),
+                waited: None,
             };
             self.ctx.recorder.record(id, stat, &outcome);
         }

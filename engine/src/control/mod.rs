@@ -48,6 +48,10 @@ pub struct StartRequest {
     /// Grace for in-flight requests at the end (default 30 s).
     #[serde(default)]
     pub stop_timeout_s: Option<f64>,
+    /// Arrivals per second across all workers (open-model load), in place of the scenario's
+    /// `load.arrival.rate`; with it the run has arrivals instead of closed-model users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 /// The largest `scenario_yaml` the coordinator accepts.
@@ -87,6 +91,11 @@ impl StartRequest {
         if let Some(t) = r.stop_timeout_s {
             crate::limits::STOP_TIMEOUT
                 .secs("stop_timeout_s", t)
+                .map_err(limit)?;
+        }
+        if let Some(rate) = r.rate {
+            crate::limits::ARRIVAL_RATE
+                .check("rate", rate)
                 .map_err(limit)?;
         }
         if let Some(id) = &r.run_id {

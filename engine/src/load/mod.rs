@@ -2,6 +2,7 @@
 //! S3 drivers they call ([`driver`]), the bytes they send ([`content`]) and the recorder they
 //! write every outcome into ([`stats`]), and the [`run_spec`] a run hands its users.
 
+pub mod arrivals;
 pub mod content;
 pub mod driver;
 pub(crate) mod run_spec;

@@ -365,6 +365,37 @@ pub struct TaskStats {
     pub failure_latency: Hist,
     /// Keyed by the kind's display text, so JSON keys read like `failures.csv`.
     pub failures_by_kind: BTreeMap<String, FailureCount>,
+    /// Successful requests that had an intended start (open-model arrivals, `pacing` users):
+    /// time from the moment the request was sent. `latency` then holds the time from the
+    /// intended start. Empty in a run without intended starts, where the two are the same
+    /// and `latency` alone holds them (recorded once).
+    #[serde(default)]
+    pub service: Hist,
+    /// Open-model arrivals of this task (one per task of a sequence pass): issued or dropped.
+    #[serde(default)]
+    pub arrivals: u64,
+    /// Arrivals not sent because `max_in_flight` requests were outstanding.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Arrivals sent more than [`LATE_AFTER`] after their scheduled time.
+    #[serde(default)]
+    pub late: u64,
+    /// How late each late arrival was sent.
+    #[serde(default)]
+    pub lateness: Hist,
+}
+
+/// An arrival sent this long or longer after its scheduled time is late (the timer's
+/// resolution is a millisecond; below it, an arrival is on time).
+pub const LATE_AFTER: Duration = Duration::from_millis(1);
+
+/// What the open-model scheduler did with one arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrivalFate {
+    /// Sent, this long after its scheduled time.
+    Sent(Duration),
+    /// Not sent: `max_in_flight` requests were outstanding.
+    Dropped,
 }
 
 impl TaskStats {
@@ -377,6 +408,11 @@ impl TaskStats {
         self.latency.add(&other.latency);
         self.ttfb.add(&other.ttfb);
         self.failure_latency.add(&other.failure_latency);
+        self.service.add(&other.service);
+        self.arrivals += other.arrivals;
+        self.dropped += other.dropped;
+        self.late += other.late;
+        self.lateness.add(&other.lateness);
         for (k, f) in &other.failures_by_kind {
             self.failures_by_kind
                 .entry(k.clone())
@@ -386,7 +422,24 @@ impl TaskStats {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.requests == 0 && self.aborted == 0 && self.skipped == 0
+        self.requests == 0 && self.aborted == 0 && self.skipped == 0 && self.arrivals == 0
+    }
+
+    /// Requests issued: completed (failed ones included) and aborted.
+    pub fn issued(&self) -> u64 {
+        self.requests + self.aborted
+    }
+
+    fn record_arrival(&mut self, fate: ArrivalFate) {
+        self.arrivals += 1;
+        match fate {
+            ArrivalFate::Dropped => self.dropped += 1,
+            ArrivalFate::Sent(lateness) if lateness >= LATE_AFTER => {
+                self.late += 1;
+                self.lateness.record(lateness);
+            }
+            ArrivalFate::Sent(_) => {}
+        }
     }
 
     fn record(&mut self, outcome: &Outcome) {
@@ -396,12 +449,19 @@ impl TaskStats {
                 ttfb,
                 bytes,
                 error,
+                waited,
             } => {
                 self.requests += 1;
                 match error {
                     None => {
                         self.bytes += bytes;
-                        self.latency.record(*latency);
+                        match waited {
+                            Some(w) => {
+                                self.latency.record(latency.saturating_add(*w));
+                                self.service.record(*latency);
+                            }
+                            None => self.latency.record(*latency),
+                        }
                         if let Some(t) = ttfb {
                             self.ttfb.record(*t);
                         }
@@ -432,10 +492,14 @@ impl TaskStats {
 pub enum Outcome {
     /// A request completed, successfully or not.
     Done {
+        /// From the moment the request was sent (the service time).
         latency: Duration,
         ttfb: Option<Duration>,
         bytes: u64,
         error: Option<OpError>,
+        /// For a request with an intended start (an arrival, a `pacing` user): how long after
+        /// it the request was sent. `None` for closed users without pacing.
+        waited: Option<Duration>,
     },
     /// The request was cut off by a stop.
     Aborted,
@@ -537,8 +601,18 @@ impl Recorder {
         self.record_at(self.second_of(Instant::now()), user, task, outcome);
     }
 
+    /// Records what became of one arrival of task `task`, in the second that is current now.
+    pub fn record_arrival(&self, user: u64, task: usize, fate: ArrivalFate) {
+        let second = self.second_of(Instant::now());
+        self.with_slot(second, user, task, |t| t.record_arrival(fate));
+    }
+
     /// Records one outcome in second `second`.
     pub fn record_at(&self, second: u64, user: u64, task: usize, outcome: &Outcome) {
+        self.with_slot(second, user, task, |t| t.record(outcome));
+    }
+
+    fn with_slot(&self, second: u64, user: u64, task: usize, f: impl FnOnce(&mut TaskStats)) {
         if task >= self.names.len() {
             return;
         }
@@ -553,7 +627,7 @@ impl Recorder {
                 at
             }
         };
-        seconds[slot].1[task].record(outcome);
+        f(&mut seconds[slot].1[task]);
     }
 
     /// Everything recorded for seconds before `limit`, per second (ascending); those seconds
@@ -614,6 +688,7 @@ mod tests {
             ttfb: Some(Duration::from_millis(ms / 2)),
             bytes: 100,
             error: err.map(|k| OpError::new(k, "boom")),
+            waited: None,
         }
     }
 
@@ -696,6 +771,43 @@ mod tests {
         let counts: Vec<(u64, u64)> = rest.iter().map(|(s, d)| (*s, d.requests())).collect();
         assert_eq!(counts, [(2, 7), (4, 1)]);
         assert!(r.take().is_empty());
+    }
+
+    #[test]
+    fn intended_starts_and_arrivals_are_counted_exactly() {
+        let r = Recorder::new(vec!["put".into()]);
+        // Three arrivals: one on time, one 2 s late, one dropped.
+        r.record_arrival(0, 0, ArrivalFate::Sent(Duration::from_micros(300)));
+        r.record_arrival(1, 0, ArrivalFate::Sent(Duration::from_secs(2)));
+        r.record_arrival(2, 0, ArrivalFate::Dropped);
+        let sent = |service_ms: u64, waited_ms: u64| Outcome::Done {
+            latency: Duration::from_millis(service_ms),
+            ttfb: None,
+            bytes: 1,
+            error: None,
+            waited: Some(Duration::from_millis(waited_ms)),
+        };
+        r.record(0, 0, &sent(10, 0));
+        r.record(1, 0, &sent(10, 2000));
+        let t = r.take().tasks.remove("put").unwrap();
+        assert_eq!((t.arrivals, t.dropped, t.late), (3, 1, 1));
+        assert_eq!(t.arrivals, t.issued() + t.dropped);
+        assert_eq!(t.lateness.count(), 1);
+        assert!((t.lateness.max_ms() - 2000.0).abs() < 2.0);
+        // Latency from the intended start, service from the send.
+        assert!(
+            (t.latency.max_ms() - 2010.0).abs() < 2.0,
+            "{}",
+            t.latency.max_ms()
+        );
+        assert!((t.service.max_ms() - 10.0).abs() < 0.1);
+        assert_eq!(t.service.count(), 2);
+        // Closed users without pacing record latency once.
+        let mut closed = TaskStats::default();
+        closed.record(&done(5, None));
+        assert_eq!((closed.latency.count(), closed.service.count()), (1, 0));
+        let back: TaskStats = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
     }
 
     #[test]
@@ -824,7 +936,7 @@ mod tests {
             for part in &parts {
                 let mut t = TaskStats::default();
                 for v in part {
-                    t.record(&Outcome::Done { latency: Duration::from_micros(*v), ttfb: None, bytes: 1, error: None });
+                    t.record(&Outcome::Done { latency: Duration::from_micros(*v), ttfb: None, bytes: 1, error: None, waited: None });
                     single.record(Duration::from_micros(*v));
                 }
                 // Through the wire format, as a worker delta would travel.

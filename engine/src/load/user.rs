@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Program {
     pub task_names: Vec<String>,
     pub classes: Vec<ClassProgram>,
+    /// Each class's weight, as written: the open-model scheduler picks a class per arrival.
+    pub class_weights: Vec<i64>,
     shared: Option<SharedPool>,
 }
 
@@ -52,6 +54,20 @@ impl ClassProgram {
     /// The statistics index of the class's first task.
     pub fn first_stat(&self) -> Option<usize> {
         self.tasks.first().map(|t| t.stat)
+    }
+
+    /// What one open-model arrival of this class runs, as task indexes: one task picked by
+    /// weight, or a sequence class's whole pass.
+    pub fn arrival_tasks(&self, rng: &mut SmallRng) -> Vec<usize> {
+        match &self.chooser {
+            Some(chooser) => vec![chooser.sample(rng)],
+            None => self.order.clone(),
+        }
+    }
+
+    /// The statistics index of task `task` (0 for an index out of range).
+    pub fn stat_of(&self, task: usize) -> usize {
+        self.tasks.get(task).map(|t| t.stat).unwrap_or(0)
     }
 }
 
@@ -115,6 +131,7 @@ impl Program {
         Program {
             task_names: names,
             classes,
+            class_weights: scenario.users.iter().map(|c| c.weight).collect(),
             shared: scenario.prefill.as_ref().map(|p| SharedPool {
                 objects: p.objects,
                 sizes: p.size.sampler(),
@@ -244,6 +261,11 @@ impl<D: Driver> User<D> {
         }
     }
 
+    /// The user's id on its worker (open-model users are numbered apart from closed ones).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Runs until `stop` (finish the current request first) or `abort` (cut it off). Notes its
     /// current task in `progress`, so a supervisor can tell what it was doing if it panics.
     pub async fn run(
@@ -258,6 +280,12 @@ impl<D: Driver> User<D> {
         let mut done_iterations = 0u64;
         let mut step = 0usize;
         let mut recorded = 0u64;
+        // A `pacing` user's tasks are meant to start every `pacing` seconds from its first:
+        // each request is timed from that intended start too, and a user held up (a server
+        // stall) sends its next tasks back to back until it is on schedule again, as a
+        // client with a schedule would. Waits were checked against limits::WAIT.
+        let mut intended: Option<Instant> =
+            matches!(class.wait, Wait::Pacing(_)).then(Instant::now);
         loop {
             if stop.is_cancelled() {
                 return UserEnd::Stopped;
@@ -281,7 +309,7 @@ impl<D: Driver> User<D> {
                 let request = Box::pin(self.execute(task));
                 tokio::select! {
                     biased;
-                    outcome = request => outcome,
+                    outcome = request => with_intended(outcome, intended, started),
                     _ = abort.cancelled() => Outcome::Aborted,
                 }
             };
@@ -307,7 +335,14 @@ impl<D: Driver> User<D> {
                 } else {
                     a
                 }),
-                Wait::Pacing(p) => wait.within(p).saturating_sub(started.elapsed()),
+                Wait::Pacing(p) => match intended.as_mut() {
+                    Some(at) => {
+                        let pace = wait.within(p);
+                        *at = at.checked_add(pace).unwrap_or(*at);
+                        at.saturating_duration_since(Instant::now())
+                    }
+                    None => wait.within(p).saturating_sub(started.elapsed()),
+                },
             };
             if !pause.is_zero() {
                 tokio::select! {
@@ -319,6 +354,46 @@ impl<D: Driver> User<D> {
                 tokio::task::yield_now().await;
             }
         }
+    }
+
+    /// Runs one open-model arrival scheduled at `scheduled`: `tasks` (from
+    /// [`ClassProgram::arrival_tasks`]) in order. The first request is timed from the scheduled
+    /// time, each later one of a sequence pass from the end of the one before it (its
+    /// intended start). Returns false when a stop's grace ran out and the request was cut off.
+    pub async fn arrive(
+        &mut self,
+        tasks: &[usize],
+        scheduled: Instant,
+        abort: &CancellationToken,
+    ) -> bool {
+        let ctx = Arc::clone(&self.ctx);
+        let class = &ctx.program.classes[self.class];
+        let mut intended = scheduled;
+        let mut cut_off = false;
+        for &index in tasks {
+            let Some(task) = class.tasks.get(index) else {
+                continue;
+            };
+            if cut_off {
+                // Counted as arrivals when the pass arrived: the rest of a cut pass is aborted.
+                ctx.recorder.record(self.id, task.stat, &Outcome::Aborted);
+                continue;
+            }
+            let sent = Instant::now();
+            let outcome = {
+                // Boxed for the same reason as in `run`.
+                let request = Box::pin(self.execute(task));
+                tokio::select! {
+                    biased;
+                    outcome = request => with_intended(outcome, Some(intended), sent),
+                    _ = abort.cancelled() => Outcome::Aborted,
+                }
+            };
+            ctx.recorder.record(self.id, task.stat, &outcome);
+            cut_off = matches!(outcome, Outcome::Aborted);
+            intended = Instant::now();
+        }
+        !cut_off
     }
 
     fn own_key(&self, seq: u64) -> String {
@@ -491,7 +566,16 @@ fn done(latency: Duration, ttfb: Option<Duration>, bytes: u64, error: Option<OpE
         ttfb,
         bytes,
         error,
+        waited: None,
     }
+}
+
+/// `outcome` of a request that was meant to start at `intended`, sent at `sent`.
+fn with_intended(mut outcome: Outcome, intended: Option<Instant>, sent: Instant) -> Outcome {
+    if let (Outcome::Done { waited, .. }, Some(at)) = (&mut outcome, intended) {
+        *waited = Some(sent.saturating_duration_since(at));
+    }
+    outcome
 }
 
 /// A virtual user whose task panicked: it is gone, and the run cannot be what was asked.

@@ -167,7 +167,8 @@ pub fn render(m: &MetricsSnapshot) -> String {
         &mut out,
         "chopsticks_request_duration_seconds",
         "histogram",
-        "Latency of the current run's successful requests (from exact HDR data).",
+        "Latency of the current run's successful requests (from exact HDR data); from the \
+         intended start when requests had one (open-model arrivals, pacing users).",
     );
     for (name, op) in &m.tasks {
         let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
@@ -192,6 +193,52 @@ pub fn render(m: &MetricsSnapshot) -> String {
                 "chopsticks_time_to_first_byte_seconds",
                 &format!("task=\"{}\",op=\"{op}\"", label(name)),
                 &t.ttfb,
+            );
+        }
+    }
+    header(
+        &mut out,
+        "chopsticks_service_duration_seconds",
+        "histogram",
+        "Time from the send of successful requests that had an intended start (open-model \
+         arrivals, pacing users); for others it is chopsticks_request_duration_seconds.",
+    );
+    for (name, op) in &m.tasks {
+        let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
+        if t.service.count() > 0 {
+            histogram(
+                &mut out,
+                "chopsticks_service_duration_seconds",
+                &format!("task=\"{}\",op=\"{op}\"", label(name)),
+                &t.service,
+            );
+        }
+    }
+    for (metric, help, pick) in [
+        (
+            "chopsticks_arrivals_total",
+            "Open-model arrivals of the current run (issued + dropped + skipped).",
+            (|t: &crate::load::stats::TaskStats| t.arrivals) as fn(&_) -> u64,
+        ),
+        (
+            "chopsticks_arrivals_dropped_total",
+            "Arrivals not sent because max_in_flight requests were outstanding.",
+            |t| t.dropped,
+        ),
+        (
+            "chopsticks_arrivals_late_total",
+            "Arrivals sent 1 ms or more after their scheduled time.",
+            |t| t.late,
+        ),
+    ] {
+        header(&mut out, metric, "counter", help);
+        for (name, op) in &m.tasks {
+            let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{metric}{{task=\"{}\",op=\"{op}\"}} {}",
+                label(name),
+                pick(&t)
             );
         }
     }

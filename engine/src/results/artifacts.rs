@@ -26,6 +26,10 @@ pub struct RunParameters {
     pub iterations: Option<u64>,
     pub expected_workers: Option<u32>,
     pub stop_timeout_s: f64,
+    /// Open-model load (arrivals per second across workers, Poisson or not, requests in flight
+    /// at most); absent for closed-model users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<crate::load::scenario::ArrivalPlan>,
 }
 
 /// What preparing did.
@@ -365,6 +369,17 @@ pub fn stats_csv(summary: &Summary) -> String {
     ];
     header.extend(PERCENTILE_HEADERS);
     header.extend(["MB/s", "TTFB 50%", "TTFB 99%"]);
+    // Issue 13: service time (from the send; the same as the response times above when
+    // requests had no intended start) and the open model's arrivals.
+    header.extend([
+        "Service 50%",
+        "Service 99%",
+        "Service Max",
+        "Arrivals",
+        "Dropped",
+        "Late",
+        "Lateness 99%",
+    ]);
     let _ = w.write_record(&header);
     for t in summary.tasks.iter().chain(std::iter::once(&summary.total)) {
         let mut rec = vec![
@@ -385,6 +400,16 @@ pub fn stats_csv(summary: &Summary) -> String {
             fmt3(t.mb_per_s),
             ttfb(&t.ttfb_ms, |p| p.p50),
             ttfb(&t.ttfb_ms, |p| p.p99),
+        ]);
+        let service = t.service_ms.as_ref().unwrap_or(&t.latency_ms);
+        rec.extend([
+            fmt3(service.p50),
+            fmt3(service.p99),
+            fmt3(service.max),
+            t.arrivals.to_string(),
+            t.dropped.to_string(),
+            t.late.to_string(),
+            ttfb(&t.lateness_ms, |p| p.p99),
         ]);
         let _ = w.write_record(&rec);
     }
@@ -470,6 +495,7 @@ mod tests {
                 ttfb: None,
                 bytes: 4096,
                 error: None,
+                waited: None,
             },
         );
         r.record(
@@ -483,6 +509,7 @@ mod tests {
                     crate::load::driver::FailureKind::Integrity,
                     "k: content differs, at byte 7",
                 )),
+                waited: None,
             },
         );
         Summary::new(
@@ -505,7 +532,9 @@ mod tests {
         let mut lines = csv.lines();
         let header = lines.next().unwrap();
         assert!(header.starts_with("Type,Name,Request Count,Failure Count,Median Response Time"));
-        assert!(header.ends_with("100%,MB/s,TTFB 50%,TTFB 99%"));
+        assert!(header.ends_with(
+            "100%,MB/s,TTFB 50%,TTFB 99%,Service 50%,Service 99%,Service Max,Arrivals,Dropped,Late,Lateness 99%"
+        ));
         // HDR keeps 3 significant digits: 12 ms is reported as the top of its 8 µs bucket.
         let put = lines.next().unwrap();
         assert!(

@@ -41,6 +41,12 @@ pub fn tag_for(task: &str, ttfb: bool) -> String {
     }
 }
 
+/// The tag of a task's service-time histogram (`service:<task>`), written only when its
+/// requests had intended starts (then the plain tag is the latency from the intended start).
+pub fn service_tag(task: &str) -> String {
+    format!("service:{}", tag_for(task, false))
+}
+
 impl HistogramLog {
     /// A log in `dir` whose timestamps count from `base` (the start of the load).
     pub fn new(dir: &Path, base: SystemTime) -> HistogramLog {
@@ -66,7 +72,7 @@ impl HistogramLog {
         let mut builder = IntervalLogWriterBuilder::new();
         if !self.header_written {
             builder
-                .add_comment("Chopsticks run histograms: values in microseconds; tags are task names, ttfb:<task> for time to first byte")
+                .add_comment("Chopsticks run histograms: values in microseconds; tags are task names, ttfb:<task> for time to first byte, service:<task> for time from the send when requests had an intended start")
                 .with_start_time(self.base)
                 .with_base_time(self.base);
         }
@@ -74,11 +80,15 @@ impl HistogramLog {
         self.header_written = true;
         let offset = start.duration_since(self.base).unwrap_or_default();
         for (name, stats) in &interval.tasks {
-            for (hist, ttfb) in [(&stats.latency, false), (&stats.ttfb, true)] {
+            let tags = [
+                (&stats.latency, tag_for(name, false)),
+                (&stats.ttfb, tag_for(name, true)),
+                (&stats.service, service_tag(name)),
+            ];
+            for (hist, tag) in tags {
                 if hist.count() == 0 {
                     continue;
                 }
-                let tag = tag_for(name, ttfb);
                 writer
                     .write_histogram(&*hist.histogram(), offset, duration, Tag::new(&tag))
                     .map_err(|e| io::Error::other(format!("{e:?}")))?;
@@ -117,6 +127,7 @@ mod tests {
                     ttfb: Some(Duration::from_micros(500)),
                     bytes: 1,
                     error: None,
+                    waited: None,
                 },
             );
         }
@@ -129,6 +140,7 @@ mod tests {
                 ttfb: None,
                 bytes: 1,
                 error: None,
+                waited: None,
             },
         );
         log.append(

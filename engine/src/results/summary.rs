@@ -91,6 +91,35 @@ pub struct TaskSummary {
     /// written before failures were kept apart.
     #[serde(default)]
     pub failure_latency_ms: Option<Percentiles>,
+    /// What `latency_ms` is measured from: `intended_start` when requests had one
+    /// (open-model arrivals, `pacing` users: the headline figure, free of coordinated
+    /// omission) or `sent` (closed users without pacing: latency and service time are the
+    /// same histogram, recorded once, and `service_ms` is null).
+    #[serde(default = "sent")]
+    pub latency_from: String,
+    /// Successful requests timed from the moment they were sent; null when `latency_from` is
+    /// `sent` (then it is `latency_ms`).
+    #[serde(default)]
+    pub service_ms: Option<Percentiles>,
+    /// Requests issued: completed (failed ones included) and aborted.
+    #[serde(default)]
+    pub issued: u64,
+    /// Open-model arrivals: `issued + dropped + skipped`, exactly.
+    #[serde(default)]
+    pub arrivals: u64,
+    /// Arrivals not sent because `max_in_flight` requests were outstanding.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Arrivals sent 1 ms or more after their scheduled time.
+    #[serde(default)]
+    pub late: u64,
+    /// How late the late arrivals were; null when none was.
+    #[serde(default)]
+    pub lateness_ms: Option<Percentiles>,
+}
+
+fn sent() -> String {
+    "sent".into()
 }
 
 impl TaskSummary {
@@ -123,6 +152,18 @@ impl TaskSummary {
             ttfb_ms: (t.ttfb.count() > 0).then(|| Percentiles::of(&t.ttfb)),
             failure_latency_ms: (t.failure_latency.count() > 0)
                 .then(|| Percentiles::of(&t.failure_latency)),
+            latency_from: if t.service.count() > 0 || t.arrivals > 0 {
+                "intended_start".into()
+            } else {
+                sent()
+            },
+            service_ms: (t.service.count() > 0 || t.arrivals > 0)
+                .then(|| Percentiles::of(&t.service)),
+            issued: t.issued(),
+            arrivals: t.arrivals,
+            dropped: t.dropped,
+            late: t.late,
+            lateness_ms: (t.lateness.count() > 0).then(|| Percentiles::of(&t.lateness)),
         }
     }
 }
@@ -259,6 +300,7 @@ mod tests {
                     ttfb: None,
                     bytes: 1_000_000,
                     error: None,
+                    waited: None,
                 },
             );
         }

@@ -317,6 +317,7 @@ pub fn start_request(scenario: &Path, users: u32) -> StartRequest {
         run_id: None,
         seed: None,
         stop_timeout_s: Some(10.0),
+        rate: None,
     }
 }
 

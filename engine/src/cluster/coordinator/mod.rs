@@ -91,8 +91,9 @@ pub struct MetricsSnapshot {
 pub(super) enum Event {
     Series(usize, oneshot::Sender<SeriesReply>),
     Metrics(oneshot::Sender<MetricsSnapshot>),
+    /// Boxed: a start request is far larger than the other events and rare.
     Start(
-        StartRequest,
+        Box<StartRequest>,
         oneshot::Sender<Result<RunStarted, ControlError>>,
     ),
     Stop(bool, oneshot::Sender<Result<StopReply, ControlError>>),
@@ -163,7 +164,7 @@ impl Coordinator {
     }
 
     pub async fn start(&self, request: StartRequest) -> Result<RunStarted, ControlError> {
-        self.ask(|tx| Event::Start(request, tx))
+        self.ask(|tx| Event::Start(Box::new(request), tx))
             .await
             .unwrap_or_else(|| Err(Self::gone()))
     }

@@ -60,6 +60,7 @@ fn record_from(cut: &CutRun, target: crate::s3_config::TargetInfo) -> RunRecord 
             iterations: cut.spec.iterations,
             expected_workers: None,
             stop_timeout_s: cut.spec.stop_timeout_s,
+            arrival: None,
         },
         scenario: cut.spec.scenario.clone(),
         scenario_text: None,

@@ -34,6 +34,9 @@ pub(super) struct Participant {
     pub finished: bool,
     /// Users per class the plan gave it last; empty while it is missing.
     pub assigned: Vec<u32>,
+    /// Its share of the arrivals the plan gave it last (open-model runs); `None` while it is
+    /// missing.
+    pub assigned_arrival: Option<crate::load::arrivals::ArrivalShare>,
 }
 
 /// The active run.
@@ -74,6 +77,8 @@ pub(super) struct Run {
     pub class_weights: Vec<i64>,
     /// Users started per second across all workers.
     pub spawn_rate: f64,
+    /// Open-model load: arrivals split across the workers instead of users.
+    pub arrival: Option<crate::load::scenario::ArrivalPlan>,
     /// Everything every worker sent, merged: the numbers of summary.json.
     pub totals: StatsDelta,
     /// The seconds of the run not yet written to the history, as workers' deltas arrive.
@@ -151,6 +156,7 @@ impl Run {
                     .expected_workers_asked
                     .then_some(start.expected_workers),
                 stop_timeout_s: spec.stop_timeout_s,
+                arrival: start.arrival,
             },
             scenario: scenario.clone(),
             scenario_text: Some(start.scenario.text.clone()),
@@ -197,6 +203,7 @@ impl Run {
             cleaning: false,
             users_target: start.users,
             spawn_rate: start.spawn_rate,
+            arrival: start.arrival,
             totals: StatsDelta::default(),
             seconds: SecondAssembler::new(),
             late_requests: 0,
@@ -252,6 +259,7 @@ impl Run {
             done: false,
             finished: false,
             assigned: Vec::new(),
+            assigned_arrival: None,
         });
     }
 

@@ -126,6 +126,7 @@ mod tests {
                 ttfb: None,
                 bytes: 10,
                 error: None,
+                waited: None,
             };
             r.record(0, 0, &done);
         }

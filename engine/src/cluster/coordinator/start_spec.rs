@@ -5,7 +5,7 @@
 
 use crate::control::{ControlError, StartRequest};
 use crate::limits;
-use crate::load::scenario::ResolvedScenario;
+use crate::load::scenario::{ArrivalPlan, ResolvedScenario};
 use std::time::Duration;
 
 /// How long a start waits for its workers when the request does not say.
@@ -20,7 +20,11 @@ pub struct StartSpec {
     pub scenario: ResolvedScenario,
     /// What the operator named (built-in, path, seed path or label of text sent), for run.json.
     pub scenario_source: String,
+    /// Closed-model users across all workers; 0 in an open-model run (`arrival` is set).
     pub users: u32,
+    /// Open-model load: arrivals at a rate instead of users (the scenario's `load.arrival`, or
+    /// the request's `rate` in place of its rate).
+    pub arrival: Option<ArrivalPlan>,
     /// Users started per second across all workers (finite, within `limits::SPAWN_RATE`).
     pub spawn_rate: f64,
     /// How long load runs from the first user; `None` = until stopped or iterations are done.
@@ -73,10 +77,13 @@ impl StartSpec {
         if let Some(id) = &request.run_id {
             super::key_prefix(id).map_err(|e| bad(&e))?;
         }
+        let arrival = ArrivalPlan::from_load(scenario.scenario.load.as_deref(), request.rate)
+            .map_err(|e| bad(&e))?;
         Ok(StartSpec {
             scenario,
             scenario_source: request.scenario.clone(),
-            users: request.users,
+            users: if arrival.is_some() { 0 } else { request.users },
+            arrival,
             spawn_rate: request.spawn_rate,
             duration,
             iterations: request.iterations,
@@ -107,6 +114,7 @@ mod tests {
             run_id: None,
             seed: None,
             stop_timeout_s: Some(2.5),
+            rate: None,
         }
     }
 

@@ -7,6 +7,7 @@ use super::Event;
 use crate::cluster::plan;
 use crate::cluster::protocol::{FromWorker, ToWorker};
 use crate::cluster::worker::Link;
+use crate::load::arrivals::{self, ArrivalShare};
 use crate::load::driver::Driver;
 use std::collections::BTreeSet;
 use tokio::sync::mpsc;
@@ -194,31 +195,48 @@ impl<D: Driver> Actor<D> {
         let per_class = plan::users_per_class(&run.class_weights, run.users_target);
         let shares = plan::split(&per_class, enlisted.len());
         let rate = plan::split_rate(run.spawn_rate, enlisted.len());
-        for (id, share) in enlisted.iter().zip(shares) {
+        let arrivals: Vec<Option<ArrivalShare>> = match run.arrival {
+            Some(a) => arrivals::split(a.rate, a.poisson, a.max_in_flight, enlisted.len())
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => vec![None; enlisted.len()],
+        };
+        for ((id, share), arrival) in enlisted.iter().zip(shares).zip(arrivals) {
             let Some(p) = run.participants.get_mut(id) else {
                 continue;
             };
-            if p.assigned == share {
+            if p.assigned == share && p.assigned_arrival == arrival {
                 continue;
             }
             p.assigned = share.clone();
+            p.assigned_arrival = arrival;
             if let Some(slot) = self.workers.get(id) {
                 let _ = slot.tx.try_send(ToWorker::Assign {
                     run_id: run.spec.run_id.clone(),
                     users: share.clone(),
                     spawn_rate: rate,
+                    arrival,
                 });
             }
-            run.files.event(&format!(
-                "assigned {} users to worker {} (#{id})",
-                share.iter().sum::<u32>(),
-                self.workers.get(id).map(|s| s.name.as_str()).unwrap_or("?")
-            ));
+            let name = self.workers.get(id).map(|s| s.name.as_str()).unwrap_or("?");
+            match arrival {
+                Some(a) => run.files.event(&format!(
+                    "assigned {:.6} arrivals/s (at most {} in flight) to worker {name} (#{id})",
+                    a.rate(),
+                    a.max_in_flight
+                )),
+                None => run.files.event(&format!(
+                    "assigned {} users to worker {name} (#{id})",
+                    share.iter().sum::<u32>(),
+                )),
+            }
         }
         // Missing workers keep no share; they get a fresh one if they come back.
         for (id, p) in run.participants.iter_mut() {
             if !enlisted.contains(id) {
                 p.assigned.clear();
+                p.assigned_arrival = None;
             }
         }
     }

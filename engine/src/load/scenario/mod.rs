@@ -6,11 +6,15 @@
 //! the types cannot express and says, for each problem, the file, the field and the fix.
 
 mod builtin;
+mod load_spec;
 mod resolved;
 mod size_spec;
 mod thresholds;
 
 pub use builtin::{builtin, builtin_names, BUILTINS};
+pub use load_spec::{
+    parse_rate, Arrival, ArrivalPlan, Load, RateError, RateText, DEFAULT_MAX_IN_FLIGHT,
+};
 pub use resolved::{ResolvedScenario, ScenarioText};
 pub use size_spec::{Bucket, SizeSampler, SizeSpec};
 pub use thresholds::{Millis, Percent, Threshold};
@@ -40,6 +44,10 @@ pub struct Scenario {
     /// Limits that fail the run when crossed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Threshold>,
+    /// Open-model load (arrivals at a rate) instead of closed-model users. Boxed: most
+    /// scenarios have none, and a scenario travels inside every run spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<Box<Load>>,
 }
 
 /// A kind of virtual user (Locust's `User` class).
@@ -604,6 +612,11 @@ impl Scenario {
                 push(e.field().to_string(), e.problem(), e.fix());
             }
         }
+        if let Some(load) = &self.load {
+            for (field, message, fix) in load.problems() {
+                push(field, message, &fix);
+            }
+        }
         let names: Vec<String> = self.task_names().into_iter().map(|(n, _)| n).collect();
         let known: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
         for (i, t) in self.thresholds.iter().enumerate() {
@@ -1000,6 +1013,74 @@ verify: true
             e.contains("missing field `users`") && e.contains("line 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_arrival_block_parses_and_bad_values_are_named() {
+        let base = "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n";
+        let s = Scenario::from_yaml(
+            &format!(
+                "{base}load:\n  arrival: {{rate: 500/s, poisson: true}}\n  max_in_flight: 20\n"
+            ),
+            Source("t.yaml".into()),
+        )
+        .unwrap();
+        let plan = ArrivalPlan::from_load(s.load.as_deref(), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (plan.rate, plan.poisson, plan.max_in_flight),
+            (500.0, true, 20)
+        );
+        for (load, field, words) in [
+            (
+                "arrival: {rate: 0/s}",
+                "load.arrival.rate",
+                "below the minimum",
+            ),
+            (
+                "arrival: {rate: -5/s}",
+                "load.arrival.rate",
+                "below the minimum",
+            ),
+            (
+                "arrival: {rate: -5}",
+                "load.arrival.rate",
+                "below the minimum",
+            ),
+            (
+                "arrival: {rate: fast}",
+                "load.arrival.rate",
+                "'fast' is not a rate",
+            ),
+            (
+                "{arrival: {rate: 5/s}, max_in_flight: 0}",
+                "load.max_in_flight",
+                "below the minimum of 1",
+            ),
+            (
+                "{arrival: {rate: 5/s}, max_in_flight: -3}",
+                "load.max_in_flight",
+                "below the minimum of 1",
+            ),
+            ("{max_in_flight: 3}", "load.arrival", "offers no load"),
+        ] {
+            let load = if load.starts_with('{') {
+                load.to_string()
+            } else {
+                format!("{{{load}}}")
+            };
+            let e = errors(&format!("{base}load: {load}\n"));
+            assert!(
+                e.contains(&format!("scenario t.yaml: {field}: ")),
+                "{load}: {e}"
+            );
+            assert!(e.contains(words), "{load}: {e}");
+            assert!(e.contains("e.g."), "{load}: a fix is given: {e}");
+        }
+        // The text written comes back from run.json as written.
+        let text = serde_yaml_ng::to_string(&s).unwrap();
+        assert!(text.contains("rate: 500/s"), "{text}");
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn start(users: u32, thresholds: Option<&str>) -> StartSpec {
         run_id: None,
         seed: Some(7),
         stop_timeout_s: None,
+        rate: None,
     })
     .unwrap()
 }
@@ -64,6 +65,7 @@ fn ok(ms: u64, bytes: u64) -> Outcome {
         ttfb: None,
         bytes,
         error: None,
+        waited: None,
     }
 }
 
@@ -79,6 +81,7 @@ fn failed(ms: u64) -> Outcome {
             },
             "slow down",
         )),
+        waited: None,
     }
 }
 

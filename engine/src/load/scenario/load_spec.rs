@@ -1,0 +1,211 @@
+//! The scenario's `load:` block: open-model load (arrivals at a rate) instead of closed-model
+//! users.
+//!
+//! ```yaml
+//! load:
+//!   arrival: {rate: 500/s}              # or {rate: 500/s, poisson: true}
+//!   max_in_flight: 2000                 # requests outstanding at once, across the run
+//! ```
+//!
+//! The YAML keeps what was written (a rate is text such as `500/s`, or a bare number), so a
+//! scenario read back from run.json is the one written; [`Load::problems`] checks it, and
+//! [`ArrivalPlan::from_load`] turns a checked block into typed values once.
+
+use serde::{Deserialize, Serialize};
+
+/// The `load:` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Arrivals at a rate (the open model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<Arrival>,
+    /// Requests outstanding at once across the run; an arrival that finds this many is
+    /// dropped. Signed so that a negative value is named, not a YAML type error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<i64>,
+}
+
+/// `arrival: {rate: 500/s, poisson: true}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {
+    /// Arrivals per second, as written: `500/s`, `30/m`, `2/h` or a bare number (per second).
+    pub rate: RateText,
+    /// Exponential inter-arrival times (a Poisson process) instead of evenly spaced ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub poisson: bool,
+}
+
+/// A rate as written in YAML: a number (per second) or text such as `500/s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RateText {
+    Number(f64),
+    Text(String),
+}
+
+/// Why a rate cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RateError {
+    #[error("'{0}' is not a rate; {fix}", fix = RATE_FIX)]
+    NotARate(String),
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
+}
+
+const RATE_FIX: &str = "write arrivals per second as e.g. 500/s (or 30/m, 2/h)";
+
+/// Parses `500/s`, `30/m`, `2/h`, `500` (per second) into arrivals per second, checked against
+/// [`crate::limits::ARRIVAL_RATE`] under the name `field`.
+pub fn parse_rate(field: &str, text: &str) -> Result<f64, RateError> {
+    let t = text.trim();
+    let (number, per) = match t.split_once('/') {
+        Some((n, unit)) => {
+            let per = match unit.trim() {
+                "s" | "sec" | "second" => 1.0,
+                "m" | "min" | "minute" => 60.0,
+                "h" | "hour" => 3600.0,
+                _ => return Err(RateError::NotARate(shown(t))),
+            };
+            (n.trim(), per)
+        }
+        None => (t, 1.0),
+    };
+    let value: f64 = number.parse().map_err(|_| RateError::NotARate(shown(t)))?;
+    Ok(crate::limits::ARRIVAL_RATE.check(field, value / per)?)
+}
+
+/// Text from an operator in a message: short, one line.
+fn shown(text: &str) -> String {
+    let one_line: String = text.chars().filter(|c| !c.is_control()).take(32).collect();
+    one_line
+}
+
+impl RateText {
+    /// Arrivals per second.
+    pub fn per_second(&self, field: &str) -> Result<f64, RateError> {
+        match self {
+            RateText::Number(v) => Ok(crate::limits::ARRIVAL_RATE.check(field, *v)?),
+            RateText::Text(t) => parse_rate(field, t),
+        }
+    }
+}
+
+impl Load {
+    /// What is wrong with the block: (field, message, fix).
+    pub fn problems(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        if let Some(arrival) = &self.arrival {
+            if let Err(e) = arrival.rate.per_second("load.arrival.rate") {
+                let (message, fix) = match &e {
+                    RateError::NotARate(t) => (format!("'{t}' is not a rate"), RATE_FIX.into()),
+                    RateError::Limit(l) => (l.problem(), l.fix().to_string()),
+                };
+                out.push(("load.arrival.rate".into(), message, fix));
+            }
+        } else {
+            out.push((
+                "load.arrival".into(),
+                "a load block without arrival offers no load".into(),
+                "add e.g. arrival: {rate: 100/s}, or remove the load block for closed-model users"
+                    .into(),
+            ));
+        }
+        if let Some(n) = self.max_in_flight {
+            if let Err(e) = crate::limits::MAX_IN_FLIGHT.check_signed("load.max_in_flight", n) {
+                out.push(("load.max_in_flight".into(), e.problem(), e.fix().into()));
+            }
+        }
+        out
+    }
+}
+
+/// Requests outstanding at once when the scenario does not say.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+
+/// Open-model load as a run executes it: typed and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ArrivalPlan {
+    /// Arrivals per second across all workers.
+    pub rate: f64,
+    /// Exponential inter-arrival times.
+    pub poisson: bool,
+    /// Requests outstanding at once across all workers.
+    pub max_in_flight: u32,
+}
+
+impl ArrivalPlan {
+    /// The plan of a validated `load` block, with `rate_override` (a checked `--rate`) in place
+    /// of the scenario's rate. `None` when there is no arrival (closed-model users) and no
+    /// override.
+    pub fn from_load(
+        load: Option<&Load>,
+        rate_override: Option<f64>,
+    ) -> Result<Option<ArrivalPlan>, RateError> {
+        let arrival = load.and_then(|l| l.arrival.as_ref());
+        let rate = match (rate_override, arrival) {
+            (Some(r), _) => crate::limits::ARRIVAL_RATE.check("rate", r)?,
+            (None, Some(a)) => a.rate.per_second("load.arrival.rate")?,
+            (None, None) => return Ok(None),
+        };
+        let max_in_flight = match load.and_then(|l| l.max_in_flight) {
+            Some(n) => crate::limits::MAX_IN_FLIGHT.check_signed("load.max_in_flight", n)? as u32,
+            None => DEFAULT_MAX_IN_FLIGHT,
+        };
+        Ok(Some(ArrivalPlan {
+            rate,
+            poisson: arrival.is_some_and(|a| a.poisson),
+            max_in_flight,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_per_second_minute_and_hour() {
+        assert_eq!(parse_rate("r", "500/s").unwrap(), 500.0);
+        assert_eq!(parse_rate("r", " 30/m ").unwrap(), 0.5);
+        assert_eq!(parse_rate("r", "7200/h").unwrap(), 2.0);
+        assert_eq!(parse_rate("r", "2.5").unwrap(), 2.5);
+        for bad in ["fast", "500/fortnight", "/s", ""] {
+            let e = parse_rate("rate", bad).unwrap_err().to_string();
+            assert!(e.contains("is not a rate") && e.contains("500/s"), "{e}");
+        }
+        for (bad, word) in [
+            ("0/s", "below the minimum"),
+            ("-5/s", "below the minimum"),
+            ("1e12/s", "above the limit"),
+            ("inf/s", "not a finite number"),
+        ] {
+            let e = parse_rate("rate", bad).unwrap_err().to_string();
+            assert!(e.contains(word) && e.starts_with("rate "), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_override_replaces_the_scenarios_rate() {
+        let load = Load {
+            arrival: Some(Arrival {
+                rate: RateText::Text("100/s".into()),
+                poisson: true,
+            }),
+            max_in_flight: Some(7),
+        };
+        let plan = ArrivalPlan::from_load(Some(&load), None).unwrap().unwrap();
+        assert_eq!(
+            (plan.rate, plan.poisson, plan.max_in_flight),
+            (100.0, true, 7)
+        );
+        let plan = ArrivalPlan::from_load(Some(&load), Some(250.0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(plan.rate, 250.0);
+        assert_eq!(ArrivalPlan::from_load(None, None).unwrap(), None);
+        let plan = ArrivalPlan::from_load(None, Some(3.0)).unwrap().unwrap();
+        assert_eq!(plan.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+    }
+}
