@@ -7,7 +7,7 @@ use crate::cluster::worker::{self, WorkerOptions};
 use crate::control::{ControlError, RunState, StartRequest};
 use crate::embedded_s3::EmbeddedTarget;
 use crate::load::driver::AnyDriver;
-use crate::load::scenario::Scenario;
+use crate::load::scenario::ResolvedScenario;
 use crate::present::progress::Progress;
 use crate::s3_config::{ProcessEnv, WorkloadFile};
 use std::path::PathBuf;
@@ -81,13 +81,15 @@ const DEFAULT_USERS: u32 = 10;
 
 pub async fn run(args: RunArgs) -> Exit {
     // Everything the operator typed is checked before anything starts.
-    let (scenario, source) = match Scenario::resolve(&args.scenario_file) {
-        Ok(s) => s,
+    // The scenario is read once, here; the coordinator gets its text, never the path again.
+    let resolved = match ResolvedScenario::locate(&args.scenario_file) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::BadInput;
         }
     };
+    let (scenario, source) = (&resolved.scenario, resolved.text.origin.clone());
     let arrivals =
         args.rate.is_some() || scenario.load.as_ref().is_some_and(|l| l.arrival.is_some());
     if arrivals && (args.users.is_some() || args.iterations.is_some()) {
@@ -210,7 +212,7 @@ pub async fn run(args: RunArgs) -> Exit {
     let started = coordinator
         .start(StartRequest {
             scenario: args.scenario_file.clone(),
-            scenario_yaml: None,
+            scenario_yaml: Some(resolved.text.yaml.clone()),
             users,
             spawn_rate: args.spawn_rate,
             duration: args.run_time.clone(),

@@ -54,8 +54,8 @@ pub struct StartRequest {
     pub rate: Option<f64>,
 }
 
-/// The largest `scenario_yaml` the coordinator accepts.
-pub const MAX_SCENARIO_YAML: usize = 1024 * 1024;
+/// The largest `scenario_yaml` the coordinator accepts: the bound of a scenario file it reads.
+pub const MAX_SCENARIO_YAML: usize = crate::limits::input::MAX_FILE_BYTES as usize;
 
 impl StartRequest {
     /// Checks what can be checked before resolving anything: every number against its bound in
