@@ -184,6 +184,16 @@ impl Run {
                 .map(crate::duration::format)
                 .unwrap_or_else(|| "unlimited".into())
         ));
+        if let Some(a) = &start.arrival {
+            // Said, not silently dropped: a start request always carries users and a spawn
+            // rate (ctl and the API require them), which an open-model run does not use.
+            files.event(&format!(
+                "open model: arrivals at {}/s{}, at most {} in flight; the request's users and spawn rate are not used",
+                a.rate,
+                if a.poisson { " (Poisson)" } else { "" },
+                a.max_in_flight
+            ));
+        }
         files.event("state preparing");
         Ok(Run {
             tasks: scenario.task_names(),
