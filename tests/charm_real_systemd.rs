@@ -21,9 +21,10 @@
 mod model;
 #[path = "support/pack.rs"]
 mod pack;
+#[path = "support/charm_suite.rs"]
+mod suite;
 
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use model::{wait_for, ActionOutcome, Model, Result};
@@ -32,51 +33,11 @@ use serde_json::Value;
 const LEADER_SERVICE: &str = "chopsticks-leader.service";
 const WEBUI_SERVICE: &str = "chopsticks-leader-webui.service";
 const WORKER_SERVICE: &str = "chopsticks-worker.service";
-const BLOCKED_NEEDS_S3: &str =
-    "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
+use suite::{rgw, serial, Rgw, BLOCKED_NEEDS_S3};
 
-/// The RadosGW under test (on the host's loopback).
-struct Rgw {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-}
-
-fn rgw() -> Rgw {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (
-        var("S3_ENDPOINT"),
-        var("AWS_ACCESS_KEY_ID"),
-        var("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(endpoint), Some(access_key), Some(secret_key)) => Rgw {
-            endpoint,
-            access_key,
-            secret_key,
-        },
-        _ => panic!(
-            "S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set: run tests/real-systemd.sh (or tests/run.sh), which brings up RadosGW"
-        ),
-    }
-}
-
-/// The packed charm, built once per test process unless `CHOPSTICKS_CHARM` names one.
+/// The packed charm, built once into `<tmp>/charm-real-systemd`.
 fn packed_charm() -> PathBuf {
-    static CHARM: OnceLock<PathBuf> = OnceLock::new();
-    CHARM
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("CHOPSTICKS_CHARM") {
-                return PathBuf::from(path);
-            }
-            pack::pack_charm("charm-real-systemd")
-        })
-        .clone()
-}
-
-/// One model at a time: each runs its units' daemons on a 2-core machine.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    suite::packed_charm("charm-real-systemd")
 }
 
 /// `units` machines booted and deployed to.

@@ -1,0 +1,56 @@
+//! What the two end-to-end charm suites (tests/charm_model.rs, process mode, and
+//! tests/charm_real_systemd.rs, real systemd) share: the RadosGW under test, the packed charm,
+//! and running one model at a time.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// The blocked status of a unit with no S3 settings (the charm's `NEEDS_S3`).
+pub const BLOCKED_NEEDS_S3: &str =
+    "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
+
+/// The RadosGW under test (on the host's loopback).
+pub struct Rgw {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// The RadosGW `tests/rgw/up.sh` brought up, from its environment; the tests fail without it.
+pub fn rgw() -> Rgw {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("S3_ENDPOINT"),
+        var("AWS_ACCESS_KEY_ID"),
+        var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(endpoint), Some(access_key), Some(secret_key)) => Rgw {
+            endpoint,
+            access_key,
+            secret_key,
+        },
+        _ => panic!(
+            "S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set: run the suite with tests/run.sh (or tests/real-systemd.sh), which brings up RadosGW"
+        ),
+    }
+}
+
+/// The packed charm, built once per test process (into `<tmp>/<dir>`) unless
+/// `CHOPSTICKS_CHARM` names one.
+pub fn packed_charm(dir: &str) -> PathBuf {
+    static CHARM: OnceLock<PathBuf> = OnceLock::new();
+    CHARM
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("CHOPSTICKS_CHARM") {
+                return PathBuf::from(path);
+            }
+            crate::pack::pack_charm(dir)
+        })
+        .clone()
+}
+
+/// One model at a time: each runs its units' daemons on a 2-core machine.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
