@@ -10,39 +10,10 @@ mod proxy;
 
 use chopsticks::control::RunState;
 use chopsticks::results::summary::Summary;
-use common::{CliChild, TestBucket};
+use common::TestBucket;
 use proxy::{Mode, Proxy};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// Starts `chopsticks run` on `bucket` through `endpoint` (a proxy) with `scenario_yaml`.
-fn spawn_run(
-    bucket: &TestBucket,
-    endpoint: &str,
-    dir: &Path,
-    scenario_yaml: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (CliChild, PathBuf) {
-    let scenario = common::write_scenario(dir, "scenario.yaml", scenario_yaml);
-    let mut config = bucket.config.clone();
-    config.endpoint = endpoint.to_string();
-    let workload = dir.join("s3_config.yaml");
-    std::fs::write(&workload, common::workload_yaml(&config)).expect("write workload");
-    let run_dir = dir.join("runs").join("run");
-    let mut all: Vec<&str> = vec![
-        "run",
-        "--workload-config",
-        workload.to_str().expect("utf-8 path"),
-        "-f",
-        scenario.to_str().expect("utf-8 path"),
-        "--run-dir",
-        run_dir.to_str().expect("utf-8 path"),
-        "--headless",
-    ];
-    all.extend_from_slice(args);
-    (common::spawn_cli_with_env(dir, &all, env), run_dir)
-}
 
 /// The run's summary.json as it is now (it is rewritten every 2 s while the run goes).
 fn summary_now(run_dir: &Path) -> Result<Summary, String> {
@@ -61,7 +32,7 @@ async fn failed_requests_are_not_latency() {
     // 20 ms; a refusal is a reset at accept, far below that.
     const DELAY_MS: f64 = 20.0;
     let proxy = Proxy::start(&bucket.rgw.endpoint, Duration::from_millis(DELAY_MS as u64)).await;
-    let (child, run_dir) = spawn_run(
+    let (child, run_dir) = common::spawn_run_through(
         &bucket,
         &proxy.endpoint,
         dir.path(),
@@ -169,7 +140,7 @@ async fn a_user_that_panics_is_reported_and_fails_the_run() {
     let dir = common::workdir();
     // 3 users, 30 passes each, 0.1 s apart (about 3 s); user 0 panics after its 15th request
     // (about 1.5 s in, so the first second of the history still has it).
-    let (child, run_dir) = spawn_run(
+    let (child, run_dir) = common::spawn_run_through(
         &bucket,
         &bucket.rgw.endpoint.clone(),
         dir.path(),

@@ -28,24 +28,7 @@ fn spawn_run(
     scenario_yaml: &str,
     args: &[&str],
 ) -> (CliChild, PathBuf) {
-    let scenario = common::write_scenario(dir, "scenario.yaml", scenario_yaml);
-    let mut config = bucket.config.clone();
-    config.endpoint = endpoint.to_string();
-    let workload = dir.join("s3_config.yaml");
-    std::fs::write(&workload, common::workload_yaml(&config)).expect("write workload");
-    let run_dir = dir.join("runs").join("run");
-    let mut all: Vec<&str> = vec![
-        "run",
-        "--workload-config",
-        workload.to_str().expect("utf-8 path"),
-        "-f",
-        scenario.to_str().expect("utf-8 path"),
-        "--run-dir",
-        run_dir.to_str().expect("utf-8 path"),
-        "--headless",
-    ];
-    all.extend_from_slice(args);
-    (common::spawn_cli(dir, &all), run_dir)
+    common::spawn_run_through(bucket, endpoint, dir, scenario_yaml, args, &[])
 }
 
 fn summary_now(run_dir: &Path) -> Result<Summary, String> {

@@ -450,3 +450,34 @@ pub async fn wait_for_with<T>(
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Starts `chopsticks run` (headless, into `<dir>/runs/run`) on `bucket` through `endpoint` —
+/// the bucket's own RadosGW, or a proxy in front of it — with `scenario_yaml`, extra `args` and
+/// `env`; returns the child and the run directory.
+pub fn spawn_run_through(
+    bucket: &TestBucket,
+    endpoint: &str,
+    dir: &Path,
+    scenario_yaml: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (CliChild, PathBuf) {
+    let scenario = write_scenario(dir, "scenario.yaml", scenario_yaml);
+    let mut config = bucket.config.clone();
+    config.endpoint = endpoint.to_string();
+    let workload = dir.join("s3_config.yaml");
+    std::fs::write(&workload, workload_yaml(&config)).expect("write workload");
+    let run_dir = dir.join("runs").join("run");
+    let mut all: Vec<&str> = vec![
+        "run",
+        "--workload-config",
+        workload.to_str().expect("utf-8 path"),
+        "-f",
+        scenario.to_str().expect("utf-8 path"),
+        "--run-dir",
+        run_dir.to_str().expect("utf-8 path"),
+        "--headless",
+    ];
+    all.extend_from_slice(args);
+    (spawn_cli_with_env(dir, &all, env), run_dir)
+}
