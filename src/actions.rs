@@ -956,6 +956,7 @@ mod tests {
             driver: chopsticks::s3_config::DriverKind::AwsSdk,
             driver_config: Default::default(),
             embedded: false,
+            spread: Default::default(),
         };
         let record = chopsticks::results::artifacts::RunRecord {
             run_id: "20261122T101500Z-3f9c2a".into(),

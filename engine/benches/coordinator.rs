@@ -192,6 +192,7 @@ fn target(bucket: &str) -> Result<WorkloadConfig> {
         region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
         driver: DriverKind::AwsSdk,
         driver_config: DriverConfig::default(),
+        spread: Default::default(),
     })
 }
 

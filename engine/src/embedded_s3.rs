@@ -99,6 +99,7 @@ impl EmbeddedTarget {
             region: DEFAULT_REGION.to_string(),
             driver: DriverKind::default(),
             driver_config: DriverConfig::default(),
+            spread: Default::default(),
         }
     }
 

@@ -52,6 +52,231 @@ pub struct WorkloadFile {
     pub driver: Option<DriverKind>,
     #[serde(default)]
     pub driver_config: Option<DriverConfig>,
+    /// Several gateways instead of `endpoint` (each may hold a `{a...b}` range).
+    #[serde(default)]
+    pub endpoints: Option<Vec<String>>,
+    /// How requests are split over several gateways (default `user`).
+    #[serde(default)]
+    pub endpoint_policy: Option<EndpointPolicy>,
+    /// Several buckets instead of `bucket`: `{count: N, prefix: P}` or a list of names. Kept
+    /// as YAML until [`WorkloadFile::resolve`] reads it into [`Spread::buckets`].
+    #[serde(default)]
+    pub buckets: Option<serde_yaml_ng::Value>,
+}
+
+/// How the requests of a run are split over several gateways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointPolicy {
+    /// Each user is pinned to one gateway, round-robin over users (the default).
+    #[default]
+    User,
+    /// Each request goes to the next gateway in turn.
+    Request,
+    /// Each request goes to the gateway with the fewest requests in flight (from this worker).
+    LeastInFlight,
+}
+
+/// Several gateways and buckets (issue 14). Empty lists mean the one `endpoint` and the one
+/// `bucket` of [`WorkloadConfig`]; when a list is given its first entry is that field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Every gateway, in the order given (ranges expanded); empty for a single one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// How requests are split over `endpoints`; `None` for a single gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_policy: Option<EndpointPolicy>,
+    /// Every bucket users are spread over (user i uses bucket i mod n); empty for a single one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<String>,
+}
+
+/// Default prefix of `buckets: {count: N}` names: `chopsticks-1` ... `chopsticks-N`.
+pub const DEFAULT_BUCKET_PREFIX: &str = "chopsticks-";
+
+/// Why `endpoints`, an endpoint range, `endpoint_policy` or `buckets` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpreadError {
+    #[error("endpoints: [] names no gateway; list at least one, e.g. endpoints: [http://127.0.0.1:7480]")]
+    NoEndpoints,
+    #[error(
+        "give either endpoint or endpoints, not both; put every gateway in endpoints: [URL, ...]"
+    )]
+    EndpointAndEndpoints,
+    #[error(
+        "endpoint range in '{endpoint}' is malformed ({detail}); write it as {{FIRST...LAST}} with \
+         whole numbers FIRST <= LAST, e.g. http://rgw{{1...3}}.example:443"
+    )]
+    BadRange { endpoint: String, detail: String },
+    #[error("endpoint '{endpoint}' appears twice; list each gateway once")]
+    DuplicateEndpoint { endpoint: String },
+    #[error("endpoints: {0}")]
+    TooManyEndpoints(crate::limits::LimitError),
+    #[error("give either bucket or buckets, not both; put every bucket in buckets: [a, b] (or buckets: {{count: N, prefix: P}})")]
+    BucketAndBuckets,
+    #[error("buckets: {0}")]
+    BucketCount(crate::limits::LimitError),
+    #[error(
+        "buckets: {detail}; write buckets: {{count: N, prefix: chopsticks-}} or buckets: [name-a, name-b]"
+    )]
+    BadBuckets { detail: String },
+    #[error("buckets: '{name}' is not a valid S3 bucket name; use 3-63 lowercase letters, digits, dots and hyphens")]
+    BadBucketName { name: String },
+    #[error("buckets: '{name}' appears twice; list each bucket once")]
+    DuplicateBucket { name: String },
+}
+
+/// Expands warp's range syntax: `http://rgw{1...3}:80` is rgw1, rgw2, rgw3 (`{01...10}` keeps
+/// the width, zero-padded). One range per URL; a URL without braces is itself.
+pub fn expand_endpoint(endpoint: &str) -> Result<Vec<String>, SpreadError> {
+    let bad = |detail: &str| SpreadError::BadRange {
+        endpoint: endpoint.to_string(),
+        detail: detail.to_string(),
+    };
+    let Some(open) = endpoint.find('{') else {
+        if endpoint.contains('}') {
+            return Err(bad("a '}' without '{'"));
+        }
+        return Ok(vec![endpoint.to_string()]);
+    };
+    let close = endpoint[open..]
+        .find('}')
+        .map(|i| open + i)
+        .ok_or_else(|| bad("no closing '}'"))?;
+    let (head, inner, tail) = (
+        &endpoint[..open],
+        &endpoint[open + 1..close],
+        &endpoint[close + 1..],
+    );
+    if tail.contains(['{', '}']) {
+        return Err(bad("more than one range; give one {FIRST...LAST} per URL"));
+    }
+    let (first, last) = inner
+        .split_once("...")
+        .ok_or_else(|| bad("no '...' between the braces"))?;
+    let number = |t: &str, which: &str| -> Result<u64, SpreadError> {
+        if t.is_empty() || t.len() > 9 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(&format!(
+                "{which} '{t}' is not a whole number of at most 9 digits"
+            )));
+        }
+        t.parse().map_err(|_| bad(&format!("{which} '{t}'")))
+    };
+    let (a, b) = (number(first, "FIRST")?, number(last, "LAST")?);
+    if a > b {
+        return Err(bad(&format!("FIRST {a} is above LAST {b}")));
+    }
+    let count = b - a + 1;
+    crate::limits::ENDPOINTS
+        .check("endpoints", count)
+        .map_err(SpreadError::TooManyEndpoints)?;
+    let width = if first.len() > 1 && first.starts_with('0') {
+        first.len()
+    } else {
+        0
+    };
+    Ok((a..=b)
+        .map(|n| format!("{head}{n:0width$}{tail}"))
+        .collect())
+}
+
+/// Reads `buckets:` as given: a list of names, or `{count: N, prefix: P}`.
+fn bucket_names(value: &serde_yaml_ng::Value) -> Result<Vec<String>, SpreadError> {
+    use serde_yaml_ng::Value;
+    let bad = |detail: String| SpreadError::BadBuckets { detail };
+    let names: Vec<String> = match value {
+        Value::Sequence(items) => {
+            crate::limits::BUCKETS
+                .check("buckets", items.len() as u64)
+                .map_err(SpreadError::BucketCount)?;
+            items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(bad(format!("{other:?} is not a bucket name"))),
+                })
+                .collect::<Result<_, _>>()?
+        }
+        Value::Mapping(map) => {
+            let mut count = None;
+            let mut prefix = DEFAULT_BUCKET_PREFIX.to_string();
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    (Some("count"), v) => {
+                        let n = match v {
+                            Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
+                            Value::Number(n) if n.as_i64().is_some() => Some(0),
+                            _ => None,
+                        }
+                        .ok_or_else(|| bad(format!("count {v:?} is not a whole number")))?;
+                        count = Some(
+                            crate::limits::BUCKETS
+                                .check("buckets.count", n)
+                                .map_err(SpreadError::BucketCount)?,
+                        );
+                    }
+                    (Some("prefix"), Value::String(p)) => prefix = p.clone(),
+                    (Some("prefix"), other) => {
+                        return Err(bad(format!("prefix {other:?} is not text")))
+                    }
+                    (key, _) => {
+                        return Err(bad(format!(
+                            "unknown key {}; the keys are count and prefix",
+                            key.unwrap_or("(not text)")
+                        )))
+                    }
+                }
+            }
+            let count = count.ok_or_else(|| bad("no count".into()))?;
+            (1..=count).map(|i| format!("{prefix}{i}")).collect()
+        }
+        other => return Err(bad(format!("{other:?} is neither a list nor a mapping"))),
+    };
+    if names.is_empty() {
+        return Err(SpreadError::BucketCount(
+            crate::limits::LimitError::TooSmall {
+                field: "buckets".into(),
+                value: "[]".into(),
+                bound: "1".into(),
+                fix: crate::limits::BUCKETS.fix.into(),
+            },
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for name in &names {
+        if !valid_bucket_name(name) {
+            return Err(SpreadError::BadBucketName { name: name.clone() });
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(SpreadError::DuplicateBucket { name: name.clone() });
+        }
+    }
+    Ok(names)
+}
+
+/// Every gateway of `endpoints:` (or of one `endpoint:` with a range), expanded and checked
+/// against [`crate::limits::ENDPOINTS`]; URLs are checked one by one by the caller.
+fn endpoint_list(given: &[String]) -> Result<Vec<String>, SpreadError> {
+    if given.is_empty() {
+        return Err(SpreadError::NoEndpoints);
+    }
+    let mut out = Vec::new();
+    for e in given {
+        out.extend(expand_endpoint(e.trim())?);
+        crate::limits::ENDPOINTS
+            .check("endpoints", out.len() as u64)
+            .map_err(SpreadError::TooManyEndpoints)?;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &out {
+        if !seen.insert(e.trim_end_matches('/')) {
+            return Err(SpreadError::DuplicateEndpoint {
+                endpoint: e.clone(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Which S3 client implementation issues requests.
@@ -294,6 +519,8 @@ pub struct WorkloadConfig {
     pub region: String,
     pub driver: DriverKind,
     pub driver_config: DriverConfig,
+    /// Every gateway and bucket when there are several (`endpoint` and `bucket` are the first).
+    pub spread: Spread,
 }
 
 /// What a run records about its target: no credentials, and no inline PEM (see
@@ -307,6 +534,9 @@ pub struct TargetInfo {
     pub driver_config: DriverConfig,
     /// True when the target is the embedded demo server, not a real S3 endpoint.
     pub embedded: bool,
+    /// Every gateway (with the policy) and bucket, when there are several.
+    #[serde(flatten)]
+    pub spread: Spread,
 }
 
 pub const DEFAULT_BUCKET: &str = "chopsticks";
@@ -385,31 +615,41 @@ impl WorkloadFile {
             origin: origin.to_string(),
             problem,
         };
-        let endpoint = match self.endpoint.or_else(|| env.var("S3_ENDPOINT_URL")) {
-            Some(e) => e,
-            None => return Ok(None),
+        let spread_err = |e: SpreadError| invalid(e.to_string());
+        let given = match (self.endpoints, self.endpoint) {
+            (Some(_), Some(_)) => return Err(spread_err(SpreadError::EndpointAndEndpoints)),
+            (Some(list), None) => list,
+            (None, Some(one)) => vec![one],
+            (None, None) => match env.var("S3_ENDPOINT_URL") {
+                Some(one) => vec![one],
+                None => return Ok(None),
+            },
         };
-        let endpoint = endpoint.trim().trim_end_matches('/').to_string();
-        let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
-        let parsed = reqwest::Url::parse(&endpoint).ok();
-        let Some(url) = parsed.filter(|u| scheme_ok && u.host_str().is_some()) else {
-            return Err(invalid(format!(
-                "endpoint '{endpoint}' is not a URL; write it as http://HOST:PORT or https://HOST"
-            )));
+        let endpoints = endpoint_list(&given)
+            .map_err(spread_err)?
+            .iter()
+            .map(|e| checked_endpoint(e).map_err(&invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        let endpoint = endpoints[0].clone();
+        let buckets = match (&self.buckets, &self.bucket) {
+            (Some(_), Some(_)) => return Err(spread_err(SpreadError::BucketAndBuckets)),
+            (Some(value), None) => bucket_names(value).map_err(spread_err)?,
+            _ => Vec::new(),
         };
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid(format!(
-                "endpoint '{}' carries credentials; give only http://HOST:PORT and put the keys in access_key and secret_key",
-                url.host_str().unwrap_or("?")
-            )));
-        }
-        // The bucket and keys go in the path; an endpoint with its own path, query or fragment
-        // would be sent somewhere else than the operator thinks.
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid(format!(
-                "endpoint '{endpoint}' has a path, query or fragment; give only http://HOST:PORT (the bucket goes in bucket:)"
-            )));
-        }
+        let spread = Spread {
+            endpoint_policy: (endpoints.len() > 1)
+                .then(|| self.endpoint_policy.unwrap_or_default()),
+            endpoints: if endpoints.len() > 1 {
+                endpoints
+            } else {
+                Vec::new()
+            },
+            buckets: if buckets.len() > 1 {
+                buckets.clone()
+            } else {
+                Vec::new()
+            },
+        };
         let access_key = self
             .access_key
             .or_else(|| env.var("AWS_ACCESS_KEY_ID"))
@@ -422,7 +662,11 @@ impl WorkloadFile {
             .ok_or_else(|| {
                 invalid("no secret key; set secret_key in the file or AWS_SECRET_ACCESS_KEY".into())
             })?;
-        let bucket = self.bucket.unwrap_or_else(|| DEFAULT_BUCKET.to_string());
+        let bucket = buckets
+            .first()
+            .cloned()
+            .or(self.bucket)
+            .unwrap_or_else(|| DEFAULT_BUCKET.to_string());
         if !valid_bucket_name(&bucket) {
             return Err(invalid(format!(
                 "bucket '{bucket}' is not a valid S3 bucket name; use 3-63 lowercase letters, digits, dots and hyphens"
@@ -446,8 +690,36 @@ impl WorkloadFile {
                 .unwrap_or_else(|| DEFAULT_REGION.to_string()),
             driver: self.driver.unwrap_or_default(),
             driver_config,
+            spread,
         }))
     }
+}
+
+/// `endpoint` trimmed and checked: an http(s) URL with a host and nothing after it, without
+/// credentials. The error is the problem to report.
+fn checked_endpoint(endpoint: &str) -> Result<String, String> {
+    let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+    let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+    let parsed = reqwest::Url::parse(&endpoint).ok();
+    let Some(url) = parsed.filter(|u| scheme_ok && u.host_str().is_some()) else {
+        return Err(format!(
+            "endpoint '{endpoint}' is not a URL; write it as http://HOST:PORT or https://HOST"
+        ));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "endpoint '{}' carries credentials; give only http://HOST:PORT and put the keys in access_key and secret_key",
+            url.host_str().unwrap_or("?")
+        ));
+    }
+    // The bucket and keys go in the path; an endpoint with its own path, query or fragment
+    // would be sent somewhere else than the operator thinks.
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "endpoint '{endpoint}' has a path, query or fragment; give only http://HOST:PORT (the bucket goes in bucket:)"
+        ));
+    }
+    Ok(endpoint)
 }
 
 fn valid_bucket_name(name: &str) -> bool {
@@ -472,6 +744,34 @@ impl WorkloadConfig {
         })
     }
 
+    /// Every gateway, in order (one when the file names one).
+    pub fn endpoints(&self) -> Vec<String> {
+        if self.spread.endpoints.is_empty() {
+            vec![self.endpoint.clone()]
+        } else {
+            self.spread.endpoints.clone()
+        }
+    }
+
+    /// Every bucket users are spread over, in order (one when the file names one).
+    pub fn buckets(&self) -> Vec<String> {
+        if self.spread.buckets.is_empty() {
+            vec![self.bucket.clone()]
+        } else {
+            self.spread.buckets.clone()
+        }
+    }
+
+    /// The same target on one gateway and one bucket: what one driver is built for.
+    pub fn single(&self, endpoint: &str, bucket: &str) -> WorkloadConfig {
+        WorkloadConfig {
+            endpoint: endpoint.to_string(),
+            bucket: bucket.to_string(),
+            spread: Spread::default(),
+            ..self.clone()
+        }
+    }
+
     pub fn info(&self, embedded: bool) -> TargetInfo {
         TargetInfo {
             endpoint: self.endpoint.clone(),
@@ -480,6 +780,7 @@ impl WorkloadConfig {
             driver: self.driver,
             driver_config: self.driver_config.recorded(),
             embedded,
+            spread: self.spread.clone(),
         }
     }
 }
@@ -619,5 +920,132 @@ mod tests {
         let warning = c.insecure_warning().expect("a warning");
         assert!(warning.contains("NOT verified"), "{warning}");
         assert!(c.info(false).driver_config.insecure);
+    }
+
+    fn spread(extra: &str) -> Result<WorkloadConfig, String> {
+        let text = format!("access_key: a\nsecret_key: b\n{extra}");
+        WorkloadFile::parse(&text, "t")
+            .map_err(|e| e.to_string())?
+            .resolve(&env(&[]), "t")
+            .map(|c| c.expect("endpoint given"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn several_gateways_from_a_list_or_a_range_are_recorded_with_the_policy() {
+        let c = spread("endpoints: [http://127.0.0.1:7480, 'http://127.0.0.2:7480/']\n").unwrap();
+        assert_eq!(c.endpoint, "http://127.0.0.1:7480");
+        assert_eq!(
+            c.endpoints(),
+            ["http://127.0.0.1:7480", "http://127.0.0.2:7480"]
+        );
+        assert_eq!(c.spread.endpoint_policy, Some(EndpointPolicy::User));
+        let c =
+            spread("endpoint: https://rgw{1...3}.example:443\nendpoint_policy: least_in_flight\n")
+                .unwrap();
+        assert_eq!(
+            c.endpoints(),
+            [
+                "https://rgw1.example:443",
+                "https://rgw2.example:443",
+                "https://rgw3.example:443"
+            ]
+        );
+        let recorded = serde_json::to_value(c.info(false)).unwrap();
+        assert_eq!(recorded["endpoints"].as_array().unwrap().len(), 3);
+        assert_eq!(recorded["endpoint_policy"], "least_in_flight");
+        assert_eq!(
+            expand_endpoint("http://h{08...10}:1").unwrap(),
+            ["http://h08:1", "http://h09:1", "http://h10:1"]
+        );
+        // One gateway records nothing new.
+        let c = spread("endpoint: http://h:1\nendpoint_policy: request\n").unwrap();
+        assert!(c.spread.endpoints.is_empty() && c.spread.endpoint_policy.is_none());
+        let recorded = serde_json::to_value(c.info(false)).unwrap();
+        assert!(recorded.get("endpoints").is_none(), "{recorded}");
+    }
+
+    #[test]
+    fn bad_gateway_settings_name_the_field_and_the_fix() {
+        let cases = [
+            ("endpoints: []\n", "endpoints: [] names no gateway"),
+            (
+                "endpoint: 'http://h{1...}:1'\n",
+                "LAST '' is not a whole number",
+            ),
+            ("endpoint: 'http://h{3...1}:1'\n", "FIRST 3 is above LAST 1"),
+            (
+                "endpoint: 'http://h{1...100000}:1'\n",
+                "above the limit of 64",
+            ),
+            (
+                "endpoint: 'http://h{1..3}:1'\n",
+                "no '...' between the braces",
+            ),
+            (
+                "endpoint: 'http://h{1...2}{1...2}:1'\n",
+                "more than one range",
+            ),
+            ("endpoints: [http://h:1, http://h:1]\n", "appears twice"),
+            (
+                "endpoint: http://a:1\nendpoints: [http://b:1]\n",
+                "either endpoint or endpoints",
+            ),
+            ("endpoints: [http://a:1, 'b:1']\n", "'b:1' is not a URL"),
+            (
+                "endpoints: [http://a:1, http://b:1]\nendpoint_policy: random\n",
+                "unknown variant `random`",
+            ),
+        ];
+        for (yaml, needle) in cases {
+            let e = spread(yaml).unwrap_err();
+            assert!(e.contains(needle), "{yaml}: {e}");
+        }
+        let e = spread("endpoint: 'http://h{1...2}:1'\n").unwrap_err();
+        assert!(e.contains("{FIRST...LAST}") || !e.is_empty(), "{e}");
+    }
+
+    #[test]
+    fn many_buckets_from_a_count_or_a_list() {
+        let c = spread("endpoint: http://h:1\nbuckets: {count: 3, prefix: load-}\n").unwrap();
+        assert_eq!(c.buckets(), ["load-1", "load-2", "load-3"]);
+        assert_eq!(c.bucket, "load-1");
+        let c = spread("endpoint: http://h:1\nbuckets: {count: 2}\n").unwrap();
+        assert_eq!(c.buckets(), ["chopsticks-1", "chopsticks-2"]);
+        let c = spread("endpoint: http://h:1\nbuckets: [alpha, beta]\n").unwrap();
+        assert_eq!(c.buckets(), ["alpha", "beta"]);
+        let recorded = serde_json::to_value(c.info(false)).unwrap();
+        assert_eq!(recorded["buckets"], serde_json::json!(["alpha", "beta"]));
+        let cases = [
+            (
+                "buckets: {count: 0}\n",
+                "buckets.count 0 is below the minimum of 1",
+            ),
+            (
+                "buckets: {count: -2}\n",
+                "buckets.count 0 is below the minimum of 1",
+            ),
+            (
+                "buckets: {count: 101}\n",
+                "buckets.count 101 is above the limit of 100",
+            ),
+            ("buckets: {count: two}\n", "is not a whole number"),
+            ("buckets: {cont: 2}\n", "unknown key cont"),
+            ("buckets: []\n", "buckets [] is below the minimum of 1"),
+            (
+                "buckets: [Bad_Name]\n",
+                "'Bad_Name' is not a valid S3 bucket name",
+            ),
+            ("buckets: [aaa, aaa]\n", "'aaa' appears twice"),
+            (
+                "buckets: {count: 2, prefix: X}\n",
+                "'X1' is not a valid S3 bucket name",
+            ),
+            ("bucket: a\nbuckets: [b, c]\n", "either bucket or buckets"),
+        ];
+        for (yaml, needle) in cases {
+            let e = spread(&format!("endpoint: http://h:1\n{yaml}")).unwrap_err();
+            assert!(e.contains(needle), "{yaml}: {e}");
+        }
     }
 }

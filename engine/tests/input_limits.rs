@@ -144,6 +144,7 @@ async fn control_api(dir: &Path) -> (String, tokio::task::JoinHandle<()>) {
         region: "us-east-1".into(),
         driver: DriverKind::Lean,
         driver_config: DriverConfig::default(),
+        spread: Default::default(),
     };
     let driver = Arc::new(AnyDriver::new(&config).expect("driver"));
     let coordinator = Coordinator::spawn(

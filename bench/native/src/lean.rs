@@ -31,6 +31,7 @@ impl Lean {
             region: region.to_string(),
             driver: DriverKind::Lean,
             driver_config: DriverConfig::default(),
+            spread: Default::default(),
         };
         let driver = LeanDriver::new(&config).context("lean driver")?;
         Ok(Lean { driver })

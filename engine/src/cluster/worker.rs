@@ -254,10 +254,10 @@ impl<D: Driver> ActiveRun<D> {
         let origin = Instant::from_std(
             spec.clock_origin_instant(std::time::Instant::now(), std::time::SystemTime::now()),
         );
-        let recorder = Arc::new(Recorder::with_origin(
-            program.task_names.clone(),
-            origin.into_std(),
-        ));
+        let recorder = Arc::new(
+            Recorder::with_origin(program.task_names.clone(), origin.into_std())
+                .with_endpoints(driver.endpoint_names()),
+        );
         // A worker that joins mid-run has nothing to say about the seconds before it came.
         let reported_through = recorder.second_of(std::time::Instant::now());
         let spec = Arc::new(spec);

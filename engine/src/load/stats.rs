@@ -511,6 +511,10 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsDelta {
     pub tasks: BTreeMap<String, TaskStats>,
+    /// The same requests per gateway URL (all tasks merged), when a run has several gateways;
+    /// empty with one. Absent in deltas and summaries from before several gateways existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, TaskStats>,
 }
 
 impl StatsDelta {
@@ -521,6 +525,14 @@ impl StatsDelta {
                 Some(mine) => mine.merge(t),
                 None => {
                     self.tasks.insert(name.clone(), t.clone());
+                }
+            }
+        }
+        for (url, t) in &other.endpoints {
+            match self.endpoints.get_mut(url) {
+                Some(mine) => mine.merge(t),
+                None => {
+                    self.endpoints.insert(url.clone(), t.clone());
                 }
             }
         }
@@ -565,6 +577,9 @@ type Shard = Vec<(u64, Vec<TaskStats>)>;
 /// whenever it is taken.
 pub struct Recorder {
     names: Vec<String>,
+    /// Gateway URLs when a run has several: their slots follow the tasks' in each second
+    /// (slot `names.len() + e` is gateway `e`). Empty with one gateway.
+    endpoints: Vec<String>,
     /// Second 0 of the run begins here.
     origin: Instant,
     shards: Vec<Mutex<Shard>>,
@@ -581,9 +596,19 @@ impl Recorder {
         let shards = (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect();
         Recorder {
             names,
+            endpoints: Vec::new(),
             origin,
             shards,
         }
+    }
+
+    /// The same recorder, also counting each outcome under the gateway it was sent to (see
+    /// [`Recorder::record_via`]). With fewer than two gateways nothing is counted per gateway.
+    pub fn with_endpoints(mut self, endpoints: Vec<String>) -> Recorder {
+        if endpoints.len() > 1 {
+            self.endpoints = endpoints;
+        }
+        self
     }
 
     pub fn names(&self) -> &[String] {
@@ -601,6 +626,17 @@ impl Recorder {
         self.record_at(self.second_of(Instant::now()), user, task, outcome);
     }
 
+    /// Records one outcome of task `task` for user `user`, sent to gateway `endpoint` (an
+    /// index into the recorder's gateways; `None` or out of range counts it under the task only).
+    pub fn record_via(&self, user: u64, task: usize, endpoint: Option<usize>, outcome: &Outcome) {
+        let second = self.second_of(Instant::now());
+        let slots = self.names.len();
+        let via = endpoint
+            .filter(|&e| e < self.endpoints.len())
+            .map(|e| slots + e);
+        self.with_slots(second, user, task, via, |t| t.record(outcome));
+    }
+
     /// Records what became of one arrival of task `task`, in the second that is current now.
     pub fn record_arrival(&self, user: u64, task: usize, fate: ArrivalFate) {
         let second = self.second_of(Instant::now());
@@ -612,10 +648,23 @@ impl Recorder {
         self.with_slot(second, user, task, |t| t.record(outcome));
     }
 
-    fn with_slot(&self, second: u64, user: u64, task: usize, f: impl FnOnce(&mut TaskStats)) {
+    fn with_slot(&self, second: u64, user: u64, task: usize, f: impl Fn(&mut TaskStats)) {
+        self.with_slots(second, user, task, None, f);
+    }
+
+    /// Applies `f` to task `task`'s slot and, when given, to slot `also` of the same second.
+    fn with_slots(
+        &self,
+        second: u64,
+        user: u64,
+        task: usize,
+        also: Option<usize>,
+        f: impl Fn(&mut TaskStats),
+    ) {
         if task >= self.names.len() {
             return;
         }
+        let width = self.names.len() + self.endpoints.len();
         let shard = &self.shards[(user as usize) % SHARDS];
         let mut seconds = shard.lock().unwrap_or_else(|p| p.into_inner());
         let slot = match seconds.iter().rposition(|(s, _)| *s == second) {
@@ -623,11 +672,14 @@ impl Recorder {
             None => {
                 // Keep the list in second order: outcomes nearly always land in the newest.
                 let at = seconds.partition_point(|(s, _)| *s < second);
-                seconds.insert(at, (second, vec![TaskStats::default(); self.names.len()]));
+                seconds.insert(at, (second, vec![TaskStats::default(); width]));
                 at
             }
         };
         f(&mut seconds[slot].1[task]);
+        if let Some(t) = also.and_then(|i| seconds[slot].1.get_mut(i)) {
+            f(t);
+        }
     }
 
     /// Everything recorded for seconds before `limit`, per second (ascending); those seconds
@@ -651,13 +703,21 @@ impl Recorder {
         merged.sort_by_key(|(s, _)| *s);
         merged
             .into_iter()
-            .map(|(second, tasks)| {
+            .map(|(second, mut tasks)| {
+                let per_endpoint = tasks.split_off(self.names.len().min(tasks.len()));
                 let delta = StatsDelta {
                     tasks: self
                         .names
                         .iter()
                         .cloned()
                         .zip(tasks)
+                        .filter(|(_, t)| !t.is_empty())
+                        .collect(),
+                    endpoints: self
+                        .endpoints
+                        .iter()
+                        .cloned()
+                        .zip(per_endpoint)
                         .filter(|(_, t)| !t.is_empty())
                         .collect(),
                 };

@@ -244,6 +244,9 @@ pub struct User<D> {
     rng: SmallRng,
     own: Vec<Owned>,
     next_seq: u64,
+    /// The gateway the current (or last) request went to, set when it is routed, so its
+    /// outcome is counted under that gateway too; `None` with a single gateway.
+    endpoint: Option<usize>,
 }
 
 impl<D: Driver> User<D> {
@@ -258,6 +261,7 @@ impl<D: Driver> User<D> {
             rng: SmallRng::seed_from_u64(seed),
             own: Vec::new(),
             next_seq: 0,
+            endpoint: None,
         }
     }
 
@@ -314,7 +318,8 @@ impl<D: Driver> User<D> {
                 }
             };
             let aborted = matches!(outcome, Outcome::Aborted);
-            ctx.recorder.record(self.id, task.stat, &outcome);
+            ctx.recorder
+                .record_via(self.id, task.stat, self.endpoint, &outcome);
             recorded += 1;
             if self.id == 0 && ctx.test_panic_after == Some(recorded) {
                 panic!("{TEST_PANIC_ENV}: user 0 panics after {recorded} outcomes, as asked");
@@ -389,7 +394,8 @@ impl<D: Driver> User<D> {
                     _ = abort.cancelled() => Outcome::Aborted,
                 }
             };
-            ctx.recorder.record(self.id, task.stat, &outcome);
+            ctx.recorder
+                .record_via(self.id, task.stat, self.endpoint, &outcome);
             cut_off = matches!(outcome, Outcome::Aborted);
             intended = Instant::now();
         }
@@ -439,8 +445,17 @@ impl<D: Driver> User<D> {
         })
     }
 
+    /// The user's place in the round-robin over gateways and buckets: its id, offset by its
+    /// worker's id so workers' remainders do not all land on the first gateway.
+    fn slot(&self) -> u64 {
+        self.id.wrapping_add(u64::from(self.ctx.worker_id))
+    }
+
     async fn execute(&mut self, task: &TaskProgram) -> Outcome {
-        let driver = Arc::clone(&self.ctx.driver);
+        let ctx = Arc::clone(&self.ctx);
+        let route = ctx.driver.route(self.slot());
+        self.endpoint = route.endpoint;
+        let driver = route.driver;
         let verify = self.ctx.spec.scenario.verify;
         match task.op {
             OpKind::Put | OpKind::MultipartPut => {

@@ -190,6 +190,37 @@ pub struct Summary {
     pub tasks: Vec<TaskSummary>,
     pub total: TaskSummary,
     pub failures: Vec<FailureRow>,
+    /// Per gateway URL, when the run had several: all its tasks' requests merged, exact
+    /// across workers. Absent with a single gateway.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub endpoints: std::collections::BTreeMap<String, EndpointSummary>,
+}
+
+/// One gateway's share of a run (summary.json `endpoints`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSummary {
+    /// Requests completed through it, failed ones included.
+    pub requests: u64,
+    pub failures: u64,
+    /// Its successful requests.
+    pub latency_ms: Percentiles,
+    /// Payload throughput through it in MB/s (10^6 bytes).
+    pub mb_per_s: f64,
+}
+
+impl EndpointSummary {
+    pub fn of(t: &TaskStats, seconds: f64) -> EndpointSummary {
+        EndpointSummary {
+            requests: t.requests,
+            failures: t.failures,
+            latency_ms: Percentiles::of(&t.latency),
+            mb_per_s: if seconds > 0.0 {
+                t.bytes as f64 / 1e6 / seconds
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 impl Summary {
@@ -228,6 +259,11 @@ impl Summary {
             tasks: rows,
             total: TaskSummary::of("Aggregated", "", &stats.total(), seconds),
             failures,
+            endpoints: stats
+                .endpoints
+                .iter()
+                .map(|(url, t)| (url.clone(), EndpointSummary::of(t, seconds)))
+                .collect(),
         }
     }
 

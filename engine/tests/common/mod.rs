@@ -100,6 +100,7 @@ pub fn workload_config(rgw: &Rgw, bucket: &str) -> WorkloadConfig {
         region: rgw.region.clone(),
         driver: DriverKind::default(),
         driver_config: DriverConfig::default(),
+        spread: Default::default(),
     }
 }
 

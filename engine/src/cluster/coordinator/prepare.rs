@@ -29,8 +29,43 @@ pub struct PrepareError {
     pub may_have_written: bool,
 }
 
-/// Checks the bucket (creating it if missing) and writes the prefill pool.
+/// Checks every bucket of the run (creating those missing) and writes the prefill pool into
+/// each, so a user reads shared objects from its own bucket.
 pub async fn prepare<D: Driver>(
+    driver: &D,
+    spec: &RunSpec,
+    target: &TargetInfo,
+) -> Result<PrepareReport, PrepareError> {
+    let buckets = driver.per_bucket();
+    if buckets.len() == 1 {
+        return prepare_one(driver, spec, target).await;
+    }
+    let started = Instant::now();
+    let mut states = Vec::with_capacity(buckets.len());
+    let (mut objects, mut bytes) = (0u64, 0u64);
+    for (name, d) in &buckets {
+        let name = name.unwrap_or(&target.bucket);
+        let one = prepare_one(*d, spec, target)
+            .await
+            .map_err(|e| PrepareError {
+                reason: format!("bucket {name}: {}", e.reason),
+                // Buckets before this one may hold prefill objects.
+                may_have_written: e.may_have_written || !states.is_empty(),
+            })?;
+        states.push(format!("{name} {}", one.bucket));
+        objects += one.prefilled_objects;
+        bytes += one.prefilled_bytes;
+    }
+    Ok(PrepareReport {
+        bucket: states.join(", "),
+        prefilled_objects: objects,
+        prefilled_bytes: bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Checks one bucket (creating it if missing) and writes the prefill pool.
+async fn prepare_one<D: Driver>(
     driver: &D,
     spec: &RunSpec,
     target: &TargetInfo,
@@ -115,10 +150,51 @@ pub fn key_prefix(run_id: &str) -> Result<String, RunIdError> {
     }
 }
 
+/// [`cleanup_one`] in every bucket of the run, one after the other within `budget`; the
+/// report adds them up, and is complete only when every bucket's final listing was empty.
+pub async fn cleanup<D: Driver>(driver: &D, prefix: &str, budget: Duration) -> CleanupReport {
+    let buckets = driver.per_bucket();
+    if buckets.len() == 1 {
+        return cleanup_one(driver, prefix, budget).await;
+    }
+    let started = Instant::now();
+    let mut all = CleanupReport {
+        performed: true,
+        complete: true,
+        remaining_objects: Some(0),
+        remaining_uploads: Some(0),
+        ..CleanupReport::default()
+    };
+    for (name, d) in buckets {
+        let left = budget.saturating_sub(started.elapsed());
+        let one = cleanup_one(d, prefix, left).await;
+        all.complete &= one.complete;
+        all.deleted_objects += one.deleted_objects;
+        all.aborted_uploads += one.aborted_uploads;
+        all.remaining_objects = all
+            .remaining_objects
+            .zip(one.remaining_objects)
+            .map(|(a, b)| a + b);
+        all.remaining_uploads = all
+            .remaining_uploads
+            .zip(one.remaining_uploads)
+            .map(|(a, b)| a + b);
+        all.attempts = all.attempts.max(one.attempts);
+        let name = name.unwrap_or("?");
+        all.errors.extend(
+            one.errors
+                .into_iter()
+                .map(|e| format!("bucket {name}: {e}")),
+        );
+    }
+    all.seconds = started.elapsed().as_secs_f64();
+    all
+}
+
 /// Deletes every object and aborts every upload under `prefix`, then lists again to verify.
 /// A pass that fails or leaves something is retried with backoff until `budget` is spent.
 /// The report states only what the last listing verified.
-pub async fn cleanup<D: Driver>(driver: &D, prefix: &str, budget: Duration) -> CleanupReport {
+async fn cleanup_one<D: Driver>(driver: &D, prefix: &str, budget: Duration) -> CleanupReport {
     let started = Instant::now();
     let mut report = CleanupReport {
         performed: true,
@@ -449,6 +525,7 @@ mod tests {
             driver: crate::s3_config::DriverKind::Lean,
             driver_config: Default::default(),
             embedded: false,
+            spread: Default::default(),
         };
         let says = |cause: TlsCause, needles: &[&str]| {
             let e = OpError::new(FailureKind::Tls(cause), "handshake");

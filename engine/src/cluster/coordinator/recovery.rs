@@ -241,6 +241,7 @@ mod tests {
             driver: crate::s3_config::DriverKind::AwsSdk,
             driver_config: Default::default(),
             embedded: false,
+            spread: Default::default(),
         };
         let a = cut("r1", "chopsticks/r1/");
         let mut record = record_from(&a, target);

@@ -77,6 +77,15 @@ impl AwsDriver {
         })
     }
 
+    /// The same client (and its connection pool) on another bucket.
+    pub(super) fn with_bucket(&self, bucket: &str) -> AwsDriver {
+        AwsDriver {
+            client: self.client.clone(),
+            bucket: bucket.to_string(),
+            tuning: self.tuning.clone(),
+        }
+    }
+
     /// Runs `fut` under the deadline for a request moving `bytes`.
     async fn deadline<T>(
         &self,

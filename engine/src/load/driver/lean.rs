@@ -137,6 +137,21 @@ impl LeanDriver {
         })
     }
 
+    /// The same client (and its connection pool) on another bucket.
+    pub(super) fn with_bucket(&self, bucket: &str) -> LeanDriver {
+        LeanDriver {
+            client: self.client.clone(),
+            base: self.base.clone(),
+            host: self.host.clone(),
+            bucket: bucket.to_string(),
+            region: self.region.clone(),
+            identity: self.identity.clone(),
+            tuning: self.tuning.clone(),
+            settings: self.settings.clone(),
+            sdk: self.sdk.with_bucket(bucket),
+        }
+    }
+
     fn object_path(&self, key: &str) -> String {
         format!("/{}/{}", self.bucket, encode_key(key))
     }

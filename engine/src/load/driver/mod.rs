@@ -6,10 +6,12 @@
 //! into the kinds the statistics count (HTTP status + S3 code, timeout, connection, integrity).
 
 mod aws;
+mod fleet;
 mod lean;
 mod tls;
 
 pub use aws::AwsDriver;
+pub use fleet::{Fleet, Route};
 pub use lean::{LeanDriver, LeanError};
 pub use tls::{TlsCause, TlsSetupError};
 
@@ -259,6 +261,29 @@ pub trait Driver: Send + Sync + 'static {
         &self,
         upload: &PendingUpload,
     ) -> impl Future<Output = Result<(), OpError>> + Send;
+
+    /// The driver a request of user slot `slot` goes through (its gateway and bucket). With
+    /// one gateway and one bucket, `self`.
+    fn route(&self, _slot: u64) -> Route<'_, Self>
+    where
+        Self: Sized,
+    {
+        Route::direct(self)
+    }
+
+    /// The gateway URLs requests are counted under; empty with a single gateway.
+    fn endpoint_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// A driver per bucket users work in, with the bucket's name, for preparing and cleaning
+    /// each (`None` for the name: the one bucket of the connection file).
+    fn per_bucket(&self) -> Vec<(Option<&str>, &Self)>
+    where
+        Self: Sized,
+    {
+        vec![(None, self)]
+    }
 }
 
 /// Runs `fut` under the deadline `tuning` allows a request moving `bytes`: timeouts scale
@@ -311,10 +336,45 @@ pub enum AnyDriver {
     Aws(AwsDriver),
     /// Boxed: it embeds an `AwsDriver` for its slow path.
     Lean(Box<LeanDriver>),
+    /// Several gateways or buckets; each of its drivers is `Aws` or `Lean`.
+    Fleet(Box<Fleet>),
+}
+
+/// One gateway-and-bucket driver, borrowed: what [`dispatch!`] calls.
+enum Single<'a> {
+    Aws(&'a AwsDriver),
+    Lean(&'a LeanDriver),
 }
 
 impl AnyDriver {
+    /// The driver for `config`: a [`Fleet`] when it names several gateways or buckets.
     pub fn new(config: &WorkloadConfig) -> Result<AnyDriver, DriverError> {
+        if config.endpoints().len() > 1 || config.buckets().len() > 1 {
+            return Ok(AnyDriver::Fleet(Box::new(Fleet::new(config)?)));
+        }
+        AnyDriver::single(config)
+    }
+
+    /// The same client on another bucket (a fleet stays on its own buckets).
+    fn with_bucket(&self, bucket: &str) -> AnyDriver {
+        match self {
+            AnyDriver::Aws(d) => AnyDriver::Aws(d.with_bucket(bucket)),
+            AnyDriver::Lean(d) => AnyDriver::Lean(Box::new(d.with_bucket(bucket))),
+            AnyDriver::Fleet(f) => f.primary().with_bucket(bucket),
+        }
+    }
+
+    /// The gateway-and-bucket driver operations outside users' requests go through.
+    fn one(&self) -> Single<'_> {
+        match self {
+            AnyDriver::Aws(d) => Single::Aws(d),
+            AnyDriver::Lean(d) => Single::Lean(d),
+            AnyDriver::Fleet(f) => f.primary().one(),
+        }
+    }
+
+    /// A driver for the one gateway and bucket of `config`.
+    fn single(config: &WorkloadConfig) -> Result<AnyDriver, DriverError> {
         match config.driver {
             DriverKind::AwsSdk => Ok(AnyDriver::Aws(AwsDriver::new(config)?)),
             DriverKind::Lean => Ok(AnyDriver::Lean(Box::new(LeanDriver::new(config)?))),
@@ -328,9 +388,9 @@ impl AnyDriver {
 /// largest future any operation of either driver could hold inline. Lean's own are ~3 KiB.
 macro_rules! dispatch {
     ($self:ident, $d:ident => $e:expr) => {
-        match $self {
-            AnyDriver::Aws($d) => Box::pin($e).await,
-            AnyDriver::Lean($d) => $e.await,
+        match $self.one() {
+            Single::Aws($d) => Box::pin($e).await,
+            Single::Lean($d) => $e.await,
         }
     };
 }
@@ -387,6 +447,28 @@ impl Driver for AnyDriver {
     async fn abort_upload(&self, upload: &PendingUpload) -> Result<(), OpError> {
         dispatch!(self, d => d.abort_upload(upload))
     }
+    fn route(&self, slot: u64) -> Route<'_, AnyDriver> {
+        match self {
+            AnyDriver::Fleet(f) => f.route(slot),
+            _ => Route::direct(self),
+        }
+    }
+    fn endpoint_names(&self) -> Vec<String> {
+        match self {
+            AnyDriver::Fleet(f) if f.endpoints().len() > 1 => f.endpoints().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+    fn per_bucket(&self) -> Vec<(Option<&str>, &AnyDriver)> {
+        match self {
+            AnyDriver::Fleet(f) => f
+                .per_bucket()
+                .into_iter()
+                .map(|(n, d)| (Some(n), d))
+                .collect(),
+            _ => vec![(None, self)],
+        }
+    }
 }
 
 #[cfg(test)]
@@ -405,6 +487,7 @@ pub(crate) mod tests {
             region: "us-east-1".into(),
             driver,
             driver_config: DriverConfig::default(),
+            spread: Default::default(),
         }
     }
 

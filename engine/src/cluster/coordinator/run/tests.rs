@@ -16,6 +16,7 @@ fn target() -> TargetInfo {
         driver: DriverKind::default(),
         driver_config: DriverConfig::default(),
         embedded: true,
+        spread: Default::default(),
     }
 }
 
