@@ -1001,8 +1001,8 @@ mod tests {
             let e = spread(yaml).unwrap_err();
             assert!(e.contains(needle), "{yaml}: {e}");
         }
-        let e = spread("endpoint: 'http://h{1...2}:1'\n").unwrap_err();
-        assert!(e.contains("{FIRST...LAST}") || !e.is_empty(), "{e}");
+        let e = spread("endpoint: 'http://h{x...2}:1'\n").unwrap_err();
+        assert!(e.contains("{FIRST...LAST}"), "{e}");
     }
 
     #[test]
@@ -1031,7 +1031,7 @@ mod tests {
             ),
             ("buckets: {count: two}\n", "is not a whole number"),
             ("buckets: {cont: 2}\n", "unknown key cont"),
-            ("buckets: []\n", "buckets [] is below the minimum of 1"),
+            ("buckets: []\n", "buckets 0 is below the minimum of 1"),
             (
                 "buckets: [Bad_Name]\n",
                 "'Bad_Name' is not a valid S3 bucket name",

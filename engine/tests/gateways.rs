@@ -100,14 +100,24 @@ async fn two_gateways_split_users_evenly_and_a_dead_one_is_named() {
     // Gateway b dead: its users' requests fail under its name, gateway a's all succeed.
     b.set(Mode::Refuse);
     let dir = common::workdir();
-    let (code, run_dir, stderr) = run(dir.path(), &connection(&bucket, &extra)).await;
-    assert_ne!(code, 0, "a run with failed requests must not exit 0: {stderr}");
+    // Failed requests are measured, not a failed run (no thresholds): the exit code is not
+    // what this checks.
+    let (_code, run_dir, _stderr) = run(dir.path(), &connection(&bucket, &extra)).await;
     let summary = read_summary(&run_dir);
-    let (live, dead) = (&summary.endpoints[&a.endpoint], &summary.endpoints[&b.endpoint]);
+    let (live, dead) = (
+        &summary.endpoints[&a.endpoint],
+        &summary.endpoints[&b.endpoint],
+    );
     assert_eq!((live.requests, live.failures), (30, 0));
-    assert!(dead.failures > 0 && dead.failures == dead.requests, "{dead:?}");
     assert!(
-        summary.failures.iter().any(|f| f.error.contains("connection")),
+        dead.failures > 0 && dead.failures == dead.requests,
+        "{dead:?}"
+    );
+    assert!(
+        summary
+            .failures
+            .iter()
+            .any(|f| f.error.contains("connection")),
         "{:?}",
         summary.failures
     );
