@@ -47,7 +47,7 @@ pub struct S3Settings {
 }
 
 /// The status message while S3 is not configured.
-pub const NEEDS_S3: &str = "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
+pub const NEEDS_S3: &str = "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials), or integrate an s3 provider: juju integrate chopsticks:s3-credentials <s3-integrator or ceph-radosgw>";
 
 /// Why the options cannot be used; each message names the option and the fix (it becomes a
 /// `blocked` status). Bounds come from the engine's `chopsticks::limits`, the same ones the
@@ -107,6 +107,12 @@ pub enum S3Error {
     /// The engine's own check of the endpoint, bucket and driver tuning.
     #[error("{0}")]
     Engine(String),
+    /// The `s3-credentials` relation's data cannot be used.
+    #[error(transparent)]
+    Relation(#[from] crate::s3_relation::RelationError),
+    /// Related to an s3 provider (named) that has not sent credentials yet.
+    #[error("waiting for credentials from relation s3-credentials ({0})")]
+    RelationPending(String),
 }
 
 fn text(map: &Map<String, Value>, key: &str, default: &str) -> String {

@@ -3,7 +3,7 @@
 use crate::reconcile::{Charm, CharmError};
 
 /// The hooks this charm acts on. Others (e.g. secret-rotate) are logged and ignored.
-pub const HOOKS: [&str; 15] = [
+pub const HOOKS: [&str; 20] = [
     "install",
     "config-changed",
     "start",
@@ -19,6 +19,11 @@ pub const HOOKS: [&str; 15] = [
     "cluster-relation-changed",
     "cluster-relation-departed",
     "cluster-relation-broken",
+    "s3-credentials-relation-created",
+    "s3-credentials-relation-joined",
+    "s3-credentials-relation-changed",
+    "s3-credentials-relation-departed",
+    "s3-credentials-relation-broken",
 ];
 
 pub fn run(charm: &Charm, hook: &str) -> Result<(), CharmError> {

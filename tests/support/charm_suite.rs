@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// The blocked status of a unit with no S3 settings (the charm's `NEEDS_S3`).
 pub const BLOCKED_NEEDS_S3: &str =
-    "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
+    "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials), or integrate an s3 provider: juju integrate chopsticks:s3-credentials <s3-integrator or ceph-radosgw>";
 
 /// The RadosGW under test (on the host's loopback).
 pub struct Rgw {
