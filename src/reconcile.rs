@@ -1362,7 +1362,10 @@ mod tests {
             "{message}"
         );
         let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
-        assert!(s3.contains("SK-REL-SECRET") && s3.contains("10.0.0.9"), "{s3}");
+        assert!(
+            s3.contains("SK-REL-SECRET") && s3.contains("10.0.0.9"),
+            "{s3}"
+        );
         for call in u.tools.calls.borrow().iter() {
             assert!(!call.contains("SK-REL-SECRET"), "{call}");
         }

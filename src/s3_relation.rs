@@ -316,7 +316,10 @@ mod tests {
         p.adjust(&mut s);
         assert_eq!(s.endpoint, "https://127.0.0.1:7443");
         assert_eq!(s.bucket, "rgw-bucket");
-        assert_eq!((s.access_key.as_str(), s.secret_key.as_str()), ("AK0", "SK0-SECRET"));
+        assert_eq!(
+            (s.access_key.as_str(), s.secret_key.as_str()),
+            ("AK0", "SK0-SECRET")
+        );
         assert_eq!(s.region, "us-east-1");
         assert!(s.driver_config.path_style);
         assert_eq!(
@@ -345,7 +348,10 @@ mod tests {
         ]);
         let p = parse("s3-integrator", &b, Some(&secret)).unwrap().unwrap();
         assert_eq!(p.secret_id.as_deref(), Some("secret://model/abc"));
-        assert_eq!((p.access_key.as_str(), p.secret_key.as_str()), ("AK1", "SK1"));
+        assert_eq!(
+            (p.access_key.as_str(), p.secret_key.as_str()),
+            ("AK1", "SK1")
+        );
         assert_eq!(p.unused, vec!["storage-class"]);
         let mut s = p.apply(&config()).s3(None).unwrap();
         p.adjust(&mut s);
@@ -373,11 +379,17 @@ mod tests {
             "{e}"
         );
         let e = with(("tls-ca-chain", r#"["bm90IGEgY2VydA=="]"#));
-        assert!(e.contains("tls-ca-chain entry 0 is neither a PEM certificate nor base64 of one"), "{e}");
+        assert!(
+            e.contains("tls-ca-chain entry 0 is neither a PEM certificate nor base64 of one"),
+            "{e}"
+        );
         let e = with(("tls-ca-chain", "[]"));
         assert!(e.contains("tls-ca-chain is an empty list"), "{e}");
         let e = with(("s3-uri-style", "virtual"));
-        assert!(e.contains("s3-uri-style is 'virtual', not host or path"), "{e}");
+        assert!(
+            e.contains("s3-uri-style is 'virtual', not host or path"),
+            "{e}"
+        );
         let e = with(("s3-api-version", "2"));
         assert!(e.contains("s3-api-version is '2'"), "{e}");
         let e = parse("ceph-radosgw", &bag(&[("access-key", "AK")]), None)
@@ -388,7 +400,10 @@ mod tests {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_CA);
         let mut b = bag(&keys);
-        b.insert("tls-ca-chain".into(), serde_json::to_string(&vec![b64]).unwrap());
+        b.insert(
+            "tls-ca-chain".into(),
+            serde_json::to_string(&vec![b64]).unwrap(),
+        );
         let p = parse("ceph-radosgw", &b, None).unwrap().unwrap();
         assert_eq!(p.ca_pem.unwrap().trim(), TEST_CA.trim());
     }

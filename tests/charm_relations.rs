@@ -201,16 +201,21 @@ fn assert_source(m: &Model, provider: &str) -> Result<()> {
 /// is removed and every unit is blocked saying what to do.
 #[test]
 fn ceph_radosgw_v0_over_tls_with_the_relations_ca_then_removal_blocks() -> Result<()> {
-    let _rgw = rgw();
-    let tls_endpoint = std::env::var("S3_TLS_ENDPOINT").expect("tests/rgw/up.sh sets S3_TLS_ENDPOINT");
-    let ca_file = std::env::var("CHOPSTICKS_TEST_CA_FILE").expect("tests/rgw/up.sh sets CHOPSTICKS_TEST_CA_FILE");
+    let rgw = rgw();
+    let tls_endpoint =
+        std::env::var("S3_TLS_ENDPOINT").expect("tests/rgw/up.sh sets S3_TLS_ENDPOINT");
+    let ca_file = std::env::var("CHOPSTICKS_TEST_CA_FILE")
+        .expect("tests/rgw/up.sh sets CHOPSTICKS_TEST_CA_FILE");
     let ca = std::fs::read_to_string(&ca_file)?;
     let _serial = serial();
     let key = TestKey::create("V0")?;
     let bucket = "chopsticks-charm-rel-rgw";
     let mut m = deploy(3, bucket)?;
     for unit in m.units() {
-        assert_eq!(m.status(&unit)?, ("blocked".to_string(), BLOCKED_NEEDS_S3.to_string()));
+        assert_eq!(
+            m.status(&unit)?,
+            ("blocked".to_string(), BLOCKED_NEEDS_S3.to_string())
+        );
     }
 
     let rid = m.relate(ENDPOINT, "ceph-radosgw", 1)?;
@@ -229,7 +234,11 @@ fn ceph_radosgw_v0_over_tls_with_the_relations_ca_then_removal_blocks() -> Resul
         );
     }
     // relation-set --app from a non-leader fails as in Juju.
-    let worker = m.units().into_iter().find(|u| Some(u.clone()) != m.leader().ok()).unwrap();
+    let worker = m
+        .units()
+        .into_iter()
+        .find(|u| Some(u.clone()) != m.leader().ok())
+        .unwrap();
     let (code, _, err) = m.run_tool(&worker, &["relation-set", "-r", &rid, "--app", "bucket=x"])?;
     assert_ne!(code, 0);
     assert!(err.contains("not the leader"), "{err}");
@@ -252,8 +261,14 @@ fn ceph_radosgw_v0_over_tls_with_the_relations_ca_then_removal_blocks() -> Resul
             .map_err(|e| model::Error(format!("{unit}: s3_config.yaml: {e}")))?;
         assert_eq!(s3["endpoint"], tls_endpoint.as_str(), "{unit}");
         assert_eq!(s3["bucket"], bucket, "{unit}");
+        // The relation's key, not the suite's (which the model was never given).
+        assert_eq!(s3["access_key"], key.access.as_str(), "{unit}");
+        assert_ne!(key.access, rgw.access_key);
         assert_eq!(s3["region"], "us-east-1", "{unit}: default region");
-        assert_eq!(s3["driver_config"]["path_style"], true, "{unit}: path-style default");
+        assert_eq!(
+            s3["driver_config"]["path_style"], true,
+            "{unit}: path-style default"
+        );
         assert_eq!(
             s3["driver_config"]["ca_pem"].as_str().map(str::trim),
             Some(ca.trim()),
@@ -286,7 +301,7 @@ fn ceph_radosgw_v0_over_tls_with_the_relations_ca_then_removal_blocks() -> Resul
             "{unit}"
         );
     }
-    let leaks = m.leaks(&[&key.secret])?;
+    let leaks = m.leaks(&[&key.secret, &rgw.secret_key])?;
     assert!(leaks.is_empty(), "{leaks:?}");
     Ok(())
 }
@@ -320,19 +335,28 @@ fn s3_integrator_v1_secret_and_its_rotation_reach_the_services() -> Result<()> {
     wait_all_active(&mut m)?;
     assert_source(&m, "s3-integrator")?;
     for unit in m.units() {
-        assert!(service_credential(&m, &unit).contains(&first.secret), "{unit}");
+        assert!(
+            service_credential(&m, &unit).contains(&first.secret),
+            "{unit}"
+        );
     }
     run_passes(&mut m)?;
 
     // Rotation: the provider's new revision, secret-changed on every unit, services restart.
     m.update_app_secret(
         &secret,
-        &[("access-key", &second.access), ("secret-key", &second.secret)],
+        &[
+            ("access-key", &second.access),
+            ("secret-key", &second.secret),
+        ],
     )?;
     wait_all_active(&mut m)?;
     for unit in m.units() {
         let loaded = service_credential(&m, &unit);
-        assert!(loaded.contains(&second.secret), "{unit} runs with the old key");
+        assert!(
+            loaded.contains(&second.secret),
+            "{unit} runs with the old key"
+        );
         assert!(!loaded.contains(&first.secret), "{unit}");
     }
     let refreshed: std::collections::BTreeSet<String> = m
@@ -341,7 +365,11 @@ fn s3_integrator_v1_secret_and_its_rotation_reach_the_services() -> Result<()> {
         .filter(|c| c.tool == "secret-get" && c.args.iter().any(|a| a == "--refresh"))
         .filter_map(|c| c.unit)
         .collect();
-    assert_eq!(refreshed.len(), 3, "secret-get --refresh on every unit: {refreshed:?}");
+    assert_eq!(
+        refreshed.len(),
+        3,
+        "secret-get --refresh on every unit: {refreshed:?}"
+    );
     first.remove()?;
     run_passes(&mut m)?;
     let leaks = m.leaks(&[&first.secret, &second.secret])?;

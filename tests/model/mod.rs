@@ -660,7 +660,13 @@ impl Model {
         }
         for rel in self.remote_relations()? {
             for remote in &rel.remote_units {
-                let env = relation_env(&rel.endpoint, &rel.id, Some(remote), &rel.remote_app, Some(&unit));
+                let env = relation_env(
+                    &rel.endpoint,
+                    &rel.id,
+                    Some(remote),
+                    &rel.remote_app,
+                    Some(&unit),
+                );
                 self.run_hook_env(&unit, &format!("{}-relation-departed", rel.endpoint), env)?;
             }
             let env = relation_env(&rel.endpoint, &rel.id, None, &rel.remote_app, None);
@@ -1062,11 +1068,18 @@ impl Model {
     /// [`set_remote_unit_data`](Self::set_remote_unit_data)) and reads ours.  Our units get
     /// relation-created, then relation-joined and relation-changed for each remote unit, in
     /// Juju's order, then the model settles.  Returns the relation id.
-    pub fn relate(&mut self, endpoint: &str, remote_app: &str, remote_units: usize) -> Result<String> {
+    pub fn relate(
+        &mut self,
+        endpoint: &str,
+        remote_app: &str,
+        remote_units: usize,
+    ) -> Result<String> {
         if remote_app == self.app {
             bail!("ERROR cannot relate {remote_app} to itself; peers are related on deploy");
         }
-        let remote: Vec<String> = (0..remote_units).map(|i| format!("{remote_app}/{i}")).collect();
+        let remote: Vec<String> = (0..remote_units)
+            .map(|i| format!("{remote_app}/{i}"))
+            .collect();
         let rid = self.admin(
             "add-relation",
             json!({"name": endpoint, "units": self.units, "remote_app": remote_app, "remote_units": remote}),
@@ -1095,7 +1108,11 @@ impl Model {
     fn join_remote(&mut self, unit: &str, rel: &RemoteRelation) -> Result<()> {
         for remote in &rel.remote_units {
             let env = relation_env(&rel.endpoint, &rel.id, Some(remote), &rel.remote_app, None);
-            self.run_hook_env(unit, &format!("{}-relation-joined", rel.endpoint), env.clone())?;
+            self.run_hook_env(
+                unit,
+                &format!("{}-relation-joined", rel.endpoint),
+                env.clone(),
+            )?;
             self.admin(
                 "mark-seen",
                 json!({"unit": unit, "relation": rel.id, "remote_unit": remote, "app": true}),
@@ -1108,32 +1125,55 @@ impl Model {
     /// The scripted remote application's leader writes its application databag (an empty
     /// value deletes the key); our units get relation-changed.
     pub fn set_remote_app_data(&mut self, rid: &str, values: &[(&str, &str)]) -> Result<()> {
-        let data: Map<String, Value> = values.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let data: Map<String, Value> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
         self.admin("set-remote-data", json!({"relation": rid, "data": data}))?;
         self.settle()
     }
 
     /// A scripted remote unit writes its own databag; our units get relation-changed.
-    pub fn set_remote_unit_data(&mut self, rid: &str, unit: &str, values: &[(&str, &str)]) -> Result<()> {
-        let data: Map<String, Value> = values.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-        self.admin("set-remote-data", json!({"relation": rid, "unit": unit, "data": data}))?;
+    pub fn set_remote_unit_data(
+        &mut self,
+        rid: &str,
+        unit: &str,
+        values: &[(&str, &str)],
+    ) -> Result<()> {
+        let data: Map<String, Value> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        self.admin(
+            "set-remote-data",
+            json!({"relation": rid, "unit": unit, "data": data}),
+        )?;
         self.settle()
     }
 
     /// Our application databag in relation `rid`, as the remote application reads it.
     pub fn relation_app_data(&self, rid: &str) -> Result<Map<String, Value>> {
-        Ok(self.state()?["relations"][rid]["app"].as_object().cloned().unwrap_or_default())
+        Ok(self.state()?["relations"][rid]["app"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// A unit's databag in relation `rid` (ours or a remote unit's).
     pub fn relation_unit_data(&self, rid: &str, unit: &str) -> Result<Map<String, Value>> {
-        Ok(self.state()?["relations"][rid]["data"][unit].as_object().cloned().unwrap_or_default())
+        Ok(self.state()?["relations"][rid]["data"][unit]
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// `secret-add` by the scripted application `owner_app` and `secret-grant` to our
     /// application (as a provider grants a secret to a relation).  Returns its URI.
     pub fn add_app_secret(&mut self, owner_app: &str, content: &[(&str, &str)]) -> Result<String> {
-        let content: Map<String, Value> = content.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let content: Map<String, Value> = content
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
         Ok(self.admin(
             "add-app-secret",
             json!({"owner_app": owner_app, "content": content, "granted_apps": [self.app]}),
@@ -1162,7 +1202,13 @@ impl Model {
         for unit in self.units.clone() {
             self.admin("forget-seen-all", json!({"unit": unit, "relation": rid}))?;
             for remote in &rel.remote_units {
-                let env = relation_env(&rel.endpoint, rid, Some(remote), &rel.remote_app, Some(remote));
+                let env = relation_env(
+                    &rel.endpoint,
+                    rid,
+                    Some(remote),
+                    &rel.remote_app,
+                    Some(remote),
+                );
                 self.run_hook_env(&unit, &format!("{}-relation-departed", rel.endpoint), env)?;
             }
         }
