@@ -154,7 +154,7 @@ pub fn parse(
     };
     let unused = ["storage-class", "attributes"]
         .into_iter()
-        .filter(|k| get(*k).is_some())
+        .filter(|k| get(k).is_some())
         .collect();
     Ok(Some(Provided {
         remote_app: remote_app.to_string(),
