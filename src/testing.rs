@@ -35,6 +35,10 @@ pub struct FakeTools {
     pub ports: RefCell<BTreeSet<u16>>,
     /// Every call with its arguments, as a call log would show them.
     pub calls: RefCell<Vec<String>>,
+    /// The `cos-agent` relation's id, when the collector subordinate is related.
+    pub cos_agent: RefCell<Option<String>>,
+    /// This unit's databag in the `cos-agent` relation.
+    pub cos_agent_data: RefCell<BTreeMap<String, String>>,
 }
 
 impl FakeTools {
@@ -107,7 +111,10 @@ impl HookTools for FakeTools {
         self.call(format!("action-log {message}"));
         Ok(())
     }
-    fn relation_ids(&self, _endpoint: &str) -> ToolResult<Vec<String>> {
+    fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<String>> {
+        if endpoint == crate::cos_agent::RELATION {
+            return Ok(self.cos_agent.borrow().iter().cloned().collect());
+        }
         Ok(if *self.relation.borrow() {
             vec!["cluster:0".into()]
         } else {
@@ -133,7 +140,12 @@ impl HookTools for FakeTools {
         }
         Ok(())
     }
-    fn relation_set_unit(&self, _id: &str, values: &[(String, String)]) -> ToolResult<()> {
+    fn relation_set_unit(&self, id: &str, values: &[(String, String)]) -> ToolResult<()> {
+        if self.cos_agent.borrow().as_deref() == Some(id) {
+            let mut data = self.cos_agent_data.borrow_mut();
+            data.extend(values.iter().cloned());
+            return Ok(());
+        }
         for (k, v) in values {
             self.call(format!("relation-set {k}={v}"));
             self.unit_data.borrow_mut().insert(k.clone(), v.clone());
