@@ -32,6 +32,9 @@ pub struct CharmConfig {
     pub control_port: u16,
     pub web_port: u16,
     pub log_level: String,
+    /// The `scenarios` option as given: a YAML map of name → scenario, read by
+    /// [`crate::scenarios::configured`] when an action needs it.
+    pub scenarios: String,
 }
 
 /// The S3 settings the daemons get, rendered into `s3_config.yaml`.
@@ -235,6 +238,10 @@ impl CharmConfig {
             control_port: port(map, "control-port", 5558)?,
             web_port: port(map, "web-port", 8089)?,
             log_level,
+            scenarios: match map.get("scenarios") {
+                Some(Value::String(s)) => s.clone(),
+                _ => String::new(),
+            },
         };
         let ports = [
             config.coordinator_port,

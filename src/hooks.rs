@@ -3,7 +3,7 @@
 use crate::reconcile::{Charm, CharmError};
 
 /// The hooks this charm acts on. Others (e.g. secret-rotate) are logged and ignored.
-pub const HOOKS: [&str; 20] = [
+pub const HOOKS: [&str; 25] = [
     "install",
     "config-changed",
     "start",
@@ -24,6 +24,11 @@ pub const HOOKS: [&str; 20] = [
     "s3-credentials-relation-changed",
     "s3-credentials-relation-departed",
     "s3-credentials-relation-broken",
+    "cos-agent-relation-created",
+    "cos-agent-relation-joined",
+    "cos-agent-relation-changed",
+    "cos-agent-relation-departed",
+    "cos-agent-relation-broken",
 ];
 
 pub fn run(charm: &Charm, hook: &str) -> Result<(), CharmError> {

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod config;
 pub mod control;
+pub mod cos_agent;
 pub mod hooks;
 pub mod juju;
 pub mod paths;

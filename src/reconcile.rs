@@ -70,6 +70,8 @@ pub enum CharmError {
     CredentialsLeft(Vec<String>),
     #[error("cannot start the control client: {0}")]
     ControlClient(#[source] std::io::Error),
+    #[error(transparent)]
+    CosAgent(#[from] crate::cos_agent::CosError),
 }
 
 /// Makes the coordinator client for a control port.
@@ -354,6 +356,19 @@ impl<'a> Charm<'a> {
             source,
         })?;
         set_mode(&state, 0o750)?;
+        // The daemons write their log files here (0640); root and the group read them.
+        let logs = self.paths.log_dir();
+        std::fs::create_dir_all(&logs).map_err(|e| io("creating the log directory", e))?;
+        nix::unistd::chown(
+            &logs,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|source| CharmError::Chown {
+            path: logs.display().to_string(),
+            source,
+        })?;
+        set_mode(&logs, 0o750)?;
         // Root-owned, so the service user cannot plant what a root action will read.
         let scenarios = self.paths.operator_scenarios();
         std::fs::create_dir_all(&scenarios)
@@ -373,6 +388,7 @@ impl<'a> Charm<'a> {
             Err(e) => return self.block(&e.to_string()),
         };
         let leader = self.tools.is_leader()?;
+        self.publish_cos_agent(&config, leader)?;
         let view = self.peers()?;
         let mut state = self.load_state();
         let token_id = if leader {
@@ -512,6 +528,26 @@ impl<'a> Charm<'a> {
         Ok(())
     }
 
+    /// Writes this unit's `cos-agent` data (alert rules, dashboard, the leader's scrape job at
+    /// the control port) on every hook, so a changed port or leadership reaches the collector.
+    /// Juju passes a relation-changed on only when the value differs.
+    pub fn publish_cos_agent(&self, config: &CharmConfig, leader: bool) -> Result<(), CharmError> {
+        let relations = self.tools.relation_ids(crate::cos_agent::RELATION)?;
+        if relations.is_empty() {
+            return Ok(());
+        }
+        let topology = crate::cos_agent::Topology::from_env(&self.unit);
+        let data = crate::cos_agent::unit_data(leader, config.control_port, topology.as_ref())?;
+        let json = data.to_json()?;
+        for relation in relations {
+            self.tools.relation_set_unit(
+                &relation,
+                &[(crate::cos_agent::KEY.to_string(), json.clone())],
+            )?;
+        }
+        Ok(())
+    }
+
     fn unit_values(&self, config: &CharmConfig) -> UnitValues {
         let mut v = UnitValues::new(&self.paths, config);
         v.worker_name = self.unit.replace('/', "-");
@@ -606,7 +642,8 @@ impl<'a> Charm<'a> {
             }
         }
         self.tools.open_port(config.coordinator_port)?;
-        if web_ui {
+        // The web UI's port is open while a run goes (start-test opens it), closed after.
+        if web_ui && active.is_some() {
             self.tools.open_port(config.web_port)?;
         } else {
             self.tools.close_port(config.web_port)?;
@@ -1497,5 +1534,34 @@ mod tests {
             u.services.calls.borrow().last().map(String::as_str),
             Some("restart chopsticks-leader.service")
         );
+    }
+
+    #[test]
+    fn cos_agent_data_follows_leadership_and_the_control_port() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        // Not related yet: nothing is written.
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u.tools.cos_agent_data.borrow().is_empty());
+        *u.tools.cos_agent.borrow_mut() = Some("cos-agent:7".into());
+        u.configure(&[("control-port", serde_json::json!(6001))]);
+        u.with(|c| c.reconcile()).unwrap();
+        let data = u.tools.cos_agent_data.borrow().clone();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["config"]);
+        let config: crate::cos_agent::UnitData = serde_json::from_str(&data["config"]).unwrap();
+        assert_eq!(
+            config.metrics_scrape_jobs[0].static_configs[0].targets,
+            ["localhost:6001"]
+        );
+        assert_eq!(config.log_slots, Vec::<String>::new());
+        // The same unit as a worker: rules and dashboards, no scrape job.
+        *u.tools.leader.borrow_mut() = false;
+        u.with(|c| c.reconcile()).unwrap();
+        let config: crate::cos_agent::UnitData =
+            serde_json::from_str(&u.tools.cos_agent_data.borrow()["config"]).unwrap();
+        assert!(config.metrics_scrape_jobs.is_empty());
+        assert_eq!(config.dashboards.len(), 1);
+        // No secret reaches the relation.
+        assert!(!u.tools.cos_agent_data.borrow()["config"].contains("SUPER-SECRET"));
     }
 }

@@ -40,6 +40,10 @@ pub struct FakeTools {
     /// Our application and unit databags in the `s3-credentials` relation.
     pub s3_app: RefCell<BTreeMap<String, String>>,
     pub s3_unit: RefCell<BTreeMap<String, String>>,
+    /// The `cos-agent` relation's id, when the collector subordinate is related.
+    pub cos_agent: RefCell<Option<String>>,
+    /// This unit's databag in the `cos-agent` relation.
+    pub cos_agent_data: RefCell<BTreeMap<String, String>>,
 }
 
 /// The `s3-credentials` relation's id in the fakes.
@@ -116,6 +120,9 @@ impl HookTools for FakeTools {
         Ok(())
     }
     fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<String>> {
+        if endpoint == crate::cos_agent::RELATION {
+            return Ok(self.cos_agent.borrow().iter().cloned().collect());
+        }
         Ok(match endpoint {
             "cluster" if *self.relation.borrow() => vec!["cluster:0".into()],
             crate::s3_relation::ENDPOINT if self.s3_remote.borrow().is_some() => {
@@ -175,6 +182,11 @@ impl HookTools for FakeTools {
         Ok(())
     }
     fn relation_set_unit(&self, id: &str, values: &[(String, String)]) -> ToolResult<()> {
+        if self.cos_agent.borrow().as_deref() == Some(id) {
+            let mut data = self.cos_agent_data.borrow_mut();
+            data.extend(values.iter().cloned());
+            return Ok(());
+        }
         for (k, v) in values {
             self.call(format!("relation-set -r {id} {k}={v}"));
             if id == S3_RELATION {

@@ -36,6 +36,9 @@ pub struct Cli {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, global = true, default_value = "info", value_parser = parse_level)]
     pub log_level: log::LevelFilter,
+    /// Also append the log to FILE (created 0640, rotated at 10 MiB, 5 old files kept).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -140,7 +143,10 @@ fn parse_level(s: &str) -> Result<log::LevelFilter, LevelError> {
 /// Parses arguments and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::logging::init(cli.log_level);
+    if let Err(e) = crate::logging::init(cli.log_level, cli.log_file.as_deref()) {
+        eprintln!("error: {e}");
+        return Exit::BadInput.into();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
