@@ -176,6 +176,19 @@ fn param_spawn_rate(params: &Map<String, Value>) -> Result<Option<f64>, ParamErr
     }
 }
 
+/// `rate`: open-model arrivals per second across all workers; any number goes to the
+/// coordinator, which checks its bounds (its refusal is the action's message).
+fn param_rate(params: &Map<String, Value>) -> Result<Option<f64>, ParamError> {
+    match params.get("rate") {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(Some).ok_or_else(|| ParamError::NotANumber {
+            key: "rate",
+            value: v.to_string(),
+            fix: limits::ARRIVAL_RATE.fix,
+        }),
+    }
+}
+
 /// `duration`: parsed and bounded by the engine's parser (Juju's schema only says "string").
 fn param_duration(params: &Map<String, Value>, default: &str) -> Result<String, ParamError> {
     let given = param_str(params, "duration").unwrap_or_else(|| default.to_string());
@@ -275,6 +288,10 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         Ok(chosen) => chosen,
         Err(message) => return Ok(Outcome::Refused(message)),
     };
+    let rate = match param_rate(params) {
+        Ok(r) => r,
+        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+    };
     let headless = params
         .get("headless")
         .and_then(Value::as_bool)
@@ -354,7 +371,7 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         run_id: None,
         seed: None,
         stop_timeout_s: None,
-        rate: None,
+        rate,
     };
     let started = match control.start(&request) {
         Ok(s) => s,
@@ -377,15 +394,25 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
     } else {
         missing.join(", ")
     };
+    let offered = match rate {
+        Some(r) => format!("{r} arrivals/s"),
+        None => format!("{users} users at {spawn_rate}/s"),
+    };
     charm.log(&format!(
-        "started test {} ({scenario}, {users} users at {spawn_rate}/s for {duration}, {} workers; not connected: {not_connected})",
+        "started test {} ({scenario}, {offered} for {duration}, {} workers; not connected: {not_connected})",
         started.run_id, started.workers
     ));
+    // An open-model run has arrivals, not users: its result says the rate it was given.
+    let load = match rate {
+        Some(r) => vec![("rate", format!("{r}/s"))],
+        None => vec![
+            ("users", users.to_string()),
+            ("spawn-rate", spawn_rate.to_string()),
+        ],
+    };
     let mut results = kv(&[
         ("test-run-id", started.run_id.clone()),
         ("state", started.state.to_string()),
-        ("users", users.to_string()),
-        ("spawn-rate", spawn_rate.to_string()),
         ("duration", duration),
         ("scenario-file", scenario),
         ("workers", started.workers.to_string()),
@@ -396,6 +423,7 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             charm.paths.run_dir(&started.run_id).display().to_string(),
         ),
     ]);
+    results.extend(load.into_iter().map(|(k, v)| (k.to_string(), v)));
     if !headless {
         let address = charm
             .tools
@@ -926,6 +954,33 @@ mod tests {
         assert!(failed
             .unwrap()
             .contains("stop it first: juju run chopsticks/leader stop-test"));
+    }
+
+    #[test]
+    fn start_test_relays_an_arrival_rate_and_the_coordinators_refusal() {
+        let u = leader_with_workers();
+        let (failed, r) = act(&u, "start-test", json!({"rate": 500}));
+        assert_eq!(failed, None);
+        assert_eq!(r["rate"], "500/s");
+        assert!(!r.contains_key("users"), "an open-model run has no users");
+        assert_eq!(u.control.started.borrow()[0].rate, Some(500.0));
+        u.control.status.borrow_mut().state = RunState::Completed;
+        for (params, message) in [
+            (
+                json!({"rate": 0}),
+                "rate 0 is below the minimum of 0.0002777777777777778; give arrivals per second from 1/h to 1000000/s, e.g. 500/s",
+            ),
+            (
+                json!({"rate": 5e6}),
+                "rate 5000000 is above the limit of 1000000",
+            ),
+            (json!({"rate": "fast"}), "rate=\"fast\" is not a number"),
+        ] {
+            let (failed, _) = act(&u, "start-test", params.clone());
+            let failed = failed.unwrap_or_default();
+            assert!(failed.starts_with(message), "{params}: {failed}");
+        }
+        assert_eq!(u.control.started.borrow().len(), 1);
     }
 
     #[test]

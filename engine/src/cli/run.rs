@@ -109,6 +109,13 @@ pub async fn run(args: RunArgs) -> Exit {
         );
         return Exit::BadInput;
     }
+    let user_stages = scenario.load.as_ref().is_some_and(|l| l.users.is_some());
+    if user_stages && args.users.is_some() {
+        eprintln!(
+            "error: --users/-u sets a constant number of users, but the scenario's load.users.stages sets them stage by stage; drop --users/-u, or remove the stages"
+        );
+        return Exit::BadInput;
+    }
     let users = args.users.unwrap_or(DEFAULT_USERS);
     let origin = args
         .workload_config
@@ -238,6 +245,10 @@ pub async fn run(args: RunArgs) -> Exit {
     let load = match (&args.rate, arrivals) {
         (Some(rate), _) => format!("{rate} arrivals/s"),
         (None, true) => "arrivals as the scenario's load.arrival says".to_string(),
+        (None, false) if user_stages => format!(
+            "users as the scenario's load.users.stages say, started at {}/s",
+            args.spawn_rate
+        ),
         (None, false) => format!("{users} users at {}/s", args.spawn_rate),
     };
     eprintln!(

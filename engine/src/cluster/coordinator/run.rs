@@ -71,8 +71,13 @@ pub(super) struct Run {
     pub stopping_since: Option<Instant>,
     /// Cleanup has begun: no more seconds are written and nothing restarts the load.
     pub cleaning: bool,
-    /// Users asked for across all workers.
+    /// Users asked for across all workers (now: with stages, the stage in force).
     pub users_target: u32,
+    /// Closed-model users stage by stage from the clock origin; empty = `users_target`
+    /// throughout.
+    pub user_stages: Vec<crate::load::scenario::UserStage>,
+    /// The users stage in force (an index into `user_stages`).
+    pub stage: usize,
     /// The weight of each user class, to split users by class.
     pub class_weights: Vec<i64>,
     /// Users started per second across all workers.
@@ -156,7 +161,7 @@ impl Run {
                     .expected_workers_asked
                     .then_some(start.expected_workers),
                 stop_timeout_s: spec.stop_timeout_s,
-                arrival: start.arrival,
+                arrival: start.arrival.clone(),
             },
             scenario: scenario.clone(),
             scenario_text: Some(start.scenario.text.clone()),
@@ -184,6 +189,21 @@ impl Run {
                 .map(crate::duration::format)
                 .unwrap_or_else(|| "unlimited".into())
         ));
+        if !start.user_stages.is_empty() {
+            files.event(&format!(
+                "users stages (step and hold): {}; the request's users are not used",
+                start
+                    .user_stages
+                    .iter()
+                    .map(|s| format!(
+                        "{} users for {}",
+                        s.users,
+                        crate::duration::format(Duration::from_micros(s.for_us))
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if let Some(a) = &start.arrival {
             // Said, not silently dropped: a start request always carries users and a spawn
             // rate (ctl and the API require them), which an open-model run does not use.
@@ -212,8 +232,10 @@ impl Run {
             stopping_since: None,
             cleaning: false,
             users_target: start.users,
+            user_stages: start.user_stages.clone(),
+            stage: 0,
             spawn_rate: start.spawn_rate,
-            arrival: start.arrival,
+            arrival: start.arrival.clone(),
             totals: StatsDelta::default(),
             seconds: SecondAssembler::new(),
             late_requests: 0,
@@ -253,6 +275,49 @@ impl Run {
             origin.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         ));
         self.files.write_record(&self.record);
+    }
+
+    /// When the next users stage begins, while load runs; `None` without users stages or
+    /// after the last.
+    pub fn next_stage_at(&self) -> Option<Instant> {
+        if !self.is_loading() || self.stage + 1 >= self.user_stages.len() {
+            return None;
+        }
+        let ends: u64 = self.user_stages[..=self.stage]
+            .iter()
+            .map(|s| s.for_us)
+            .sum();
+        self.load_started?
+            .checked_add(Duration::from_micros(ends))
+    }
+
+    /// The next users stage begins: its users become the target (the caller rebalances).
+    pub fn enter_next_stage(&mut self) {
+        let Some(next) = self.user_stages.get(self.stage + 1) else {
+            return;
+        };
+        self.stage += 1;
+        self.users_target = next.users;
+        let text = format!(
+            "users stage {}: {} users for {}",
+            self.stage,
+            next.users,
+            crate::duration::format(Duration::from_micros(next.for_us))
+        );
+        log::info!("run {}: {text}", self.spec.run_id);
+        self.files.event(&text);
+    }
+
+    /// The users target in force during second `second` of the run (its start).
+    pub fn users_target_in(&self, second: u64) -> u32 {
+        if self.user_stages.is_empty() {
+            return self.users_target;
+        }
+        match crate::load::scenario::user_stage_at(&self.user_stages, Duration::from_secs(second))
+        {
+            Some((i, _)) => self.user_stages[i].users,
+            None => self.user_stages.last().map_or(0, |s| s.users),
+        }
     }
 
     /// Records worker `id` (called `name`) as taking part.
@@ -446,11 +511,13 @@ impl Run {
             delta.bytes() as f64 / 1e6,
         );
         let users = self.users_on(connected);
+        let users_target = self.users_target_in(second);
         self.files.append_second(&SecondRow {
             unix_end,
             begins,
             span,
             users,
+            users_target,
             delta,
             totals: &self.totals,
             tasks: &self.tasks,
@@ -474,7 +541,13 @@ impl Run {
             &self.spec.run_id,
             self.state,
             &self.spec.scenario.name,
-            self.users_target,
+            // With users stages, the most users any stage asked for (the stage in force ends
+            // at the last one's, often 0).
+            self.user_stages
+                .iter()
+                .map(|s| s.users)
+                .max()
+                .unwrap_or(self.users_target),
             self.load_seconds(),
             &self.totals,
             &self.tasks,

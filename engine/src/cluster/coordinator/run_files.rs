@@ -21,6 +21,8 @@ pub(super) struct SecondRow<'a> {
     pub span: Duration,
     /// Users running on connected workers when the second was written.
     pub users: u32,
+    /// Users asked for during the second (with users stages, its stage's).
+    pub users_target: u32,
     /// What completed in the second, across workers.
     pub delta: &'a StatsDelta,
     /// The run's totals so far (the history's cumulative columns).
@@ -78,7 +80,7 @@ impl RunFiles {
     pub fn append_second(&mut self, row: &SecondRow<'_>) {
         if let Err(e) =
             self.dir
-                .append_history(row.unix_end, row.users, row.delta, row.totals, row.tasks)
+                .append_history(row.unix_end, (row.users, row.users_target), row.delta, row.totals, row.tasks)
         {
             log::warn!("{e}");
         }

@@ -5,7 +5,7 @@
 
 use crate::control::{ControlError, StartRequest};
 use crate::limits;
-use crate::load::scenario::{ArrivalPlan, ResolvedScenario};
+use crate::load::scenario::{ArrivalPlan, ResolvedScenario, UserStage};
 use std::time::Duration;
 
 /// How long a start waits for its workers when the request does not say.
@@ -25,6 +25,9 @@ pub struct StartSpec {
     /// Open-model load: arrivals at a rate instead of users (the scenario's `load.arrival`, or
     /// the request's `rate` in place of its rate).
     pub arrival: Option<ArrivalPlan>,
+    /// Closed-model users stage by stage (the scenario's `load.users.stages`, step and hold
+    /// from the run's clock origin); empty = `users` throughout. `users` is the first stage's.
+    pub user_stages: Vec<UserStage>,
     /// Users started per second across all workers (finite, within `limits::SPAWN_RATE`).
     pub spawn_rate: f64,
     /// How long load runs from the first user; `None` = until stopped or iterations are done.
@@ -58,7 +61,7 @@ impl StartSpec {
             None => ResolvedScenario::locate(&request.scenario),
         }
         .map_err(|e| bad(&e))?;
-        let duration = match &request.duration {
+        let asked_duration = match &request.duration {
             Some(d) => Some(crate::duration::parse(d).map_err(|e| bad(&e))?),
             None => None,
         };
@@ -77,12 +80,50 @@ impl StartSpec {
         if let Some(id) = &request.run_id {
             super::key_prefix(id).map_err(|e| bad(&e))?;
         }
-        let arrival = ArrivalPlan::from_load(scenario.scenario.load.as_deref(), request.rate)
-            .map_err(|e| bad(&e))?;
+        let load = scenario.scenario.load.as_deref();
+        let user_stages = match load {
+            Some(l) => l.user_stages().map_err(|e| bad(&e))?,
+            None => Vec::new(),
+        };
+        if !user_stages.is_empty() && request.rate.is_some() {
+            return Err(ControlError::BadRequest(
+                "rate asks for arrivals, but the scenario's load.users.stages runs closed-model users; drop rate, or use a scenario with load.arrival".into(),
+            ));
+        }
+        let arrival = ArrivalPlan::from_load(load, request.rate).map_err(|e| bad(&e))?;
+        let stages_length = match (&arrival, user_stages.is_empty()) {
+            (Some(a), _) => a.stages_length(),
+            (None, false) => Some(crate::load::scenario::stages_length(&user_stages)),
+            (None, true) => None,
+        };
+        if stages_length.is_some() && request.iterations.is_some() {
+            return Err(ControlError::BadRequest(
+                "iterations: the scenario's load stages set the load over time; drop iterations".into(),
+            ));
+        }
+        // The stages set the run's length; a duration given as well must say the same.
+        let duration = match (stages_length, asked_duration) {
+            (Some(stages), Some(asked)) if stages != asked => {
+                return Err(ControlError::BadRequest(format!(
+                    "duration {} differs from the {} the scenario's load stages last; leave the duration out (the stages set it) or give {}",
+                    crate::duration::format(asked),
+                    crate::duration::format(stages),
+                    crate::duration::format(stages),
+                )))
+            }
+            (Some(stages), _) => Some(stages),
+            (None, asked) => asked,
+        };
+        let users = match (&arrival, user_stages.first()) {
+            (Some(_), _) => 0,
+            (None, Some(first)) => first.users,
+            (None, None) => request.users,
+        };
         Ok(StartSpec {
             scenario,
             scenario_source: request.scenario.clone(),
-            users: if arrival.is_some() { 0 } else { request.users },
+            users,
+            user_stages,
             arrival,
             spawn_rate: request.spawn_rate,
             duration,

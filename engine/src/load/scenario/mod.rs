@@ -9,11 +9,16 @@ mod builtin;
 mod load_spec;
 mod resolved;
 mod size_spec;
+mod stages;
 mod thresholds;
 
 pub use builtin::{builtin, builtin_names, BUILTINS};
 pub use load_spec::{
     parse_rate, Arrival, ArrivalPlan, Load, RateError, RateText, DEFAULT_MAX_IN_FLIGHT,
+};
+pub use stages::{
+    stages_length, user_stage_at, ForText, RateStage, RateStageText, StageError, UserLoad, UserStage,
+    UserStageText,
 };
 pub use resolved::{ResolvedScenario, ScenarioText};
 pub use size_spec::{Bucket, SizeSampler, SizeSpec};
