@@ -527,26 +527,40 @@ pub const RESULT_BUDGET: usize = 90 * 1024;
 pub fn fit_results(results: &mut Vec<(String, String)>, cuttable: &[&str], whole: &str) -> bool {
     // Room for the note itself.
     let budget = RESULT_BUDGET - 2048;
-    let size = |r: &[(String, String)]| r.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>();
+    let entry = |k: &str, v: &str| k.len() + v.len() + 4;
+    let total: usize = results.iter().map(|(k, v)| entry(k, v)).sum();
+    if total <= budget {
+        return false;
+    }
+    let is_cut = |k: &str| cuttable.contains(&k);
+    let fixed: usize = results
+        .iter()
+        .map(|(k, v)| if is_cut(k) { k.len() + 4 } else { entry(k, v) })
+        .sum();
+    // Share what is left fairly: the shortest values keep all they have, the rest split the
+    // remainder equally.
+    let mut lengths: Vec<(usize, usize)> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, (k, _))| is_cut(k))
+        .map(|(i, (_, v))| (v.len(), i))
+        .collect();
+    lengths.sort();
+    let mut remaining = budget.saturating_sub(fixed);
+    let mut allowance = vec![usize::MAX; results.len()];
+    let count = lengths.len();
+    for (n, (len, i)) in lengths.into_iter().enumerate() {
+        let share = remaining / (count - n);
+        let given = len.min(share);
+        allowance[i] = given;
+        remaining -= given;
+    }
     let mut notes = Vec::new();
-    loop {
-        let total = size(results);
-        if total <= budget {
-            break;
+    for (i, (key, value)) in results.iter_mut().enumerate() {
+        if value.len() <= allowance[i] {
+            continue;
         }
-        let largest = results
-            .iter()
-            .enumerate()
-            .filter(|(_, (k, _))| cuttable.contains(&k.as_str()))
-            .max_by_key(|(_, (_, v))| v.len())
-            .map(|(i, _)| i);
-        let Some(i) = largest else { break };
-        let (key, value) = &mut results[i];
-        if value.is_empty() {
-            break;
-        }
-        let keep = value.len().saturating_sub(total - budget);
-        let mut end = keep.min(value.len());
+        let mut end = allowance[i];
         while !value.is_char_boundary(end) {
             end -= 1;
         }
@@ -556,7 +570,7 @@ pub fn fit_results(results: &mut Vec<(String, String)>, cuttable: &[&str], whole
             .rfind('\n')
             .map(|n| n + 1)
             .filter(|n| *n >= end / 2);
-        let note = match at_line {
+        notes.push(match at_line {
             Some(line_end) => {
                 let note = format!(
                     "{key}: the first {} of {} lines ({line_end} of {} bytes)",
@@ -568,8 +582,7 @@ pub fn fit_results(results: &mut Vec<(String, String)>, cuttable: &[&str], whole
                 note
             }
             None => format!("{key}: the first {end} of {} bytes", value.len()),
-        };
-        notes.push(note);
+        });
         value.truncate(end);
     }
     if notes.is_empty() {

@@ -219,9 +219,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, "").unwrap();
-        let e = open_log_file(&blocker.join("x.log"))
-            .unwrap_err()
-            .to_string();
+        let e = match open_log_file(&blocker.join("x.log")) {
+            Ok(_) => panic!("a log file under a regular file was opened"),
+            Err(e) => e.to_string(),
+        };
         assert!(
             e.starts_with(&format!(
                 "--log-file {}/x.log: cannot open it",
