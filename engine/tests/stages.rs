@@ -73,7 +73,11 @@ fn history(run_dir: &Path) -> Vec<Second> {
 
 /// Requests issued = completed + failed + aborted, none aborted, none failed.
 fn assert_no_request_cut(t: &TaskSummary) {
-    assert_eq!(t.issued, t.requests + t.aborted, "issued = requests + aborted");
+    assert_eq!(
+        t.issued,
+        t.requests + t.aborted,
+        "issued = requests + aborted"
+    );
     assert_eq!(t.aborted, 0, "no request was aborted by a stage change");
     assert_eq!(t.failures, 0, "no request failed");
 }
@@ -92,7 +96,11 @@ fn assert_users_follow_the_stages(rows: &[Second]) {
     assert!(users.iter().all(|u| *u <= 6), "User Count: {users:?}");
     assert!(users.contains(&6), "the 6-user stage ran: {users:?}");
     assert!(users.contains(&2), "the 2-user stage ran: {users:?}");
-    assert_eq!(users.last(), Some(&0), "the last stage has no users: {users:?}");
+    assert_eq!(
+        users.last(),
+        Some(&0),
+        "the last stage has no users: {users:?}"
+    );
 }
 
 /// The rate stages 50/s → 150/s as stats_history.csv and summary.json record them.
@@ -125,7 +133,11 @@ async fn users_follow_their_stages_and_removed_users_finish_their_request() {
     let run = common::run_scenario(&bucket, dir.path(), USERS_STAGED, &["--headless"]).await;
     run.cli.expect_code(0);
     assert_eq!(run.summary.state, RunState::Completed);
-    assert_eq!(run.record.parameters.duration_s, Some(6.0), "the stages' sum");
+    assert_eq!(
+        run.record.parameters.duration_s,
+        Some(6.0),
+        "the stages' sum"
+    );
     assert_eq!(run.record.parameters.users, 2, "the first stage's users");
     assert_eq!(run.summary.users, 6, "the most users a stage asked for");
     assert_no_request_cut(&run.summary.total);
@@ -219,7 +231,10 @@ async fn stages_and_ctl_rate_over_two_workers() {
         .await;
     assert_eq!(end.state, RunState::Completed, "{:?}", end.reason);
     let record = cluster.record(&started.run_id);
-    let arrival = record.parameters.arrival.expect("run.json records the rate");
+    let arrival = record
+        .parameters
+        .arrival
+        .expect("run.json records the rate");
     assert_eq!((arrival.rate, record.parameters.users), (100.0, 0));
     let total = cluster.summary(&started.run_id).total;
     assert_no_request_cut(&total);
@@ -231,7 +246,9 @@ async fn stages_and_ctl_rate_over_two_workers() {
         .iter()
         .any(|e| e.text.contains("assigned 50.000000 arrivals/s")));
     // --rate with a users-stages scenario is refused by the coordinator: exit 2, named.
-    let refused = cluster.ctl(&["start", "-f", &users, "--rate", "10/s"]).await;
+    let refused = cluster
+        .ctl(&["start", "-f", &users, "--rate", "10/s"])
+        .await;
     refused.expect_code(2);
     assert!(
         refused.stderr.contains("load.users.stages") && refused.stderr.contains("drop rate"),
@@ -294,11 +311,8 @@ async fn bad_stages_exit_2_naming_the_field_and_the_fix() {
             &["load.arrival.rate", "below the minimum"][..],
         ),
     ] {
-        let scenario = common::write_scenario(
-            dir.path(),
-            "bad.yaml",
-            &format!("{PUT_ONLY}load: {load}\n"),
-        );
+        let scenario =
+            common::write_scenario(dir.path(), "bad.yaml", &format!("{PUT_ONLY}load: {load}\n"));
         common::cli(
             dir.path(),
             &["run", "-f", scenario.to_str().unwrap(), "--headless"],

@@ -287,8 +287,7 @@ impl Run {
             .iter()
             .map(|s| s.for_us)
             .sum();
-        self.load_started?
-            .checked_add(Duration::from_micros(ends))
+        self.load_started?.checked_add(Duration::from_micros(ends))
     }
 
     /// The next users stage begins: its users become the target (the caller rebalances).
@@ -313,8 +312,7 @@ impl Run {
         if self.user_stages.is_empty() {
             return self.users_target;
         }
-        match crate::load::scenario::user_stage_at(&self.user_stages, Duration::from_secs(second))
-        {
+        match crate::load::scenario::user_stage_at(&self.user_stages, Duration::from_secs(second)) {
             Some((i, _)) => self.user_stages[i].users,
             None => self.user_stages.last().map_or(0, |s| s.users),
         }

@@ -78,10 +78,13 @@ impl RunFiles {
 
     /// Appends one second to the history CSV and the histogram log.
     pub fn append_second(&mut self, row: &SecondRow<'_>) {
-        if let Err(e) =
-            self.dir
-                .append_history(row.unix_end, (row.users, row.users_target), row.delta, row.totals, row.tasks)
-        {
+        if let Err(e) = self.dir.append_history(
+            row.unix_end,
+            (row.users, row.users_target),
+            row.delta,
+            row.totals,
+            row.tasks,
+        ) {
             log::warn!("{e}");
         }
         if let Some(hlog) = self.hlog.as_mut() {

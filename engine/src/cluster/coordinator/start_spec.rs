@@ -98,7 +98,8 @@ impl StartSpec {
         };
         if stages_length.is_some() && request.iterations.is_some() {
             return Err(ControlError::BadRequest(
-                "iterations: the scenario's load stages set the load over time; drop iterations".into(),
+                "iterations: the scenario's load stages set the load over time; drop iterations"
+                    .into(),
             ));
         }
         // The stages set the run's length; a duration given as well must say the same.

@@ -229,7 +229,8 @@ pub struct ArrivalPlan {
 impl ArrivalPlan {
     /// How long the stages last; `None` without stages.
     pub fn stages_length(&self) -> Option<std::time::Duration> {
-        (!self.stages.is_empty()).then(|| stages::total_length(self.stages.iter().map(|s| s.for_us)))
+        (!self.stages.is_empty())
+            .then(|| stages::total_length(self.stages.iter().map(|s| s.for_us)))
     }
 }
 

@@ -16,12 +16,12 @@ pub use builtin::{builtin, builtin_names, BUILTINS};
 pub use load_spec::{
     parse_rate, Arrival, ArrivalPlan, Load, RateError, RateText, DEFAULT_MAX_IN_FLIGHT,
 };
-pub use stages::{
-    stages_length, user_stage_at, ForText, RateStage, RateStageText, StageError, UserLoad, UserStage,
-    UserStageText,
-};
 pub use resolved::{ResolvedScenario, ScenarioText};
 pub use size_spec::{Bucket, SizeSampler, SizeSpec};
+pub use stages::{
+    stages_length, user_stage_at, ForText, RateStage, RateStageText, StageError, UserLoad,
+    UserStage, UserStageText,
+};
 pub use thresholds::{Millis, Percent, Threshold};
 
 use crate::size::ByteSize;

@@ -180,7 +180,8 @@ pub fn check_user_stages(stages: Option<&[UserStageText]>) -> Result<Vec<UserSta
             }
             Some(n) => crate::limits::STAGE_USERS
                 .check_signed(&field, n)
-                .map_err(|e| stage_error(&field, e.problem(), e.fix()))? as u32,
+                .map_err(|e| stage_error(&field, e.problem(), e.fix()))?
+                as u32,
         };
         let for_us = check_length(&format!("{FIELD}[{i}].for"), s.length.as_ref())?;
         out.push(UserStage { users, for_us });
@@ -274,8 +275,10 @@ mod tests {
 
     #[test]
     fn user_stages_become_typed_values_and_bad_ones_are_named() {
-        let ok = check_user_stages(Some(&[users(2, "2s"), users(6, "1.5s"), users(0, "2s")][..]))
-            .unwrap();
+        let ok = check_user_stages(Some(
+            &[users(2, "2s"), users(6, "1.5s"), users(0, "2s")][..],
+        ))
+        .unwrap();
         assert_eq!(
             ok,
             vec![
