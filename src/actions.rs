@@ -343,12 +343,17 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             if min_workers.is_some() { ", or lower min-workers" } else { "" }
         )));
     }
+    let sweep = params
+        .get("sweep")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let request = StartRequest {
         scenario: chosen.label.clone(),
         scenario_yaml: Some(chosen.yaml),
         users,
         spawn_rate,
-        duration: Some(duration.clone()),
+        // A sweep ends by its steps unless the operator gave a duration.
+        duration: (!sweep || params.contains_key("duration")).then(|| duration.clone()),
         iterations: None,
         expected_workers: Some(need),
         wait_workers_s: Some(WORKER_GRACE.as_secs_f64()),
@@ -356,6 +361,10 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         seed: None,
         stop_timeout_s: None,
         rate: None,
+        sweeping: chopsticks::control::SweepOptions {
+            sweep,
+            ..Default::default()
+        },
     };
     let started = match control.start(&request) {
         Ok(s) => s,
@@ -393,6 +402,17 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             charm.paths.run_dir(&started.run_id).display().to_string(),
         ),
     ]);
+    if sweep {
+        results.push((
+            "sweep-file".into(),
+            charm
+                .paths
+                .run_dir(&started.run_id)
+                .join(chopsticks::load::sweep::SWEEP_JSON)
+                .display()
+                .to_string(),
+        ));
+    }
     if !headless {
         let address = charm
             .tools

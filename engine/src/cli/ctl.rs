@@ -111,6 +111,7 @@ pub async fn ctl(args: CtlArgs) -> Exit {
                 seed,
                 stop_timeout_s: stop_timeout,
                 rate: None,
+                sweeping: Default::default(),
             })
             .await
             .map(|r| {
