@@ -49,20 +49,20 @@ pub struct StartSpec {
     pub autoterm: Option<crate::load::stability::Stability>,
 }
 
+/// A checked sweep plan, autoterm setting, and the arrival plan the run starts at.
+type Sweeping = (
+    Option<crate::load::sweep::SweepPlan>,
+    Option<crate::load::stability::Stability>,
+    Option<ArrivalPlan>,
+);
+
 /// The sweep and autoterm settings of a request, checked: the sweep's plan (scenario block
 /// with the request's fields over it) and the arrival plan it starts at.
 fn sweeping(
     request: &StartRequest,
     scenario: &crate::load::scenario::Scenario,
     arrival: Option<ArrivalPlan>,
-) -> Result<
-    (
-        Option<crate::load::sweep::SweepPlan>,
-        Option<crate::load::stability::Stability>,
-        Option<ArrivalPlan>,
-    ),
-    ControlError,
-> {
+) -> Result<Sweeping, ControlError> {
     use crate::load::sweep::{SweepBlock, SweepPlan};
     let bad = |e: &dyn std::fmt::Display| ControlError::BadRequest(e.to_string());
     let o = &request.sweeping;
