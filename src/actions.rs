@@ -359,12 +359,17 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             if min_workers.is_some() { ", or lower min-workers" } else { "" }
         )));
     }
+    let sweep = params
+        .get("sweep")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let request = StartRequest {
         scenario: chosen.label.clone(),
         scenario_yaml: Some(chosen.yaml),
         users,
         spawn_rate,
-        duration: Some(duration.clone()),
+        // A sweep ends by its steps unless the operator gave a duration.
+        duration: (!sweep || params.contains_key("duration")).then(|| duration.clone()),
         iterations: None,
         expected_workers: Some(need),
         wait_workers_s: Some(WORKER_GRACE.as_secs_f64()),
@@ -372,6 +377,10 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         seed: None,
         stop_timeout_s: None,
         rate,
+        sweeping: chopsticks::control::SweepOptions {
+            sweep,
+            ..Default::default()
+        },
     };
     let started = match control.start(&request) {
         Ok(s) => s,
@@ -424,6 +433,17 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         ),
     ]);
     results.extend(load.into_iter().map(|(k, v)| (k.to_string(), v)));
+    if sweep {
+        results.push((
+            "sweep-file".into(),
+            charm
+                .paths
+                .run_dir(&started.run_id)
+                .join(chopsticks::load::sweep::SWEEP_JSON)
+                .display()
+                .to_string(),
+        ));
+    }
     if !headless {
         let address = charm
             .tools

@@ -121,6 +121,7 @@ pub async fn ctl(args: CtlArgs) -> Exit {
                 seed,
                 stop_timeout_s: stop_timeout,
                 rate,
+                sweeping: Default::default(),
             })
             .await
             .map(|r| {

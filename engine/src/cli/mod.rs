@@ -47,6 +47,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a load test in this process (a coordinator and a local worker).
     Run(run::RunArgs),
+    /// A saturation sweep in this process: step the arrival rate up, hold each step until
+    /// throughput is stable, stop at the first step that breaks the SLO; writes sweep.json.
+    Sweep(run::SweepArgs),
     /// The coordinator daemon: control API, worker hub, stats merge, artifacts.
     Coordinator(daemon::CoordinatorArgs),
     /// A worker daemon: connects to the coordinator and runs the users it assigns.
@@ -99,6 +102,22 @@ fn parse_spawn_rate(s: &str) -> Result<f64, crate::limits::ParseError> {
 
 fn parse_arrival_rate(s: &str) -> Result<f64, crate::load::scenario::RateError> {
     crate::load::scenario::parse_rate("rate", s)
+}
+
+fn parse_percent(s: &str) -> Result<f64, crate::limits::ParseError> {
+    crate::limits::parse_f64(
+        "percent",
+        s.trim().trim_end_matches('%'),
+        "give a percentage, e.g. 5%",
+    )
+}
+
+fn parse_factor(s: &str) -> Result<f64, crate::limits::ParseError> {
+    crate::limits::parse_f64("factor", s, "give a factor above 1, e.g. 1.5")
+}
+
+fn parse_slo(s: &str) -> Result<crate::load::sweep::SloBlock, crate::load::sweep::SweepError> {
+    crate::load::sweep::parse_slo(s)
 }
 
 fn parse_iterations(s: &str) -> Result<u64, crate::limits::ParseError> {
@@ -160,6 +179,7 @@ pub fn main() -> ExitCode {
     let exit = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Sweep(args) => run::sweep(args).await,
             Command::Coordinator(args) => daemon::coordinator(args).await,
             Command::Worker(args) => daemon::worker(args).await,
             Command::Ctl(args) => ctl::ctl(args).await,

@@ -190,6 +190,9 @@ pub struct Summary {
     pub tasks: Vec<TaskSummary>,
     pub total: TaskSummary,
     pub failures: Vec<FailureRow>,
+    /// Set when `--autoterm` stopped the run: after how long, and how stable the rate was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoterm: Option<crate::load::stability::AutotermStop>,
 }
 
 impl Summary {
@@ -228,6 +231,7 @@ impl Summary {
             tasks: rows,
             total: TaskSummary::of("Aggregated", "", &stats.total(), seconds),
             failures,
+            autoterm: None,
         }
     }
 

@@ -318,6 +318,7 @@ pub fn start_request(scenario: &Path, users: u32) -> StartRequest {
         seed: None,
         stop_timeout_s: Some(10.0),
         rate: None,
+        sweeping: Default::default(),
     }
 }
 

@@ -101,6 +101,25 @@ pub(super) struct Run {
     /// Wall-clock time of the run's clock origin (second 0 begins; `load_started` on the
     /// monotonic clock).
     pub origin_wall: SystemTime,
+    /// A saturation sweep: fed every written second, it says when to change the rate and
+    /// when the sweep is over.
+    pub sweep: Option<crate::load::sweep::SweepController>,
+    /// `--autoterm`: fed every written second, it says when the rate has been stable.
+    pub autoterm: Option<crate::load::stability::Autoterm>,
+    /// Why autoterm stopped the run (summary.json says it).
+    pub autoterm_stop: Option<crate::load::stability::AutotermStop>,
+    /// What the sweep or autoterm asked for at the last written second, for the actor to do
+    /// (change the workers' rate, or stop the run); taken by it.
+    pub steer: Option<Steering>,
+}
+
+/// What a written second asks the actor to do.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Steering {
+    /// The arrival rate changed (`arrival` holds it): send the workers their new shares.
+    Rebalance,
+    /// Stop the run, for this reason.
+    Stop(String),
 }
 
 /// What became of a worker's stats message.
@@ -214,6 +233,25 @@ impl Run {
                 a.max_in_flight
             ));
         }
+        if let Some(s) = &start.sweep {
+            files.event(&format!(
+                "sweep: {} steps from {}/s to {}/s, each held until stable ({}s window, cv below {}%) or for {}s, the first {}s of each not measured",
+                s.rates.len(),
+                s.rates[0],
+                s.rates[s.rates.len() - 1],
+                s.stable.window_s,
+                s.stable.cv * 100.0,
+                s.step_time_s,
+                s.warmup_s
+            ));
+        }
+        if let Some(a) = &start.autoterm {
+            files.event(&format!(
+                "autoterm: the run stops once its completed rate has been stable ({}s window, cv below {}%)",
+                a.window_s,
+                a.cv * 100.0
+            ));
+        }
         files.event("state preparing");
         Ok(Run {
             tasks: scenario.task_names(),
@@ -244,6 +282,13 @@ impl Run {
             ticks: 0,
             series: Vec::new(),
             origin_wall: SystemTime::now(),
+            sweep: start
+                .sweep
+                .clone()
+                .map(crate::load::sweep::SweepController::new),
+            autoterm: start.autoterm.map(crate::load::stability::Autoterm::new),
+            autoterm_stop: None,
+            steer: None,
         })
     }
 
@@ -522,6 +567,49 @@ impl Run {
         });
         self.series
             .push(SeriesPoint::new(unix_end, users, delta, 1.0));
+        if self.is_loading() && !self.cleaning {
+            self.steer_by(second, delta);
+        }
+    }
+
+    /// Feeds a written second to the sweep or autoterm and notes what they ask for.
+    fn steer_by(&mut self, second: u64, delta: &StatsDelta) {
+        let elapsed = self.load_started.map(|s| s.elapsed()).unwrap_or_default();
+        if let Some(sweep) = self.sweep.as_mut() {
+            match sweep.on_second(second, delta, elapsed) {
+                crate::load::sweep::Steer::Hold => {}
+                crate::load::sweep::Steer::Rate(rate) => {
+                    let (step, steps) = sweep.progress();
+                    let result = sweep.result();
+                    if let Some(last) = result.steps.last() {
+                        self.files.event(&format!(
+                            "sweep step {step} of {steps} ({}/s) {}: achieved {:.1}/s over {}s; next step {}/s",
+                            last.offered_rate, last.verdict, last.achieved_rate, last.seconds, rate
+                        ));
+                    }
+                    self.files.write_sweep(&result);
+                    if let Some(a) = self.arrival.as_mut() {
+                        a.rate = rate;
+                    }
+                    self.steer = Some(Steering::Rebalance);
+                }
+                crate::load::sweep::Steer::Done => {
+                    let result = sweep.result();
+                    self.files.write_sweep(&result);
+                    self.steer = Some(Steering::Stop(format!("sweep over: {}", result.ended)));
+                }
+            }
+        }
+        if let Some(autoterm) = self.autoterm.as_mut() {
+            if let Some(stop) = autoterm.on_second(delta.requests()) {
+                let why = format!(
+                    "autoterm: the completed rate ({:.1}/s) was stable over {}s (cv {:.2}% < {}%) after {}s",
+                    stop.rate, stop.window_s, stop.cv_percent, stop.cv_bound_percent, stop.after_s
+                );
+                self.autoterm_stop = Some(stop);
+                self.steer = Some(Steering::Stop(why));
+            }
+        }
     }
 
     /// Seconds of load so far (or in all, once it ended).
@@ -535,7 +623,7 @@ impl Run {
 
     /// The numbers every view shows, from the merged totals.
     pub fn summary(&self) -> Summary {
-        Summary::new(
+        let mut summary = Summary::new(
             &self.spec.run_id,
             self.state,
             &self.spec.scenario.name,
@@ -549,7 +637,9 @@ impl Run {
             self.load_seconds(),
             &self.totals,
             &self.tasks,
-        )
+        );
+        summary.autoterm = self.autoterm_stop.clone();
+        summary
     }
 
     /// Copies the live per-worker records and totals into what run.json records.
@@ -637,6 +727,10 @@ impl Run {
             .unwrap_or_default();
         self.files.event(&format!("state {state}{reason}"));
         let summary = self.summary();
+        if let Some(sweep) = &self.sweep {
+            // Before the report, which draws it.
+            self.files.write_sweep(&sweep.result());
+        }
         self.files.finish(&summary, &self.record);
     }
 }

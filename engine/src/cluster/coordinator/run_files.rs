@@ -64,6 +64,13 @@ impl RunFiles {
         }
     }
 
+    /// sweep.json, as it stands.
+    pub fn write_sweep(&self, sweep: &crate::load::sweep::SweepResult) {
+        if let Err(e) = self.dir.write_json(crate::load::sweep::SWEEP_JSON, sweep) {
+            log::warn!("{e}");
+        }
+    }
+
     /// summary.json, stats.csv and failures.csv.
     pub fn write_summary(&self, summary: &Summary) {
         if let Err(e) = self.dir.write_summary(summary) {

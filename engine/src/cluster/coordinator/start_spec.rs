@@ -46,6 +46,80 @@ pub struct StartSpec {
     pub run_id: Option<String>,
     /// Seeds contents and random choices; `None` = random.
     pub seed: Option<u64>,
+    /// A saturation sweep: the run steps `arrival`'s rate through the plan's steps.
+    pub sweep: Option<crate::load::sweep::SweepPlan>,
+    /// `--autoterm`: the run stops once its completed rate has been stable this long.
+    pub autoterm: Option<crate::load::stability::Stability>,
+}
+
+/// A checked sweep plan, autoterm setting, and the arrival plan the run starts at.
+type Sweeping = (
+    Option<crate::load::sweep::SweepPlan>,
+    Option<crate::load::stability::Stability>,
+    Option<ArrivalPlan>,
+);
+
+/// The sweep and autoterm settings of a request, checked: the sweep's plan (scenario block
+/// with the request's fields over it) and the arrival plan it starts at.
+fn sweeping(
+    request: &StartRequest,
+    scenario: &crate::load::scenario::Scenario,
+    arrival: Option<ArrivalPlan>,
+) -> Result<Sweeping, ControlError> {
+    use crate::load::sweep::{SweepBlock, SweepPlan};
+    let bad = |e: &dyn std::fmt::Display| ControlError::BadRequest(e.to_string());
+    let o = &request.sweeping;
+    let autoterm = match &o.autoterm {
+        Some(s) => {
+            let window = match &s.window {
+                Some(w) => crate::duration::parse_bounded(w, "autoterm window", limits::RUN_TIME)
+                    .map_err(|e| bad(&e))?,
+                None => crate::load::stability::DEFAULT_WINDOW,
+            };
+            let cv =
+                s.cv.map_or(crate::load::stability::DEFAULT_CV * 100.0, |p| p.0);
+            Some(
+                crate::load::stability::Stability::new("autoterm", window, cv)
+                    .map_err(|e| bad(&e))?,
+            )
+        }
+        None => None,
+    };
+    if !o.sweep {
+        if o.sweep_config.is_some() {
+            return Err(ControlError::BadRequest(
+                "sweep_config is given without sweep: true; set sweep: true to run the sweep, or drop sweep_config".into(),
+            ));
+        }
+        return Ok((None, autoterm, arrival));
+    }
+    if autoterm.is_some() {
+        return Err(ControlError::BadRequest(
+            "autoterm is for single-rate runs; a sweep already holds each step until it is stable: drop autoterm".into(),
+        ));
+    }
+    if request.rate.is_some() {
+        return Err(ControlError::BadRequest(
+            "rate is given with sweep: the sweep sets the rate step by step (sweep.from, sweep.to); drop rate".into(),
+        ));
+    }
+    let block = scenario
+        .sweep
+        .as_deref()
+        .cloned()
+        .unwrap_or_default()
+        .overlaid(o.sweep_config.as_ref().unwrap_or(&SweepBlock::default()));
+    let plan = SweepPlan::from_block(&block).map_err(|e| bad(&e))?;
+    let start = plan.rates[0];
+    let arrival = match arrival {
+        Some(a) => ArrivalPlan { rate: start, ..a },
+        None => ArrivalPlan {
+            rate: start,
+            poisson: false,
+            max_in_flight: crate::load::scenario::DEFAULT_MAX_IN_FLIGHT,
+        },
+    };
+    Ok((Some(plan), None, Some(arrival)))
 }
 
 impl StartSpec {
@@ -91,6 +165,7 @@ impl StartSpec {
             ));
         }
         let arrival = ArrivalPlan::from_load(load, request.rate).map_err(|e| bad(&e))?;
+        let (sweep, autoterm, arrival) = sweeping(request, &scenario.scenario, arrival)?;
         let stages_length = match (&arrival, user_stages.is_empty()) {
             (Some(a), _) => a.stages_length(),
             (None, false) => Some(crate::load::scenario::stages_length(&user_stages)),
@@ -135,6 +210,8 @@ impl StartSpec {
             stop_timeout,
             run_id: request.run_id.clone(),
             seed: request.seed,
+            sweep,
+            autoterm,
         })
     }
 }
@@ -157,6 +234,7 @@ mod tests {
             seed: None,
             stop_timeout_s: Some(2.5),
             rate: None,
+            sweeping: Default::default(),
         }
     }
 

@@ -39,6 +39,7 @@ fn start(users: u32, thresholds: Option<&str>) -> StartSpec {
         seed: Some(7),
         stop_timeout_s: None,
         rate: None,
+        sweeping: Default::default(),
     })
     .unwrap()
 }
