@@ -89,7 +89,13 @@ fn selected_names(expr: &str) -> Result<BTreeSet<String>, String> {
             while next < chars.len() && chars[next].is_whitespace() {
                 next += 1;
             }
-            let called = chars.get(next) == Some(&'(');
+            // An aggregation may put its label list first: `sum by (task) (...)`.
+            let following: String = chars[next..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                .collect();
+            let called = chars.get(next) == Some(&'(')
+                || (following == "by" || following == "without") && !word.is_empty();
             if LABEL_LISTS.contains(&word.as_str()) {
                 if called {
                     i = skip_to(next, ')')?;

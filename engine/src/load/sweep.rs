@@ -260,6 +260,11 @@ fn rate(field: &str, r: &RateText) -> Result<f64, SweepError> {
             "write arrivals per second, e.g. 500/s",
         ),
         crate::load::scenario::RateError::Limit(l) => err(field, l.problem(), l.fix()),
+        other => err(
+            field,
+            other.to_string(),
+            "write arrivals per second, e.g. 500/s",
+        ),
     })
 }
 

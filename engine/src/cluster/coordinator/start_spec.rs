@@ -112,11 +112,17 @@ fn sweeping(
     let plan = SweepPlan::from_block(&block).map_err(|e| bad(&e))?;
     let start = plan.rates[0];
     let arrival = match arrival {
+        Some(a) if !a.stages.is_empty() => {
+            return Err(ControlError::BadRequest(
+                "load.arrival.stages is given with sweep: the sweep sets the rate step by step (sweep.from, sweep.to); drop the stages or the sweep".into(),
+            ))
+        }
         Some(a) => ArrivalPlan { rate: start, ..a },
         None => ArrivalPlan {
             rate: start,
             poisson: false,
             max_in_flight: crate::load::scenario::DEFAULT_MAX_IN_FLIGHT,
+            stages: Vec::new(),
         },
     };
     Ok((Some(plan), None, Some(arrival)))
@@ -166,6 +172,11 @@ impl StartSpec {
         }
         let arrival = ArrivalPlan::from_load(load, request.rate).map_err(|e| bad(&e))?;
         let (sweep, autoterm, arrival) = sweeping(request, &scenario.scenario, arrival)?;
+        if sweep.is_some() && !user_stages.is_empty() {
+            return Err(ControlError::BadRequest(
+                "load.users.stages is given with sweep: a sweep steps an arrival rate; drop the users stages or the sweep".into(),
+            ));
+        }
         let stages_length = match (&arrival, user_stages.is_empty()) {
             (Some(a), _) => a.stages_length(),
             (None, false) => Some(crate::load::scenario::stages_length(&user_stages)),
