@@ -86,7 +86,12 @@ async fn a_sweep_finds_the_knee_writes_sweep_json_and_charts_it() {
     for s in &sweep.steps {
         // Each step measured whole seconds after its warm-up, within its step time.
         assert!(s.seconds >= 1 && s.seconds <= 4, "{s:?}");
-        assert!(s.arrivals >= s.dropped && s.requests <= s.arrivals, "{s:?}");
+        // Requests completed in the window can have arrived just before it (a response
+        // takes 100 ms): at most max_in_flight (8) of them.
+        assert!(
+            s.arrivals >= s.dropped && s.requests <= s.arrivals + 8,
+            "{s:?}"
+        );
         assert_eq!(s.errors, 0, "{s:?}");
         let l = s.latency_ms.expect("latency");
         let v = s.service_ms.expect("service time");
