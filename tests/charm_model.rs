@@ -24,7 +24,7 @@ use std::time::Duration;
 use model::{wait_for, ActionOutcome, Model, Result};
 use serde_json::Value;
 
-use suite::{rgw, serial, Rgw, BLOCKED_NEEDS_S3};
+use suite::{rgw, serial, Rgw, RgwKey, BLOCKED_NEEDS_S3};
 
 /// The packed charm, built once into `<tmp>/charm-model`.
 fn packed_charm() -> PathBuf {
@@ -855,73 +855,6 @@ fn a_lost_worker_unit_does_not_block_start_test() -> Result<()> {
     Ok(())
 }
 
-/// An extra S3 key of the shared RadosGW's test user, removed again on drop (the user's
-/// default keys, which other tests use, are never touched).
-struct ExtraKey {
-    access: String,
-    secret: String,
-}
-
-fn radosgw_admin(args: &[&str]) -> Result<String> {
-    let dir = std::env::var("CHOPSTICKS_RGW_DIR").unwrap_or_else(|_| "/tmp/chopsticks-rgw".into());
-    let conf = format!("{dir}/ceph.conf");
-    let out = std::process::Command::new("radosgw-admin")
-        .arg("-c")
-        .arg(&conf)
-        .args(args)
-        .output()?;
-    if !out.status.success() {
-        return Err(model::Error(format!(
-            "radosgw-admin {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
-}
-
-impl ExtraKey {
-    fn create(tag: &str) -> Result<ExtraKey> {
-        let suffix: String = format!("{:08X}", std::process::id() ^ rand_u32());
-        let key = ExtraKey {
-            access: format!("CHOPSTICKSROT{tag}{suffix}"),
-            secret: format!("chopsticksRotated{tag}Secret{suffix}{suffix}"),
-        };
-        radosgw_admin(&[
-            "key",
-            "create",
-            "--uid=chopsticks",
-            "--key-type=s3",
-            &format!("--access-key={}", key.access),
-            &format!("--secret-key={}", key.secret),
-        ])?;
-        Ok(key)
-    }
-
-    fn remove(&self) -> Result<()> {
-        radosgw_admin(&[
-            "key",
-            "rm",
-            "--uid=chopsticks",
-            "--key-type=s3",
-            &format!("--access-key={}", self.access),
-        ])
-        .map(|_| ())
-    }
-}
-
-impl Drop for ExtraKey {
-    fn drop(&mut self) {
-        let _ = self.remove();
-    }
-}
-
-fn rand_u32() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-}
-
 /// The credential copy the fake systemd handed to a running service (`LoadCredential=`).
 fn service_credential(m: &Model, unit: &str, service: &str) -> String {
     let path = m
@@ -936,8 +869,8 @@ fn service_credential(m: &Model, unit: &str, service: &str) -> String {
 fn rotated_credentials_reach_every_unit_after_the_run() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let first = ExtraKey::create("A")?;
-    let second = ExtraKey::create("B")?;
+    let first = RgwKey::create("ROTA")?;
+    let second = RgwKey::create("ROTB")?;
     let (mut m, ports) = deploy(3)?;
     let creds =
         m.add_user_secret(&[("access-key", &first.access), ("secret-key", &first.secret)])?;

@@ -15,7 +15,7 @@ mod suite;
 use std::time::Duration;
 
 use model::{wait_for, ActionOutcome, Model, Result};
-use suite::{rgw, serial, BLOCKED_NEEDS_S3};
+use suite::{rgw, serial, RgwKey, BLOCKED_NEEDS_S3};
 
 const ENDPOINT: &str = "s3-credentials";
 
@@ -102,69 +102,6 @@ fn run_passes(m: &mut Model) -> Result<ActionOutcome> {
     Ok(done)
 }
 
-fn radosgw_admin(args: &[&str]) -> Result<String> {
-    let dir = std::env::var("CHOPSTICKS_RGW_DIR").unwrap_or_else(|_| "/tmp/chopsticks-rgw".into());
-    let out = std::process::Command::new("radosgw-admin")
-        .arg("-c")
-        .arg(format!("{dir}/ceph.conf"))
-        .args(args)
-        .output()?;
-    if !out.status.success() {
-        return Err(model::Error(format!(
-            "radosgw-admin {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
-}
-
-/// An S3 key pair of the test user that exists only for this test (removed on drop), so a
-/// run after its removal proves the units use another key.
-struct TestKey {
-    access: String,
-    secret: String,
-}
-
-impl TestKey {
-    fn create(tag: &str) -> Result<TestKey> {
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let suffix = format!("{:08X}", std::process::id() ^ n);
-        let key = TestKey {
-            access: format!("CHOPSTICKSREL{tag}{suffix}"),
-            secret: format!("chopsticksRelation{tag}Secret{suffix}{suffix}"),
-        };
-        radosgw_admin(&[
-            "key",
-            "create",
-            "--uid=chopsticks",
-            "--key-type=s3",
-            &format!("--access-key={}", key.access),
-            &format!("--secret-key={}", key.secret),
-        ])?;
-        Ok(key)
-    }
-
-    fn remove(&self) -> Result<()> {
-        radosgw_admin(&[
-            "key",
-            "rm",
-            "--uid=chopsticks",
-            "--key-type=s3",
-            &format!("--access-key={}", self.access),
-        ])
-        .map(|_| ())
-    }
-}
-
-impl Drop for TestKey {
-    fn drop(&mut self) {
-        let _ = self.remove();
-    }
-}
-
 fn rendered(m: &Model, unit: &str) -> String {
     std::fs::read_to_string(m.unit_root(unit).join("etc/chopsticks/s3_config.yaml"))
         .unwrap_or_default()
@@ -208,7 +145,7 @@ fn ceph_radosgw_v0_over_tls_with_the_relations_ca_then_removal_blocks() -> Resul
         .expect("tests/rgw/up.sh sets CHOPSTICKS_TEST_CA_FILE");
     let ca = std::fs::read_to_string(&ca_file)?;
     let _serial = serial();
-    let key = TestKey::create("V0")?;
+    let key = RgwKey::create("RELV0")?;
     let bucket = "chopsticks-charm-rel-rgw";
     let mut m = deploy(3, bucket)?;
     for unit in m.units() {
@@ -312,8 +249,8 @@ fn ceph_radosgw_v0_over_tls_with_the_relations_ca_then_removal_blocks() -> Resul
 fn s3_integrator_v1_secret_and_its_rotation_reach_the_services() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let first = TestKey::create("A")?;
-    let second = TestKey::create("B")?;
+    let first = RgwKey::create("RELA")?;
+    let second = RgwKey::create("RELB")?;
     let bucket = "chopsticks-charm-rel-integrator";
     let mut m = deploy(3, bucket)?;
     let rid = m.relate(ENDPOINT, "s3-integrator", 1)?;
