@@ -196,15 +196,7 @@ async fn dashboard_and_alert_rules_use_only_exported_metrics() {
     // buckets appear once requests complete); bounded by the run itself.
     let deadline = Instant::now() + Duration::from_secs(60);
     let (missing, scraped_while_running) = loop {
-        let text = d
-            .http
-            .get(d.control("/metrics"))
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics text");
+        let text = d.metrics().await;
         let exported = exported_names(&text);
         let missing: Vec<String> = used.difference(&exported).cloned().collect();
         let running = text.contains(&format!(

@@ -203,23 +203,7 @@ async fn report_of_a_real_run_shows_its_numbers_in_chromium() {
     assert!(report.is_file(), "the run's end writes report.html");
 
     let browser = Browser::start(dir.path(), 1400, 1000).await;
-    browser
-        .client
-        .goto(&format!("file://{}", report.display()))
-        .await
-        .expect("open report.html");
-    wait_for(
-        "the report to render",
-        Duration::from_secs(30),
-        async || match browser
-            .js("return document.body.dataset.rendered || null;")
-            .await
-        {
-            Value::String(s) => Ok(s),
-            other => Err(format!("{other}")),
-        },
-    )
-    .await;
+    browser.open_report(&report).await;
 
     // Nothing was fetched: the page is one file.
     let fetched = browser

@@ -10,7 +10,7 @@ mod proxy;
 
 use chopsticks::load::sweep::SweepResult;
 use chopsticks::present::report::ReportData;
-use common::{cli, wait_for, workdir, write_scenario, TestBucket};
+use common::{cli, workdir, write_scenario, TestBucket};
 use obs::Browser;
 use proxy::Proxy;
 use serde_json::Value;
@@ -113,23 +113,7 @@ async fn a_sweep_finds_the_knee_writes_sweep_json_and_charts_it() {
     // report.html draws the sweep with the knee marked.
     let report = run_dir.join("report.html");
     let browser = Browser::start(dir.path(), 1400, 1000).await;
-    browser
-        .client
-        .goto(&format!("file://{}", report.display()))
-        .await
-        .expect("open report.html");
-    wait_for(
-        "the report to render",
-        Duration::from_secs(30),
-        async || match browser
-            .js("return document.body.dataset.rendered || null;")
-            .await
-        {
-            Value::String(s) => Ok(s),
-            other => Err(format!("{other}")),
-        },
-    )
-    .await;
+    browser.open_report(&report).await;
     let embedded = browser
         .js("return document.getElementById('data').textContent;")
         .await;
