@@ -935,6 +935,55 @@ mod tests {
     use crate::testing::Unit;
     use serde_json::json;
 
+    /// A completed run's run.json as the coordinator writes it (scenario s3_small_objects):
+    /// these workers, `requests` requests of 1000 bytes each, no failure.
+    fn completed_record(
+        run_id: &str,
+        driver: chopsticks::s3_config::DriverKind,
+        workers: Vec<chopsticks::results::artifacts::WorkerRecord>,
+        requests: u64,
+    ) -> chopsticks::results::artifacts::RunRecord {
+        let (scenario, _) =
+            chopsticks::load::scenario::Scenario::resolve("s3_small_objects").unwrap();
+        chopsticks::results::artifacts::RunRecord {
+            run_id: run_id.into(),
+            engine_version: "t".into(),
+            state: RunState::Completed,
+            reason: None,
+            created_at: "t".into(),
+            started_at: None,
+            ended_at: None,
+            parameters: chopsticks::results::artifacts::RunParameters {
+                scenario_source: "s3_small_objects".into(),
+                users: 1,
+                spawn_rate: 1.0,
+                duration_s: None,
+                iterations: None,
+                expected_workers: None,
+                stop_timeout_s: 30.0,
+                arrival: None,
+            },
+            scenario,
+            scenario_text: None,
+            seed: 1,
+            key_prefix: "p/".into(),
+            target: chopsticks::s3_config::TargetInfo {
+                endpoint: "http://x".into(),
+                bucket: "b".into(),
+                region: "r".into(),
+                driver,
+                driver_config: Default::default(),
+                embedded: false,
+            },
+            prepare: None,
+            cleanup: None,
+            workers,
+            requests,
+            failures: 0,
+            bytes: 1000 * requests,
+        }
+    }
+
     fn act(
         u: &Unit,
         name: &str,
@@ -1194,42 +1243,10 @@ mod tests {
             &[("upload".into(), chopsticks::load::scenario::OpKind::Put)],
         );
         rec.write_summary(&summary).unwrap();
-        let (scenario, _) =
-            chopsticks::load::scenario::Scenario::resolve("s3_small_objects").unwrap();
-        let target = chopsticks::s3_config::TargetInfo {
-            endpoint: "http://x".into(),
-            bucket: "b".into(),
-            region: "r".into(),
-            driver: chopsticks::s3_config::DriverKind::AwsSdk,
-            driver_config: Default::default(),
-            embedded: false,
-        };
-        let record = chopsticks::results::artifacts::RunRecord {
-            run_id: "20261122T101500Z-3f9c2a".into(),
-            engine_version: "t".into(),
-            state: RunState::Completed,
-            reason: None,
-            created_at: "t".into(),
-            started_at: None,
-            ended_at: None,
-            parameters: chopsticks::results::artifacts::RunParameters {
-                scenario_source: "s3_small_objects".into(),
-                users: 1,
-                spawn_rate: 1.0,
-                duration_s: None,
-                iterations: None,
-                expected_workers: None,
-                stop_timeout_s: 30.0,
-                arrival: None,
-            },
-            scenario,
-            scenario_text: None,
-            seed: 1,
-            key_prefix: "p/".into(),
-            target,
-            prepare: None,
-            cleanup: None,
-            workers: vec![
+        let record = completed_record(
+            "20261122T101500Z-3f9c2a",
+            chopsticks::s3_config::DriverKind::AwsSdk,
+            vec![
                 chopsticks::results::artifacts::WorkerRecord {
                     id: 1,
                     name: "chopsticks-1".into(),
@@ -1246,10 +1263,8 @@ mod tests {
                     ..Default::default()
                 },
             ],
-            requests: 1,
-            failures: 0,
-            bytes: 1000,
-        };
+            1,
+        );
         rec.write_json(chopsticks::results::artifacts::RUN_JSON, &record)
             .unwrap();
         // The engine keeps a `latest` link beside the runs; it is not a run id.
@@ -1324,41 +1339,10 @@ mod tests {
             &ops,
         );
         rec.write_summary(&summary).unwrap();
-        let (scenario, _) =
-            chopsticks::load::scenario::Scenario::resolve("s3_small_objects").unwrap();
-        let record = chopsticks::results::artifacts::RunRecord {
-            run_id: run_id.into(),
-            engine_version: "t".into(),
-            state: RunState::Completed,
-            reason: None,
-            created_at: "t".into(),
-            started_at: None,
-            ended_at: None,
-            parameters: chopsticks::results::artifacts::RunParameters {
-                scenario_source: "s3_small_objects".into(),
-                users: 1,
-                spawn_rate: 1.0,
-                duration_s: None,
-                iterations: None,
-                expected_workers: None,
-                stop_timeout_s: 30.0,
-                arrival: None,
-            },
-            scenario,
-            scenario_text: None,
-            seed: 1,
-            key_prefix: "p/".into(),
-            target: chopsticks::s3_config::TargetInfo {
-                endpoint: "http://x".into(),
-                bucket: "b".into(),
-                region: "r".into(),
-                driver: chopsticks::s3_config::DriverKind::Lean,
-                driver_config: Default::default(),
-                embedded: false,
-            },
-            prepare: None,
-            cleanup: None,
-            workers: (1..=workers)
+        let record = completed_record(
+            run_id,
+            chopsticks::s3_config::DriverKind::Lean,
+            (1..=workers)
                 .map(|i| chopsticks::results::artifacts::WorkerRecord {
                     id: i as u32,
                     name: format!("chopsticks-{i}"),
@@ -1368,10 +1352,8 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-            requests: tasks as u64,
-            failures: 0,
-            bytes: 1000 * tasks as u64,
-        };
+            tasks as u64,
+        );
         rec.write_json(chopsticks::results::artifacts::RUN_JSON, &record)
             .unwrap();
     }
