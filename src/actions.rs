@@ -34,8 +34,9 @@ pub fn run(charm: &Charm, name: &str) -> Result<(), CharmError> {
         "stop-test" => stop_test(charm)?,
         "test-status" => test_status(charm)?,
         "fetch-metrics" => fetch_metrics(charm, &params)?,
+        "list-scenarios" => list_scenarios(charm)?,
         other => Outcome::Refused(format!(
-            "unknown action '{other}': this charm has start-test, stop-test, test-status and fetch-metrics"
+            "unknown action '{other}': this charm has start-test, stop-test, test-status, fetch-metrics and list-scenarios"
         )),
     };
     match outcome {
@@ -175,6 +176,19 @@ fn param_spawn_rate(params: &Map<String, Value>) -> Result<Option<f64>, ParamErr
     }
 }
 
+/// `rate`: open-model arrivals per second across all workers; any number goes to the
+/// coordinator, which checks its bounds (its refusal is the action's message).
+fn param_rate(params: &Map<String, Value>) -> Result<Option<f64>, ParamError> {
+    match params.get("rate") {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(Some).ok_or_else(|| ParamError::NotANumber {
+            key: "rate",
+            value: v.to_string(),
+            fix: limits::ARRIVAL_RATE.fix,
+        }),
+    }
+}
+
 /// `duration`: parsed and bounded by the engine's parser (Juju's schema only says "string").
 fn param_duration(params: &Map<String, Value>, default: &str) -> Result<String, ParamError> {
     let given = param_str(params, "duration").unwrap_or_else(|| default.to_string());
@@ -270,10 +284,12 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             return Ok(Outcome::Refused(e.to_string()))
         }
     };
-    let scenario =
-        param_str(params, "scenario-file").unwrap_or_else(|| config.scenario_file.clone());
-    let chosen = match crate::scenarios::choose(&scenario, &charm.paths.operator_scenarios()) {
-        Ok(c) => c,
+    let (scenario, chosen) = match choose_scenario(charm, &config, params) {
+        Ok(chosen) => chosen,
+        Err(message) => return Ok(Outcome::Refused(message)),
+    };
+    let rate = match param_rate(params) {
+        Ok(r) => r,
         Err(e) => return Ok(Outcome::Refused(e.to_string())),
     };
     let headless = params
@@ -343,19 +359,28 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             if min_workers.is_some() { ", or lower min-workers" } else { "" }
         )));
     }
+    let sweep = params
+        .get("sweep")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let request = StartRequest {
         scenario: chosen.label.clone(),
         scenario_yaml: Some(chosen.yaml),
         users,
         spawn_rate,
-        duration: Some(duration.clone()),
+        // A sweep ends by its steps unless the operator gave a duration.
+        duration: (!sweep || params.contains_key("duration")).then(|| duration.clone()),
         iterations: None,
         expected_workers: Some(need),
         wait_workers_s: Some(WORKER_GRACE.as_secs_f64()),
         run_id: None,
         seed: None,
         stop_timeout_s: None,
-        rate: None,
+        rate,
+        sweeping: chopsticks::control::SweepOptions {
+            sweep,
+            ..Default::default()
+        },
     };
     let started = match control.start(&request) {
         Ok(s) => s,
@@ -368,21 +393,35 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
     };
     // Workers hold back credential restarts while a run is published as active.
     charm.publish_run(&view, Some(&started.run_id))?;
+    if !headless {
+        // Open while the run goes (juju expose then reaches it); reconcile closes it after.
+        charm.tools.open_port(config.web_port)?;
+    }
     charm.coordinator_status(&config, &peers)?;
     let not_connected = if missing.is_empty() {
         "none".to_string()
     } else {
         missing.join(", ")
     };
+    let offered = match rate {
+        Some(r) => format!("{r} arrivals/s"),
+        None => format!("{users} users at {spawn_rate}/s"),
+    };
     charm.log(&format!(
-        "started test {} ({scenario}, {users} users at {spawn_rate}/s for {duration}, {} workers; not connected: {not_connected})",
+        "started test {} ({scenario}, {offered} for {duration}, {} workers; not connected: {not_connected})",
         started.run_id, started.workers
     ));
+    // An open-model run has arrivals, not users: its result says the rate it was given.
+    let load = match rate {
+        Some(r) => vec![("rate", format!("{r}/s"))],
+        None => vec![
+            ("users", users.to_string()),
+            ("spawn-rate", spawn_rate.to_string()),
+        ],
+    };
     let mut results = kv(&[
         ("test-run-id", started.run_id.clone()),
         ("state", started.state.to_string()),
-        ("users", users.to_string()),
-        ("spawn-rate", spawn_rate.to_string()),
         ("duration", duration),
         ("scenario-file", scenario),
         ("workers", started.workers.to_string()),
@@ -393,6 +432,18 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
             charm.paths.run_dir(&started.run_id).display().to_string(),
         ),
     ]);
+    results.extend(load.into_iter().map(|(k, v)| (k.to_string(), v)));
+    if sweep {
+        results.push((
+            "sweep-file".into(),
+            charm
+                .paths
+                .run_dir(&started.run_id)
+                .join(chopsticks::load::sweep::SWEEP_JSON)
+                .display()
+                .to_string(),
+        ));
+    }
     if !headless {
         let address = charm
             .tools
@@ -418,6 +469,153 @@ fn start_test(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, Cha
         ));
     }
     Ok(Outcome::Done(results))
+}
+
+/// The scenario a start-test names: the `scenario` parameter's YAML text, or the
+/// `scenario-file` name (the `scenarios` option's names first, then the built-ins and the
+/// operator's files), or the `scenario-file` option. `Err` is the refusal's message.
+fn choose_scenario(
+    charm: &Charm,
+    config: &CharmConfig,
+    params: &Map<String, Value>,
+) -> Result<(String, crate::scenarios::ChosenScenario), String> {
+    // The text as given: YAML indentation is meaningful, so it is not trimmed.
+    let inline = match params.get("scenario") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
+        _ => None,
+    };
+    match (inline, param_str(params, "scenario-file")) {
+        (Some(_), Some(_)) => Err(
+            "give either scenario (the scenario's YAML text) or scenario-file (a name), not both"
+                .into(),
+        ),
+        (Some(text), None) => crate::scenarios::inline(text)
+            .map(|c| (c.label.clone(), c))
+            .map_err(|e| e.to_string()),
+        (None, named) => {
+            let name = named.unwrap_or_else(|| config.scenario_file.clone());
+            let configured =
+                crate::scenarios::configured(&config.scenarios).map_err(|e| e.to_string())?;
+            crate::scenarios::choose_with(&name, &configured, &charm.paths.operator_scenarios())
+                .map(|c| (name, c))
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn list_scenarios(charm: &Charm) -> Result<Outcome, CharmError> {
+    if let Some(refused) = leader_only(charm, "list-scenarios")? {
+        return Ok(refused);
+    }
+    let config = match CharmConfig::load(charm.tools) {
+        Ok(c) => c,
+        Err(m) => {
+            return Ok(Outcome::Refused(format!(
+                "the charm configuration is invalid: {m}"
+            )))
+        }
+    };
+    let configured = match crate::scenarios::configured(&config.scenarios) {
+        Ok(c) => c,
+        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+    };
+    let listed = crate::scenarios::list(&configured, &charm.paths.operator_scenarios());
+    let lines: Vec<String> = listed
+        .iter()
+        .map(|l| match &l.description {
+            Ok(d) => format!("{} ({}): {d}", l.name, l.origin),
+            Err(e) => format!("{} ({}): INVALID: {e}", l.name, l.origin),
+        })
+        .collect();
+    let invalid = listed.iter().filter(|l| l.description.is_err()).count();
+    let mut results = kv(&[
+        ("scenarios", lines.join("\n")),
+        ("count", listed.len().to_string()),
+        ("invalid", invalid.to_string()),
+        ("default", config.scenario_file.clone()),
+    ]);
+    fit_results(&mut results, &["scenarios"], "");
+    Ok(Outcome::Done(results))
+}
+
+/// Juju refuses an action result above about 100 KB; results are kept under this.
+pub const RESULT_BUDGET: usize = 90 * 1024;
+
+/// Cuts the largest of the `cuttable` values (at a line break) until the whole result fits in
+/// [`RESULT_BUDGET`], and says what was cut in a `truncated` key, with `whole` (where the full
+/// text is). Returns whether anything was cut.
+pub fn fit_results(results: &mut Vec<(String, String)>, cuttable: &[&str], whole: &str) -> bool {
+    // Room for the note itself.
+    let budget = RESULT_BUDGET - 2048;
+    let entry = |k: &str, v: &str| k.len() + v.len() + 4;
+    let total: usize = results.iter().map(|(k, v)| entry(k, v)).sum();
+    if total <= budget {
+        return false;
+    }
+    let is_cut = |k: &str| cuttable.contains(&k);
+    let fixed: usize = results
+        .iter()
+        .map(|(k, v)| if is_cut(k) { k.len() + 4 } else { entry(k, v) })
+        .sum();
+    // Share what is left fairly: the shortest values keep all they have, the rest split the
+    // remainder equally.
+    let mut lengths: Vec<(usize, usize)> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, (k, _))| is_cut(k))
+        .map(|(i, (_, v))| (v.len(), i))
+        .collect();
+    lengths.sort();
+    let mut remaining = budget.saturating_sub(fixed);
+    let mut allowance = vec![usize::MAX; results.len()];
+    let count = lengths.len();
+    for (n, (len, i)) in lengths.into_iter().enumerate() {
+        let share = remaining / (count - n);
+        let given = len.min(share);
+        allowance[i] = given;
+        remaining -= given;
+    }
+    let mut notes = Vec::new();
+    for (i, (key, value)) in results.iter_mut().enumerate() {
+        if value.len() <= allowance[i] {
+            continue;
+        }
+        let mut end = allowance[i];
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        // At a line break when there is one in the second half of what fits (a table or CSV
+        // keeps whole rows); otherwise (one-line JSON) at a character.
+        let at_line = value[..end]
+            .rfind('\n')
+            .map(|n| n + 1)
+            .filter(|n| *n >= end / 2);
+        notes.push(match at_line {
+            Some(line_end) => {
+                let note = format!(
+                    "{key}: the first {} of {} lines ({line_end} of {} bytes)",
+                    value[..line_end].lines().count(),
+                    value.lines().count(),
+                    value.len()
+                );
+                end = line_end;
+                note
+            }
+            None => format!("{key}: the first {end} of {} bytes", value.len()),
+        });
+        value.truncate(end);
+    }
+    if notes.is_empty() {
+        return false;
+    }
+    results.push((
+        "truncated".into(),
+        format!(
+            "Juju keeps action results under 100 KB, so only part is shown: {}{whole}",
+            notes.join("; ")
+        ),
+    ));
+    true
 }
 
 fn stop_test(charm: &Charm) -> Result<Outcome, CharmError> {
@@ -605,14 +803,36 @@ fn fetch_metrics(charm: &Charm, params: &Map<String, Value>) -> Result<Outcome, 
         )),
     }
     results.extend(run_totals(&record, &format));
+    let scp = format!("juju scp -- -r {}:{} .", charm.unit, dir.display());
     results.extend(kv(&[
         ("metrics-dir", dir.display().to_string()),
         ("files", files.join(", ")),
-        (
-            "scp-command",
-            format!("juju scp -- -r {}:{} .", charm.unit, dir.display()),
-        ),
+        ("scp-command", scp.clone()),
     ]));
+    let report = dir.join(chopsticks::present::report::REPORT_HTML);
+    results.push(if report.is_file() {
+        (
+            "report-command".into(),
+            format!("juju scp {}:{} .", charm.unit, report.display()),
+        )
+    } else {
+        (
+            "report".into(),
+            format!(
+                "run {run_id} has no report.html{}",
+                if record.state.is_active() {
+                    " yet: it is written when the run ends"
+                } else {
+                    ""
+                }
+            ),
+        )
+    });
+    fit_results(
+        &mut results,
+        &[format.as_str(), "workers", "files"],
+        &format!("; the whole files are in the run directory: {scp}"),
+    );
     Ok(Outcome::Done(results))
 }
 
@@ -715,6 +935,56 @@ mod tests {
     use crate::testing::Unit;
     use serde_json::json;
 
+    /// A completed run's run.json as the coordinator writes it (scenario s3_small_objects):
+    /// these workers, `requests` requests of 1000 bytes each, no failure.
+    fn completed_record(
+        run_id: &str,
+        driver: chopsticks::s3_config::DriverKind,
+        workers: Vec<chopsticks::results::artifacts::WorkerRecord>,
+        requests: u64,
+    ) -> chopsticks::results::artifacts::RunRecord {
+        let (scenario, _) =
+            chopsticks::load::scenario::Scenario::resolve("s3_small_objects").unwrap();
+        chopsticks::results::artifacts::RunRecord {
+            run_id: run_id.into(),
+            engine_version: "t".into(),
+            state: RunState::Completed,
+            reason: None,
+            created_at: "t".into(),
+            started_at: None,
+            ended_at: None,
+            parameters: chopsticks::results::artifacts::RunParameters {
+                scenario_source: "s3_small_objects".into(),
+                users: 1,
+                spawn_rate: 1.0,
+                duration_s: None,
+                iterations: None,
+                expected_workers: None,
+                stop_timeout_s: 30.0,
+                arrival: None,
+            },
+            scenario,
+            scenario_text: None,
+            seed: 1,
+            key_prefix: "p/".into(),
+            target: chopsticks::s3_config::TargetInfo {
+                endpoint: "http://x".into(),
+                bucket: "b".into(),
+                region: "r".into(),
+                driver,
+                driver_config: Default::default(),
+                embedded: false,
+                spread: Default::default(),
+            },
+            prepare: None,
+            cleanup: None,
+            workers,
+            requests,
+            failures: 0,
+            bytes: 1000 * requests,
+        }
+    }
+
     fn act(
         u: &Unit,
         name: &str,
@@ -767,6 +1037,33 @@ mod tests {
         assert!(failed
             .unwrap()
             .contains("stop it first: juju run chopsticks/leader stop-test"));
+    }
+
+    #[test]
+    fn start_test_relays_an_arrival_rate_and_the_coordinators_refusal() {
+        let u = leader_with_workers();
+        let (failed, r) = act(&u, "start-test", json!({"rate": 500}));
+        assert_eq!(failed, None);
+        assert_eq!(r["rate"], "500/s");
+        assert!(!r.contains_key("users"), "an open-model run has no users");
+        assert_eq!(u.control.started.borrow()[0].rate, Some(500.0));
+        u.control.status.borrow_mut().state = RunState::Completed;
+        for (params, message) in [
+            (
+                json!({"rate": 0}),
+                "rate 0 is below the minimum of 0.0002777777777777778; give arrivals per second from 1/h to 1000000/s, e.g. 500/s",
+            ),
+            (
+                json!({"rate": 5e6}),
+                "rate 5000000 is above the limit of 1000000",
+            ),
+            (json!({"rate": "fast"}), "rate=\"fast\" is not a number"),
+        ] {
+            let (failed, _) = act(&u, "start-test", params.clone());
+            let failed = failed.unwrap_or_default();
+            assert!(failed.starts_with(message), "{params}: {failed}");
+        }
+        assert_eq!(u.control.started.borrow().len(), 1);
     }
 
     #[test]
@@ -947,43 +1244,10 @@ mod tests {
             &[("upload".into(), chopsticks::load::scenario::OpKind::Put)],
         );
         rec.write_summary(&summary).unwrap();
-        let (scenario, _) =
-            chopsticks::load::scenario::Scenario::resolve("s3_small_objects").unwrap();
-        let target = chopsticks::s3_config::TargetInfo {
-            endpoint: "http://x".into(),
-            bucket: "b".into(),
-            region: "r".into(),
-            driver: chopsticks::s3_config::DriverKind::AwsSdk,
-            driver_config: Default::default(),
-            embedded: false,
-            spread: Default::default(),
-        };
-        let record = chopsticks::results::artifacts::RunRecord {
-            run_id: "20261122T101500Z-3f9c2a".into(),
-            engine_version: "t".into(),
-            state: RunState::Completed,
-            reason: None,
-            created_at: "t".into(),
-            started_at: None,
-            ended_at: None,
-            parameters: chopsticks::results::artifacts::RunParameters {
-                scenario_source: "s3_small_objects".into(),
-                users: 1,
-                spawn_rate: 1.0,
-                duration_s: None,
-                iterations: None,
-                expected_workers: None,
-                stop_timeout_s: 30.0,
-                arrival: None,
-            },
-            scenario,
-            scenario_text: None,
-            seed: 1,
-            key_prefix: "p/".into(),
-            target,
-            prepare: None,
-            cleanup: None,
-            workers: vec![
+        let record = completed_record(
+            "20261122T101500Z-3f9c2a",
+            chopsticks::s3_config::DriverKind::AwsSdk,
+            vec![
                 chopsticks::results::artifacts::WorkerRecord {
                     id: 1,
                     name: "chopsticks-1".into(),
@@ -1000,10 +1264,8 @@ mod tests {
                     ..Default::default()
                 },
             ],
-            requests: 1,
-            failures: 0,
-            bytes: 1000,
-        };
+            1,
+        );
         rec.write_json(chopsticks::results::artifacts::RUN_JSON, &record)
             .unwrap();
         // The engine keeps a `latest` link beside the runs; it is not a run id.
@@ -1042,5 +1304,212 @@ mod tests {
         let worker = Unit::new(false);
         let (failed, _) = act(&worker, "fetch-metrics", json!({}));
         assert!(failed.unwrap().contains("leader"));
+    }
+
+    /// A run directory written by the engine's own artifact code, with `tasks` tasks and
+    /// `workers` workers.
+    fn write_run(u: &Unit, run_id: &str, tasks: usize, workers: usize) {
+        let dir = u.paths().run_dir(run_id);
+        let rec = chopsticks::results::artifacts::RunDir::create(&dir).unwrap();
+        let names: Vec<String> = (0..tasks).map(|i| format!("task-number-{i:05}")).collect();
+        let stats = chopsticks::load::stats::Recorder::new(names.clone());
+        for i in 0..tasks {
+            stats.record(
+                0,
+                i,
+                &chopsticks::load::stats::Outcome::Done {
+                    latency: std::time::Duration::from_millis(5),
+                    ttfb: None,
+                    bytes: 1000,
+                    error: None,
+                    waited: None,
+                },
+            );
+        }
+        let ops: Vec<(String, chopsticks::load::scenario::OpKind)> = names
+            .iter()
+            .map(|n| (n.clone(), chopsticks::load::scenario::OpKind::Put))
+            .collect();
+        let summary = chopsticks::results::summary::Summary::new(
+            run_id,
+            RunState::Completed,
+            "s3_small_objects",
+            1,
+            1.0,
+            &stats.take(),
+            &ops,
+        );
+        rec.write_summary(&summary).unwrap();
+        let record = completed_record(
+            run_id,
+            chopsticks::s3_config::DriverKind::Lean,
+            (1..=workers)
+                .map(|i| chopsticks::results::artifacts::WorkerRecord {
+                    id: i as u32,
+                    name: format!("chopsticks-{i}"),
+                    requests: 1,
+                    bytes: 1000,
+                    fate: "finished".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            tasks as u64,
+        );
+        rec.write_json(chopsticks::results::artifacts::RUN_JSON, &record)
+            .unwrap();
+    }
+
+    fn result_size(r: &std::collections::BTreeMap<String, String>) -> usize {
+        r.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
+    #[test]
+    fn fetch_metrics_stays_under_jujus_limit_whatever_the_number_of_tasks() {
+        let u = leader_with_workers();
+        let run = "20261122T101500Z-aaaaaa";
+        write_run(&u, run, 3000, 2500);
+        for format in ["summary", "json", "csv"] {
+            let (failed, r) = act(&u, "fetch-metrics", json!({"format": format}));
+            assert_eq!(failed, None);
+            let size = result_size(&r);
+            assert!(size < RESULT_BUDGET, "{format}: {size} bytes");
+            let note = &r["truncated"];
+            assert!(note.contains(&format!("{format}: the first ")), "{note}");
+            assert!(note.contains("workers: the first "), "{note}");
+            assert!(note.contains("juju scp -- -r chopsticks/0:"), "{note}");
+            // What is shown is whole lines of the real output.
+            let whole = std::fs::read_to_string(u.paths().run_dir(run).join(match format {
+                "json" => "summary.json",
+                "csv" => "stats.csv",
+                _ => "run.json",
+            }))
+            .unwrap();
+            assert!(
+                r[format].len() > 1000,
+                "{format}: {} bytes",
+                r[format].len()
+            );
+            if format != "summary" {
+                assert!(
+                    whole.starts_with(&r[format]),
+                    "{format}: a prefix of the file"
+                );
+            }
+            if format != "json" {
+                assert!(r["workers"].starts_with("chopsticks-1: 1 requests"));
+                assert!(r["workers"].lines().count() > 100);
+            }
+            assert_eq!(r["requests"], "3000");
+        }
+        // No report.html was rendered for this run: no command for a file that is not there.
+        let (_, r) = act(&u, "fetch-metrics", json!({}));
+        assert_eq!(r["report"], format!("run {run} has no report.html"));
+        assert!(!r.contains_key("report-command"));
+        let dir = u.paths().run_dir(run);
+        std::fs::write(dir.join("report.html"), "<html></html>").unwrap();
+        let (_, r) = act(&u, "fetch-metrics", json!({}));
+        assert_eq!(
+            r["report-command"],
+            format!("juju scp chopsticks/0:{}/report.html .", dir.display())
+        );
+        // A small run is not cut.
+        let small = "20261122T101500Z-bbbbbb";
+        write_run(&u, small, 3, 2);
+        let (_, r) = act(&u, "fetch-metrics", json!({"run-id": small}));
+        assert!(!r.contains_key("truncated"), "{:?}", r.get("truncated"));
+        assert_eq!(
+            r["summary"]
+                .lines()
+                .filter(|l| l.contains("task-number-"))
+                .count(),
+            3
+        );
+    }
+
+    const OWN: &str = "name: own\ndescription: Own mix\nusers:\n  - name: u\n    tasks:\n      - {op: put, size: 1KiB}\n";
+
+    #[test]
+    fn start_test_takes_the_scenario_as_text_or_by_a_configured_name() {
+        let u = leader_with_workers();
+        let (failed, r) = act(&u, "start-test", json!({"scenario": OWN}));
+        assert_eq!(failed, None);
+        assert_eq!(r["scenario-file"], crate::scenarios::INLINE_LABEL);
+        let sent = u.control.started.borrow()[0].clone();
+        assert_eq!(sent.scenario_yaml.as_deref(), Some(OWN));
+        assert_eq!(sent.scenario, crate::scenarios::INLINE_LABEL);
+        u.control.status.borrow_mut().state = RunState::Completed;
+
+        // A bad scenario is refused with the engine's validation message; nothing is sent.
+        let bad = "name: bad\nusers: []\n";
+        let engine = chopsticks::load::scenario::Scenario::from_yaml(
+            bad,
+            chopsticks::load::scenario::Source(crate::scenarios::INLINE_LABEL.into()),
+        )
+        .unwrap_err()
+        .to_string();
+        let (failed, _) = act(&u, "start-test", json!({"scenario": bad}));
+        assert_eq!(failed, Some(format!("scenario: {engine}")));
+        let (failed, _) = act(
+            &u,
+            "start-test",
+            json!({"scenario": OWN, "scenario-file": "s3_small_objects"}),
+        );
+        assert!(failed.unwrap().contains("not both"));
+        assert_eq!(u.control.started.borrow().len(), 1);
+
+        // The scenarios option: its names are accepted by scenario-file.
+        let option = format!("nightly: |\n  {}\n", OWN.trim_end().replace('\n', "\n  "));
+        u.configure(&[("scenarios", json!(option))]);
+        let (failed, r) = act(&u, "start-test", json!({"scenario-file": "nightly"}));
+        assert_eq!(failed, None);
+        assert_eq!(r["scenario-file"], "nightly");
+        let sent = u.control.started.borrow()[1].clone();
+        assert_eq!(sent.scenario, "scenarios option: nightly");
+        assert_eq!(
+            sent.scenario_yaml.as_deref().map(str::trim_end),
+            Some(OWN.trim_end())
+        );
+
+        // list-scenarios shows built-ins and configured ones with their descriptions.
+        let (failed, r) = act(&u, "list-scenarios", json!({}));
+        assert_eq!(failed, None);
+        let lines: Vec<&str> = r["scenarios"].lines().collect();
+        let builtins = chopsticks::load::scenario::builtin_names().len();
+        assert_eq!(lines.len(), builtins + 1);
+        assert_eq!(r["count"], (builtins + 1).to_string());
+        assert_eq!(r["invalid"], "0");
+        assert!(
+            lines[0].starts_with("s3_") && lines[0].contains("(built-in): "),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[builtins], "nightly (scenarios option): Own mix");
+
+        // A broken option is named with the fix, by both actions.
+        u.configure(&[("scenarios", json!("[not, a, map]"))]);
+        let (failed, _) = act(&u, "list-scenarios", json!({}));
+        assert!(failed
+            .unwrap()
+            .starts_with("the scenarios option is not a YAML map"));
+        let worker = Unit::new(false);
+        let (failed, _) = act(&worker, "list-scenarios", json!({}));
+        assert!(failed.unwrap().contains("runs on the leader unit"));
+    }
+
+    #[test]
+    fn the_web_ui_port_is_open_only_while_a_run_goes() {
+        let u = leader_with_workers();
+        let (failed, _) = act(&u, "start-test", json!({"headless": false}));
+        assert_eq!(failed, None);
+        assert!(u.tools.ports.borrow().contains(&8089));
+        // A hook during the run keeps it open.
+        u.control.status.borrow_mut().state = RunState::Running;
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u.tools.ports.borrow().contains(&8089));
+        // The run ends: the next hook closes it; the coordinator port stays open.
+        u.control.status.borrow_mut().state = RunState::Completed;
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(!u.tools.ports.borrow().contains(&8089));
+        assert!(u.tools.ports.borrow().contains(&5557));
     }
 }

@@ -32,6 +32,9 @@ pub struct CharmConfig {
     pub control_port: u16,
     pub web_port: u16,
     pub log_level: String,
+    /// The `scenarios` option as given: a YAML map of name → scenario, read by
+    /// [`crate::scenarios::configured`] when an action needs it.
+    pub scenarios: String,
 }
 
 /// The S3 settings the daemons get, rendered into `s3_config.yaml`.
@@ -47,7 +50,7 @@ pub struct S3Settings {
 }
 
 /// The status message while S3 is not configured.
-pub const NEEDS_S3: &str = "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
+pub const NEEDS_S3: &str = "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials), or integrate an s3 provider: juju integrate chopsticks:s3-credentials <s3-integrator or ceph-radosgw>";
 
 /// Why the options cannot be used; each message names the option and the fix (it becomes a
 /// `blocked` status). Bounds come from the engine's `chopsticks::limits`, the same ones the
@@ -107,6 +110,12 @@ pub enum S3Error {
     /// The engine's own check of the endpoint, bucket and driver tuning.
     #[error("{0}")]
     Engine(String),
+    /// The `s3-credentials` relation's data cannot be used.
+    #[error(transparent)]
+    Relation(#[from] crate::s3_relation::RelationError),
+    /// Related to an s3 provider (named) that has not sent credentials yet.
+    #[error("waiting for credentials from relation s3-credentials ({0})")]
+    RelationPending(String),
 }
 
 fn text(map: &Map<String, Value>, key: &str, default: &str) -> String {
@@ -229,6 +238,10 @@ impl CharmConfig {
             control_port: port(map, "control-port", 5558)?,
             web_port: port(map, "web-port", 8089)?,
             log_level,
+            scenarios: match map.get("scenarios") {
+                Some(Value::String(s)) => s.clone(),
+                _ => String::new(),
+            },
         };
         let ports = [
             config.coordinator_port,

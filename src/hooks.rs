@@ -3,7 +3,7 @@
 use crate::reconcile::{Charm, CharmError};
 
 /// The hooks this charm acts on. Others (e.g. secret-rotate) are logged and ignored.
-pub const HOOKS: [&str; 15] = [
+pub const HOOKS: [&str; 25] = [
     "install",
     "config-changed",
     "start",
@@ -19,6 +19,16 @@ pub const HOOKS: [&str; 15] = [
     "cluster-relation-changed",
     "cluster-relation-departed",
     "cluster-relation-broken",
+    "s3-credentials-relation-created",
+    "s3-credentials-relation-joined",
+    "s3-credentials-relation-changed",
+    "s3-credentials-relation-departed",
+    "s3-credentials-relation-broken",
+    "cos-agent-relation-created",
+    "cos-agent-relation-joined",
+    "cos-agent-relation-changed",
+    "cos-agent-relation-departed",
+    "cos-agent-relation-broken",
 ];
 
 pub fn run(charm: &Charm, hook: &str) -> Result<(), CharmError> {

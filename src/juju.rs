@@ -63,6 +63,14 @@ pub trait HookTools {
     /// Writes this unit's own databag.
     fn relation_set_unit(&self, relation_id: &str, values: &[(String, String)]) -> ToolResult<()>;
     fn ingress_address(&self, endpoint: &str) -> ToolResult<String>;
+    /// The application at the other end of a (non-peer) relation (`relation-list --app`).
+    fn relation_remote_app(&self, relation_id: &str) -> ToolResult<String>;
+    /// The other application's databag in a relation: every unit may read it.
+    fn relation_get_remote_app(
+        &self,
+        relation_id: &str,
+        app: &str,
+    ) -> ToolResult<BTreeMap<String, String>>;
     /// A secret's content. Juju keeps showing a consumer the revision it first read until it
     /// asks with `refresh` (on `secret-changed`), which moves it to the latest revision.
     fn secret_get(&self, id: &str, refresh: bool) -> ToolResult<SecretContent>;
@@ -213,6 +221,30 @@ impl HookTools for CliTools {
             });
         }
         Ok(addr)
+    }
+
+    fn relation_remote_app(&self, relation_id: &str) -> ToolResult<String> {
+        let out = run(
+            "relation-list",
+            &["-r", relation_id, "--app", "--format=json"],
+        )?;
+        let app: Option<String> = json("relation-list", &out)?;
+        app.filter(|a| !a.is_empty()).ok_or_else(|| ToolError {
+            tool: "relation-list".into(),
+            message: format!("no remote application in relation {relation_id}"),
+        })
+    }
+
+    fn relation_get_remote_app(
+        &self,
+        relation_id: &str,
+        app: &str,
+    ) -> ToolResult<BTreeMap<String, String>> {
+        let out = run(
+            "relation-get",
+            &["-r", relation_id, "--app", "--format=json", "-", app],
+        )?;
+        Ok(string_map(json("relation-get", &out)?))
     }
 
     fn secret_get(&self, id: &str, refresh: bool) -> ToolResult<SecretContent> {

@@ -9,11 +9,13 @@
 pub mod actions;
 pub mod config;
 pub mod control;
+pub mod cos_agent;
 pub mod hooks;
 pub mod juju;
 pub mod paths;
 pub mod reconcile;
 pub mod render;
+pub mod s3_relation;
 pub mod scenarios;
 pub mod services;
 pub mod system;
@@ -46,6 +48,10 @@ pub fn dispatch() -> ExitCode {
         settle: Duration::from_secs(15),
         refresh_secret: (path == "hooks/secret-changed")
             .then(|| std::env::var("JUJU_SECRET_ID").ok())
+            .flatten(),
+        broken_relation: path
+            .ends_with("-relation-broken")
+            .then(|| std::env::var("JUJU_RELATION_ID").ok())
             .flatten(),
     };
     let result = match path.split_once('/') {

@@ -74,6 +74,12 @@ impl Paths {
         self.state().join("scenarios")
     }
 
+    /// `/var/log/chopsticks`: the daemons' log files (`coordinator.log`, `worker.log`, rotated
+    /// by the daemon), which the cos-agent collector tails.
+    pub fn log_dir(&self) -> PathBuf {
+        self.at("/var/log/chopsticks")
+    }
+
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
         self.state().join(run_id)
     }

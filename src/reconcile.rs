@@ -11,6 +11,7 @@ use crate::control::Control;
 use crate::juju::{HookTools, SecretContent, StatusKind};
 use crate::paths::{Paths, LEADER_UNIT, LEADER_WEBUI_UNIT, WORKER_UNIT};
 use crate::render::{write_if_changed, RenderError, Templates, UnitValues};
+use crate::s3_relation;
 use crate::services::{ServiceError, Services};
 use crate::system::{AccountError, System};
 use std::collections::BTreeMap;
@@ -69,6 +70,8 @@ pub enum CharmError {
     CredentialsLeft(Vec<String>),
     #[error("cannot start the control client: {0}")]
     ControlClient(#[source] std::io::Error),
+    #[error(transparent)]
+    CosAgent(#[from] crate::cos_agent::CosError),
 }
 
 /// Makes the coordinator client for a control port.
@@ -89,6 +92,9 @@ pub struct Charm<'a> {
     /// The secret a `secret-changed` hook is about (`JUJU_SECRET_ID`): read with `--refresh`
     /// so this unit moves to its newest revision. `None` in every other hook.
     pub refresh_secret: Option<String>,
+    /// The relation a `*-relation-broken` hook is about (`JUJU_RELATION_ID`): Juju still
+    /// lists it during that hook, but it is gone, so the reconcile leaves it out.
+    pub broken_relation: Option<String>,
 }
 
 /// What the charm remembers between hooks.
@@ -104,6 +110,10 @@ pub struct CharmState {
     /// active: this unit's service restarts once no run is active; cleared by that restart.
     #[serde(default)]
     pub restart_pending: bool,
+    /// Where the S3 credentials in use come from when not the options (`credentials from
+    /// relation s3-credentials (APP)`), for the leader's status, which actions also set.
+    #[serde(default)]
+    pub credentials_from: Option<String>,
 }
 
 /// What the peers publish.
@@ -166,8 +176,135 @@ impl<'a> Charm<'a> {
         })
     }
 
+    /// The `s3-credentials` relation and its provider's application name, unless there is
+    /// none or it is being broken.
+    pub fn s3_relation(&self) -> Result<Option<(String, String)>, CharmError> {
+        let relation = self
+            .tools
+            .relation_ids(s3_relation::ENDPOINT)?
+            .into_iter()
+            .find(|r| self.broken_relation.as_deref() != Some(r.as_str()));
+        match relation {
+            None => Ok(None),
+            Some(r) => {
+                let app = self.tools.relation_remote_app(&r)?;
+                Ok(Some((r, app)))
+            }
+        }
+    }
+
+    /// What the `s3-credentials` provider sent, read by every unit itself: `Ok(None)` when not
+    /// related, `Err(RelationPending)` when related but nothing sent yet.
+    fn s3_provided(&self) -> Result<Option<s3_relation::Provided>, S3Error> {
+        let (relation, app) = match self.s3_relation() {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return Err(S3Error::Relation(s3_relation::RelationError::Field {
+                    app: "?".into(),
+                    field: "relation",
+                    problem: format!("cannot be read ({e})"),
+                }))
+            }
+        };
+        let secret_error = |message: String| {
+            S3Error::Relation(s3_relation::RelationError::Secret {
+                app: app.clone(),
+                message,
+            })
+        };
+        let bag = self
+            .tools
+            .relation_get_remote_app(&relation, &app)
+            .map_err(|e| {
+                S3Error::Relation(s3_relation::RelationError::Field {
+                    app: app.clone(),
+                    field: "application data",
+                    problem: format!("cannot be read ({})", e.message),
+                })
+            })?;
+        let secret = match bag
+            .get(s3_relation::SECRET_EXTRA)
+            .filter(|v| !v.trim().is_empty())
+        {
+            Some(id) => Some(
+                self.read_secret(id.trim())
+                    .map_err(|e| secret_error(e.message))?,
+            ),
+            None => None,
+        };
+        match s3_relation::parse(&app, &bag, secret.as_ref())? {
+            Some(p) => Ok(Some(p)),
+            None => Err(S3Error::RelationPending(app)),
+        }
+    }
+
+    /// Our leader's request in the `s3-credentials` relation (`bucket`, and v1's
+    /// `requested-secrets` and `lib-version`), written only where it changed.
+    fn request_s3(&self, config: &CharmConfig) -> Result<(), CharmError> {
+        let Some((relation, _)) = self.s3_relation()? else {
+            return Ok(());
+        };
+        let ours = self.tools.relation_get_app(&relation)?;
+        let changed: Vec<(String, String)> = s3_relation::request(config)
+            .into_iter()
+            .filter(|(k, v)| ours.get(k) != Some(v))
+            .collect();
+        if !changed.is_empty() {
+            self.log(&format!(
+                "asking relation {relation} for bucket {}",
+                config.s3_bucket
+            ));
+            self.tools.relation_set_app(&relation, &changed)?;
+            // v0's text asks for the bucket in a unit databag too.
+            self.tools.relation_set_unit(
+                &relation,
+                &[("bucket".to_string(), config.s3_bucket.clone())],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The S3 settings (the relation's over the options'), and where the credentials come
+    /// from when the relation gave them; or the message saying what to fix.
+    pub fn s3_settings_and_source(
+        &self,
+        config: &CharmConfig,
+    ) -> Result<(S3Settings, Option<String>), S3Error> {
+        match self.s3_provided() {
+            Ok(Some(p)) => {
+                for field in &p.unused {
+                    self.log(&format!(
+                        "relation s3-credentials ({}) gives {field}; the load engine does not use it",
+                        p.remote_app
+                    ));
+                }
+                if p.path.is_some() {
+                    self.log(&format!(
+                        "relation s3-credentials ({}) gives a path; Chopsticks writes under its own per-run prefixes in the bucket",
+                        p.remote_app
+                    ));
+                }
+                let mut s = p.apply(config).s3(None)?;
+                p.adjust(&mut s);
+                Ok((s, Some(p.source())))
+            }
+            Ok(None) => self.s3_settings_from_options(config).map(|s| (s, None)),
+            // Nothing sent yet: options that work meanwhile are used.
+            Err(S3Error::RelationPending(app)) => self
+                .s3_settings_from_options(config)
+                .map(|s| (s, None))
+                .map_err(|_| S3Error::RelationPending(app)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The S3 settings, or the blocked message saying what to fix.
     pub fn s3_settings(&self, config: &CharmConfig) -> Result<S3Settings, S3Error> {
+        self.s3_settings_and_source(config).map(|(s, _)| s)
+    }
+
+    fn s3_settings_from_options(&self, config: &CharmConfig) -> Result<S3Settings, S3Error> {
         let credentials = if config.s3_credentials.is_empty() {
             None
         } else {
@@ -219,6 +356,19 @@ impl<'a> Charm<'a> {
             source,
         })?;
         set_mode(&state, 0o750)?;
+        // The daemons write their log files here (0640); root and the group read them.
+        let logs = self.paths.log_dir();
+        std::fs::create_dir_all(&logs).map_err(|e| io("creating the log directory", e))?;
+        nix::unistd::chown(
+            &logs,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|source| CharmError::Chown {
+            path: logs.display().to_string(),
+            source,
+        })?;
+        set_mode(&logs, 0o750)?;
         // Root-owned, so the service user cannot plant what a root action will read.
         let scenarios = self.paths.operator_scenarios();
         std::fs::create_dir_all(&scenarios)
@@ -238,6 +388,7 @@ impl<'a> Charm<'a> {
             Err(e) => return self.block(&e.to_string()),
         };
         let leader = self.tools.is_leader()?;
+        self.publish_cos_agent(&config, leader)?;
         let view = self.peers()?;
         let mut state = self.load_state();
         let token_id = if leader {
@@ -245,16 +396,27 @@ impl<'a> Charm<'a> {
         } else {
             view.app.get(KEY_TOKEN).cloned()
         };
-        let s3 = match self.s3_settings(&config) {
+        if leader {
+            self.request_s3(&config)?;
+        }
+        let (s3, source) = match self.s3_settings_and_source(&config) {
             Ok(s) => s,
             Err(e) => {
                 if leader {
                     // Workers still learn where the coordinator will be.
                     self.publish(&config, &view, token_id.as_deref())?;
                 }
-                return self.block(&e.to_string());
+                let kind = match e {
+                    S3Error::RelationPending(_) => StatusKind::Waiting,
+                    _ => StatusKind::Blocked,
+                };
+                return self.stop_with_status(kind, &e.to_string());
             }
         };
+        if state.credentials_from != source {
+            state.credentials_from = source;
+            self.save_state(&state)?;
+        }
         let templates = Templates::new(&self.charm_dir);
         let s3_changed = write_if_changed(
             &self.paths.s3_config(),
@@ -299,12 +461,18 @@ impl<'a> Charm<'a> {
     }
 
     fn block(&self, message: &str) -> Result<(), CharmError> {
+        self.stop_with_status(StatusKind::Blocked, message)
+    }
+
+    /// Stops every service and sets `kind` with `message` (blocked: the operator must act;
+    /// waiting: a related application has yet to answer).
+    fn stop_with_status(&self, kind: StatusKind, message: &str) -> Result<(), CharmError> {
         for unit in [LEADER_UNIT, LEADER_WEBUI_UNIT, WORKER_UNIT] {
             self.stop_unit(unit)?;
         }
-        self.tools.status_set(StatusKind::Blocked, message)?;
+        self.tools.status_set(kind, message)?;
         if self.tools.is_leader()? {
-            self.tools.app_status_set(StatusKind::Blocked, message)?;
+            self.tools.app_status_set(kind, message)?;
         }
         Ok(())
     }
@@ -356,6 +524,26 @@ impl<'a> Charm<'a> {
             .collect();
         if !changed.is_empty() {
             self.tools.relation_set_app(relation, &changed)?;
+        }
+        Ok(())
+    }
+
+    /// Writes this unit's `cos-agent` data (alert rules, dashboard, the leader's scrape job at
+    /// the control port) on every hook, so a changed port or leadership reaches the collector.
+    /// Juju passes a relation-changed on only when the value differs.
+    pub fn publish_cos_agent(&self, config: &CharmConfig, leader: bool) -> Result<(), CharmError> {
+        let relations = self.tools.relation_ids(crate::cos_agent::RELATION)?;
+        if relations.is_empty() {
+            return Ok(());
+        }
+        let topology = crate::cos_agent::Topology::from_env(&self.unit);
+        let data = crate::cos_agent::unit_data(leader, config.control_port, topology.as_ref())?;
+        let json = data.to_json()?;
+        for relation in relations {
+            self.tools.relation_set_unit(
+                &relation,
+                &[(crate::cos_agent::KEY.to_string(), json.clone())],
+            )?;
         }
         Ok(())
     }
@@ -454,7 +642,8 @@ impl<'a> Charm<'a> {
             }
         }
         self.tools.open_port(config.coordinator_port)?;
-        if web_ui {
+        // The web UI's port is open while a run goes (start-test opens it), closed after.
+        if web_ui && active.is_some() {
             self.tools.open_port(config.web_port)?;
         } else {
             self.tools.close_port(config.web_port)?;
@@ -474,11 +663,16 @@ impl<'a> Charm<'a> {
             Ok(s) => {
                 let last = last_run_on_disk(&self.paths);
                 let (unit, app) = leader_status_messages(&s, peers, last);
-                let unit = match (&s.run_id, self.load_state().restart_pending) {
+                let state = self.load_state();
+                let unit = match (&s.run_id, state.restart_pending) {
                     (Some(run), true) if s.state.is_active() => {
                         format!("{unit}; new settings apply when run {run} ends")
                     }
                     _ => unit,
+                };
+                let unit = match &state.credentials_from {
+                    Some(source) => format!("{unit}; {source}"),
+                    None => unit,
                 };
                 self.tools.status_set(StatusKind::Active, &unit)?;
                 self.tools.app_status_set(StatusKind::Active, &app)?;
@@ -540,6 +734,11 @@ impl<'a> Charm<'a> {
                 self.save_state(state)?;
             }
             None
+        };
+        let note = match (note, &state.credentials_from) {
+            (Some(n), Some(source)) => Some(format!("{n}; {source}")),
+            (None, Some(source)) => Some(source.clone()),
+            (n, None) => n,
         };
         let connection = self.worker_status(&coordinator, note.as_deref())?;
         if let Some(relation) = &view.relation {
@@ -1158,6 +1357,136 @@ mod tests {
         assert!(s3.contains("SK-FROM-SECRET"));
     }
 
+    fn relate_s3(u: &Unit, app: &str, bag: &[(&str, &str)]) {
+        let bag = bag
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        *u.tools.s3_remote.borrow_mut() = Some((app.to_string(), bag));
+    }
+
+    #[test]
+    fn the_leader_asks_and_waits_then_the_relation_overrides_the_options() {
+        let u = Unit::new(true);
+        u.configure(&[("s3-bucket", json!("my-bucket"))]);
+        relate_s3(&u, "ceph-radosgw", &[]);
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.status(),
+            (
+                StatusKind::Waiting,
+                "waiting for credentials from relation s3-credentials (ceph-radosgw)".to_string()
+            )
+        );
+        let ours = u.tools.s3_app.borrow().clone();
+        assert_eq!(ours["bucket"], "my-bucket");
+        assert_eq!(ours["requested-secrets"], r#"["access-key", "secret-key"]"#);
+        assert_eq!(u.tools.s3_unit.borrow()["bucket"], "my-bucket");
+        relate_s3(
+            &u,
+            "ceph-radosgw",
+            &[
+                ("access-key", "AK-REL"),
+                ("secret-key", "SK-REL-SECRET"),
+                ("endpoint", "http://10.0.0.9:80"),
+            ],
+        );
+        u.with(|c| c.reconcile()).unwrap();
+        let (kind, message) = u.status();
+        assert_eq!(kind, StatusKind::Active);
+        assert!(
+            message.ends_with("; credentials from relation s3-credentials (ceph-radosgw)"),
+            "{message}"
+        );
+        let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
+        assert!(
+            s3.contains("SK-REL-SECRET") && s3.contains("10.0.0.9"),
+            "{s3}"
+        );
+        for call in u.tools.calls.borrow().iter() {
+            assert!(!call.contains("SK-REL-SECRET"), "{call}");
+        }
+        // relation-broken: Juju still lists the relation, the charm leaves it out.
+        *u.broken_relation.borrow_mut() = Some(crate::testing::S3_RELATION.into());
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(
+            u.status(),
+            (StatusKind::Blocked, crate::config::NEEDS_S3.to_string())
+        );
+        assert!(u.services.active.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_bad_tls_ca_chain_blocks_naming_the_relation_and_the_field() {
+        let u = Unit::new(false);
+        u.configure_s3();
+        relate_s3(
+            &u,
+            "ceph-radosgw",
+            &[
+                ("access-key", "AK"),
+                ("secret-key", "SK"),
+                ("tls-ca-chain", "-----BEGIN CERTIFICATE-----"),
+            ],
+        );
+        u.with(|c| c.reconcile()).unwrap();
+        let (kind, message) = u.status();
+        assert_eq!(kind, StatusKind::Blocked);
+        assert!(
+            message.starts_with(
+                "relation s3-credentials (ceph-radosgw): tls-ca-chain is not a JSON list of PEM certificates"
+            ),
+            "{message}"
+        );
+        // A worker never writes the application databag.
+        assert!(u.tools.s3_app.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_v1_secret_is_read_and_refreshed_on_secret_changed() {
+        let u = Unit::new(true);
+        let creds = |sk: &str| {
+            let mut c = SecretContent::new();
+            c.insert("access-key".into(), "AK1".into());
+            c.insert("secret-key".into(), sk.into());
+            c
+        };
+        u.tools
+            .secrets
+            .borrow_mut()
+            .insert("secret:s3x".into(), creds("SK-ONE"));
+        u.tools.granted.borrow_mut().insert("secret:s3x".into());
+        relate_s3(
+            &u,
+            "s3-integrator",
+            &[
+                ("secret-extra", "secret:s3x"),
+                ("endpoint", "http://10.0.0.9:80"),
+                ("bucket", "given-bucket"),
+            ],
+        );
+        u.with(|c| c.reconcile()).unwrap();
+        let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
+        assert!(s3.contains("SK-ONE") && s3.contains("given-bucket"), "{s3}");
+        u.tools
+            .secrets
+            .borrow_mut()
+            .insert("secret:s3x".into(), creds("SK-TWO"));
+        *u.refresh_secret.borrow_mut() = Some("secret:s3x".into());
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u
+            .tools
+            .calls
+            .borrow()
+            .contains(&"secret-get secret:s3x --refresh".to_string()));
+        let s3 = std::fs::read_to_string(u.paths().s3_config()).unwrap();
+        assert!(s3.contains("SK-TWO"), "{s3}");
+        assert_eq!(
+            u.services.calls.borrow().last().map(String::as_str),
+            Some("restart chopsticks-leader.service")
+        );
+    }
+
     #[test]
     fn remove_goes_on_after_a_failure_and_fails_only_for_credentials_left() {
         let u = Unit::new(true);
@@ -1205,5 +1534,34 @@ mod tests {
             u.services.calls.borrow().last().map(String::as_str),
             Some("restart chopsticks-leader.service")
         );
+    }
+
+    #[test]
+    fn cos_agent_data_follows_leadership_and_the_control_port() {
+        let u = Unit::new(true);
+        u.configure_s3();
+        // Not related yet: nothing is written.
+        u.with(|c| c.reconcile()).unwrap();
+        assert!(u.tools.cos_agent_data.borrow().is_empty());
+        *u.tools.cos_agent.borrow_mut() = Some("cos-agent:7".into());
+        u.configure(&[("control-port", serde_json::json!(6001))]);
+        u.with(|c| c.reconcile()).unwrap();
+        let data = u.tools.cos_agent_data.borrow().clone();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["config"]);
+        let config: crate::cos_agent::UnitData = serde_json::from_str(&data["config"]).unwrap();
+        assert_eq!(
+            config.metrics_scrape_jobs[0].static_configs[0].targets,
+            ["localhost:6001"]
+        );
+        assert_eq!(config.log_slots, Vec::<String>::new());
+        // The same unit as a worker: rules and dashboards, no scrape job.
+        *u.tools.leader.borrow_mut() = false;
+        u.with(|c| c.reconcile()).unwrap();
+        let config: crate::cos_agent::UnitData =
+            serde_json::from_str(&u.tools.cos_agent_data.borrow()["config"]).unwrap();
+        assert!(config.metrics_scrape_jobs.is_empty());
+        assert_eq!(config.dashboards.len(), 1);
+        // No secret reaches the relation.
+        assert!(!u.tools.cos_agent_data.borrow()["config"].contains("SUPER-SECRET"));
     }
 }

@@ -39,6 +39,8 @@ pub struct UnitValues {
     pub token_file: String,
     pub status_file: String,
     pub log_level: String,
+    /// The daemons' log directory (`--log-file DIR/NAME.log`).
+    pub log_dir: String,
     pub coordinator_port: u16,
     pub control_port: u16,
     pub web_port: u16,
@@ -56,6 +58,7 @@ impl UnitValues {
             token_file: paths.token_file().display().to_string(),
             status_file: paths.worker_status().display().to_string(),
             log_level: config.log_level.clone(),
+            log_dir: paths.log_dir().display().to_string(),
             coordinator_port: config.coordinator_port,
             control_port: config.control_port,
             web_port: config.web_port,
@@ -234,12 +237,12 @@ mod tests {
         v.coordinator = "10.0.0.2:5557".into();
         v.worker_name = "chopsticks-1".into();
         let leader = templates().leader_unit(&v, false).unwrap();
-        assert!(leader.contains("ExecStart=/opt/chopsticks/bin/chopsticks --log-level info coordinator --state-dir /var/lib/chopsticks --listen 0.0.0.0:5557 --control 127.0.0.1:5558"));
+        assert!(leader.contains("ExecStart=/opt/chopsticks/bin/chopsticks --log-level info --log-file /var/log/chopsticks/coordinator.log coordinator --state-dir /var/lib/chopsticks --listen 0.0.0.0:5557 --control 127.0.0.1:5558"));
         assert!(leader.contains("LoadCredential=s3_config.yaml:/etc/chopsticks/s3_config.yaml"));
         for line in [
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
-            "ReadWritePaths=/var/lib/chopsticks",
+            "ReadWritePaths=/var/lib/chopsticks /var/log/chopsticks",
             "User=chopsticks",
         ] {
             assert!(leader.contains(line), "{line}");
@@ -251,6 +254,8 @@ mod tests {
             .contains("--web-ui 0.0.0.0:8089"));
         let worker = templates().worker_unit(&v).unwrap();
         assert!(worker.contains("worker --coordinator 10.0.0.2:5557 --name chopsticks-1"));
+        assert!(worker.contains("--log-file /var/log/chopsticks/worker.log worker"));
+        assert!(worker.contains("ReadWritePaths=/var/lib/chopsticks /var/log/chopsticks"));
     }
 
     #[test]

@@ -60,6 +60,169 @@ pub enum ScenarioFileError {
     },
 }
 
+/// The largest `scenarios` option the charm reads (every entry together).
+pub const MAX_SCENARIOS_OPTION_BYTES: usize = 1024 * 1024;
+
+/// One entry of the `scenarios` option: a name and its scenario's YAML text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Configured {
+    pub name: String,
+    pub yaml: String,
+}
+
+/// Why the `scenarios` option cannot be read. The message names the option and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfiguredError {
+    #[error(
+        "the scenarios option is not a YAML map of name to scenario ({0}); e.g. \
+         juju config chopsticks scenarios=@scenarios.yaml with a file like \
+         'mine: {{name: mine, users: [...]}}'"
+    )]
+    NotAMap(String),
+    #[error(
+        "the scenarios option is larger than {MAX_SCENARIOS_OPTION_BYTES} bytes; keep a few \
+         short scenarios there"
+    )]
+    TooLarge,
+    #[error("scenarios: '{name}' is not a usable name; use letters, digits, '-', '_' and '.' (not first)")]
+    BadName { name: String },
+    #[error("scenarios: '{name}' is the name of a built-in scenario; give yours another name")]
+    ShadowsBuiltin { name: String },
+}
+
+/// Reads the `scenarios` option (a YAML map of name → scenario, each scenario a mapping or
+/// its YAML text). The scenarios themselves are checked when used or listed.
+pub fn configured(option: &str) -> Result<Vec<Configured>, ConfiguredError> {
+    if option.len() > MAX_SCENARIOS_OPTION_BYTES {
+        return Err(ConfiguredError::TooLarge);
+    }
+    if option.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let map: std::collections::BTreeMap<String, serde_yaml_ng::Value> =
+        serde_yaml_ng::from_str(option).map_err(|e| {
+            ConfiguredError::NotAMap(chopsticks::load::scenario::yaml_error_message(&e))
+        })?;
+    let mut out = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let usable = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !usable {
+            return Err(ConfiguredError::BadName { name });
+        }
+        if builtin(&name).is_some() {
+            return Err(ConfiguredError::ShadowsBuiltin { name });
+        }
+        let yaml = match value {
+            serde_yaml_ng::Value::String(text) => text,
+            other => serde_yaml_ng::to_string(&other).map_err(|e| {
+                ConfiguredError::NotAMap(chopsticks::load::scenario::yaml_error_message(&e))
+            })?,
+        };
+        out.push(Configured { name, yaml });
+    }
+    Ok(out)
+}
+
+/// Why a scenario given as text (the action's `scenario` parameter) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InlineError {
+    #[error("scenario is larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a short YAML text")]
+    TooLarge,
+    /// The engine's validation message.
+    #[error("scenario: {0}")]
+    Invalid(#[source] ScenarioError),
+}
+
+/// The label a scenario given as the action's text carries in run.json and the results.
+pub const INLINE_LABEL: &str = "start-test scenario parameter";
+
+/// A scenario given as YAML text, checked by the engine's parser.
+pub fn inline(text: &str) -> Result<ChosenScenario, InlineError> {
+    if text.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(InlineError::TooLarge);
+    }
+    Scenario::from_yaml(text, Source(INLINE_LABEL.to_string())).map_err(InlineError::Invalid)?;
+    Ok(ChosenScenario {
+        label: INLINE_LABEL.to_string(),
+        yaml: text.to_string(),
+    })
+}
+
+/// Resolves `given` against the `scenarios` option's names first, then like [`choose`].
+pub fn choose_with(
+    given: &str,
+    configured: &[Configured],
+    dir: &Path,
+) -> Result<ChosenScenario, ScenarioFileError> {
+    match configured.iter().find(|c| c.name == given) {
+        Some(c) => compile(given, &format!("scenarios option: {}", c.name), &c.yaml),
+        None => choose(given, dir),
+    }
+}
+
+/// A scenario `list-scenarios` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub name: String,
+    /// `built-in`, `scenarios option` or `file in DIR`.
+    pub origin: String,
+    /// The scenario's description (or its `name:` when it has none); for one that does not
+    /// compile, the engine's message.
+    pub description: Result<String, String>,
+}
+
+fn describe(text: &str, label: &str) -> Result<String, String> {
+    Scenario::from_yaml(text, Source(label.to_string()))
+        .map(|s| s.description.unwrap_or_else(|| format!("({})", s.name)))
+        .map_err(|e| e.to_string())
+}
+
+/// The built-ins, then the configured scenarios, then the operator's files (names only; their
+/// content is read only through the same checks as `start-test`).
+pub fn list(configured: &[Configured], dir: &Path) -> Vec<Listed> {
+    let mut out: Vec<Listed> = builtin_names()
+        .iter()
+        .filter_map(|name| {
+            builtin(name).map(|text| Listed {
+                name: name.to_string(),
+                origin: "built-in".into(),
+                description: describe(text, name),
+            })
+        })
+        .collect();
+    out.extend(configured.iter().map(|c| Listed {
+        name: c.name.clone(),
+        origin: "scenarios option".into(),
+        description: describe(&c.yaml, &format!("scenarios option: {}", c.name)),
+    }));
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| !n.starts_with('.') && (n.ends_with(".yaml") || n.ends_with(".yml")))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    for name in files {
+        let description = match choose(&name, dir) {
+            Ok(c) => describe(&c.yaml, &c.label),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push(Listed {
+            name,
+            origin: format!("file in {}", dir.display()),
+            description,
+        });
+    }
+    out
+}
+
 /// Resolves `given` against the built-ins and the files in `dir`.
 pub fn choose(given: &str, dir: &Path) -> Result<ChosenScenario, ScenarioFileError> {
     let builtins = || builtin_names().join(", ");
@@ -214,6 +377,93 @@ mod tests {
         let e = choose(given, dir).unwrap_err().to_string();
         assert!(!e.contains(CANARY), "{e}");
         e
+    }
+
+    const MINE: &str = "name: mine\ndescription: My own mix\nusers:\n  - name: u\n    tasks:\n      - {op: put, size: 1KiB}\n";
+
+    #[test]
+    fn the_scenarios_option_is_a_map_of_names_to_scenarios() {
+        let (_root, dir) = setup();
+        let option = format!(
+            "mine: {{name: mine, description: My own mix, users: [{{name: u, tasks: [{{op: put, size: 1KiB}}]}}]}}\n\
+             text: |\n  {}\nbroken: {{name: broken}}\n",
+            MINE.trim_end().replace('\n', "\n  ")
+        );
+        let entries = configured(&option).unwrap();
+        let names: Vec<&str> = entries.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["broken", "mine", "text"]);
+        let c = choose_with("mine", &entries, &dir).unwrap();
+        assert_eq!(c.label, "scenarios option: mine");
+        assert!(Scenario::from_yaml(&c.yaml, Source("t".into())).is_ok());
+        assert_eq!(
+            choose_with("text", &entries, &dir).unwrap().yaml.trim_end(),
+            MINE.trim_end()
+        );
+        // Built-ins still resolve; a bad entry is refused with the engine's message.
+        assert!(choose_with("s3_small_objects", &entries, &dir).is_ok());
+        let e = choose_with("broken", &entries, &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("scenario-file=broken: "), "{e}");
+        assert!(e.contains("users"), "{e}");
+
+        assert!(configured("").unwrap().is_empty());
+        assert!(configured("[a, b]")
+            .unwrap_err()
+            .to_string()
+            .starts_with("the scenarios option is not a YAML map"));
+        assert!(configured("s3_small_objects: {name: x}")
+            .unwrap_err()
+            .to_string()
+            .contains("built-in"));
+        assert!(configured("'../x': {name: x}")
+            .unwrap_err()
+            .to_string()
+            .contains("not a usable name"));
+        assert!(matches!(
+            configured(&"#".repeat(MAX_SCENARIOS_OPTION_BYTES + 1)),
+            Err(ConfiguredError::TooLarge)
+        ));
+    }
+
+    #[test]
+    fn inline_scenarios_are_checked_by_the_engine() {
+        let c = inline(MINE).unwrap();
+        assert_eq!(c.yaml, MINE);
+        assert_eq!(c.label, INLINE_LABEL);
+        let e = inline("name: x\nusers: []\n").unwrap_err().to_string();
+        let engine = Scenario::from_yaml("name: x\nusers: []\n", Source(INLINE_LABEL.into()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, format!("scenario: {engine}"));
+        assert!(matches!(
+            inline(&"#".repeat(MAX_SCENARIO_BYTES as usize + 1)),
+            Err(InlineError::TooLarge)
+        ));
+    }
+
+    #[test]
+    fn list_shows_builtins_configured_and_files_with_descriptions() {
+        let (_root, dir) = setup();
+        std::fs::write(dir.join("file.yaml"), MINE).unwrap();
+        std::fs::write(dir.join("bad.yaml"), "name: bad\n").unwrap();
+        let entries = configured(&format!(
+            "mine: |\n  {}\n",
+            MINE.trim_end().replace('\n', "\n  ")
+        ))
+        .unwrap();
+        let listed = list(&entries, &dir);
+        let builtins = builtin_names().len();
+        assert_eq!(listed.len(), builtins + 3);
+        assert!(listed[..builtins]
+            .iter()
+            .all(|l| l.origin == "built-in" && l.description.is_ok()));
+        assert_eq!(listed[builtins].name, "mine");
+        assert_eq!(listed[builtins].description.as_deref(), Ok("My own mix"));
+        assert_eq!(listed[builtins + 1].name, "bad.yaml");
+        assert!(listed[builtins + 1].description.is_err());
+        assert_eq!(listed[builtins + 2].name, "file.yaml");
+        assert!(listed[builtins + 2].origin.starts_with("file in "));
     }
 
     #[test]

@@ -35,7 +35,19 @@ pub struct FakeTools {
     pub ports: RefCell<BTreeSet<u16>>,
     /// Every call with its arguments, as a call log would show them.
     pub calls: RefCell<Vec<String>>,
+    /// The `s3-credentials` relation: the provider's app name and databag, when related.
+    pub s3_remote: RefCell<Option<(String, BTreeMap<String, String>)>>,
+    /// Our application and unit databags in the `s3-credentials` relation.
+    pub s3_app: RefCell<BTreeMap<String, String>>,
+    pub s3_unit: RefCell<BTreeMap<String, String>>,
+    /// The `cos-agent` relation's id, when the collector subordinate is related.
+    pub cos_agent: RefCell<Option<String>>,
+    /// This unit's databag in the `cos-agent` relation.
+    pub cos_agent_data: RefCell<BTreeMap<String, String>>,
 }
+
+/// The `s3-credentials` relation's id in the fakes.
+pub const S3_RELATION: &str = "s3-credentials:1";
 
 impl FakeTools {
     fn call(&self, line: String) {
@@ -107,20 +119,52 @@ impl HookTools for FakeTools {
         self.call(format!("action-log {message}"));
         Ok(())
     }
-    fn relation_ids(&self, _endpoint: &str) -> ToolResult<Vec<String>> {
-        Ok(if *self.relation.borrow() {
-            vec!["cluster:0".into()]
-        } else {
-            vec![]
+    fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<String>> {
+        if endpoint == crate::cos_agent::RELATION {
+            return Ok(self.cos_agent.borrow().iter().cloned().collect());
+        }
+        Ok(match endpoint {
+            "cluster" if *self.relation.borrow() => vec!["cluster:0".into()],
+            crate::s3_relation::ENDPOINT if self.s3_remote.borrow().is_some() => {
+                vec![S3_RELATION.into()]
+            }
+            _ => vec![],
         })
+    }
+    fn relation_remote_app(&self, _id: &str) -> ToolResult<String> {
+        self.s3_remote
+            .borrow()
+            .as_ref()
+            .map(|(app, _)| app.clone())
+            .ok_or_else(|| ToolError {
+                tool: "relation-list".into(),
+                message: "relation not found".into(),
+            })
+    }
+    fn relation_get_remote_app(
+        &self,
+        _id: &str,
+        app: &str,
+    ) -> ToolResult<BTreeMap<String, String>> {
+        self.call(format!("relation-get --app - {app}"));
+        match self.s3_remote.borrow().as_ref() {
+            Some((name, bag)) if name == app => Ok(bag.clone()),
+            _ => Err(ToolError {
+                tool: "relation-get".into(),
+                message: format!("no application {app} in the relation"),
+            }),
+        }
     }
     fn relation_list(&self, _id: &str) -> ToolResult<Vec<String>> {
         Ok(self.peers.borrow().clone())
     }
-    fn relation_get_app(&self, _id: &str) -> ToolResult<BTreeMap<String, String>> {
+    fn relation_get_app(&self, id: &str) -> ToolResult<BTreeMap<String, String>> {
+        if id == S3_RELATION {
+            return Ok(self.s3_app.borrow().clone());
+        }
         Ok(self.app.borrow().clone())
     }
-    fn relation_set_app(&self, _id: &str, values: &[(String, String)]) -> ToolResult<()> {
+    fn relation_set_app(&self, id: &str, values: &[(String, String)]) -> ToolResult<()> {
         if !*self.leader.borrow() {
             return Err(ToolError {
                 tool: "relation-set".into(),
@@ -128,15 +172,28 @@ impl HookTools for FakeTools {
             });
         }
         for (k, v) in values {
-            self.call(format!("relation-set --app {k}={v}"));
-            self.app.borrow_mut().insert(k.clone(), v.clone());
+            self.call(format!("relation-set -r {id} --app {k}={v}"));
+            if id == S3_RELATION {
+                self.s3_app.borrow_mut().insert(k.clone(), v.clone());
+            } else {
+                self.app.borrow_mut().insert(k.clone(), v.clone());
+            }
         }
         Ok(())
     }
-    fn relation_set_unit(&self, _id: &str, values: &[(String, String)]) -> ToolResult<()> {
+    fn relation_set_unit(&self, id: &str, values: &[(String, String)]) -> ToolResult<()> {
+        if self.cos_agent.borrow().as_deref() == Some(id) {
+            let mut data = self.cos_agent_data.borrow_mut();
+            data.extend(values.iter().cloned());
+            return Ok(());
+        }
         for (k, v) in values {
-            self.call(format!("relation-set {k}={v}"));
-            self.unit_data.borrow_mut().insert(k.clone(), v.clone());
+            self.call(format!("relation-set -r {id} {k}={v}"));
+            if id == S3_RELATION {
+                self.s3_unit.borrow_mut().insert(k.clone(), v.clone());
+            } else {
+                self.unit_data.borrow_mut().insert(k.clone(), v.clone());
+            }
         }
         Ok(())
     }
@@ -326,6 +383,8 @@ pub struct Unit {
     pub control: std::rc::Rc<FakeControl>,
     /// `JUJU_SECRET_ID` of the hook being simulated (`secret-changed`).
     pub refresh_secret: RefCell<Option<String>>,
+    /// `JUJU_RELATION_ID` of a relation-broken hook being simulated.
+    pub broken_relation: RefCell<Option<String>>,
 }
 
 impl Unit {
@@ -358,6 +417,7 @@ impl Unit {
             services: FakeServices::default(),
             control: std::rc::Rc::new(FakeControl::new(true)),
             refresh_secret: RefCell::new(None),
+            broken_relation: RefCell::new(None),
         }
     }
 
@@ -393,6 +453,7 @@ impl Unit {
             unit: "chopsticks/0".into(),
             settle: Duration::from_millis(0),
             refresh_secret: self.refresh_secret.borrow().clone(),
+            broken_relation: self.broken_relation.borrow().clone(),
         };
         f(&charm)
     }

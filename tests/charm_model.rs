@@ -24,7 +24,7 @@ use std::time::Duration;
 use model::{wait_for, ActionOutcome, Model, Result};
 use serde_json::Value;
 
-use suite::{rgw, serial, Rgw, BLOCKED_NEEDS_S3};
+use suite::{rgw, serial, Rgw, RgwKey, BLOCKED_NEEDS_S3};
 
 /// The packed charm, built once into `<tmp>/charm-model`.
 fn packed_charm() -> PathBuf {
@@ -604,7 +604,7 @@ fn files_containing(dir: &std::path::Path, needle: &str, allowed: &[PathBuf]) ->
 fn start_test_reads_scenarios_only_from_the_scenario_dir() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let (mut m, _) = active_model(2, &rgw, "chopsticks-charm-model-files")?;
+    let (mut m, ports) = active_model(2, &rgw, "chopsticks-charm-model-files")?;
     let leader = m.leader()?;
     let root = m.unit_root(&leader);
     let token_path = root.join("etc/chopsticks/cluster-token");
@@ -693,6 +693,89 @@ fn start_test_reads_scenarios_only_from_the_scenario_dir() -> Result<()> {
         scenarios.join("mine.yaml").display().to_string()
     );
 
+    // Scenarios through Juju, without a file: the whole scenario as the action's text, and
+    // named scenarios in the `scenarios` option, listed with their descriptions.
+    let inline = "name: from_the_action\ndescription: sent as text\nusers:\n  - name: writer\n    tasks:\n      - {op: put, size: 1KiB}\n    wait: {constant: 0.1}\n";
+    let out = m.run_action(
+        "chopsticks/leader",
+        "start-test",
+        serde_json::json!({"scenario": "name: broken\nusers: []\n", "duration": "3s"}),
+    )?;
+    expect_refused(&out, "scenario: ");
+    let out = m.run_action(
+        "chopsticks/leader",
+        "start-test",
+        serde_json::json!({"scenario": inline, "scenario-file": "s3_small_objects"}),
+    )?;
+    expect_refused(&out, "not both");
+    m.config(&[(
+        "scenarios",
+        &format!(
+            "nightly: |\n  {}\n",
+            inline.trim_end().replace('\n', "\n  ")
+        ),
+    )])?;
+    let out = m.juju_run("chopsticks/leader", "list-scenarios")?;
+    let listed = expect_completed(&out).get("scenarios").unwrap_or_default();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l == "nightly (scenarios option): sent as text"),
+        "{listed}"
+    );
+    assert!(listed
+        .lines()
+        .any(|l| l.starts_with("s3_small_objects (built-in): ")));
+    assert!(listed.lines().any(|l| l.starts_with("mine.yaml (file in ")));
+    let out = m.run_action(
+        "chopsticks/leader",
+        "start-test",
+        serde_json::json!({"scenario": inline, "users": 1, "spawn-rate": 1, "duration": "3s", "headless": false}),
+    )?;
+    let inline_run = expect_completed(&out)
+        .get("test-run-id")
+        .unwrap()
+        .to_string();
+    // The web UI's port is open while the run goes (juju expose reaches it) ...
+    let web = format!("{}/tcp", ports.web);
+    assert!(
+        m.opened_ports(&leader)?.contains(&web),
+        "{:?}",
+        m.opened_ports(&leader)?
+    );
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(inline_run.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    assert_eq!(done.get("scenario"), Some("from_the_action"));
+    // ... and closed by the first hook after it ends.
+    m.update_status()?;
+    assert!(
+        !m.opened_ports(&leader)?.contains(&web),
+        "{:?}",
+        m.opened_ports(&leader)?
+    );
+
+    // Results out of Juju: the report's ready-to-paste scp command, for a file that exists.
+    let out = m.juju_run("chopsticks/leader", "fetch-metrics")?;
+    let report = root
+        .join("var/lib/chopsticks")
+        .join(&inline_run)
+        .join("report.html");
+    assert!(report.is_file());
+    assert_eq!(
+        expect_completed(&out).get("report-command"),
+        Some(format!("juju scp {leader}:{} .", report.display()).as_str())
+    );
+    assert_eq!(m.app_version()?, env!("CARGO_PKG_VERSION"));
+    // The daemons' logs are also files under /var/log/chopsticks, 0640.
+    let log = root.join("var/log/chopsticks/coordinator.log");
+    let meta = std::fs::metadata(&log)?;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert!(std::fs::read_to_string(&log)?.contains(&inline_run));
+
     // Neither secret reached anything Juju shows or records, nor any log or file of the model.
     let leaks = m.leaks(&[&token, canary])?;
     assert!(leaks.is_empty(), "{leaks:?}");
@@ -772,73 +855,6 @@ fn a_lost_worker_unit_does_not_block_start_test() -> Result<()> {
     Ok(())
 }
 
-/// An extra S3 key of the shared RadosGW's test user, removed again on drop (the user's
-/// default keys, which other tests use, are never touched).
-struct ExtraKey {
-    access: String,
-    secret: String,
-}
-
-fn radosgw_admin(args: &[&str]) -> Result<String> {
-    let dir = std::env::var("CHOPSTICKS_RGW_DIR").unwrap_or_else(|_| "/tmp/chopsticks-rgw".into());
-    let conf = format!("{dir}/ceph.conf");
-    let out = std::process::Command::new("radosgw-admin")
-        .arg("-c")
-        .arg(&conf)
-        .args(args)
-        .output()?;
-    if !out.status.success() {
-        return Err(model::Error(format!(
-            "radosgw-admin {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
-}
-
-impl ExtraKey {
-    fn create(tag: &str) -> Result<ExtraKey> {
-        let suffix: String = format!("{:08X}", std::process::id() ^ rand_u32());
-        let key = ExtraKey {
-            access: format!("CHOPSTICKSROT{tag}{suffix}"),
-            secret: format!("chopsticksRotated{tag}Secret{suffix}{suffix}"),
-        };
-        radosgw_admin(&[
-            "key",
-            "create",
-            "--uid=chopsticks",
-            "--key-type=s3",
-            &format!("--access-key={}", key.access),
-            &format!("--secret-key={}", key.secret),
-        ])?;
-        Ok(key)
-    }
-
-    fn remove(&self) -> Result<()> {
-        radosgw_admin(&[
-            "key",
-            "rm",
-            "--uid=chopsticks",
-            "--key-type=s3",
-            &format!("--access-key={}", self.access),
-        ])
-        .map(|_| ())
-    }
-}
-
-impl Drop for ExtraKey {
-    fn drop(&mut self) {
-        let _ = self.remove();
-    }
-}
-
-fn rand_u32() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-}
-
 /// The credential copy the fake systemd handed to a running service (`LoadCredential=`).
 fn service_credential(m: &Model, unit: &str, service: &str) -> String {
     let path = m
@@ -853,8 +869,8 @@ fn service_credential(m: &Model, unit: &str, service: &str) -> String {
 fn rotated_credentials_reach_every_unit_after_the_run() -> Result<()> {
     let rgw = rgw();
     let _serial = serial();
-    let first = ExtraKey::create("A")?;
-    let second = ExtraKey::create("B")?;
+    let first = RgwKey::create("ROTA")?;
+    let second = RgwKey::create("ROTB")?;
     let (mut m, ports) = deploy(3)?;
     let creds =
         m.add_user_secret(&[("access-key", &first.access), ("secret-key", &first.secret)])?;

@@ -698,8 +698,9 @@ find / \( -path /proc -o -path /sys \) -prune -o -writable ! -type c ! -type s !
         "{out}"
     );
     // Every file or directory it can write (devices and sockets, such as /dev/null and the
-    // journal's, are endpoints, not storage): its state directory and nothing else.
-    let allowed = ["/var/lib/chopsticks"];
+    // journal's, are endpoints, not storage): its state directory and its log directory
+    // (the `--log-file` the collector tails), nothing else.
+    let allowed = ["/var/lib/chopsticks", "/var/log/chopsticks"];
     let writable: Vec<&str> = lines
         .iter()
         .filter_map(|l| l.strip_prefix("writable "))

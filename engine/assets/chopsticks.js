@@ -359,7 +359,9 @@
     ['name', 'Task', 'l'], ['method', 'Type', 'l'], ['requests', 'Requests'], ['failures', 'Failures'],
     ['error_rate', 'Errors'], ['rps', 'Req/s'], ['min', 'Min'], ['p50', 'p50'], ['p90', 'p90'],
     ['p95', 'p95'], ['p99', 'p99'], ['p999', 'p99.9'], ['max', 'Max'], ['ttfb_p50', 'TTFB p50'],
-    ['ttfb_p99', 'TTFB p99'], ['mb_per_s', 'MB/s']
+    ['ttfb_p99', 'TTFB p99'], ['mb_per_s', 'MB/s'],
+    ['service_p50', 'Service p50'], ['service_p99', 'Service p99'], ['arrivals', 'Arrivals'],
+    ['dropped', 'Dropped'], ['late', 'Late'], ['lateness_p99', 'Lateness p99']
   ];
 
   function head(cols) {
@@ -388,7 +390,25 @@
       cell('ttfb_p50', tt ? tt.p50 : null, fmt.ms(tt ? tt.p50 : null)) +
       cell('ttfb_p99', tt ? tt.p99 : null, fmt.ms(tt ? tt.p99 : null)) +
       cell('mb_per_s', t.mb_per_s, fmt.num2(t.mb_per_s)) +
+      serviceCells(t) +
       '</tr>';
+  }
+
+  /* Open-model numbers: latency (the columns before) is from the intended start when
+     `latency_from` is `intended_start`; service time is from the send. For closed users without
+     pacing the two are one histogram: one column says so instead of repeating it. */
+  function serviceCells(t) {
+    var v = t.service_ms, lt = t.lateness_ms;
+    var svc = v
+      ? cell('service_p50', v.p50, fmt.ms(v.p50)) + cell('service_p99', v.p99, fmt.ms(v.p99))
+      : '<td data-col="service_p50" data-value="" class="muted">same as latency</td>' +
+        '<td data-col="service_p99" data-value="" class="muted">same as latency</td>';
+    var open = t.arrivals > 0;
+    return svc +
+      cell('arrivals', open ? t.arrivals : null, open ? fmt.int(t.arrivals) : DASH) +
+      cell('dropped', open ? t.dropped : null, open ? fmt.int(t.dropped) : DASH, t.dropped > 0 ? 'bad' : '') +
+      cell('late', open ? t.late : null, open ? fmt.int(t.late) : DASH, t.late > 0 ? 'bad' : '') +
+      cell('lateness_p99', lt ? lt.p99 : null, fmt.ms(lt ? lt.p99 : null));
   }
 
   function emptyRow(n, text) {
@@ -783,8 +803,70 @@
     poll();
   }
 
+  /* The saturation sweep (sweep.json): throughput vs p99 per step, the knee marked, and the
+     steps as a table. Inserted before the tasks section; only in a report of a sweep. */
+  function drawSweep(sweep) {
+    var main = document.querySelector('main');
+    var tasks = $('tasks-table');
+    if (!main || !sweep || !sweep.steps) return;
+    var section = document.createElement('section');
+    section.className = 'card';
+    section.id = 'sweep';
+    var knee = sweep.knee;
+    section.innerHTML = '<h2>Saturation sweep <span class="hint">per step, measured after its warm-up: ' +
+      'achieved throughput vs p99 latency (from the intended start)</span></h2>' +
+      '<p id="sweep-knee" class="' + (knee ? 'knee' : 'no-knee') + '">' + (knee
+        ? 'Knee: ' + esc(fmt.num1(knee.offered_rate)) + '/s offered, ' + esc(fmt.num1(knee.achieved_rate)) +
+          '/s achieved, p99 ' + esc(knee.latency_ms ? fmt.ms(knee.latency_ms.p99) : DASH) + ' ms'
+        : 'No knee: no step met the SLO') + ' \u2014 ' + esc(sweep.ended) + '</p>' +
+      chartCard('chart-sweep', 'Throughput vs p99', 'x: achieved requests/s; y: p99 ms; the knee is the ringed point') +
+      '<div class="table-wrap"><table id="sweep-table"></table></div>';
+    var anchor = tasks ? tasks.closest('section') : null;
+    main.insertBefore(section, anchor);
+    var steps = sweep.steps.slice().sort(function (a, b) { return a.achieved_rate - b.achieved_rate; });
+    var x = steps.map(function (s) { return s.achieved_rate; });
+    var p99 = steps.map(function (s) { return s.latency_ms ? s.latency_ms.p99 : null; });
+    var kneeY = steps.map(function (s) {
+      return knee && s.offered_rate === knee.offered_rate && s.latency_ms ? s.latency_ms.p99 : null;
+    });
+    plot('chart-sweep', {
+      labels: ['p99', 'knee'],
+      height: 280,
+      opts: function (width, height) {
+        return {
+          width: width, height: height, padding: [10, 20, 0, 0],
+          series: [
+            { label: 'req/s', value: function (u, v) { return v == null ? DASH : fmt.num1(v); } },
+            { label: 'p99', stroke: PALETTE[0], width: 1.8, spanGaps: true, points: { show: true, size: 6 },
+              value: function (u, v) { return v == null ? DASH : fmt.ms(v) + ' ms'; } },
+            { label: 'knee', stroke: '#dc2626', width: 0, points: { show: true, size: 14, width: 2, fill: 'transparent' },
+              value: function (u, v) { return v == null ? DASH : fmt.ms(v) + ' ms'; } }
+          ],
+          scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
+          axes: [{ grid: { stroke: '#eef2f6' }, ticks: { stroke: '#e2e8f0' } }, yAxis(false)],
+          legend: { live: true }
+        };
+      }
+    }, [x, p99, kneeY]);
+    var head = ['Step', 'Offered/s', 'Achieved/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Service p99 ms',
+      'Requests', 'Errors', 'Dropped', 'Late', 'Stable', 'Seconds', 'Verdict'];
+    var rows = sweep.steps.map(function (s, i) {
+      var l = s.latency_ms || {}, v = s.service_ms || {};
+      var isKnee = knee && s.offered_rate === knee.offered_rate;
+      return '<tr' + (isKnee ? ' class="knee"' : '') + '><td>' + (i + 1) + (isKnee ? ' (knee)' : '') + '</td><td>' +
+        esc(fmt.num1(s.offered_rate)) + '</td><td>' + esc(fmt.num1(s.achieved_rate)) + '</td><td>' +
+        esc(fmt.ms(l.p50)) + '</td><td>' + esc(fmt.ms(l.p99)) + '</td><td>' + esc(fmt.ms(l.p999)) + '</td><td>' +
+        esc(fmt.ms(v.p99)) + '</td><td>' + esc(fmt.int(s.requests)) + '</td><td>' + esc(fmt.int(s.errors)) + '</td><td>' +
+        esc(fmt.int(s.dropped)) + '</td><td>' + esc(fmt.int(s.late)) + '</td><td>' + (s.stable ? 'yes' : 'no') + '</td><td>' +
+        esc(fmt.int(s.seconds)) + '</td><td class="l">' + esc(s.verdict) + '</td></tr>';
+    });
+    $('sweep-table').innerHTML = '<thead><tr>' + head.map(function (h) { return '<th>' + esc(h) + '</th>'; }).join('') +
+      '</tr></thead><tbody>' + rows.join('') + '</tbody>';
+  }
+
   function report(data) {
     mount('report');
+    if (data.sweep) drawSweep(data.sweep);
     update({
       mode: 'report', run: data.run, status: null, summary: data.summary, series: data.series,
       distributions: data.distributions, events: data.events, notes: data.notes,

@@ -258,6 +258,12 @@ pub const MAX_IN_FLIGHT: Count = Count {
     max: 1_000_000,
     fix: "give a whole number of requests from 1 to 1000000, e.g. max_in_flight: 1000",
 };
+/// Users of one load stage (`load.users.stages[i].users`); 0 is a pause or a ramp down.
+pub const STAGE_USERS: Count = Count {
+    min: 0,
+    max: 1_000_000,
+    fix: "give a whole number of users from 0 to 1000000, e.g. {users: 50, for: 2m}",
+};
 /// Workers a start waits for.
 pub const EXPECTED_WORKERS: Count = Count {
     min: 1,
@@ -409,6 +415,14 @@ pub const ARRIVAL_RATE: Rate = Rate {
     fix: "give arrivals per second from 1/h to 1000000/s, e.g. 500/s",
 };
 
+/// Arrivals per second of one rate stage (`load.arrival.stages[i].rate`); 0/s is a pause or
+/// the end of a ramp down, allowed inside stages only.
+pub const STAGE_RATE: Rate = Rate {
+    min: 0.0,
+    max: 1_000_000.0,
+    fix: "give arrivals per second from 0/s to 1000000/s, e.g. {rate: 500/s, for: 1m}",
+};
+
 impl Rate {
     pub fn check(&self, field: &str, value: f64) -> Result<f64, LimitError> {
         let shown = show_f64(value);
@@ -474,6 +488,8 @@ pub mod input {
     pub const MAX_TASKS_PER_CLASS: usize = 10_000;
     /// Tasks in one pass of a `sequence: true` class (the sum of its task weights).
     pub const MAX_SEQUENCE_PASS: i64 = 1_000_000;
+    /// Stages of a staged load (`load.users.stages`, `load.arrival.stages`).
+    pub const MAX_STAGES: usize = 1_000;
     /// Thresholds per scenario.
     pub const MAX_THRESHOLDS: usize = 1_000;
     /// Size buckets per size distribution.

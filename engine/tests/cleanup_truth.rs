@@ -331,6 +331,7 @@ async fn a_coordinator_retries_unfinished_cleanups_before_each_run() {
             seed: None,
             stop_timeout_s: None,
             rate: None,
+            sweeping: Default::default(),
         })
         .await
         .expect("start the next run");

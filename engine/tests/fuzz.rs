@@ -322,6 +322,7 @@ proptest! {
             seed: None,
             stop_timeout_s: stop,
             rate: None,
+            sweeping: Default::default(),
         };
         check_start(&request);
     }

@@ -184,6 +184,7 @@ async fn the_control_api_refuses_the_same_numbers() {
         seed: None,
         stop_timeout_s: None,
         rate: None,
+        sweeping: Default::default(),
     };
     let cases: Vec<(StartRequest, &str)> = vec![
         (

@@ -154,15 +154,7 @@ async fn metrics_and_hlog_match_the_summary() {
     assert!(summary.total.failures > 0, "the denied worker's puts fail");
 
     // /metrics on the control API, read by a Prometheus parser.
-    let text = d
-        .http
-        .get(d.control("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = d.metrics().await;
     check_exposition_format(&text);
     let scrape =
         Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text parses");

@@ -203,23 +203,7 @@ async fn report_of_a_real_run_shows_its_numbers_in_chromium() {
     assert!(report.is_file(), "the run's end writes report.html");
 
     let browser = Browser::start(dir.path(), 1400, 1000).await;
-    browser
-        .client
-        .goto(&format!("file://{}", report.display()))
-        .await
-        .expect("open report.html");
-    wait_for(
-        "the report to render",
-        Duration::from_secs(30),
-        async || match browser
-            .js("return document.body.dataset.rendered || null;")
-            .await
-        {
-            Value::String(s) => Ok(s),
-            other => Err(format!("{other}")),
-        },
-    )
-    .await;
+    browser.open_report(&report).await;
 
     // Nothing was fetched: the page is one file.
     let fetched = browser
@@ -344,6 +328,29 @@ async fn check_tasks_table(b: &Browser, summary: &Summary) {
             "{}",
             what("req/s")
         );
+        // Open-model columns (issue 13): a closed run without pacing has one latency
+        // histogram, said once, and no arrivals.
+        match &t.service_ms {
+            Some(p) => {
+                assert_ms(&row["service_p50"], p.p50, &what("service p50"));
+                assert_ms(&row["service_p99"], p.p99, &what("service p99"));
+            }
+            None => {
+                assert_eq!(
+                    row["service_p99"].text,
+                    "same as latency",
+                    "{}",
+                    what("service")
+                );
+                assert_eq!(row["service_p99"].value, "", "{}", what("service"));
+            }
+        }
+        if t.arrivals == 0 {
+            assert_eq!(row["dropped"].value, "", "{}", what("dropped"));
+        } else {
+            assert_count(&row["dropped"], t.dropped, &what("dropped"));
+            assert_count(&row["late"], t.late, &what("late"));
+        }
     }
     assert!(summary.tasks.iter().any(|t| t.ttfb_ms.is_some()));
 }

@@ -642,7 +642,12 @@ def t_relation_list(ctx):
         emit(rel.get("remote_app", ctx.app), fmt)
         return
     # A departing unit (relation-departed/-broken on it) no longer sees anyone.
-    others = [] if ctx.unit in rel.get("departing", []) else sorted_units(u for u in rel["units"] if u != ctx.unit)
+    if ctx.unit in rel.get("departing", []):
+        others = []
+    elif "remote_app" in rel:
+        others = sorted_units(rel.get("remote_units", []))
+    else:
+        others = sorted_units(u for u in rel["units"] if u != ctx.unit)
     if fmt == "json":
         emit(others, fmt)
     else:
@@ -663,16 +668,22 @@ def t_relation_get(ctx):
     staged = ctx.model.read_staged(ctx.env.get("FAKE_JUJU_HOOK_ID", "")).get("relations", {}).get(rid, {})
     if opts.get("app"):
         app = (target or ctx.env.get("JUJU_REMOTE_APP") or ctx.app).split("/")[0]
-        if app != ctx.app:
+        if app == ctx.app:
+            # Outside a peer relation only the leader may read its own application's databag.
+            if "remote_app" in rel and not is_leader(state, ctx.unit):
+                raise ToolError("permission denied")
+            data = merged(rel.get("app", {}), staged.get("app", {}))
+        elif app == rel.get("remote_app"):
+            data = rel.get("remote_app_data", {})
+        else:
             raise ToolError('cannot read application settings for "%s" in relation "%s"' % (app, rid))
-        data = merged(rel.get("app", {}), staged.get("app", {}))
     else:
         target = target or ctx.env.get("JUJU_REMOTE_UNIT")
         if not target:
             raise ToolError("no unit id specified", 2)
         if target == ctx.unit:
             data = merged(rel["data"].get(target, {}), staged.get("unit", {}))
-        elif target in rel["units"]:
+        elif target in rel["units"] or target in rel.get("remote_units", []):
             data = rel["data"].get(target, {})
         else:
             raise ToolError('cannot read settings for unit "%s" in relation "%s": unit "%s": settings not found' % (target, rid, target))
@@ -854,8 +865,11 @@ def t_secret_get(ctx):
         else:
             if secret["owner"] == "user" and not secret.get("granted"):
                 raise ToolError("permission denied")
+            granted_app = ctx.app in secret.get("granted_apps", [])
             if secret["owner"].startswith("unit:") or (
-                secret["owner"].startswith("application:") and secret["owner"] != "application:" + ctx.app
+                secret["owner"].startswith("application:")
+                and secret["owner"] != "application:" + ctx.app
+                and not granted_app
             ):
                 raise ToolError("permission denied")
             consumer = secret["consumers"].setdefault(ctx.unit, {})
@@ -1734,10 +1748,20 @@ def unit_view(state, unit):
     """What `unit` can see of every peer relation: the other units' databags and the app's."""
     view = {}
     for rid, rel in state.get("relations", {}).items():
-        if unit in rel["units"]:
+        if unit not in rel["units"]:
+            continue
+        if "remote_app" in rel:
+            # Another application: its units' databags and its application databag.
+            view[rid] = {
+                "units": {u: rel["data"].get(u, {}) for u in rel.get("remote_units", [])},
+                "app": rel.get("remote_app_data", {}),
+                "remote_app": rel["remote_app"],
+            }
+        else:
             view[rid] = {
                 "units": {u: rel["data"].get(u, {}) for u in rel["units"] if u != unit},
                 "app": rel.get("app", {}),
+                "remote_app": state["app"],
             }
     return view
 
@@ -1789,7 +1813,7 @@ def admin_add_unit(model, arg):
             state["units"][unit]["cidr"] = arg["cidr"]
         state["seen"][unit] = {}
         for rel in state["relations"].values():
-            if rel["name"] in arg.get("peers", []) and unit not in rel["units"]:
+            if (rel["name"] in arg.get("peers", []) or "remote_app" in rel) and unit not in rel["units"]:
                 rel["units"].append(unit)
 
     model.edit(apply)
@@ -1834,11 +1858,83 @@ def admin_leave_relations(model, arg):
 
 
 def admin_add_relation(model, arg):
+    """A peer relation, or (with remote_app) a relation between our endpoint `name` and another
+    application whose units `remote_units` the test scripts (their databags are set by admin)."""
+
     def apply(state):
         rid = "%s:%d" % (arg["name"], state["next_relation"])
         state["next_relation"] += 1
-        state["relations"][rid] = {"name": arg["name"], "units": list(arg["units"]), "data": {}, "app": {}}
+        rel = {"name": arg["name"], "units": list(arg["units"]), "data": {}, "app": {}}
+        if arg.get("remote_app"):
+            rel.update(
+                {
+                    "remote_app": arg["remote_app"],
+                    "remote_endpoint": arg.get("remote_endpoint", arg["name"]),
+                    "remote_units": list(arg.get("remote_units", [])),
+                    "remote_app_data": {},
+                }
+            )
+        state["relations"][rid] = rel
         return rid
+
+    return {"id": model.edit(apply)}
+
+
+def admin_set_remote_data(model, arg):
+    """The scripted remote application writes its app databag (`app`: true) or a unit's; an
+    empty value deletes the key, as in Juju."""
+
+    def apply(state):
+        rel = state["relations"][arg["relation"]]
+        if arg.get("unit"):
+            if arg["unit"] not in rel.get("remote_units", []):
+                raise ToolError("unit %s is not in relation %s" % (arg["unit"], arg["relation"]))
+            rel["data"][arg["unit"]] = merged(rel["data"].get(arg["unit"], {}), arg["data"])
+        else:
+            rel["remote_app_data"] = merged(rel.get("remote_app_data", {}), arg["data"])
+
+    model.edit(apply)
+    return {}
+
+
+def admin_remote_depart(model, arg):
+    """The remote units leave (before relation-departed/-broken on our units)."""
+
+    def apply(state):
+        rel = state["relations"][arg["relation"]]
+        for u in rel.get("remote_units", []):
+            rel["data"].pop(u, None)
+        rel["remote_units"] = []
+
+    model.edit(apply)
+    return {}
+
+
+def admin_remove_relation(model, arg):
+    def apply(state):
+        state["relations"].pop(arg["relation"], None)
+        for seen in state["seen"].values():
+            seen.pop(arg["relation"], None)
+
+    model.edit(apply)
+    return {}
+
+
+def admin_add_app_secret(model, arg):
+    """A secret owned by another application, granted to `granted_apps` (as `secret-grant
+    --relation` does for the applications of a relation)."""
+
+    def apply(state):
+        sid = new_secret_id()
+        state["secrets"][sid] = {
+            "owner": "application:" + arg["owner_app"],
+            "label": arg.get("label"),
+            "description": "",
+            "revisions": [arg["content"]],
+            "consumers": {},
+            "granted_apps": list(arg.get("granted_apps", [])),
+        }
+        return sid
 
     return {"id": model.edit(apply)}
 
@@ -1881,8 +1977,10 @@ def admin_commit(model, arg):
                     rel["data"][writer] = merged(rel["data"].get(writer, {}), bags["unit"])
                 if "app" in bags:
                     rel["app"] = merged(rel.get("app", {}), bags["app"])
-                    # The writer knows what it wrote: no relation-changed back to it.
-                    state["seen"].setdefault(writer, {}).setdefault(rid, {})["app"] = rel["app"]
+                    # The writer knows what it wrote: no relation-changed back to it (in a
+                    # cross-app relation its own side is never told of its app databag).
+                    if "remote_app" not in rel:
+                        state["seen"].setdefault(writer, {}).setdefault(rid, {})["app"] = rel["app"]
         if os.path.exists(path):
             os.unlink(path)
 
@@ -1904,6 +2002,9 @@ def admin_pending(model, arg):
                     out.append({"unit": unit, "kind": "relation-changed", "relation": rid, "remote_unit": other})
             if s.get("app", {}) != v["app"]:
                 out.append({"unit": unit, "kind": "relation-changed", "relation": rid, "remote_unit": None})
+        for item in out:
+            if item.get("unit") == unit and "relation" in item and "remote_app" not in item:
+                item["remote_app"] = view.get(item["relation"], {}).get("remote_app")
         for sid, secret in sorted(state.get("secrets", {}).items()):
             c = secret.get("consumers", {}).get(unit)
             if c and "revision" in c and c.get("notified", 0) < len(secret["revisions"]):
@@ -1924,7 +2025,7 @@ def admin_mark_seen(model, arg):
         if remote:
             seen["units"][remote] = rel["data"].get(remote, {})
         if arg.get("app", not remote):
-            seen["app"] = rel.get("app", {})
+            seen["app"] = rel.get("remote_app_data", {}) if "remote_app" in rel else rel.get("app", {})
 
     model.edit(apply)
     return {}
@@ -1934,6 +2035,16 @@ def admin_forget_seen(model, arg):
     def apply(state):
         seen = state["seen"].get(arg["unit"], {}).get(arg["relation"], {})
         seen.get("units", {}).pop(arg["remote_unit"], None)
+
+    model.edit(apply)
+    return {}
+
+
+def admin_forget_seen_all(model, arg):
+    """`unit` forgets what it was shown of relation `relation` (it is leaving)."""
+
+    def apply(state):
+        state["seen"].get(arg["unit"], {}).pop(arg["relation"], None)
 
     model.edit(apply)
     return {}
@@ -2041,12 +2152,17 @@ ADMIN = {
     "remove-unit": admin_remove_unit,
     "leave-relations": admin_leave_relations,
     "add-relation": admin_add_relation,
+    "set-remote-data": admin_set_remote_data,
+    "remote-depart": admin_remote_depart,
+    "remove-relation": admin_remove_relation,
+    "add-app-secret": admin_add_app_secret,
     "set-config": admin_set_config,
     "set-leader": admin_set_leader,
     "commit": admin_commit,
     "pending": admin_pending,
     "mark-seen": admin_mark_seen,
     "forget-seen": admin_forget_seen,
+    "forget-seen-all": admin_forget_seen_all,
     "secret-notified": admin_secret_notified,
     "add-user-secret": admin_add_user_secret,
     "grant-secret": admin_grant_secret,

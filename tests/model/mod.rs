@@ -131,6 +131,16 @@ struct ConfigOption {
     kind: String,
 }
 
+/// A relation between our application and a scripted one.
+#[derive(Debug, Clone)]
+pub struct RemoteRelation {
+    pub id: String,
+    /// Our endpoint (`s3-credentials`).
+    pub endpoint: String,
+    pub remote_app: String,
+    pub remote_units: Vec<String>,
+}
+
 /// A model with one application deployed from a charm directory or `.charm` file.
 pub struct Model {
     dir: Option<tempfile::TempDir>,
@@ -615,6 +625,9 @@ impl Model {
             self.join(other, &unit, &rids)?;
             self.join(&unit, other, &rids)?;
         }
+        for rel in self.remote_relations()? {
+            self.join_remote(&unit, &rel)?;
+        }
         self.settle()?;
         Ok(unit)
     }
@@ -644,6 +657,20 @@ impl Model {
             }
             let env = relation_env(name, rid, None, &self.app, None);
             self.run_hook_env(&unit, &format!("{name}-relation-broken"), env)?;
+        }
+        for rel in self.remote_relations()? {
+            for remote in &rel.remote_units {
+                let env = relation_env(
+                    &rel.endpoint,
+                    &rel.id,
+                    Some(remote),
+                    &rel.remote_app,
+                    Some(&unit),
+                );
+                self.run_hook_env(&unit, &format!("{}-relation-departed", rel.endpoint), env)?;
+            }
+            let env = relation_env(&rel.endpoint, &rel.id, None, &rel.remote_app, None);
+            self.run_hook_env(&unit, &format!("{}-relation-broken", rel.endpoint), env)?;
         }
         self.run_hook(&unit, "stop")?;
         self.run_hook(&unit, "remove")?;
@@ -856,7 +883,8 @@ impl Model {
                     json!({"unit": unit, "relation": rid, "remote_unit": remote, "app": remote.is_none()}),
                 )?;
                 let name = rid.split(':').next().unwrap_or_default().to_string();
-                let env = relation_env(&name, &rid, remote.as_deref(), &self.app, None);
+                let remote_app = p["remote_app"].as_str().unwrap_or(&self.app).to_string();
+                let env = relation_env(&name, &rid, remote.as_deref(), &remote_app, None);
                 self.run_hook_env(&unit, &format!("{name}-relation-changed"), env)?;
             }
         }
@@ -1008,9 +1036,188 @@ impl Model {
         let state = self.state()?;
         let mut out = Vec::new();
         for (rid, rel) in state["relations"].as_object().cloned().unwrap_or_default() {
-            out.push((rel["name"].as_str().unwrap_or_default().to_string(), rid));
+            if rel.get("remote_app").is_none() {
+                out.push((rel["name"].as_str().unwrap_or_default().to_string(), rid));
+            }
         }
         Ok(out)
+    }
+
+    /// Relations with other applications: (relation id, our endpoint, remote app, its units).
+    fn remote_relations(&self) -> Result<Vec<RemoteRelation>> {
+        let state = self.state()?;
+        let mut out = Vec::new();
+        for (rid, rel) in state["relations"].as_object().cloned().unwrap_or_default() {
+            if let Some(app) = rel["remote_app"].as_str() {
+                out.push(RemoteRelation {
+                    id: rid,
+                    endpoint: rel["name"].as_str().unwrap_or_default().to_string(),
+                    remote_app: app.to_string(),
+                    remote_units: strings(&rel["remote_units"]),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- relations with other applications --------------------------------------------------
+
+    /// `juju integrate APP:ENDPOINT REMOTE`: relates our `endpoint` to a *scripted* application
+    /// `remote_app` with `remote_units` units (`remote_app/0`, ...), which runs no charm code:
+    /// the test writes its databags ([`set_remote_app_data`](Self::set_remote_app_data),
+    /// [`set_remote_unit_data`](Self::set_remote_unit_data)) and reads ours.  Our units get
+    /// relation-created, then relation-joined and relation-changed for each remote unit, in
+    /// Juju's order, then the model settles.  Returns the relation id.
+    pub fn relate(
+        &mut self,
+        endpoint: &str,
+        remote_app: &str,
+        remote_units: usize,
+    ) -> Result<String> {
+        if remote_app == self.app {
+            bail!("ERROR cannot relate {remote_app} to itself; peers are related on deploy");
+        }
+        let remote: Vec<String> = (0..remote_units)
+            .map(|i| format!("{remote_app}/{i}"))
+            .collect();
+        let rid = self.admin(
+            "add-relation",
+            json!({"name": endpoint, "units": self.units, "remote_app": remote_app, "remote_units": remote}),
+        )?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        for unit in self.units.clone() {
+            let env = relation_env(endpoint, &rid, None, remote_app, None);
+            self.run_hook_env(&unit, &format!("{endpoint}-relation-created"), env)?;
+        }
+        let rel = RemoteRelation {
+            id: rid.clone(),
+            endpoint: endpoint.to_string(),
+            remote_app: remote_app.to_string(),
+            remote_units: remote,
+        };
+        for unit in self.units.clone() {
+            self.join_remote(&unit, &rel)?;
+        }
+        self.settle()?;
+        Ok(rid)
+    }
+
+    /// relation-joined then relation-changed on `unit` for every unit of the remote app.
+    fn join_remote(&mut self, unit: &str, rel: &RemoteRelation) -> Result<()> {
+        for remote in &rel.remote_units {
+            let env = relation_env(&rel.endpoint, &rel.id, Some(remote), &rel.remote_app, None);
+            self.run_hook_env(
+                unit,
+                &format!("{}-relation-joined", rel.endpoint),
+                env.clone(),
+            )?;
+            self.admin(
+                "mark-seen",
+                json!({"unit": unit, "relation": rel.id, "remote_unit": remote, "app": true}),
+            )?;
+            self.run_hook_env(unit, &format!("{}-relation-changed", rel.endpoint), env)?;
+        }
+        Ok(())
+    }
+
+    /// The scripted remote application's leader writes its application databag (an empty
+    /// value deletes the key); our units get relation-changed.
+    pub fn set_remote_app_data(&mut self, rid: &str, values: &[(&str, &str)]) -> Result<()> {
+        let data: Map<String, Value> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        self.admin("set-remote-data", json!({"relation": rid, "data": data}))?;
+        self.settle()
+    }
+
+    /// A scripted remote unit writes its own databag; our units get relation-changed.
+    pub fn set_remote_unit_data(
+        &mut self,
+        rid: &str,
+        unit: &str,
+        values: &[(&str, &str)],
+    ) -> Result<()> {
+        let data: Map<String, Value> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        self.admin(
+            "set-remote-data",
+            json!({"relation": rid, "unit": unit, "data": data}),
+        )?;
+        self.settle()
+    }
+
+    /// Our application databag in relation `rid`, as the remote application reads it.
+    pub fn relation_app_data(&self, rid: &str) -> Result<Map<String, Value>> {
+        Ok(self.state()?["relations"][rid]["app"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// A unit's databag in relation `rid` (ours or a remote unit's).
+    pub fn relation_unit_data(&self, rid: &str, unit: &str) -> Result<Map<String, Value>> {
+        Ok(self.state()?["relations"][rid]["data"][unit]
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// `secret-add` by the scripted application `owner_app` and `secret-grant` to our
+    /// application (as a provider grants a secret to a relation).  Returns its URI.
+    pub fn add_app_secret(&mut self, owner_app: &str, content: &[(&str, &str)]) -> Result<String> {
+        let content: Map<String, Value> = content
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        Ok(self.admin(
+            "add-app-secret",
+            json!({"owner_app": owner_app, "content": content, "granted_apps": [self.app]}),
+        )?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// `secret-set` by the owning application: a new revision; every unit that read the secret
+    /// gets secret-changed (the model settles).
+    pub fn update_app_secret(&mut self, id: &str, content: &[(&str, &str)]) -> Result<()> {
+        self.update_user_secret(id, content)
+    }
+
+    /// `juju remove-relation`: the remote units depart (relation-departed about each on every
+    /// unit of ours), then relation-broken on every unit of ours, then the relation is gone
+    /// and the model settles.
+    pub fn unrelate(&mut self, rid: &str) -> Result<()> {
+        let rel = self
+            .remote_relations()?
+            .into_iter()
+            .find(|r| r.id == rid)
+            .ok_or_else(|| anyhow!("ERROR relation {rid} not found"))?;
+        self.admin("remote-depart", json!({"relation": rid}))?;
+        for unit in self.units.clone() {
+            self.admin("forget-seen-all", json!({"unit": unit, "relation": rid}))?;
+            for remote in &rel.remote_units {
+                let env = relation_env(
+                    &rel.endpoint,
+                    rid,
+                    Some(remote),
+                    &rel.remote_app,
+                    Some(remote),
+                );
+                self.run_hook_env(&unit, &format!("{}-relation-departed", rel.endpoint), env)?;
+            }
+        }
+        for unit in self.units.clone() {
+            let env = relation_env(&rel.endpoint, rid, None, &rel.remote_app, None);
+            self.run_hook_env(&unit, &format!("{}-relation-broken", rel.endpoint), env)?;
+        }
+        self.admin("remove-relation", json!({"relation": rid}))?;
+        self.settle()
     }
 
     fn bring_up(&mut self, unit: &str, rids: &[(String, String)]) -> Result<()> {
@@ -1018,6 +1225,10 @@ impl Model {
         for (name, rid) in rids {
             let env = relation_env(name, rid, None, &self.app, None);
             self.run_hook_env(unit, &format!("{name}-relation-created"), env)?;
+        }
+        for rel in self.remote_relations()? {
+            let env = relation_env(&rel.endpoint, &rel.id, None, &rel.remote_app, None);
+            self.run_hook_env(unit, &format!("{}-relation-created", rel.endpoint), env)?;
         }
         if self.leader().ok().as_deref() == Some(unit) {
             self.run_hook(unit, "leader-elected")?;

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// The blocked status of a unit with no S3 settings (the charm's `NEEDS_S3`).
 pub const BLOCKED_NEEDS_S3: &str =
-    "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials)";
+    "set s3-endpoint, s3-access-key and s3-secret-key (or s3-credentials), or integrate an s3 provider: juju integrate chopsticks:s3-credentials <s3-integrator or ceph-radosgw>";
 
 /// The RadosGW under test (on the host's loopback).
 pub struct Rgw {
@@ -53,4 +53,75 @@ pub fn packed_charm(dir: &str) -> PathBuf {
 pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `radosgw-admin` against the test cluster (`CHOPSTICKS_RGW_DIR`, as tests/rgw/up.sh
+/// left it) and returns its output.
+#[allow(dead_code)] // used by the process-mode suites, not by the real-systemd one
+pub fn radosgw_admin(args: &[&str]) -> crate::model::Result<String> {
+    let dir = std::env::var("CHOPSTICKS_RGW_DIR").unwrap_or_else(|_| "/tmp/chopsticks-rgw".into());
+    let out = std::process::Command::new("radosgw-admin")
+        .arg("-c")
+        .arg(format!("{dir}/ceph.conf"))
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        return Err(crate::model::Error(format!(
+            "radosgw-admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// An extra S3 key pair of the test RadosGW's user that exists only for one test (removed on
+/// drop; the user's default keys, which other tests use, are never touched), so a run after
+/// its removal proves the units use another key.
+#[allow(dead_code)] // used by the process-mode suites, not by the real-systemd one
+pub struct RgwKey {
+    pub access: String,
+    pub secret: String,
+}
+
+#[allow(dead_code)]
+impl RgwKey {
+    /// A new key whose names carry `label` (e.g. `ROTA`), unique to this process and moment.
+    pub fn create(label: &str) -> crate::model::Result<RgwKey> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let suffix = format!("{:08X}", std::process::id() ^ nanos);
+        let key = RgwKey {
+            access: format!("CHOPSTICKS{label}{suffix}"),
+            secret: format!("chopsticks{label}Secret{suffix}{suffix}"),
+        };
+        radosgw_admin(&[
+            "key",
+            "create",
+            "--uid=chopsticks",
+            "--key-type=s3",
+            &format!("--access-key={}", key.access),
+            &format!("--secret-key={}", key.secret),
+        ])?;
+        Ok(key)
+    }
+
+    /// Deletes the key from RadosGW: a request signed with it fails from now on.
+    pub fn remove(&self) -> crate::model::Result<()> {
+        radosgw_admin(&[
+            "key",
+            "rm",
+            "--uid=chopsticks",
+            "--key-type=s3",
+            &format!("--access-key={}", self.access),
+        ])
+        .map(|_| ())
+    }
+}
+
+impl Drop for RgwKey {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
 }

@@ -34,10 +34,16 @@ pub enum CtlCommand {
         /// Built-in scenario name or a path on the coordinator's machine.
         #[arg(long, short = 'f', default_value = "s3_small_objects")]
         scenario: String,
-        #[arg(long, short = 'u', value_parser = super::parse_users)]
-        users: u32,
-        #[arg(long, short = 'r', value_parser = super::parse_spawn_rate)]
-        spawn_rate: f64,
+        /// Closed-model users (not with --rate).
+        #[arg(long, short = 'u', value_parser = super::parse_users, required_unless_present = "rate", conflicts_with = "rate")]
+        users: Option<u32>,
+        /// Users started per second (not with --rate).
+        #[arg(long, short = 'r', value_parser = super::parse_spawn_rate, required_unless_present = "rate", conflicts_with = "rate")]
+        spawn_rate: Option<f64>,
+        /// Open-model load: arrivals per second across all workers (e.g. 500/s, 30/m), in
+        /// place of the scenario's `load.arrival` (rate or stages); instead of users.
+        #[arg(long, value_name = "RATE", value_parser = super::parse_arrival_rate)]
+        rate: Option<f64>,
         /// 90s, 10m, 1h30m; none = until stopped.
         #[arg(long = "run-time", short = 't', visible_alias = "duration", value_parser = super::parse_run_time)]
         run_time: Option<String>,
@@ -97,12 +103,16 @@ pub async fn ctl(args: CtlArgs) -> Exit {
             run_id,
             seed,
             stop_timeout,
+            rate,
         } => client
             .start(&StartRequest {
                 scenario,
                 scenario_yaml: None,
-                users,
-                spawn_rate,
+                // With --rate (clap refuses -u and -r next to it) the request still carries
+                // users and a spawn rate, as the API requires; an open-model run does not
+                // use them, and the coordinator says so in events.log.
+                users: users.unwrap_or(1),
+                spawn_rate: spawn_rate.unwrap_or(1.0),
                 duration: run_time,
                 iterations,
                 expected_workers,
@@ -110,7 +120,8 @@ pub async fn ctl(args: CtlArgs) -> Exit {
                 run_id,
                 seed,
                 stop_timeout_s: stop_timeout,
-                rate: None,
+                rate,
+                sweeping: Default::default(),
             })
             .await
             .map(|r| {

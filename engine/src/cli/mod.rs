@@ -36,6 +36,9 @@ pub struct Cli {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, global = true, default_value = "info", value_parser = parse_level)]
     pub log_level: log::LevelFilter,
+    /// Also append the log to FILE (created 0640, rotated at 10 MiB, 5 old files kept).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,6 +47,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a load test in this process (a coordinator and a local worker).
     Run(run::RunArgs),
+    /// A saturation sweep in this process: step the arrival rate up, hold each step until
+    /// throughput is stable, stop at the first step that breaks the SLO; writes sweep.json.
+    Sweep(run::SweepArgs),
     /// The coordinator daemon: control API, worker hub, stats merge, artifacts.
     Coordinator(daemon::CoordinatorArgs),
     /// A worker daemon: connects to the coordinator and runs the users it assigns.
@@ -98,6 +104,22 @@ fn parse_arrival_rate(s: &str) -> Result<f64, crate::load::scenario::RateError> 
     crate::load::scenario::parse_rate("rate", s)
 }
 
+fn parse_percent(s: &str) -> Result<f64, crate::limits::ParseError> {
+    crate::limits::parse_f64(
+        "percent",
+        s.trim().trim_end_matches('%'),
+        "give a percentage, e.g. 5%",
+    )
+}
+
+fn parse_factor(s: &str) -> Result<f64, crate::limits::ParseError> {
+    crate::limits::parse_f64("factor", s, "give a factor above 1, e.g. 1.5")
+}
+
+fn parse_slo(s: &str) -> Result<crate::load::sweep::SloBlock, crate::load::sweep::SweepError> {
+    crate::load::sweep::parse_slo(s)
+}
+
 fn parse_iterations(s: &str) -> Result<u64, crate::limits::ParseError> {
     crate::limits::ITERATIONS.parse("iterations", s)
 }
@@ -140,7 +162,10 @@ fn parse_level(s: &str) -> Result<log::LevelFilter, LevelError> {
 /// Parses arguments and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::logging::init(cli.log_level);
+    if let Err(e) = crate::logging::init(cli.log_level, cli.log_file.as_deref()) {
+        eprintln!("error: {e}");
+        return Exit::BadInput.into();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,6 +179,7 @@ pub fn main() -> ExitCode {
     let exit = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Sweep(args) => run::sweep(args).await,
             Command::Coordinator(args) => daemon::coordinator(args).await,
             Command::Worker(args) => daemon::worker(args).await,
             Command::Ctl(args) => ctl::ctl(args).await,

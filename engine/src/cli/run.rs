@@ -74,12 +74,155 @@ pub struct RunArgs {
     /// not cleaned up (0s to 1h).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::parse_cleanup_timeout)]
     pub cleanup_timeout: Duration,
+    /// Stop the run once its completed rate (requests/s) has been stable: its coefficient of
+    /// variation over --autoterm-window below --autoterm-cv (as warp's --autoterm).
+    #[arg(long)]
+    pub autoterm: bool,
+    /// The window the rate must be stable over (whole seconds, 2s to 1h; default 10s).
+    #[arg(long, value_name = "DURATION", requires = "autoterm")]
+    pub autoterm_window: Option<String>,
+    /// The coefficient of variation below which the rate is stable (e.g. 5%; default 5%).
+    #[arg(long, value_name = "PERCENT", requires = "autoterm", value_parser = super::parse_percent)]
+    pub autoterm_cv: Option<f64>,
+}
+
+/// `chopsticks sweep`: a run's arguments and the sweep's.
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The first step's arrival rate (e.g. 50/s); in place of the scenario's sweep.from.
+    #[arg(long, value_name = "RATE")]
+    pub from: Option<String>,
+    /// The highest rate a step may have (e.g. 5000/s).
+    #[arg(long, value_name = "RATE")]
+    pub to: Option<String>,
+    /// Each step's rate is the previous one times this (above 1, e.g. 1.5).
+    #[arg(long, conflicts_with = "step", value_parser = super::parse_factor)]
+    pub factor: Option<f64>,
+    /// Or: each step's rate is the previous one plus this (e.g. 500/s).
+    #[arg(long, value_name = "RATE")]
+    pub step: Option<String>,
+    /// The longest a step is held, warm-up included (default 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub step_time: Option<String>,
+    /// The start of each step that is not measured (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<String>,
+    /// What a step must meet: p99=50ms[,error_rate=1%].
+    #[arg(long, value_name = "SLO", value_parser = super::parse_slo)]
+    pub slo: Option<crate::load::sweep::SloBlock>,
+}
+
+impl SweepArgs {
+    /// The sweep fields the flags set (over the scenario's `sweep:` block).
+    pub fn block(&self) -> crate::load::sweep::SweepBlock {
+        use crate::load::scenario::RateText;
+        crate::load::sweep::SweepBlock {
+            from: self.from.clone().map(RateText::Text),
+            to: self.to.clone().map(RateText::Text),
+            factor: self.factor,
+            step: self.step.clone().map(RateText::Text),
+            step_time: self.step_time.clone(),
+            warmup: self.warmup.clone(),
+            slo: self.slo,
+            ..Default::default()
+        }
+    }
+}
+
+/// `chopsticks sweep`: checks what only a sweep refuses, runs it, prints its table; exit 0
+/// when a knee was found or every step met the SLO, 1 when even the first step broke it (or
+/// the sweep did not finish), 2 on bad input.
+pub async fn sweep(args: SweepArgs) -> Exit {
+    for (given, flag, fix) in [
+        (
+            args.run.users.is_some(),
+            "--users/-u",
+            "the sweep's rates set the load: drop -u",
+        ),
+        (
+            args.run.rate.is_some(),
+            "--rate",
+            "the sweep sets the rate step by step: use --from/--to instead",
+        ),
+        (
+            args.run.iterations.is_some(),
+            "--iterations/-i",
+            "a sweep ends by its steps: drop -i",
+        ),
+        (
+            args.run.autoterm,
+            "--autoterm",
+            "a sweep holds each step until stable already: drop --autoterm",
+        ),
+    ] {
+        if given {
+            eprintln!("error: {flag} is not for a sweep; {fix}");
+            return Exit::BadInput;
+        }
+    }
+    let options = crate::control::SweepOptions {
+        sweep: true,
+        sweep_config: Some(args.block()),
+        autoterm: None,
+    };
+    let (exit, run_dir) = run_with(args.run, options).await;
+    if exit == Exit::BadInput {
+        return exit;
+    }
+    let sweep = run_dir
+        .and_then(|d| std::fs::read_to_string(d.join(crate::load::sweep::SWEEP_JSON)).ok())
+        .and_then(|t| serde_json::from_str::<crate::load::sweep::SweepResult>(&t).ok());
+    match sweep {
+        Some(s) => {
+            println!("\nsaturation sweep:\n{}", s.table());
+            if exit != Exit::Ok {
+                exit
+            } else if s.success() {
+                Exit::Ok
+            } else {
+                Exit::RunFailed
+            }
+        }
+        None => {
+            eprintln!("error: no sweep.json was written");
+            Exit::RunFailed
+        }
+    }
 }
 
 /// Users when `-u` is not given.
 const DEFAULT_USERS: u32 = 10;
 
 pub async fn run(args: RunArgs) -> Exit {
+    let autoterm = args.autoterm.then(|| crate::load::sweep::StableBlock {
+        window: args.autoterm_window.clone(),
+        cv: args.autoterm_cv.map(crate::load::scenario::Percent),
+    });
+    let options = crate::control::SweepOptions {
+        autoterm,
+        ..Default::default()
+    };
+    run_with(args, options).await.0
+}
+
+/// Runs a test with `sweeping`'s sweep or autoterm; returns the exit code and the run's
+/// directory once it has one.
+async fn run_with(
+    args: RunArgs,
+    sweeping: crate::control::SweepOptions,
+) -> (Exit, Option<PathBuf>) {
+    let mut run_dir_made = None;
+    let exit = run_inner(args, sweeping, &mut run_dir_made).await;
+    (exit, run_dir_made)
+}
+
+async fn run_inner(
+    args: RunArgs,
+    sweeping: crate::control::SweepOptions,
+    run_dir_made: &mut Option<PathBuf>,
+) -> Exit {
     // Everything the operator typed is checked before anything starts.
     // The scenario is read once, here; the coordinator gets its text, never the path again.
     let resolved = match ResolvedScenario::locate(&args.scenario_file) {
@@ -90,8 +233,9 @@ pub async fn run(args: RunArgs) -> Exit {
         }
     };
     let (scenario, source) = (&resolved.scenario, resolved.text.origin.clone());
-    let arrivals =
-        args.rate.is_some() || scenario.load.as_ref().is_some_and(|l| l.arrival.is_some());
+    let arrivals = sweeping.sweep
+        || args.rate.is_some()
+        || scenario.load.as_ref().is_some_and(|l| l.arrival.is_some());
     if arrivals && (args.users.is_some() || args.iterations.is_some()) {
         let flag = if args.users.is_some() {
             "--users/-u"
@@ -106,6 +250,13 @@ pub async fn run(args: RunArgs) -> Exit {
         eprintln!(
             "error: {flag} is for closed-model users, but {why} asks for arrivals at a rate; \
              drop {flag} (the arrival rate sets the load), or run without arrivals"
+        );
+        return Exit::BadInput;
+    }
+    let user_stages = scenario.load.as_ref().is_some_and(|l| l.users.is_some());
+    if user_stages && args.users.is_some() {
+        eprintln!(
+            "error: --users/-u sets a constant number of users, but the scenario's load.users.stages sets them stage by stage; drop --users/-u, or remove the stages"
         );
         return Exit::BadInput;
     }
@@ -223,6 +374,7 @@ pub async fn run(args: RunArgs) -> Exit {
             seed: args.seed,
             stop_timeout_s: Some(args.stop_timeout),
             rate: args.rate,
+            sweeping: sweeping.clone(),
         })
         .await;
     let started = match started {
@@ -235,9 +387,15 @@ pub async fn run(args: RunArgs) -> Exit {
             };
         }
     };
+    *run_dir_made = Some(PathBuf::from(&started.run_dir));
     let load = match (&args.rate, arrivals) {
+        _ if sweeping.sweep => "a saturation sweep (arrival rate stepped up)".to_string(),
         (Some(rate), _) => format!("{rate} arrivals/s"),
         (None, true) => "arrivals as the scenario's load.arrival says".to_string(),
+        (None, false) if user_stages => format!(
+            "users as the scenario's load.users.stages say, started at {}/s",
+            args.spawn_rate
+        ),
         (None, false) => format!("{users} users at {}/s", args.spawn_rate),
     };
     eprintln!(

@@ -52,6 +52,25 @@ pub struct StartRequest {
     /// `load.arrival.rate`; with it the run has arrivals instead of closed-model users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// The saturation sweep and `--autoterm` (their keys are top-level in the request:
+    /// `sweep`, `sweep_config`, `autoterm`).
+    #[serde(flatten, default)]
+    pub sweeping: SweepOptions,
+}
+
+/// A start request's sweep and autoterm settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SweepOptions {
+    /// Run the scenario's `sweep:` block (with `sweep_config` over it) instead of one rate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sweep: bool,
+    /// Sweep fields in place of the scenario's (what `chopsticks sweep`'s flags say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_config: Option<crate::load::sweep::SweepBlock>,
+    /// Stop the run once its completed rate has been stable over a window:
+    /// `{window: 10s, cv: 5%}` (both optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoterm: Option<crate::load::sweep::StableBlock>,
 }
 
 /// The largest `scenario_yaml` the coordinator accepts: the bound of a scenario file it reads.

@@ -10,6 +10,14 @@
 //! scheduled time counts as `late`, with its lateness in a histogram. Requests run on
 //! [`User`]s kept in a pool (at most `max_in_flight` of them), so a class that reads its own
 //! writes finds objects it wrote.
+//!
+//! Rate stages (`load.arrival.stages`, step and hold, see [`crate::load::scenario`]'s
+//! `stages` module) generalise the grid: arrival `k` is due when the integral of the
+//! worker's rate since the run's clock origin reaches `k` (Poisson: when it reaches the sum of
+//! `k` unit exponential gaps), so a change of stage never drifts the schedule and a run's
+//! arrivals are the integral of its stages. A stop sends the arrivals already due when it is
+//! seen (not those after), so a run that ends with its stages sends every arrival the stages
+//! hold.
 
 use crate::load::driver::Driver;
 use crate::load::stats::ArrivalFate;
@@ -32,14 +40,28 @@ use tokio_util::sync::CancellationToken;
 pub const MICROS_PER_ARRIVAL: u64 = 1_000_000;
 
 /// One worker's part of an open-model run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArrivalShare {
-    /// Arrivals per second, in millionths (exact when summed over workers).
+    /// Arrivals per second, in millionths (exact when summed over workers); with `stages`,
+    /// this worker's share of the highest stage's rate.
     pub rate_micro: u64,
     /// Exponential inter-arrival times.
     pub poisson: bool,
     /// This worker's requests outstanding at once.
     pub max_in_flight: u32,
+    /// This worker's share of each rate stage, from the run's clock origin; empty = the
+    /// constant `rate_micro`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageShare>,
+}
+
+/// A worker's share of one rate stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageShare {
+    /// Arrivals per second in millionths (0 = a pause).
+    pub rate_micro: u64,
+    /// The stage's length in microseconds.
+    pub for_us: u64,
 }
 
 impl ArrivalShare {
@@ -56,75 +78,168 @@ pub fn split(rate: f64, poisson: bool, max_in_flight: u32, workers: usize) -> Ve
     if workers == 0 {
         return Vec::new();
     }
-    // Rates are checked against limits::ARRIVAL_RATE (at most 10^6/s): 10^12 fits a u64.
-    let total = (rate.max(0.0) * MICROS_PER_ARRIVAL as f64).round() as u64;
+    let total = micros(rate);
     let n = workers as u64;
     let flights = u64::from(max_in_flight);
     (0..n)
         .map(|i| ArrivalShare {
-            rate_micro: total / n + u64::from(i < total % n),
+            rate_micro: part(total, i, n),
             poisson,
-            max_in_flight: (flights / n + u64::from(i < flights % n)) as u32,
+            max_in_flight: part(flights, i, n) as u32,
+            stages: Vec::new(),
+        })
+        .collect()
+}
+
+/// Splits a plan across `workers` like [`split`], each rate stage too: every stage's shares
+/// add up to the stage's rate exactly.
+pub fn split_plan(plan: &crate::load::scenario::ArrivalPlan, workers: usize) -> Vec<ArrivalShare> {
+    let mut shares = split(plan.rate, plan.poisson, plan.max_in_flight, workers);
+    let n = workers as u64;
+    for (i, share) in shares.iter_mut().enumerate() {
+        share.stages = plan
+            .stages
+            .iter()
+            .map(|s| StageShare {
+                rate_micro: part(micros(s.rate), i as u64, n),
+                for_us: s.for_us,
+            })
+            .collect();
+    }
+    shares
+}
+
+/// A rate in millionths of an arrival per second.
+fn micros(rate: f64) -> u64 {
+    // Rates are checked against limits::ARRIVAL_RATE (at most 10^6/s): 10^12 fits a u64.
+    (rate.max(0.0) * MICROS_PER_ARRIVAL as f64).round() as u64
+}
+
+/// Part `i` of `total` split `n` ways: the parts add up to `total` and differ by at most 1.
+fn part(total: u64, i: u64, n: u64) -> u64 {
+    total / n + u64::from(i < total % n)
+}
+
+/// A stretch of constant rate, in seconds from the schedule's epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Segment {
+    start: f64,
+    /// Infinite for a constant rate.
+    end: f64,
+    /// Arrivals per second (0 = a pause).
+    rate: f64,
+}
+
+/// The segments a share's arrivals follow: one endless one for a constant rate, else its
+/// stages one after the other.
+fn segments(share: &ArrivalShare) -> Vec<Segment> {
+    if share.stages.is_empty() {
+        return vec![Segment {
+            start: 0.0,
+            end: f64::INFINITY,
+            rate: share.rate(),
+        }];
+    }
+    let mut at_us = 0u64;
+    share
+        .stages
+        .iter()
+        .map(|s| {
+            let start = at_us as f64 / 1e6;
+            at_us = at_us.saturating_add(s.for_us);
+            Segment {
+                start,
+                end: at_us as f64 / 1e6,
+                rate: s.rate_micro as f64 / MICROS_PER_ARRIVAL as f64,
+            }
         })
         .collect()
 }
 
 /// When each arrival of a share is due.
 struct Schedule {
-    /// Arrival `k` is due at `epoch + k / rate`: the run's clock origin (the same instant on
-    /// every worker), or when the share last changed.
+    /// Time 0 of `segments`: the run's clock origin (the same instant on every worker) for
+    /// stages and a first constant share, or when a constant share last changed.
     epoch: Instant,
-    /// The index of the next arrival since `epoch` (constant rate).
-    k: u64,
-    /// The scheduled time of the next arrival.
-    next: Instant,
+    /// The rate over time, from `epoch`.
+    segments: Vec<Segment>,
+    /// The next arrival's position in the integral of the rate: a whole number `k` on a
+    /// grid, or a running sum of unit exponential gaps (Poisson).
+    u: f64,
+    /// The scheduled time of the next arrival; `None` once the stages hold no more.
+    next: Option<Instant>,
     /// The rate, gaps and in-flight limit this schedule follows.
     share: ArrivalShare,
 }
 
 impl Schedule {
-    /// The first arrival at or after `from`, on a grid anchored at `epoch`.
+    /// The first arrival at or after `from`, on a schedule anchored at `epoch`.
     fn new(share: ArrivalShare, epoch: Instant, from: Instant, rng: &mut SmallRng) -> Schedule {
+        let segments = segments(&share);
         let mut s = Schedule {
             epoch,
-            k: 0,
-            next: epoch,
+            segments,
+            u: 0.0,
+            next: None,
             share,
         };
-        let rate = share.rate();
-        if rate > 0.0 && !share.poisson {
-            let since = from.saturating_duration_since(epoch).as_secs_f64();
-            s.k = (since * rate).ceil() as u64;
-            s.next = s.at(s.k);
-        } else if rate > 0.0 {
-            s.next = from.max(epoch) + exponential(rate, rng);
-        }
+        let since = from.saturating_duration_since(epoch).as_secs_f64();
+        let reached = s.integral(since);
+        s.u = if s.share.poisson {
+            reached + unit_exponential(rng)
+        } else {
+            reached.ceil()
+        };
+        s.next = s.at(s.u);
         s
     }
 
-    /// The scheduled time of arrival `k` (constant rate).
-    fn at(&self, k: u64) -> Instant {
-        let secs = k as f64 / self.share.rate();
-        // Bounded: a run lasts at most 30 days (limits::RUN_TIME).
-        self.epoch + Duration::from_secs_f64(secs.min(1e9))
+    /// Arrivals due in `[0, t)` seconds from the epoch: the integral of the rate.
+    fn integral(&self, t: f64) -> f64 {
+        self.segments
+            .iter()
+            .filter(|g| g.rate > 0.0 && t > g.start)
+            .map(|g| g.rate * (t.min(g.end) - g.start))
+            .sum()
+    }
+
+    /// When the integral of the rate reaches `u`; `None` past the last stage.
+    fn at(&self, u: f64) -> Option<Instant> {
+        let mut before = 0.0;
+        for g in &self.segments {
+            if g.rate <= 0.0 {
+                continue;
+            }
+            let holds = g.rate * (g.end - g.start);
+            if u < before + holds {
+                let secs = g.start + (u - before) / g.rate;
+                // Bounded: a run lasts at most 30 days (limits::RUN_TIME).
+                return Some(self.epoch + Duration::from_secs_f64(secs.clamp(0.0, 1e9)));
+            }
+            before += holds;
+        }
+        None
     }
 
     fn advance(&mut self, rng: &mut SmallRng) {
-        if self.share.poisson {
-            self.next += exponential(self.share.rate(), rng);
+        self.u += if self.share.poisson {
+            unit_exponential(rng)
         } else {
-            self.k += 1;
-            self.next = self.at(self.k);
-        }
+            1.0
+        };
+        self.next = self.at(self.u);
     }
 }
 
-/// An exponential gap for `rate` arrivals per second.
-fn exponential(rate: f64, rng: &mut SmallRng) -> Duration {
+/// An exponential gap of mean 1 (in arrivals; divided by the rate it is a time).
+fn unit_exponential(rng: &mut SmallRng) -> f64 {
     // 1 - u is in (0, 1]: its logarithm is finite.
     let u: f64 = rng.random();
-    Duration::from_secs_f64((-(1.0 - u).ln() / rate).min(1e9))
+    -(1.0 - u).ln()
 }
+
+/// How long after the run's clock origin a worker's first share still starts at the origin.
+const FIRST_SHARE_GRACE: Duration = Duration::from_secs(1);
 
 /// The pool of idle users, per class.
 type Pool<D> = Arc<Mutex<Vec<Vec<User<D>>>>>;
@@ -157,28 +272,51 @@ pub async fn run<D: Driver>(
     let in_flight = Arc::new(AtomicUsize::new(0));
     let mut requests: JoinSet<()> = JoinSet::new();
     let mut schedule = {
-        let s = *share.borrow_and_update();
-        Schedule::new(s, origin, Instant::now(), &mut rng)
+        let s = share.borrow_and_update().clone();
+        let now = Instant::now();
+        // The share the run starts with begins at the origin: arrivals due since (the few
+        // milliseconds the assignment took) are sent now, late if so, so the run holds every
+        // arrival its rate or stages say. A worker that joins later picks up from now.
+        let from = if now.saturating_duration_since(origin) <= FIRST_SHARE_GRACE {
+            origin
+        } else {
+            now
+        };
+        Schedule::new(s, origin, from, &mut rng)
     };
+    // When the stop was seen: arrivals due before it are still sent, none after.
+    let mut stopped_at: Option<Instant> = None;
     loop {
-        let active = schedule.share.rate() > 0.0;
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            changed = share.changed() => {
-                if changed.is_err() {
-                    break;
+        let scheduled = match (stopped_at, schedule.next) {
+            (Some(at), Some(next)) if next <= at && !abort.is_cancelled() => next,
+            (Some(_), _) => break,
+            (None, next) => {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => {
+                        stopped_at = Some(Instant::now());
+                        continue;
+                    }
+                    changed = share.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let s = share.borrow_and_update().clone();
+                        let now = Instant::now();
+                        log::info!("arrivals: now {:.3}/s, at most {} in flight", s.rate(), s.max_in_flight);
+                        // Stages keep their clock (the run's origin); a constant rate starts a
+                        // fresh grid now.
+                        let epoch = if s.stages.is_empty() { now } else { origin };
+                        schedule = Schedule::new(s, epoch, now, &mut rng);
+                        continue;
+                    }
+                    Some(_) = requests.join_next(), if !requests.is_empty() => continue,
+                    _ = tokio::time::sleep_until(next.unwrap_or(origin)), if next.is_some() => {}
                 }
-                let s = *share.borrow_and_update();
-                let now = Instant::now();
-                log::info!("arrivals: now {:.3}/s, at most {} in flight", s.rate(), s.max_in_flight);
-                schedule = Schedule::new(s, now, now, &mut rng);
-                continue;
+                let Some(next) = next else { continue };
+                next
             }
-            Some(_) = requests.join_next(), if !requests.is_empty() => continue,
-            _ = tokio::time::sleep_until(schedule.next), if active => {}
-        }
-        let scheduled = schedule.next;
+        };
         schedule.advance(&mut rng);
         let class = match &classes {
             Some(c) => c.sample(&mut rng),
@@ -253,16 +391,17 @@ mod tests {
             rate_micro: 100 * MICROS_PER_ARRIVAL,
             poisson: false,
             max_in_flight: 10,
+            stages: Vec::new(),
         };
         let epoch = Instant::now();
         // Joining 1.234 s after the epoch: the next arrival is on the 10 ms grid.
         let mut s = Schedule::new(share, epoch, epoch + Duration::from_millis(1234), &mut rng);
-        assert_eq!(s.k, 124);
+        assert_eq!(s.u, 124.0);
         for _ in 0..1000 {
             s.advance(&mut rng);
         }
         // No drift: arrival 1124 is exactly 11.24 s after the epoch.
-        let at = s.next.duration_since(epoch).as_secs_f64();
+        let at = s.next.unwrap().duration_since(epoch).as_secs_f64();
         assert!((at - 11.24).abs() < 1e-6, "{at}");
     }
 
@@ -273,15 +412,16 @@ mod tests {
             rate_micro: 500 * MICROS_PER_ARRIVAL,
             poisson: true,
             max_in_flight: 10,
+            stages: Vec::new(),
         };
         let epoch = Instant::now();
         let mut s = Schedule::new(share, epoch, epoch, &mut rng);
-        let first = s.next;
+        let first = s.next.unwrap();
         let n = 20_000;
         for _ in 0..n {
             s.advance(&mut rng);
         }
-        let mean = s.next.duration_since(first).as_secs_f64() / n as f64;
+        let mean = s.next.unwrap().duration_since(first).as_secs_f64() / n as f64;
         assert!((mean - 0.002).abs() < 0.0001, "mean gap {mean}");
     }
 
@@ -297,6 +437,90 @@ mod tests {
             let (lo, hi) = (shares.iter().map(|s| s.rate_micro).min().unwrap(), shares.iter().map(|s| s.rate_micro).max().unwrap());
             prop_assert!(hi - lo <= 1);
         }
+    }
+
+    /// Arrival times of a share's whole schedule, in seconds from the epoch.
+    fn arrival_times(share: ArrivalShare) -> Vec<f64> {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let epoch = Instant::now();
+        let mut s = Schedule::new(share, epoch, epoch, &mut rng);
+        let mut out = Vec::new();
+        while let Some(next) = s.next {
+            out.push(next.duration_since(epoch).as_secs_f64());
+            s.advance(&mut rng);
+            assert!(out.len() < 1_000_000, "a staged schedule ends");
+        }
+        out
+    }
+
+    fn staged(stages: &[(f64, f64)]) -> crate::load::scenario::ArrivalPlan {
+        crate::load::scenario::ArrivalPlan {
+            rate: stages.iter().map(|s| s.0).fold(0.0, f64::max),
+            poisson: false,
+            max_in_flight: 10,
+            stages: stages
+                .iter()
+                .map(|&(rate, secs)| crate::load::scenario::RateStage {
+                    rate,
+                    for_us: (secs * 1e6) as u64,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn rate_stages_step_and_hold_and_add_up_to_their_integral() {
+        // 50/s for 2 s, a 1 s pause, 150/s for 2 s: 100 + 0 + 300 arrivals.
+        let plan = staged(&[(50.0, 2.0), (0.0, 1.0), (150.0, 2.0)]);
+        let one = split_plan(&plan, 1).remove(0);
+        let times = arrival_times(one);
+        assert_eq!(times.len(), 400);
+        let in_span = |a: f64, b: f64| times.iter().filter(|t| **t >= a && **t < b).count();
+        assert_eq!((in_span(0.0, 1.0), in_span(1.0, 2.0)), (50, 50));
+        assert_eq!(in_span(2.0, 3.0), 0, "the pause holds no arrival");
+        assert_eq!((in_span(3.0, 4.0), in_span(4.0, 5.0)), (150, 150));
+        assert!((times[100] - 3.0).abs() < 1e-9, "{}", times[100]);
+        // Split three ways: every stage's shares add up, and so do the arrivals.
+        let shares = split_plan(&plan, 3);
+        for stage in 0..3 {
+            let sum: u64 = shares.iter().map(|s| s.stages[stage].rate_micro).sum();
+            assert_eq!(sum, micros(plan.stages[stage].rate));
+        }
+        // 50/3 per worker for 2 s is 33.3 arrivals: each worker's count is the ceiling of its
+        // integral, so a boundary holds at most one more per worker.
+        let total: usize = shares.into_iter().map(|s| arrival_times(s).len()).sum();
+        assert!((400..=400 + 3 * 2).contains(&total), "{total}");
+        // Two ways, the integrals are whole: exactly 400.
+        let total: usize = split_plan(&plan, 2)
+            .into_iter()
+            .map(|s| arrival_times(s).len())
+            .sum();
+        assert_eq!(total, 400);
+    }
+
+    #[test]
+    fn poisson_stages_average_to_their_integral() {
+        let mut plan = staged(&[(2000.0, 2.0), (500.0, 2.0)]);
+        plan.poisson = true;
+        let times = arrival_times(split_plan(&plan, 1).remove(0));
+        // 5000 expected; a Poisson count's standard deviation is sqrt(5000) ~ 71.
+        assert!((4700..=5300).contains(&times.len()), "{}", times.len());
+        assert!(times.iter().all(|t| *t < 4.0));
+        let late = times.iter().filter(|t| **t >= 2.0).count();
+        assert!((850..=1150).contains(&late), "{late}");
+    }
+
+    #[test]
+    fn a_share_taken_mid_stage_continues_the_grid() {
+        let plan = staged(&[(100.0, 2.0), (10.0, 2.0)]);
+        let share = split_plan(&plan, 1).remove(0);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let epoch = Instant::now();
+        let s = Schedule::new(share, epoch, epoch + Duration::from_millis(2550), &mut rng);
+        // 200 arrivals in the first stage, then one per 100 ms: the next is at 2.6 s.
+        assert_eq!(s.u, 206.0);
+        let at = s.next.unwrap().duration_since(epoch).as_secs_f64();
+        assert!((at - 2.6).abs() < 1e-6, "{at}");
     }
 
     #[test]

@@ -7,5 +7,7 @@ pub mod content;
 pub mod driver;
 pub(crate) mod run_spec;
 pub mod scenario;
+pub mod stability;
 pub mod stats;
+pub mod sweep;
 pub(crate) mod user;

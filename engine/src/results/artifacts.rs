@@ -228,7 +228,7 @@ impl RunDir {
     pub fn append_history(
         &mut self,
         unix_time: i64,
-        users: u32,
+        (users, users_target): (u32, u32),
         interval: &StatsDelta,
         totals: &StatsDelta,
         tasks: &[(String, crate::load::scenario::OpKind)],
@@ -263,6 +263,9 @@ impl RunDir {
                     "MB/s",
                     "TTFB 50%",
                     "TTFB 99%",
+                    // Load stages (issue 13): what was asked in the second, next to what ran.
+                    "Users Target",
+                    "Arrivals/s",
                 ]);
                 w.write_record(&header).map_err(|e| csv_error(&p, e))?;
             }
@@ -308,6 +311,8 @@ impl RunDir {
                     fmt3(now.mb_per_s),
                     ttfb(&now.ttfb_ms, |p| p.p50),
                     ttfb(&now.ttfb_ms, |p| p.p99),
+                    users_target.to_string(),
+                    now.arrivals.to_string(),
                 ]);
                 w.write_record(&rec).map_err(|e| csv_error(&p, e))?;
             }

@@ -190,6 +190,9 @@ pub struct Summary {
     pub tasks: Vec<TaskSummary>,
     pub total: TaskSummary,
     pub failures: Vec<FailureRow>,
+    /// Set when `--autoterm` stopped the run: after how long, and how stable the rate was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoterm: Option<crate::load::stability::AutotermStop>,
     /// Per gateway URL, when the run had several: all its tasks' requests merged, exact
     /// across workers. Absent with a single gateway.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -259,6 +262,7 @@ impl Summary {
             tasks: rows,
             total: TaskSummary::of("Aggregated", "", &stats.total(), seconds),
             failures,
+            autoterm: None,
             endpoints: stats
                 .endpoints
                 .iter()

@@ -160,6 +160,18 @@ impl Daemons {
         format!("http://127.0.0.1:{}{path}", self.control_port)
     }
 
+    /// The coordinator's Prometheus exposition (`GET /metrics` on the control API).
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.control("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Starts worker `name`; `denied`: with keys the bucket refuses.
     pub fn start_worker(&mut self, name: &str, denied: bool) {
         let workload = if denied {
@@ -318,6 +330,7 @@ pub fn start_request(scenario: &Path, users: u32) -> StartRequest {
         seed: None,
         stop_timeout_s: Some(10.0),
         rate: None,
+        sweeping: Default::default(),
     }
 }
 
@@ -394,6 +407,27 @@ impl Browser {
             driver,
             _profile: profile,
         }
+    }
+
+    /// Opens a written report.html and waits until its script has rendered it
+    /// (`document.body.dataset.rendered`).
+    pub async fn open_report(&self, report: &Path) {
+        self.client
+            .goto(&format!("file://{}", report.display()))
+            .await
+            .expect("open report.html");
+        wait_for(
+            "the report to render",
+            Duration::from_secs(30),
+            async || match self
+                .js("return document.body.dataset.rendered || null;")
+                .await
+            {
+                serde_json::Value::String(s) => Ok(s),
+                other => Err(format!("{other}")),
+            },
+        )
+        .await;
     }
 
     /// Runs `script` (a function body: `return ...`) in the page.

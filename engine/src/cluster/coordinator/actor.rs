@@ -82,8 +82,10 @@ impl<D: Driver> Actor<D> {
                 .as_ref()
                 .filter(|r| r.is_loading())
                 .and_then(|r| r.deadline);
+            let next_stage = self.run.as_ref().and_then(|r| r.next_stage_at());
             enum Step {
                 Deadline,
+                Stage,
                 Tick,
                 Event(Event),
             }
@@ -96,6 +98,7 @@ impl<D: Driver> Actor<D> {
                     None => break,
                 },
                 _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => Step::Deadline,
+                _ = async { tokio::time::sleep_until(next_stage.unwrap_or_else(Instant::now)).await }, if next_stage.is_some() => Step::Stage,
                 _ = tick.tick() => Step::Tick,
                 event = rx.recv() => match event {
                     Some(e) => Step::Event(e),
@@ -104,6 +107,12 @@ impl<D: Driver> Actor<D> {
             };
             match step {
                 Step::Deadline => self.begin_stop(RunState::Completed, false, "duration reached"),
+                Step::Stage => {
+                    if let Some(run) = self.run.as_mut() {
+                        run.enter_next_stage();
+                    }
+                    self.rebalance();
+                }
                 Step::Tick => self.tick(),
                 Step::Event(Event::Shutdown(reply)) => {
                     if self.run.is_none() {

@@ -2,6 +2,7 @@
 //! the transitions time decides (spawning → running, the duration's end).
 
 use super::actor::Actor;
+use super::run::Steering;
 use super::{DROP_AFTER, MISSING_AFTER, SECOND_GRACE, SUMMARY_EVERY};
 use crate::cluster::protocol::ToWorker;
 use crate::control::RunState;
@@ -103,6 +104,26 @@ impl<D: Driver> Actor<D> {
         let (active, attached) = (self.active_workers(), self.attached_workers());
         if let Some(run) = self.run.as_mut() {
             run.close_ready(&active, &attached, Instant::now(), SECOND_GRACE);
+        }
+        self.steer();
+    }
+
+    /// Does what the sweep or autoterm asked for when the last seconds were written.
+    fn steer(&mut self) {
+        let Some(steer) = self.run.as_mut().and_then(|r| r.steer.take()) else {
+            return;
+        };
+        match steer {
+            Steering::Rebalance => self.rebalance(),
+            Steering::Stop(why) => {
+                if let Some(run) = self.run.as_mut() {
+                    if run.autoterm_stop.is_some() && run.record.reason.is_none() {
+                        // run.json says why a completed run ended early.
+                        run.record.reason = Some(why.clone());
+                    }
+                }
+                self.begin_stop(RunState::Completed, false, &why)
+            }
         }
     }
 }

@@ -71,8 +71,13 @@ pub(super) struct Run {
     pub stopping_since: Option<Instant>,
     /// Cleanup has begun: no more seconds are written and nothing restarts the load.
     pub cleaning: bool,
-    /// Users asked for across all workers.
+    /// Users asked for across all workers (now: with stages, the stage in force).
     pub users_target: u32,
+    /// Closed-model users stage by stage from the clock origin; empty = `users_target`
+    /// throughout.
+    pub user_stages: Vec<crate::load::scenario::UserStage>,
+    /// The users stage in force (an index into `user_stages`).
+    pub stage: usize,
     /// The weight of each user class, to split users by class.
     pub class_weights: Vec<i64>,
     /// Users started per second across all workers.
@@ -96,6 +101,25 @@ pub(super) struct Run {
     /// Wall-clock time of the run's clock origin (second 0 begins; `load_started` on the
     /// monotonic clock).
     pub origin_wall: SystemTime,
+    /// A saturation sweep: fed every written second, it says when to change the rate and
+    /// when the sweep is over.
+    pub sweep: Option<crate::load::sweep::SweepController>,
+    /// `--autoterm`: fed every written second, it says when the rate has been stable.
+    pub autoterm: Option<crate::load::stability::Autoterm>,
+    /// Why autoterm stopped the run (summary.json says it).
+    pub autoterm_stop: Option<crate::load::stability::AutotermStop>,
+    /// What the sweep or autoterm asked for at the last written second, for the actor to do
+    /// (change the workers' rate, or stop the run); taken by it.
+    pub steer: Option<Steering>,
+}
+
+/// What a written second asks the actor to do.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Steering {
+    /// The arrival rate changed (`arrival` holds it): send the workers their new shares.
+    Rebalance,
+    /// Stop the run, for this reason.
+    Stop(String),
 }
 
 /// What became of a worker's stats message.
@@ -156,7 +180,7 @@ impl Run {
                     .expected_workers_asked
                     .then_some(start.expected_workers),
                 stop_timeout_s: spec.stop_timeout_s,
-                arrival: start.arrival,
+                arrival: start.arrival.clone(),
             },
             scenario: scenario.clone(),
             scenario_text: Some(start.scenario.text.clone()),
@@ -184,6 +208,21 @@ impl Run {
                 .map(crate::duration::format)
                 .unwrap_or_else(|| "unlimited".into())
         ));
+        if !start.user_stages.is_empty() {
+            files.event(&format!(
+                "users stages (step and hold): {}; the request's users are not used",
+                start
+                    .user_stages
+                    .iter()
+                    .map(|s| format!(
+                        "{} users for {}",
+                        s.users,
+                        crate::duration::format(Duration::from_micros(s.for_us))
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if let Some(a) = &start.arrival {
             // Said, not silently dropped: a start request always carries users and a spawn
             // rate (ctl and the API require them), which an open-model run does not use.
@@ -192,6 +231,25 @@ impl Run {
                 a.rate,
                 if a.poisson { " (Poisson)" } else { "" },
                 a.max_in_flight
+            ));
+        }
+        if let Some(s) = &start.sweep {
+            files.event(&format!(
+                "sweep: {} steps from {}/s to {}/s, each held until stable ({}s window, cv below {}%) or for {}s, the first {}s of each not measured",
+                s.rates.len(),
+                s.rates[0],
+                s.rates[s.rates.len() - 1],
+                s.stable.window_s,
+                s.stable.cv * 100.0,
+                s.step_time_s,
+                s.warmup_s
+            ));
+        }
+        if let Some(a) = &start.autoterm {
+            files.event(&format!(
+                "autoterm: the run stops once its completed rate has been stable ({}s window, cv below {}%)",
+                a.window_s,
+                a.cv * 100.0
             ));
         }
         files.event("state preparing");
@@ -212,8 +270,10 @@ impl Run {
             stopping_since: None,
             cleaning: false,
             users_target: start.users,
+            user_stages: start.user_stages.clone(),
+            stage: 0,
             spawn_rate: start.spawn_rate,
-            arrival: start.arrival,
+            arrival: start.arrival.clone(),
             totals: StatsDelta::default(),
             seconds: SecondAssembler::new(),
             late_requests: 0,
@@ -222,6 +282,13 @@ impl Run {
             ticks: 0,
             series: Vec::new(),
             origin_wall: SystemTime::now(),
+            sweep: start
+                .sweep
+                .clone()
+                .map(crate::load::sweep::SweepController::new),
+            autoterm: start.autoterm.map(crate::load::stability::Autoterm::new),
+            autoterm_stop: None,
+            steer: None,
         })
     }
 
@@ -253,6 +320,47 @@ impl Run {
             origin.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         ));
         self.files.write_record(&self.record);
+    }
+
+    /// When the next users stage begins, while load runs; `None` without users stages or
+    /// after the last.
+    pub fn next_stage_at(&self) -> Option<Instant> {
+        if !self.is_loading() || self.stage + 1 >= self.user_stages.len() {
+            return None;
+        }
+        let ends: u64 = self.user_stages[..=self.stage]
+            .iter()
+            .map(|s| s.for_us)
+            .sum();
+        self.load_started?.checked_add(Duration::from_micros(ends))
+    }
+
+    /// The next users stage begins: its users become the target (the caller rebalances).
+    pub fn enter_next_stage(&mut self) {
+        let Some(next) = self.user_stages.get(self.stage + 1) else {
+            return;
+        };
+        self.stage += 1;
+        self.users_target = next.users;
+        let text = format!(
+            "users stage {}: {} users for {}",
+            self.stage,
+            next.users,
+            crate::duration::format(Duration::from_micros(next.for_us))
+        );
+        log::info!("run {}: {text}", self.spec.run_id);
+        self.files.event(&text);
+    }
+
+    /// The users target in force during second `second` of the run (its start).
+    pub fn users_target_in(&self, second: u64) -> u32 {
+        if self.user_stages.is_empty() {
+            return self.users_target;
+        }
+        match crate::load::scenario::user_stage_at(&self.user_stages, Duration::from_secs(second)) {
+            Some((i, _)) => self.user_stages[i].users,
+            None => self.user_stages.last().map_or(0, |s| s.users),
+        }
     }
 
     /// Records worker `id` (called `name`) as taking part.
@@ -446,17 +554,62 @@ impl Run {
             delta.bytes() as f64 / 1e6,
         );
         let users = self.users_on(connected);
+        let users_target = self.users_target_in(second);
         self.files.append_second(&SecondRow {
             unix_end,
             begins,
             span,
             users,
+            users_target,
             delta,
             totals: &self.totals,
             tasks: &self.tasks,
         });
         self.series
             .push(SeriesPoint::new(unix_end, users, delta, 1.0));
+        if self.is_loading() && !self.cleaning {
+            self.steer_by(second, delta);
+        }
+    }
+
+    /// Feeds a written second to the sweep or autoterm and notes what they ask for.
+    fn steer_by(&mut self, second: u64, delta: &StatsDelta) {
+        let elapsed = self.load_started.map(|s| s.elapsed()).unwrap_or_default();
+        if let Some(sweep) = self.sweep.as_mut() {
+            match sweep.on_second(second, delta, elapsed) {
+                crate::load::sweep::Steer::Hold => {}
+                crate::load::sweep::Steer::Rate(rate) => {
+                    let (step, steps) = sweep.progress();
+                    let result = sweep.result();
+                    if let Some(last) = result.steps.last() {
+                        self.files.event(&format!(
+                            "sweep step {step} of {steps} ({}/s) {}: achieved {:.1}/s over {}s; next step {}/s",
+                            last.offered_rate, last.verdict, last.achieved_rate, last.seconds, rate
+                        ));
+                    }
+                    self.files.write_sweep(&result);
+                    if let Some(a) = self.arrival.as_mut() {
+                        a.rate = rate;
+                    }
+                    self.steer = Some(Steering::Rebalance);
+                }
+                crate::load::sweep::Steer::Done => {
+                    let result = sweep.result();
+                    self.files.write_sweep(&result);
+                    self.steer = Some(Steering::Stop(format!("sweep over: {}", result.ended)));
+                }
+            }
+        }
+        if let Some(autoterm) = self.autoterm.as_mut() {
+            if let Some(stop) = autoterm.on_second(delta.requests()) {
+                let why = format!(
+                    "autoterm: the completed rate ({:.1}/s) was stable over {}s (cv {:.2}% < {}%) after {}s",
+                    stop.rate, stop.window_s, stop.cv_percent, stop.cv_bound_percent, stop.after_s
+                );
+                self.autoterm_stop = Some(stop);
+                self.steer = Some(Steering::Stop(why));
+            }
+        }
     }
 
     /// Seconds of load so far (or in all, once it ended).
@@ -470,15 +623,23 @@ impl Run {
 
     /// The numbers every view shows, from the merged totals.
     pub fn summary(&self) -> Summary {
-        Summary::new(
+        let mut summary = Summary::new(
             &self.spec.run_id,
             self.state,
             &self.spec.scenario.name,
-            self.users_target,
+            // With users stages, the most users any stage asked for (the stage in force ends
+            // at the last one's, often 0).
+            self.user_stages
+                .iter()
+                .map(|s| s.users)
+                .max()
+                .unwrap_or(self.users_target),
             self.load_seconds(),
             &self.totals,
             &self.tasks,
-        )
+        );
+        summary.autoterm = self.autoterm_stop.clone();
+        summary
     }
 
     /// Copies the live per-worker records and totals into what run.json records.
@@ -566,6 +727,10 @@ impl Run {
             .unwrap_or_default();
         self.files.event(&format!("state {state}{reason}"));
         let summary = self.summary();
+        if let Some(sweep) = &self.sweep {
+            // Before the report, which draws it.
+            self.files.write_sweep(&sweep.result());
+        }
         self.files.finish(&summary, &self.record);
     }
 }

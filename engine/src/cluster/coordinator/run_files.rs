@@ -21,6 +21,8 @@ pub(super) struct SecondRow<'a> {
     pub span: Duration,
     /// Users running on connected workers when the second was written.
     pub users: u32,
+    /// Users asked for during the second (with users stages, its stage's).
+    pub users_target: u32,
     /// What completed in the second, across workers.
     pub delta: &'a StatsDelta,
     /// The run's totals so far (the history's cumulative columns).
@@ -62,6 +64,13 @@ impl RunFiles {
         }
     }
 
+    /// sweep.json, as it stands.
+    pub fn write_sweep(&self, sweep: &crate::load::sweep::SweepResult) {
+        if let Err(e) = self.dir.write_json(crate::load::sweep::SWEEP_JSON, sweep) {
+            log::warn!("{e}");
+        }
+    }
+
     /// summary.json, stats.csv and failures.csv.
     pub fn write_summary(&self, summary: &Summary) {
         if let Err(e) = self.dir.write_summary(summary) {
@@ -76,10 +85,13 @@ impl RunFiles {
 
     /// Appends one second to the history CSV and the histogram log.
     pub fn append_second(&mut self, row: &SecondRow<'_>) {
-        if let Err(e) =
-            self.dir
-                .append_history(row.unix_end, row.users, row.delta, row.totals, row.tasks)
-        {
+        if let Err(e) = self.dir.append_history(
+            row.unix_end,
+            (row.users, row.users_target),
+            row.delta,
+            row.totals,
+            row.tasks,
+        ) {
             log::warn!("{e}");
         }
         if let Some(hlog) = self.hlog.as_mut() {

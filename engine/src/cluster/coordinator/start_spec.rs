@@ -5,7 +5,7 @@
 
 use crate::control::{ControlError, StartRequest};
 use crate::limits;
-use crate::load::scenario::{ArrivalPlan, ResolvedScenario};
+use crate::load::scenario::{ArrivalPlan, ResolvedScenario, UserStage};
 use std::time::Duration;
 
 /// How long a start waits for its workers when the request does not say.
@@ -25,6 +25,9 @@ pub struct StartSpec {
     /// Open-model load: arrivals at a rate instead of users (the scenario's `load.arrival`, or
     /// the request's `rate` in place of its rate).
     pub arrival: Option<ArrivalPlan>,
+    /// Closed-model users stage by stage (the scenario's `load.users.stages`, step and hold
+    /// from the run's clock origin); empty = `users` throughout. `users` is the first stage's.
+    pub user_stages: Vec<UserStage>,
     /// Users started per second across all workers (finite, within `limits::SPAWN_RATE`).
     pub spawn_rate: f64,
     /// How long load runs from the first user; `None` = until stopped or iterations are done.
@@ -43,6 +46,86 @@ pub struct StartSpec {
     pub run_id: Option<String>,
     /// Seeds contents and random choices; `None` = random.
     pub seed: Option<u64>,
+    /// A saturation sweep: the run steps `arrival`'s rate through the plan's steps.
+    pub sweep: Option<crate::load::sweep::SweepPlan>,
+    /// `--autoterm`: the run stops once its completed rate has been stable this long.
+    pub autoterm: Option<crate::load::stability::Stability>,
+}
+
+/// A checked sweep plan, autoterm setting, and the arrival plan the run starts at.
+type Sweeping = (
+    Option<crate::load::sweep::SweepPlan>,
+    Option<crate::load::stability::Stability>,
+    Option<ArrivalPlan>,
+);
+
+/// The sweep and autoterm settings of a request, checked: the sweep's plan (scenario block
+/// with the request's fields over it) and the arrival plan it starts at.
+fn sweeping(
+    request: &StartRequest,
+    scenario: &crate::load::scenario::Scenario,
+    arrival: Option<ArrivalPlan>,
+) -> Result<Sweeping, ControlError> {
+    use crate::load::sweep::{SweepBlock, SweepPlan};
+    let bad = |e: &dyn std::fmt::Display| ControlError::BadRequest(e.to_string());
+    let o = &request.sweeping;
+    let autoterm = match &o.autoterm {
+        Some(s) => {
+            let window = match &s.window {
+                Some(w) => crate::duration::parse_bounded(w, "autoterm window", limits::RUN_TIME)
+                    .map_err(|e| bad(&e))?,
+                None => crate::load::stability::DEFAULT_WINDOW,
+            };
+            let cv =
+                s.cv.map_or(crate::load::stability::DEFAULT_CV * 100.0, |p| p.0);
+            Some(
+                crate::load::stability::Stability::new("autoterm", window, cv)
+                    .map_err(|e| bad(&e))?,
+            )
+        }
+        None => None,
+    };
+    if !o.sweep {
+        if o.sweep_config.is_some() {
+            return Err(ControlError::BadRequest(
+                "sweep_config is given without sweep: true; set sweep: true to run the sweep, or drop sweep_config".into(),
+            ));
+        }
+        return Ok((None, autoterm, arrival));
+    }
+    if autoterm.is_some() {
+        return Err(ControlError::BadRequest(
+            "autoterm is for single-rate runs; a sweep already holds each step until it is stable: drop autoterm".into(),
+        ));
+    }
+    if request.rate.is_some() {
+        return Err(ControlError::BadRequest(
+            "rate is given with sweep: the sweep sets the rate step by step (sweep.from, sweep.to); drop rate".into(),
+        ));
+    }
+    let block = scenario
+        .sweep
+        .as_deref()
+        .cloned()
+        .unwrap_or_default()
+        .overlaid(o.sweep_config.as_ref().unwrap_or(&SweepBlock::default()));
+    let plan = SweepPlan::from_block(&block).map_err(|e| bad(&e))?;
+    let start = plan.rates[0];
+    let arrival = match arrival {
+        Some(a) if !a.stages.is_empty() => {
+            return Err(ControlError::BadRequest(
+                "load.arrival.stages is given with sweep: the sweep sets the rate step by step (sweep.from, sweep.to); drop the stages or the sweep".into(),
+            ))
+        }
+        Some(a) => ArrivalPlan { rate: start, ..a },
+        None => ArrivalPlan {
+            rate: start,
+            poisson: false,
+            max_in_flight: crate::load::scenario::DEFAULT_MAX_IN_FLIGHT,
+            stages: Vec::new(),
+        },
+    };
+    Ok((Some(plan), None, Some(arrival)))
 }
 
 impl StartSpec {
@@ -58,7 +141,7 @@ impl StartSpec {
             None => ResolvedScenario::locate(&request.scenario),
         }
         .map_err(|e| bad(&e))?;
-        let duration = match &request.duration {
+        let asked_duration = match &request.duration {
             Some(d) => Some(crate::duration::parse(d).map_err(|e| bad(&e))?),
             None => None,
         };
@@ -77,12 +160,57 @@ impl StartSpec {
         if let Some(id) = &request.run_id {
             super::key_prefix(id).map_err(|e| bad(&e))?;
         }
-        let arrival = ArrivalPlan::from_load(scenario.scenario.load.as_deref(), request.rate)
-            .map_err(|e| bad(&e))?;
+        let load = scenario.scenario.load.as_deref();
+        let user_stages = match load {
+            Some(l) => l.user_stages().map_err(|e| bad(&e))?,
+            None => Vec::new(),
+        };
+        if !user_stages.is_empty() && request.rate.is_some() {
+            return Err(ControlError::BadRequest(
+                "rate asks for arrivals, but the scenario's load.users.stages runs closed-model users; drop rate, or use a scenario with load.arrival".into(),
+            ));
+        }
+        let arrival = ArrivalPlan::from_load(load, request.rate).map_err(|e| bad(&e))?;
+        let (sweep, autoterm, arrival) = sweeping(request, &scenario.scenario, arrival)?;
+        if sweep.is_some() && !user_stages.is_empty() {
+            return Err(ControlError::BadRequest(
+                "load.users.stages is given with sweep: a sweep steps an arrival rate; drop the users stages or the sweep".into(),
+            ));
+        }
+        let stages_length = match (&arrival, user_stages.is_empty()) {
+            (Some(a), _) => a.stages_length(),
+            (None, false) => Some(crate::load::scenario::stages_length(&user_stages)),
+            (None, true) => None,
+        };
+        if stages_length.is_some() && request.iterations.is_some() {
+            return Err(ControlError::BadRequest(
+                "iterations: the scenario's load stages set the load over time; drop iterations"
+                    .into(),
+            ));
+        }
+        // The stages set the run's length; a duration given as well must say the same.
+        let duration = match (stages_length, asked_duration) {
+            (Some(stages), Some(asked)) if stages != asked => {
+                return Err(ControlError::BadRequest(format!(
+                    "duration {} differs from the {} the scenario's load stages last; leave the duration out (the stages set it) or give {}",
+                    crate::duration::format(asked),
+                    crate::duration::format(stages),
+                    crate::duration::format(stages),
+                )))
+            }
+            (Some(stages), _) => Some(stages),
+            (None, asked) => asked,
+        };
+        let users = match (&arrival, user_stages.first()) {
+            (Some(_), _) => 0,
+            (None, Some(first)) => first.users,
+            (None, None) => request.users,
+        };
         Ok(StartSpec {
             scenario,
             scenario_source: request.scenario.clone(),
-            users: if arrival.is_some() { 0 } else { request.users },
+            users,
+            user_stages,
             arrival,
             spawn_rate: request.spawn_rate,
             duration,
@@ -93,6 +221,8 @@ impl StartSpec {
             stop_timeout,
             run_id: request.run_id.clone(),
             seed: request.seed,
+            sweep,
+            autoterm,
         })
     }
 }
@@ -115,6 +245,7 @@ mod tests {
             seed: None,
             stop_timeout_s: Some(2.5),
             rate: None,
+            sweeping: Default::default(),
         }
     }
 

@@ -195,8 +195,8 @@ impl<D: Driver> Actor<D> {
         let per_class = plan::users_per_class(&run.class_weights, run.users_target);
         let shares = plan::split(&per_class, enlisted.len());
         let rate = plan::split_rate(run.spawn_rate, enlisted.len());
-        let arrivals: Vec<Option<ArrivalShare>> = match run.arrival {
-            Some(a) => arrivals::split(a.rate, a.poisson, a.max_in_flight, enlisted.len())
+        let arrivals: Vec<Option<ArrivalShare>> = match &run.arrival {
+            Some(a) => arrivals::split_plan(a, enlisted.len())
                 .into_iter()
                 .map(Some)
                 .collect(),
@@ -210,17 +210,23 @@ impl<D: Driver> Actor<D> {
                 continue;
             }
             p.assigned = share.clone();
-            p.assigned_arrival = arrival;
+            p.assigned_arrival = arrival.clone();
             if let Some(slot) = self.workers.get(id) {
                 let _ = slot.tx.try_send(ToWorker::Assign {
                     run_id: run.spec.run_id.clone(),
                     users: share.clone(),
                     spawn_rate: rate,
-                    arrival,
+                    arrival: arrival.clone(),
                 });
             }
             let name = self.workers.get(id).map(|s| s.name.as_str()).unwrap_or("?");
             match arrival {
+                Some(a) if !a.stages.is_empty() => run.files.event(&format!(
+                    "assigned {} rate stages (at most {:.6} arrivals/s, {} in flight) to worker {name} (#{id})",
+                    a.stages.len(),
+                    a.rate(),
+                    a.max_in_flight
+                )),
                 Some(a) => run.files.event(&format!(
                     "assigned {:.6} arrivals/s (at most {} in flight) to worker {name} (#{id})",
                     a.rate(),

@@ -7,10 +7,18 @@
 //!   max_in_flight: 2000                 # requests outstanding at once, across the run
 //! ```
 //!
+//! or stages, of arrivals or of closed-model users (see [`super::stages`]: step and hold):
+//!
+//! ```yaml
+//! load: {arrival: {stages: [{rate: 100/s, for: 1m}, {rate: 0/s, for: 30s}]}, max_in_flight: 100}
+//! load: {users: {stages: [{users: 50, for: 2m}, {users: 200, for: 5m}, {users: 0, for: 1m}]}}
+//! ```
+//!
 //! The YAML keeps what was written (a rate is text such as `500/s`, or a bare number), so a
 //! scenario read back from run.json is the one written; [`Load::problems`] checks it, and
 //! [`ArrivalPlan::from_load`] turns a checked block into typed values once.
 
+use super::stages::{self, RateStage, RateStageText, StageError, UserLoad, UserStage};
 use serde::{Deserialize, Serialize};
 
 /// The `load:` block.
@@ -24,6 +32,9 @@ pub struct Load {
     /// dropped. Signed so that a negative value is named, not a YAML type error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<i64>,
+    /// Closed-model users in stages (instead of arrivals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<UserLoad>,
 }
 
 /// `arrival: {rate: 500/s, poisson: true}`.
@@ -31,10 +42,15 @@ pub struct Load {
 #[serde(deny_unknown_fields)]
 pub struct Arrival {
     /// Arrivals per second, as written: `500/s`, `30/m`, `2/h` or a bare number (per second).
-    pub rate: RateText,
+    /// Optional so that an arrival with neither a rate nor stages is named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateText>,
     /// Exponential inter-arrival times (a Poisson process) instead of evenly spaced ones.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub poisson: bool,
+    /// The rate stage by stage, instead of `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<RateStageText>>,
 }
 
 /// A rate as written in YAML: a number (per second) or text such as `500/s`.
@@ -52,6 +68,8 @@ pub enum RateError {
     NotARate(String),
     #[error(transparent)]
     Limit(#[from] crate::limits::LimitError),
+    #[error(transparent)]
+    Stages(#[from] StageError),
 }
 
 const RATE_FIX: &str = "write arrivals per second as e.g. 500/s (or 30/m, 2/h)";
@@ -59,6 +77,15 @@ const RATE_FIX: &str = "write arrivals per second as e.g. 500/s (or 30/m, 2/h)";
 /// Parses `500/s`, `30/m`, `2/h`, `500` (per second) into arrivals per second, checked against
 /// [`crate::limits::ARRIVAL_RATE`] under the name `field`.
 pub fn parse_rate(field: &str, text: &str) -> Result<f64, RateError> {
+    parse_rate_within(field, text, crate::limits::ARRIVAL_RATE)
+}
+
+/// Parses like [`parse_rate`], checked against `bound`.
+pub fn parse_rate_within(
+    field: &str,
+    text: &str,
+    bound: crate::limits::Rate,
+) -> Result<f64, RateError> {
     let t = text.trim();
     let (number, per) = match t.split_once('/') {
         Some((n, unit)) => {
@@ -73,7 +100,7 @@ pub fn parse_rate(field: &str, text: &str) -> Result<f64, RateError> {
         None => (t, 1.0),
     };
     let value: f64 = number.parse().map_err(|_| RateError::NotARate(shown(t)))?;
-    Ok(crate::limits::ARRIVAL_RATE.check(field, value / per)?)
+    Ok(bound.check(field, value / per)?)
 }
 
 /// Text from an operator in a message: short, one line.
@@ -85,9 +112,18 @@ fn shown(text: &str) -> String {
 impl RateText {
     /// Arrivals per second.
     pub fn per_second(&self, field: &str) -> Result<f64, RateError> {
+        self.per_second_within(field, crate::limits::ARRIVAL_RATE)
+    }
+
+    /// Arrivals per second, checked against `bound`.
+    pub fn per_second_within(
+        &self,
+        field: &str,
+        bound: crate::limits::Rate,
+    ) -> Result<f64, RateError> {
         match self {
-            RateText::Number(v) => Ok(crate::limits::ARRIVAL_RATE.check(field, *v)?),
-            RateText::Text(t) => parse_rate(field, t),
+            RateText::Number(v) => Ok(bound.check(field, *v)?),
+            RateText::Text(t) => parse_rate_within(field, t, bound),
         }
     }
 }
@@ -96,19 +132,62 @@ impl Load {
     /// What is wrong with the block: (field, message, fix).
     pub fn problems(&self) -> Vec<(String, String, String)> {
         let mut out = Vec::new();
+        let stage_problem = |e: StageError| (e.field, e.message, e.fix);
+        if let (Some(_), Some(_)) = (&self.arrival, &self.users) {
+            out.push((
+                "load.users".into(),
+                "a load block has either arrival or users stages, not both".into(),
+                "remove one, e.g. keep arrival: {rate: 100/s} for the open model".into(),
+            ));
+        } else if let Some(users) = &self.users {
+            if let Err(e) = stages::check_user_stages(users.stages.as_deref()) {
+                out.push(stage_problem(e));
+            }
+            if self.max_in_flight.is_some() {
+                out.push((
+                    "load.max_in_flight".into(),
+                    "max_in_flight bounds arrivals, and users stages have none".into(),
+                    "remove it, or use arrival: {stages: [...]} with e.g. max_in_flight: 100"
+                        .into(),
+                ));
+            }
+            return out;
+        }
         if let Some(arrival) = &self.arrival {
-            if let Err(e) = arrival.rate.per_second("load.arrival.rate") {
-                let (message, fix) = match &e {
-                    RateError::NotARate(t) => (format!("'{t}' is not a rate"), RATE_FIX.into()),
-                    RateError::Limit(l) => (l.problem(), l.fix().to_string()),
-                };
-                out.push(("load.arrival.rate".into(), message, fix));
+            match (&arrival.rate, &arrival.stages) {
+                (Some(rate), None) => {
+                    if let Err(e) = rate.per_second("load.arrival.rate") {
+                        let (message, fix) = match &e {
+                            RateError::NotARate(t) => {
+                                (format!("'{t}' is not a rate"), RATE_FIX.into())
+                            }
+                            RateError::Limit(l) => (l.problem(), l.fix().to_string()),
+                            RateError::Stages(s) => (s.message.clone(), s.fix.clone()),
+                        };
+                        out.push(("load.arrival.rate".into(), message, fix));
+                    }
+                }
+                (None, Some(s)) => {
+                    if let Err(e) = stages::check_rate_stages(s) {
+                        out.push(stage_problem(e));
+                    }
+                }
+                (Some(_), Some(_)) => out.push((
+                    "load.arrival.stages".into(),
+                    "an arrival has a rate or stages, not both".into(),
+                    "remove one, e.g. arrival: {stages: [{rate: 100/s, for: 1m}]}".into(),
+                )),
+                (None, None) => out.push((
+                    "load.arrival.rate".into(),
+                    "missing".into(),
+                    "give a rate or stages, e.g. arrival: {rate: 100/s}".into(),
+                )),
             }
         } else {
             out.push((
                 "load.arrival".into(),
                 "a load block without arrival offers no load".into(),
-                "add e.g. arrival: {rate: 100/s}, or remove the load block for closed-model users"
+                "add e.g. arrival: {rate: 100/s} or users: {stages: [{users: 10, for: 1m}]}, or remove the load block for closed-model users"
                     .into(),
             ));
         }
@@ -119,20 +198,40 @@ impl Load {
         }
         out
     }
+
+    /// The checked users stages (empty when the load has none).
+    pub fn user_stages(&self) -> Result<Vec<UserStage>, StageError> {
+        match &self.users {
+            Some(u) => stages::check_user_stages(u.stages.as_deref()),
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
 /// Requests outstanding at once when the scenario does not say.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 
 /// Open-model load as a run executes it: typed and checked.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArrivalPlan {
-    /// Arrivals per second across all workers.
+    /// Arrivals per second across all workers; with `stages`, the highest stage's rate.
     pub rate: f64,
     /// Exponential inter-arrival times.
     pub poisson: bool,
     /// Requests outstanding at once across all workers.
     pub max_in_flight: u32,
+    /// The rate stage by stage from the run's clock origin (step and hold); empty = `rate`
+    /// throughout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<RateStage>,
+}
+
+impl ArrivalPlan {
+    /// How long the stages last; `None` without stages.
+    pub fn stages_length(&self) -> Option<std::time::Duration> {
+        (!self.stages.is_empty())
+            .then(|| stages::total_length(self.stages.iter().map(|s| s.for_us)))
+    }
 }
 
 impl ArrivalPlan {
@@ -144,9 +243,23 @@ impl ArrivalPlan {
         rate_override: Option<f64>,
     ) -> Result<Option<ArrivalPlan>, RateError> {
         let arrival = load.and_then(|l| l.arrival.as_ref());
-        let rate = match (rate_override, arrival) {
-            (Some(r), _) => crate::limits::ARRIVAL_RATE.check("rate", r)?,
-            (None, Some(a)) => a.rate.per_second("load.arrival.rate")?,
+        let (rate, stages) = match (rate_override, arrival) {
+            (Some(r), _) => (crate::limits::ARRIVAL_RATE.check("rate", r)?, Vec::new()),
+            (None, Some(a)) => match (&a.rate, &a.stages) {
+                (_, Some(s)) => {
+                    let stages = stages::check_rate_stages(s)?;
+                    let peak = stages.iter().map(|s| s.rate).fold(0.0, f64::max);
+                    (peak, stages)
+                }
+                (Some(r), None) => (r.per_second("load.arrival.rate")?, Vec::new()),
+                (None, None) => {
+                    return Err(RateError::Stages(StageError {
+                        field: "load.arrival.rate".into(),
+                        message: "missing".into(),
+                        fix: "give a rate or stages, e.g. arrival: {rate: 100/s}".into(),
+                    }))
+                }
+            },
             (None, None) => return Ok(None),
         };
         let max_in_flight = match load.and_then(|l| l.max_in_flight) {
@@ -157,6 +270,7 @@ impl ArrivalPlan {
             rate,
             poisson: arrival.is_some_and(|a| a.poisson),
             max_in_flight,
+            stages,
         }))
     }
 }
@@ -190,10 +304,12 @@ mod tests {
     fn an_override_replaces_the_scenarios_rate() {
         let load = Load {
             arrival: Some(Arrival {
-                rate: RateText::Text("100/s".into()),
+                rate: Some(RateText::Text("100/s".into())),
                 poisson: true,
+                stages: None,
             }),
             max_in_flight: Some(7),
+            users: None,
         };
         let plan = ArrivalPlan::from_load(Some(&load), None).unwrap().unwrap();
         assert_eq!(

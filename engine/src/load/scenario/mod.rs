@@ -9,6 +9,7 @@ mod builtin;
 mod load_spec;
 mod resolved;
 mod size_spec;
+mod stages;
 mod thresholds;
 
 pub use builtin::{builtin, builtin_names, BUILTINS};
@@ -17,6 +18,10 @@ pub use load_spec::{
 };
 pub use resolved::{ResolvedScenario, ScenarioText};
 pub use size_spec::{Bucket, SizeSampler, SizeSpec};
+pub use stages::{
+    stages_length, user_stage_at, ForText, RateStage, RateStageText, StageError, UserLoad,
+    UserStage, UserStageText,
+};
 pub use thresholds::{Millis, Percent, Threshold};
 
 use crate::size::ByteSize;
@@ -48,6 +53,10 @@ pub struct Scenario {
     /// scenarios have none, and a scenario travels inside every run spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<Box<Load>>,
+    /// The saturation sweep `chopsticks sweep` (or a start with `sweep: true`) runs: steps of
+    /// the arrival rate. Boxed like `load`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Box<crate::load::sweep::SweepBlock>>,
 }
 
 /// A kind of virtual user (Locust's `User` class).
@@ -615,6 +624,14 @@ impl Scenario {
         if let Some(load) = &self.load {
             for (field, message, fix) in load.problems() {
                 push(field, message, &fix);
+            }
+        }
+        if let Some(sweep) = &self.sweep {
+            // Only a complete block is checked here: the CLI's flags may fill in the rest.
+            if sweep.from.is_some() && sweep.to.is_some() {
+                if let Err(e) = crate::load::sweep::SweepPlan::from_block(sweep) {
+                    push(e.field, e.problem, &e.fix);
+                }
             }
         }
         let names: Vec<String> = self.task_names().into_iter().map(|(n, _)| n).collect();

@@ -37,6 +37,9 @@ pub struct ReportData {
     pub events: Vec<EventLine>,
     /// Inputs that were missing or unreadable, said plainly on the page.
     pub notes: Vec<String>,
+    /// `sweep.json`, for a saturation sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::load::sweep::SweepResult>,
 }
 
 /// A task's whole-run percentile curve.
@@ -169,7 +172,18 @@ pub fn load(dir: &Path) -> Result<ReportData, ReportError> {
     let events = std::fs::read_to_string(dir.join(artifacts::EVENTS_LOG))
         .map(|t| parse_events(&t))
         .unwrap_or_default();
+    let sweep = match std::fs::read_to_string(dir.join(crate::load::sweep::SWEEP_JSON)) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                notes.push(format!("sweep.json is not readable ({e})"));
+                None
+            }
+        },
+        Err(_) => None,
+    };
     Ok(ReportData {
+        sweep,
         generated_at: artifacts::now_rfc3339(),
         rendered_by: crate::VERSION.to_string(),
         scenario_yaml: serde_yaml_ng::to_string(&run.scenario).unwrap_or_default(),

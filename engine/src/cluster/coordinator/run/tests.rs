@@ -40,6 +40,7 @@ fn start(users: u32, thresholds: Option<&str>) -> StartSpec {
         seed: Some(7),
         stop_timeout_s: None,
         rate: None,
+        sweeping: Default::default(),
     })
     .unwrap()
 }
