@@ -247,9 +247,15 @@ async fn delete_listed<D: Driver>(driver: &D, prefix: &str, report: &mut Cleanup
             let keys = keys.to_vec();
             in_flight.push(async move { driver.delete_many(&keys).await });
         }
-        // Sweeping lists from the start again, so it waits for its own deletes first.
+        match page.next {
+            Some(token) if !sweeping => next = Some(token),
+            // Keys a page skipped (written or listed late) are found from the start.
+            _ => sweeping = true,
+        }
+        // A listing from the start must not see keys whose delete is still in flight (they
+        // would be deleted and counted twice), so sweeping waits for every delete first.
+        // Each listed page is several batches, so the count may pass the limit until they end.
         let limit = if sweeping { 1 } else { DELETES_IN_FLIGHT };
-        // Each listed page is several batches, so it may go over the limit until they end.
         while in_flight.len() >= limit {
             if let Some(result) = in_flight.next().await {
                 failed |= !count_deleted(result, prefix, report);
@@ -257,11 +263,6 @@ async fn delete_listed<D: Driver>(driver: &D, prefix: &str, report: &mut Cleanup
         }
         if failed {
             break;
-        }
-        match page.next {
-            Some(token) if !sweeping => next = Some(token),
-            // Keys a page skipped (written or listed late) are found from the start.
-            _ => sweeping = true,
         }
     }
     while let Some(result) = in_flight.next().await {
