@@ -264,6 +264,12 @@ pub const STAGE_USERS: Count = Count {
     max: 1_000_000,
     fix: "give a whole number of users from 0 to 1000000, e.g. {users: 50, for: 2m}",
 };
+/// Keys in one DeleteObjects request (`delete_batch`'s `keys`): S3 takes at most 1000.
+pub const BATCH_KEYS: Count = Count {
+    min: 1,
+    max: 1000,
+    fix: "S3 takes 1 to 1000 keys in one DeleteObjects request, e.g. keys: 100",
+};
 /// Workers a start waits for.
 pub const EXPECTED_WORKERS: Count = Count {
     min: 1,

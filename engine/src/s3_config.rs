@@ -62,6 +62,10 @@ pub struct WorkloadFile {
     /// as YAML until [`WorkloadFile::resolve`] reads it into [`Spread::buckets`].
     #[serde(default)]
     pub buckets: Option<serde_yaml_ng::Value>,
+    /// `path` (`endpoint/bucket/key`, the default) or `virtual` (`bucket.endpoint/key`);
+    /// sets `driver_config.path_style`. Checked in [`WorkloadFile::resolve`].
+    #[serde(default)]
+    pub addressing: Option<String>,
 }
 
 /// How the requests of a run are split over several gateways.
@@ -327,6 +331,15 @@ pub struct DriverConfig {
     pub ca_pem: Option<Pem>,
     /// Skip certificate verification: anyone on the path can read and change the traffic.
     pub insecure: bool,
+    /// Host names connected to at a given IP instead of through DNS (curl's --resolve), as
+    /// written: `{HOST: IP}`. Checked, and parsed into [`DriverConfig::resolved`], when the
+    /// file is resolved.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub resolve: std::collections::BTreeMap<String, String>,
+    /// `resolve` parsed: what both drivers' connectors use. Empty before
+    /// [`WorkloadFile::resolve`].
+    #[serde(skip)]
+    pub resolved: Vec<(String, std::net::IpAddr)>,
     /// The certificates of ca_file and ca_pem, parsed and checked when the file is resolved;
     /// what the drivers add to the system's roots. Empty before [`WorkloadFile::resolve`].
     #[serde(skip)]
@@ -429,6 +442,8 @@ impl Default for DriverConfig {
             ca_file: None,
             ca_pem: None,
             insecure: false,
+            resolve: Default::default(),
+            resolved: Vec::new(),
             trusted: TrustedCas::default(),
         }
     }
@@ -466,6 +481,17 @@ impl DriverConfig {
                 .err(),
         ];
         out.extend(checks.into_iter().flatten().map(|e| e.to_string()));
+        for (host, ip) in &self.resolve {
+            if host.is_empty() || host.len() > 253 || host.contains(['/', ':', ' ']) {
+                out.push(format!(
+                    "driver_config.resolve: '{host}' is not a host name; write {{HOST: IP}}, e.g. resolve: {{mybucket.s3.example: 10.0.0.5}}"
+                ));
+            } else if ip.trim().parse::<std::net::IpAddr>().is_err() {
+                out.push(format!(
+                    "driver_config.resolve.{host}: '{ip}' is not an IP address; give the address to connect to, e.g. {{{host}: 10.0.0.5}} (like curl --resolve)"
+                ));
+            }
+        }
         if self.retries > 10 {
             out.push("driver_config.retries must be 0 to 10".into());
         }
@@ -676,6 +702,21 @@ impl WorkloadFile {
         if let Some(problem) = driver_config.problems().into_iter().next() {
             return Err(invalid(problem));
         }
+        match self.addressing.as_deref().map(str::trim) {
+            None => {}
+            Some("path") => driver_config.path_style = true,
+            Some("virtual") => driver_config.path_style = false,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "addressing '{other}' is neither path nor virtual; write addressing: path (endpoint/bucket/key, the default) or addressing: virtual (bucket.endpoint/key)"
+                )))
+            }
+        }
+        driver_config.resolved = driver_config
+            .resolve
+            .iter()
+            .filter_map(|(h, ip)| Some((h.clone(), ip.trim().parse().ok()?)))
+            .collect();
         driver_config
             .load_cas()
             .map_err(|e| invalid(e.to_string()))?;
@@ -799,6 +840,38 @@ mod tests {
 
     fn env(pairs: &[(&'static str, &'static str)]) -> FakeEnv {
         FakeEnv(pairs.iter().copied().collect())
+    }
+
+    #[test]
+    fn addressing_and_resolve_are_checked_and_parsed() {
+        let base = "endpoint: http://localhost:7480\naccess_key: AK\nsecret_key: SK\n";
+        let c = WorkloadFile::parse(
+            &format!("{base}addressing: virtual\ndriver_config: {{resolve: {{b.localhost: 127.0.0.1}}}}\n"),
+            "t",
+        )
+        .unwrap()
+        .resolve(&env(&[]), "t")
+        .unwrap()
+        .unwrap();
+        assert!(!c.driver_config.path_style);
+        assert_eq!(
+            c.driver_config.resolved,
+            vec![("b.localhost".to_string(), "127.0.0.1".parse().unwrap())]
+        );
+        for (extra, words) in [
+            ("addressing: vhost\n", "addressing 'vhost' is neither path nor virtual; write addressing: path"),
+            (
+                "driver_config: {resolve: {b.localhost: my-gateway}}\n",
+                "driver_config.resolve.b.localhost: 'my-gateway' is not an IP address; give the address",
+            ),
+        ] {
+            let e = WorkloadFile::parse(&format!("{base}{extra}"), "t")
+                .unwrap()
+                .resolve(&env(&[]), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(words), "{extra}: {e}");
+        }
     }
 
     #[test]

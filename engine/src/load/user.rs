@@ -8,7 +8,9 @@
 //! in-flight request state.
 
 use crate::load::content::{ContentSeed, Verifier};
-use crate::load::driver::{ByteRange, ChunkSink, Discard, Driver, FailureKind, OpError};
+use crate::load::driver::{
+    ByteRange, ChunkSink, Discard, Driver, FailureKind, OpError, MAX_BATCH_KEYS,
+};
 use crate::load::run_spec::RunSpec;
 use crate::load::scenario::{KeyChoice, OpKind, Scenario, SizeSampler, Wait};
 use crate::load::stats::{Outcome, Recorder};
@@ -48,6 +50,12 @@ struct TaskProgram {
     max_keys: u32,
     part_size: u64,
     parts_in_flight: u32,
+    /// Keys per DeleteObjects request (delete_batch).
+    batch_keys: u32,
+    /// Listing delimiter (list).
+    delimiter: Option<String>,
+    /// The tag set put_tagging writes.
+    tags: Vec<(String, String)>,
 }
 
 impl ClassProgram {
@@ -103,6 +111,14 @@ impl Program {
                         max_keys: t.max_keys(),
                         part_size: t.part_size(),
                         parts_in_flight: t.parts_in_flight(),
+                        batch_keys: t.batch_keys(),
+                        delimiter: t.delimiter.clone(),
+                        tags: t
+                            .tags
+                            .iter()
+                            .flatten()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
                     })
                     .collect();
                 let weights: Vec<u64> =
@@ -543,6 +559,40 @@ impl<D: Driver> User<D> {
                 let result = driver.delete(&target.key).await;
                 done(started.elapsed(), None, 0, result.err())
             }
+            OpKind::PutTagging | OpKind::GetTagging => {
+                let Some(target) = self.pick(task.key) else {
+                    return Outcome::Skipped;
+                };
+                let started = Instant::now();
+                let error = if task.op == OpKind::PutTagging {
+                    driver.put_tagging(&target.key, &task.tags).await.err()
+                } else {
+                    driver.get_tagging(&target.key).await.err()
+                };
+                done(started.elapsed(), None, 0, error)
+            }
+            OpKind::DeleteBatch => {
+                if self.own.is_empty() {
+                    return Outcome::Skipped;
+                }
+                // Random objects of the user's own, forgotten before the request as `delete`
+                // does: a key the reply says was not deleted is counted, and cleanup removes it.
+                let n = (task.batch_keys as usize).clamp(1, MAX_BATCH_KEYS);
+                let keys: Vec<String> = (0..n.min(self.own.len()))
+                    .map(|_| {
+                        let i = self.rng.random_range(0..self.own.len());
+                        let o = self.own.swap_remove(i);
+                        self.own_key(o.seq)
+                    })
+                    .collect();
+                let started = Instant::now();
+                let result = driver.delete_batch(&keys).await;
+                let error = match result {
+                    Ok(reply) => reply.failure(),
+                    Err(e) => Some(e),
+                };
+                done(started.elapsed(), None, 0, error)
+            }
             OpKind::List => {
                 let prefix = match task.key {
                     KeyChoice::Own => self.ctx.spec.user_prefix(self.ctx.worker_id, self.id),
@@ -550,8 +600,11 @@ impl<D: Driver> User<D> {
                     KeyChoice::Any => self.ctx.spec.key_prefix.clone(),
                 };
                 let started = Instant::now();
-                let result = driver.list(&prefix, task.max_keys, None).await;
-                done(started.elapsed(), None, 0, result.err())
+                let error = match &task.delimiter {
+                    Some(d) => driver.list_delimited(&prefix, d, task.max_keys).await.err(),
+                    None => driver.list(&prefix, task.max_keys, None).await.err(),
+                };
+                done(started.elapsed(), None, 0, error)
             }
             OpKind::Copy => {
                 let Some(source) = self.pick(task.key) else {

@@ -128,6 +128,11 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Listing pages counted when verifying; past this the count is unknown (`null`).
 const COUNT_PAGES: usize = 1_000;
+/// DeleteObjects requests cleanup keeps in flight while it lists.
+const DELETES_IN_FLIGHT: usize = 8;
+/// Keys per cleanup DeleteObjects request. Below S3's 1000: a loaded RadosGW took over the
+/// 30 s request timeout for one 1000-key request (docs/benchmarks.md, cleanup).
+const CLEANUP_BATCH_KEYS: usize = 250;
 
 /// A run id that cannot name a prefix of its own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -244,27 +249,9 @@ async fn clean_once<D: Driver>(
     prefix: &str,
     report: &mut CleanupReport,
 ) -> (Option<u64>, Option<u64>) {
-    // Each round lists from the start: deleting while paginating would skip keys.
-    for _ in 0..100_000 {
-        let page = match driver.list(prefix, 1000, None).await {
-            Ok(p) => p,
-            // No bucket (preparing failed before creating it): nothing was written.
-            Err(e) if e.code() == "NoSuchBucket" => return (Some(0), Some(0)),
-            Err(e) => {
-                report.errors.push(format!("listing {prefix}: {e}"));
-                break;
-            }
-        };
-        if page.keys.is_empty() {
-            break;
-        }
-        match driver.delete_many(&page.keys).await {
-            Ok(n) => report.deleted_objects += n,
-            Err(e) => {
-                report.errors.push(format!("deleting under {prefix}: {e}"));
-                break;
-            }
-        }
+    if !delete_listed(driver, prefix, report).await {
+        // No bucket (preparing failed before creating it): nothing was written.
+        return (Some(0), Some(0));
     }
     let uploads = match driver.pending_uploads(prefix).await {
         Ok(uploads) => {
@@ -307,6 +294,71 @@ async fn clean_once<D: Driver>(
         None => None,
     };
     (objects, uploads)
+}
+
+/// Lists `prefix` page after page (following the continuation token) while up to
+/// [`DELETES_IN_FLIGHT`] DeleteObjects requests remove the pages already listed, then sweeps
+/// what is left by listing from the start until a page comes back empty. The listing that
+/// follows is what the report trusts; this only deletes. Stops at the first error. False when
+/// the bucket does not exist.
+async fn delete_listed<D: Driver>(driver: &D, prefix: &str, report: &mut CleanupReport) -> bool {
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut next: Option<String> = None;
+    let mut sweeping = false;
+    let mut failed = false;
+    for _ in 0..100_000 {
+        let page = match driver.list(prefix, 1000, next.take()).await {
+            Ok(p) => p,
+            Err(e) if e.code() == "NoSuchBucket" && in_flight.is_empty() => return false,
+            Err(e) => {
+                report.errors.push(format!("listing {prefix}: {e}"));
+                break;
+            }
+        };
+        let last_page = page.next.is_none();
+        if page.keys.is_empty() && (sweeping || last_page) {
+            break;
+        }
+        for keys in page.keys.chunks(CLEANUP_BATCH_KEYS) {
+            let keys = keys.to_vec();
+            in_flight.push(async move { driver.delete_many(&keys).await });
+        }
+        match page.next {
+            Some(token) if !sweeping => next = Some(token),
+            // Keys a page skipped (written or listed late) are found from the start.
+            _ => sweeping = true,
+        }
+        // A listing from the start must not see keys whose delete is still in flight (they
+        // would be deleted and counted twice), so sweeping waits for every delete first.
+        // Each listed page is several batches, so the count may pass the limit until they end.
+        let limit = if sweeping { 1 } else { DELETES_IN_FLIGHT };
+        while in_flight.len() >= limit {
+            if let Some(result) = in_flight.next().await {
+                failed |= !count_deleted(result, prefix, report);
+            }
+        }
+        if failed {
+            break;
+        }
+    }
+    while let Some(result) = in_flight.next().await {
+        count_deleted(result, prefix, report);
+    }
+    true
+}
+
+/// Adds a DeleteObjects result to the report; false when it failed.
+fn count_deleted(result: Result<u64, OpError>, prefix: &str, report: &mut CleanupReport) -> bool {
+    match result {
+        Ok(n) => {
+            report.deleted_objects += n;
+            true
+        }
+        Err(e) => {
+            report.errors.push(format!("deleting under {prefix}: {e}"));
+            false
+        }
+    }
 }
 
 /// Counts the objects under `prefix`, all pages; `None` when a listing fails or there are

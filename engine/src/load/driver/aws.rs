@@ -8,8 +8,8 @@
 
 use super::tls::TlsSetupError;
 use super::{
-    encode_key, BodyMeter, BucketState, ByteRange, ChunkSink, Driver, FailureKind, GetReply,
-    ListPage, OpError, PendingUpload,
+    encode_key, BatchDeleted, BodyMeter, BucketState, ByteRange, ChunkSink, DelimitedPage, Driver,
+    FailureKind, GetReply, KeyError, ListPage, OpError, PendingUpload, Tags,
 };
 use crate::load::content::{ContentSeed, GeneratedBody};
 use crate::s3_config::{DriverConfig, WorkloadConfig};
@@ -21,7 +21,9 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, SdkBody};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, Tag, Tagging,
+};
 use aws_sdk_s3::Client;
 use futures::{StreamExt, TryStreamExt};
 use std::future::Future;
@@ -436,45 +438,11 @@ impl Driver for AwsDriver {
         if keys.is_empty() {
             return Ok(0);
         }
-        let objects: Vec<ObjectIdentifier> = keys
-            .iter()
-            .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
-            .collect();
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .map_err(|e| OpError::new(FailureKind::Other, e.to_string()))?;
-        let batch = self
-            .deadline(0, async {
-                self.client
-                    .delete_objects()
-                    .bucket(&self.bucket)
-                    .delete(delete)
-                    .send()
-                    .await
-                    .map_err(classify)
-            })
-            .await;
-        match batch {
-            Ok(out) => {
-                if let Some(first) = out.errors().first() {
-                    return Err(OpError::new(
-                        FailureKind::Http {
-                            status: 200,
-                            code: first.code().unwrap_or("").to_string(),
-                        },
-                        format!(
-                            "{} of {} keys not deleted, first {}: {}",
-                            out.errors().len(),
-                            keys.len(),
-                            first.key().unwrap_or(""),
-                            first.message().unwrap_or("")
-                        ),
-                    ));
-                }
-                Ok(keys.len() as u64)
-            }
+        match self.delete_batch(keys).await {
+            Ok(reply) => match reply.failure() {
+                Some(e) => Err(e),
+                None => Ok(reply.deleted()),
+            },
             // Servers without multi-object delete get one DELETE per key.
             Err(e) if e.is_status(501) || e.is_status(400) => {
                 let deleted = futures::stream::iter(keys.iter().cloned())
@@ -486,6 +454,114 @@ impl Driver for AwsDriver {
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn list_delimited(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        max_keys: u32,
+    ) -> Result<DelimitedPage, OpError> {
+        self.deadline(0, async {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .delimiter(delimiter)
+                .max_keys(max_keys as i32)
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(DelimitedPage {
+                keys: out
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string))
+                    .collect(),
+                common_prefixes: out
+                    .common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_string))
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn put_tagging(&self, key: &str, tags: &[(String, String)]) -> Result<(), OpError> {
+        let set = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|set| Tagging::builder().set_tag_set(Some(set)).build())
+            .map_err(|e| OpError::new(FailureKind::Other, e.to_string()))?;
+        self.deadline(0, async {
+            self.client
+                .put_object_tagging()
+                .bucket(&self.bucket)
+                .key(key)
+                .tagging(set)
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_tagging(&self, key: &str) -> Result<Tags, OpError> {
+        self.deadline(0, async {
+            let out = self
+                .client
+                .get_object_tagging()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(out
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect())
+        })
+        .await
+    }
+
+    async fn delete_batch(&self, keys: &[String]) -> Result<BatchDeleted, OpError> {
+        let objects: Vec<ObjectIdentifier> = keys
+            .iter()
+            .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+            .collect();
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| OpError::new(FailureKind::Other, e.to_string()))?;
+        let out = self
+            .deadline(0, async {
+                self.client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
+        Ok(BatchDeleted {
+            requested: keys.len() as u64,
+            errors: out
+                .errors()
+                .iter()
+                .map(|e| KeyError {
+                    key: e.key().unwrap_or("").to_string(),
+                    code: e.code().unwrap_or("").to_string(),
+                    message: e.message().unwrap_or("").to_string(),
+                })
+                .collect(),
+        })
     }
 
     async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, OpError> {
@@ -560,6 +636,10 @@ mod tests {
         ("list", 32768),
         ("multipart_put", 40960),
         ("copy", 40960),
+        ("delete_batch", 40960),
+        ("list_delimited", 40960),
+        ("put_tagging", 40960),
+        ("get_tagging", 40960),
     ];
 
     #[test]

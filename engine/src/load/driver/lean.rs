@@ -4,14 +4,14 @@
 //! Why: the stock SDK spends most of a small request's client CPU in its per-request
 //! machinery — interceptors, config layering, endpoint resolution, retry classification —
 //! not on the wire. Bodies are signed `UNSIGNED-PAYLOAD` and streamed from the content
-//! generator, so nothing is hashed or buffered. The rest (multipart, copy, list, bucket and
-//! cleanup calls) goes through the aws-sdk driver: they are rare, or their cost is the
-//! server's, and the SDK already does them correctly.
+//! generator, so nothing is hashed or buffered. The rest (multipart, copy, list, tagging,
+//! DeleteObjects, bucket and cleanup calls) goes through the aws-sdk driver: they are rare, or
+//! their cost is the server's, and the SDK already does them correctly.
 
 use super::aws::status_reason;
 use super::{
-    encode_key, AwsDriver, BodyMeter, BucketState, ByteRange, ChunkSink, Driver, FailureKind,
-    GetReply, ListPage, OpError, PendingUpload,
+    encode_key, AwsDriver, BatchDeleted, BodyMeter, BucketState, ByteRange, ChunkSink,
+    DelimitedPage, Driver, FailureKind, GetReply, ListPage, OpError, PendingUpload, Tags,
 };
 use crate::load::content::{ContentSeed, GeneratedBody};
 use crate::s3_config::{DriverConfig, WorkloadConfig};
@@ -25,7 +25,6 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::convert::Infallible;
@@ -69,15 +68,18 @@ impl Body for ReqBody {
     }
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<super::tls::TcpConnector>;
 
 /// The lean driver. One pooled client serves every user.
 pub struct LeanDriver {
     client: Client<Connector, ReqBody>,
-    /// `scheme://authority`, no trailing slash.
+    /// `scheme://authority` (with `bucket.` before the host when virtual-hosted), no
+    /// trailing slash.
     base: String,
+    /// The Host header: the endpoint's authority, or `bucket.` and it when virtual-hosted.
     host: String,
-    bucket: String,
+    /// What an object's path starts with: `/bucket` path-style, empty virtual-hosted.
+    path_prefix: String,
     region: String,
     identity: Identity,
     tuning: DriverConfig,
@@ -100,12 +102,14 @@ impl LeanDriver {
             .authority()
             .map(|a| a.as_str().to_string())
             .ok_or_else(|| LeanError(format!("endpoint {} has no host", config.endpoint)))?;
-        if !config.driver_config.path_style {
-            return Err(LeanError(
-                "the lean driver addresses buckets path-style; set driver_config.path_style: true or use driver: aws-sdk"
-                    .into(),
-            ));
-        }
+        let base = config.endpoint.trim_end_matches('/');
+        let (base, host, path_prefix) = if config.driver_config.path_style {
+            (base.to_string(), host, format!("/{}", config.bucket))
+        } else {
+            let scheme = uri.scheme_str().unwrap_or("http");
+            let host = format!("{}.{host}", config.bucket);
+            (format!("{scheme}://{host}"), host, String::new())
+        };
         let connector =
             super::tls::connector(&config.driver_config).map_err(|e| LeanError(e.to_string()))?;
         let client = Client::builder(TokioExecutor::new())
@@ -126,9 +130,9 @@ impl LeanDriver {
         );
         Ok(LeanDriver {
             client,
-            base: config.endpoint.trim_end_matches('/').to_string(),
+            base,
             host,
-            bucket: config.bucket.clone(),
+            path_prefix,
             region: config.region.clone(),
             identity: credentials.into(),
             tuning: config.driver_config.clone(),
@@ -153,7 +157,7 @@ impl LeanDriver {
     }
 
     fn object_path(&self, key: &str) -> String {
-        format!("/{}/{}", self.bucket, encode_key(key))
+        format!("{}/{}", self.path_prefix, encode_key(key))
     }
 
     /// Builds and signs a request.
@@ -413,6 +417,27 @@ impl Driver for LeanDriver {
         self.sdk.delete_many(keys).await
     }
 
+    async fn delete_batch(&self, keys: &[String]) -> Result<BatchDeleted, OpError> {
+        Box::pin(self.sdk.delete_batch(keys)).await
+    }
+
+    async fn list_delimited(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        max_keys: u32,
+    ) -> Result<DelimitedPage, OpError> {
+        Box::pin(self.sdk.list_delimited(prefix, delimiter, max_keys)).await
+    }
+
+    async fn put_tagging(&self, key: &str, tags: &[(String, String)]) -> Result<(), OpError> {
+        Box::pin(self.sdk.put_tagging(key, tags)).await
+    }
+
+    async fn get_tagging(&self, key: &str) -> Result<Tags, OpError> {
+        Box::pin(self.sdk.get_tagging(key)).await
+    }
+
     async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, OpError> {
         self.sdk.pending_uploads(prefix).await
     }
@@ -437,6 +462,10 @@ mod tests {
         ("list", 256),
         ("multipart_put", 256),
         ("copy", 256),
+        ("delete_batch", 256),
+        ("list_delimited", 256),
+        ("put_tagging", 256),
+        ("get_tagging", 256),
     ];
 
     #[test]

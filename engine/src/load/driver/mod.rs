@@ -8,6 +8,7 @@
 mod aws;
 mod fleet;
 mod lean;
+mod resolve;
 mod tls;
 
 pub use aws::AwsDriver;
@@ -186,6 +187,62 @@ pub struct PendingUpload {
     pub upload_id: String,
 }
 
+/// A key a DeleteObjects request did not delete, as its reply said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    /// The S3 error code (`AccessDenied`, …).
+    pub code: String,
+    pub message: String,
+}
+
+/// What one DeleteObjects request did: how many keys it asked to delete and which it did not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchDeleted {
+    pub requested: u64,
+    pub errors: Vec<KeyError>,
+}
+
+impl BatchDeleted {
+    /// Keys the reply did not name as failed.
+    pub fn deleted(&self) -> u64 {
+        self.requested.saturating_sub(self.errors.len() as u64)
+    }
+
+    /// The failure to count for the request when keys were not deleted: the first key's code
+    /// (the reply's status was 200), with how many failed and the first key.
+    pub fn failure(&self) -> Option<OpError> {
+        let first = self.errors.first()?;
+        Some(OpError::new(
+            FailureKind::Http {
+                status: 200,
+                code: first.code.clone(),
+            },
+            format!(
+                "{} of {} keys not deleted, first {}: {}",
+                self.errors.len(),
+                self.requested,
+                first.key,
+                first.message
+            ),
+        ))
+    }
+}
+
+/// One page of a listing with a delimiter: keys directly under the prefix, and the common
+/// prefixes ("directories") that group the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DelimitedPage {
+    pub keys: Vec<String>,
+    pub common_prefixes: Vec<String>,
+}
+
+/// An object's tag set, in the order S3 returned it.
+pub type Tags = Vec<(String, String)>;
+
+/// The most keys one DeleteObjects request may carry (S3's limit).
+pub const MAX_BATCH_KEYS: usize = 1000;
+
 /// What `ensure_bucket` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -251,6 +308,49 @@ pub trait Driver: Send + Sync + 'static {
     /// Deletes up to 1000 keys; returns how many were deleted.
     fn delete_many(&self, keys: &[String]) -> impl Future<Output = Result<u64, OpError>> + Send;
 
+    /// One ListObjectsV2 page under `prefix`, grouped by `delimiter`.
+    fn list_delimited(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        max_keys: u32,
+    ) -> impl Future<Output = Result<DelimitedPage, OpError>> + Send {
+        let _ = (prefix, delimiter, max_keys);
+        async { Err(unsupported("list with a delimiter")) }
+    }
+
+    /// Replaces the object's tag set (PutObjectTagging).
+    fn put_tagging(
+        &self,
+        key: &str,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<(), OpError>> + Send {
+        let _ = (key, tags);
+        async { Err(unsupported("put_tagging")) }
+    }
+
+    /// The object's tag set (GetObjectTagging).
+    fn get_tagging(&self, key: &str) -> impl Future<Output = Result<Tags, OpError>> + Send {
+        let _ = key;
+        async { Err(unsupported("get_tagging")) }
+    }
+
+    /// One DeleteObjects request for up to [`MAX_BATCH_KEYS`] keys (quiet mode: the reply
+    /// names only the keys it did not delete). Unlike `delete_many`, never falls back to
+    /// single deletes: it is the `delete_batch` operation as measured.
+    fn delete_batch(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<BatchDeleted, OpError>> + Send {
+        let requested = keys.len();
+        async move {
+            Err(OpError::new(
+                FailureKind::Other,
+                format!("this driver cannot delete {requested} keys in one DeleteObjects request"),
+            ))
+        }
+    }
+
     /// Unfinished multipart uploads under `prefix`.
     fn pending_uploads(
         &self,
@@ -284,6 +384,14 @@ pub trait Driver: Send + Sync + 'static {
     {
         vec![(None, self)]
     }
+}
+
+/// What a driver that lacks an operation answers.
+fn unsupported(op: &str) -> OpError {
+    OpError::new(
+        FailureKind::Other,
+        format!("this driver does not support {op}"),
+    )
 }
 
 /// Runs `fut` under the deadline `tuning` allows a request moving `bytes`: timeouts scale
@@ -441,6 +549,23 @@ impl Driver for AnyDriver {
     async fn delete_many(&self, keys: &[String]) -> Result<u64, OpError> {
         dispatch!(self, d => d.delete_many(keys))
     }
+    async fn delete_batch(&self, keys: &[String]) -> Result<BatchDeleted, OpError> {
+        dispatch!(self, d => d.delete_batch(keys))
+    }
+    async fn list_delimited(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        max_keys: u32,
+    ) -> Result<DelimitedPage, OpError> {
+        dispatch!(self, d => d.list_delimited(prefix, delimiter, max_keys))
+    }
+    async fn put_tagging(&self, key: &str, tags: &[(String, String)]) -> Result<(), OpError> {
+        dispatch!(self, d => d.put_tagging(key, tags))
+    }
+    async fn get_tagging(&self, key: &str) -> Result<Tags, OpError> {
+        dispatch!(self, d => d.get_tagging(key))
+    }
     async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, OpError> {
         dispatch!(self, d => d.pending_uploads(prefix))
     }
@@ -499,6 +624,11 @@ pub(crate) mod tests {
         let range = Some(ByteRange { start: 0, len: 1 });
         // Its own statement: the future borrows `sink`, and is dropped at the semicolon.
         let get = std::mem::size_of_val(&d.get("k", range, 1, &mut sink));
+        // These borrow too: their own statements, as for `get`.
+        let batch = vec!["k".to_string()];
+        let delete_batch = std::mem::size_of_val(&d.delete_batch(&batch));
+        let tags = vec![("t".to_string(), "v".to_string())];
+        let put_tagging = std::mem::size_of_val(&d.put_tagging("k", &tags));
         vec![
             ("put", std::mem::size_of_val(&d.put("k", seed, 4096))),
             ("get", get),
@@ -510,6 +640,13 @@ pub(crate) mod tests {
                 std::mem::size_of_val(&d.multipart_put("k", seed, 1 << 24, 1 << 23, 2)),
             ),
             ("copy", std::mem::size_of_val(&d.copy("k", "k2", 4096))),
+            ("delete_batch", delete_batch),
+            (
+                "list_delimited",
+                std::mem::size_of_val(&d.list_delimited("k/", "/", 1000)),
+            ),
+            ("put_tagging", put_tagging),
+            ("get_tagging", std::mem::size_of_val(&d.get_tagging("k"))),
         ]
     }
 
@@ -538,6 +675,37 @@ pub(crate) mod tests {
             over.join(", ")
         );
         eprintln!("{driver}: {sizes:?}");
+    }
+
+    #[test]
+    fn a_batch_with_key_errors_is_one_failure_with_the_first_code() {
+        let ok = BatchDeleted {
+            requested: 3,
+            errors: Vec::new(),
+        };
+        assert_eq!((ok.deleted(), ok.failure()), (3, None));
+        let partial = BatchDeleted {
+            requested: 3,
+            errors: vec![
+                KeyError {
+                    key: "run/a".into(),
+                    code: "AccessDenied".into(),
+                    message: "denied".into(),
+                },
+                KeyError {
+                    key: "run/b".into(),
+                    code: "InternalError".into(),
+                    message: String::new(),
+                },
+            ],
+        };
+        assert_eq!(partial.deleted(), 1);
+        let e = partial.failure().unwrap();
+        assert_eq!(e.code(), "AccessDenied");
+        assert_eq!(
+            e.to_string(),
+            "HTTP 200 AccessDenied: 2 of 3 keys not deleted, first run/a: denied"
+        );
     }
 
     #[test]

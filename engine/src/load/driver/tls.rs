@@ -12,7 +12,9 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::body::SdkBody;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+/// TCP connections, resolving names through `driver_config.resolve` first.
+pub(crate) type TcpConnector =
+    hyper_util::client::legacy::connect::HttpConnector<super::resolve::Resolver>;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -59,7 +61,7 @@ pub enum TlsSetupError {
 
 /// Whether the connection file changes what TLS trusts (then the SDK gets our client).
 pub(crate) fn customised(tuning: &DriverConfig) -> bool {
-    tuning.insecure || !tuning.trusted.0.is_empty()
+    tuning.insecure || !tuning.trusted.0.is_empty() || !tuning.resolved.is_empty()
 }
 
 /// The TLS client configuration both drivers use.
@@ -100,7 +102,7 @@ pub(crate) fn client_config(tuning: &DriverConfig) -> Result<rustls::ClientConfi
 pub(crate) fn connector(
     tuning: &DriverConfig,
 ) -> Result<hyper_rustls::HttpsConnector<TcpConnector>, TlsSetupError> {
-    let mut http = TcpConnector::new();
+    let mut http = TcpConnector::new_with_resolver(super::resolve::Resolver::new(&tuning.resolved));
     http.set_nodelay(true);
     http.enforce_http(false);
     http.set_connect_timeout(Some(tuning.connect_timeout()));

@@ -147,10 +147,16 @@ pub enum OpKind {
     List,
     MultipartPut,
     Copy,
+    /// One DeleteObjects request removing up to `keys` of the user's own objects.
+    DeleteBatch,
+    /// PutObjectTagging: replaces a picked object's tags with the task's `tags`.
+    PutTagging,
+    /// GetObjectTagging of a picked object.
+    GetTagging,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 7] = [
+    pub const ALL: [OpKind; 10] = [
         OpKind::Put,
         OpKind::Get,
         OpKind::Head,
@@ -158,6 +164,9 @@ impl OpKind {
         OpKind::List,
         OpKind::MultipartPut,
         OpKind::Copy,
+        OpKind::DeleteBatch,
+        OpKind::PutTagging,
+        OpKind::GetTagging,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,16 +178,20 @@ impl OpKind {
             OpKind::List => "list",
             OpKind::MultipartPut => "multipart_put",
             OpKind::Copy => "copy",
+            OpKind::DeleteBatch => "delete_batch",
+            OpKind::PutTagging => "put_tagging",
+            OpKind::GetTagging => "get_tagging",
         }
     }
 
     /// The HTTP method, Locust's "Type" column.
     pub fn method(self) -> &'static str {
         match self {
-            OpKind::Put | OpKind::MultipartPut | OpKind::Copy => "PUT",
-            OpKind::Get | OpKind::List => "GET",
+            OpKind::Put | OpKind::MultipartPut | OpKind::Copy | OpKind::PutTagging => "PUT",
+            OpKind::Get | OpKind::List | OpKind::GetTagging => "GET",
             OpKind::Head => "HEAD",
             OpKind::Delete => "DELETE",
+            OpKind::DeleteBatch => "POST",
         }
     }
 
@@ -191,7 +204,13 @@ impl OpKind {
     pub fn needs_object(self) -> bool {
         matches!(
             self,
-            OpKind::Get | OpKind::Head | OpKind::Delete | OpKind::Copy
+            OpKind::Get
+                | OpKind::Head
+                | OpKind::Delete
+                | OpKind::Copy
+                | OpKind::DeleteBatch
+                | OpKind::PutTagging
+                | OpKind::GetTagging
         )
     }
 }
@@ -242,6 +261,15 @@ pub struct Task {
     /// Parts uploaded concurrently (multipart_put).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts_in_flight: Option<u32>,
+    /// Keys per DeleteObjects request (delete_batch), 1–1000; checked by `limits::BATCH_KEYS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<i64>,
+    /// Group the listing by this delimiter (list), e.g. "/": S3's common prefixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// The tag set put_tagging writes, 1–10 tags as S3 allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Objects to write before the users start.
@@ -288,6 +316,15 @@ impl Task {
 
     pub fn max_keys(&self) -> u32 {
         self.max_keys.unwrap_or(DEFAULT_MAX_KEYS)
+    }
+
+    /// Keys per delete_batch request, as validated (0 for other ops or an invalid value,
+    /// which validation refused).
+    pub fn batch_keys(&self) -> u32 {
+        self.keys
+            .and_then(|k| crate::limits::BATCH_KEYS.check_signed("keys", k).ok())
+            .and_then(|k| u32::try_from(k).ok())
+            .unwrap_or(0)
     }
 }
 
@@ -725,6 +762,38 @@ fn check_wait(wait: &Wait, field: &str, push: &mut impl FnMut(String, String, &s
     }
 }
 
+/// S3's limits on a tag set: 10 tags, keys of 1–128 characters, values of up to 256.
+const MAX_TAGS: usize = 10;
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+/// Longest list delimiter accepted (S3 sets none; a delimiter is a separator, not a key).
+const MAX_DELIMITER: usize = 64;
+
+fn check_tags(
+    tags: Option<&std::collections::BTreeMap<String, String>>,
+    field: &str,
+    push: &mut impl FnMut(String, String, &str),
+) {
+    let fix = "give 1 to 10 tags, keys of 1-128 characters and values of up to 256, e.g. tags: {team: storage}";
+    let Some(tags) = tags else {
+        push(field.into(), "op put_tagging needs tags".into(), fix);
+        return;
+    };
+    if tags.is_empty() || tags.len() > MAX_TAGS {
+        push(field.into(), format!("{} tags", tags.len()), fix);
+    }
+    for (k, v) in tags {
+        let (kc, vc) = (k.chars().count(), v.chars().count());
+        if kc == 0 || kc > MAX_TAG_KEY || vc > MAX_TAG_VALUE {
+            push(
+                field.into(),
+                format!("a tag with a key of {kc} and a value of {vc} characters"),
+                fix,
+            );
+        }
+    }
+}
+
 fn check_task(
     task: &Task,
     at: &str,
@@ -782,6 +851,47 @@ fn check_task(
         push,
     );
     refuse("key", task.key.is_some() && sized, push);
+    refuse(
+        "keys",
+        task.keys.is_some() && op != OpKind::DeleteBatch,
+        push,
+    );
+    refuse(
+        "delimiter",
+        task.delimiter.is_some() && op != OpKind::List,
+        push,
+    );
+    refuse(
+        "tags",
+        task.tags.is_some() && op != OpKind::PutTagging,
+        push,
+    );
+    if let Some(d) = &task.delimiter {
+        if d.is_empty() || d.len() > MAX_DELIMITER {
+            push(
+                format!("{at}.delimiter"),
+                format!("a delimiter of {} bytes", d.len()),
+                "give a delimiter of 1 to 64 bytes, e.g. delimiter: /",
+            );
+        }
+    }
+    if op == OpKind::PutTagging {
+        check_tags(task.tags.as_ref(), &format!("{at}.tags"), push);
+    }
+    if op == OpKind::DeleteBatch {
+        match task.keys {
+            None => push(
+                format!("{at}.keys"),
+                "op delete_batch needs keys (how many objects one request deletes)".into(),
+                crate::limits::BATCH_KEYS.fix,
+            ),
+            Some(k) => {
+                if let Err(e) = crate::limits::BATCH_KEYS.check_signed(&format!("{at}.keys"), k) {
+                    push(e.field().to_string(), e.problem(), e.fix());
+                }
+            }
+        }
+    }
 
     if sized {
         match &task.size {
@@ -865,10 +975,10 @@ fn check_task(
     }
     if op.needs_object() {
         let key = task.key_choice();
-        if op == OpKind::Delete && key != KeyChoice::Own {
+        if matches!(op, OpKind::Delete | OpKind::DeleteBatch) && key != KeyChoice::Own {
             push(
                 format!("{at}.key"),
-                "delete may only remove the user's own objects".into(),
+                format!("{op} may only remove the user's own objects"),
                 "use key: own (the shared prefill pool is read by every user and must not shrink)",
             );
         }
@@ -984,6 +1094,102 @@ verify: true
         );
         assert!(e.contains("never writes one"), "{e}");
         assert!(e.contains("has no prefill"), "{e}");
+    }
+
+    #[test]
+    fn delete_batch_keys_are_bounded_and_named() {
+        let task = |t: &str| {
+            format!("name: x\nusers:\n  - name: a\n    tasks:\n      - {{op: put, size: 1KiB}}\n      - {t}\n")
+        };
+        let s = Scenario::from_yaml(
+            &task("{op: delete_batch, keys: 1000}"),
+            Source("t.yaml".into()),
+        )
+        .unwrap();
+        assert_eq!(s.users[0].tasks[1].batch_keys(), 1000);
+        for (t, words) in [
+            (
+                "{op: delete_batch, keys: 0}",
+                "tasks[1].keys: 0 is below the minimum of 1",
+            ),
+            (
+                "{op: delete_batch, keys: 1001}",
+                "tasks[1].keys: 1001 is above the limit of 1000",
+            ),
+            (
+                "{op: delete_batch, keys: -4}",
+                "tasks[1].keys: -4 is below the minimum of 1",
+            ),
+            (
+                "{op: delete_batch}",
+                "tasks[1].keys: op delete_batch needs keys",
+            ),
+            (
+                "{op: delete_batch, keys: 5, key: shared}",
+                "delete_batch may only remove the user's own objects",
+            ),
+            (
+                "{op: delete, keys: 5}",
+                "tasks[1].keys: does not apply to op delete",
+            ),
+        ] {
+            let e = errors(&task(t));
+            assert!(e.contains(words), "{t}: {e}");
+            assert!(
+                e.contains("S3 takes 1 to 1000 keys")
+                    || e.contains("remove it")
+                    || e.contains("key: own"),
+                "{t}: a fix is given: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn tagging_and_delimiter_fields_are_checked() {
+        let task = |t: &str| {
+            format!("name: x\nusers:\n  - name: a\n    tasks:\n      - {{op: put, size: 1KiB}}\n      - {t}\n")
+        };
+        let s = Scenario::from_yaml(
+            &task("{op: put_tagging, tags: {team: storage, tier: \"1\"}}"),
+            Source("t.yaml".into()),
+        )
+        .unwrap();
+        assert_eq!(s.users[0].tasks[1].tags.as_ref().unwrap().len(), 2);
+        Scenario::from_yaml(&task("{op: list, delimiter: /}"), Source("t".into())).unwrap();
+        let eleven: Vec<String> = (0..11).map(|i| format!("k{i}: v")).collect();
+        for (t, words) in [
+            (
+                "{op: put_tagging}".to_string(),
+                "tasks[1].tags: op put_tagging needs tags",
+            ),
+            (
+                "{op: put_tagging, tags: {}}".to_string(),
+                "tasks[1].tags: 0 tags",
+            ),
+            (
+                format!("{{op: put_tagging, tags: {{{}}}}}", eleven.join(", ")),
+                "tasks[1].tags: 11 tags",
+            ),
+            (
+                format!("{{op: put_tagging, tags: {{{}: v}}}}", "k".repeat(129)),
+                "a key of 129",
+            ),
+            (
+                "{op: get_tagging, tags: {a: b}}".to_string(),
+                "tasks[1].tags: does not apply to op get_tagging",
+            ),
+            (
+                "{op: list, delimiter: \"\"}".to_string(),
+                "tasks[1].delimiter: a delimiter of 0 bytes",
+            ),
+            (
+                "{op: get, delimiter: /}".to_string(),
+                "tasks[1].delimiter: does not apply to op get",
+            ),
+        ] {
+            let e = errors(&task(&t));
+            assert!(e.contains(words), "{t}: {e}");
+        }
     }
 
     #[test]
