@@ -169,6 +169,47 @@ pub struct RunContext<D> {
     /// Test-only fault injection (see [`TEST_PANIC_ENV`]): user 0 panics after recording
     /// this many outcomes. `None` in every real run.
     pub test_panic_after: Option<u64>,
+    /// Where users leave what they wrote when they end, for the post-run checks; `None` when
+    /// the scenario asks for none (users then keep no record of their deletes).
+    pub ledgers: Option<std::sync::Mutex<Vec<UserLedger>>>,
+}
+
+/// What one user leaves for the post-run checks when it ends: the objects it wrote and did
+/// not delete, the deletes the gateway confirmed, and how many keys it numbered. Every other
+/// key it numbered is uncertain (a write or delete that failed or was cut off).
+#[derive(Debug, Default)]
+pub struct UserLedger {
+    user: u64,
+    next_seq: u64,
+    live: Vec<Owned>,
+    deleted: Vec<u64>,
+}
+
+/// The part of the run worker `worker` audits: what its users' ledgers say is there.
+pub fn worker_audit_set(
+    spec: &RunSpec,
+    worker: u32,
+    ledgers: &[UserLedger],
+) -> crate::load::audit::AuditSet {
+    let mut set = crate::load::audit::AuditSet {
+        prefix: spec.worker_prefix(worker),
+        ..Default::default()
+    };
+    for l in ledgers {
+        let mut known: std::collections::HashSet<u64> = l.deleted.iter().copied().collect();
+        for o in &l.live {
+            known.insert(o.seq);
+            set.objects.push(crate::load::audit::Expected {
+                key: spec.user_key(worker, l.user, o.seq),
+                seed: o.seed,
+                size: o.size,
+            });
+        }
+        for seq in (0..l.next_seq).filter(|s| !known.contains(s)) {
+            set.uncertain.insert(spec.user_key(worker, l.user, seq));
+        }
+    }
+    set
 }
 
 /// TEST ONLY, never set in production: `CHOPSTICKS_TEST_USER_PANIC_AFTER=N` makes user 0 of
@@ -244,6 +285,28 @@ pub struct User<D> {
     rng: SmallRng,
     own: Vec<Owned>,
     next_seq: u64,
+    /// Sequence numbers of its objects whose DELETE succeeded; kept only when the run has
+    /// post-run checks (so a listed deleted key is told from an uncertain one).
+    deleted: Vec<u64>,
+}
+
+impl<D> Drop for User<D> {
+    /// Leaves the user's ledger for the post-run checks, however the user ended (stopped,
+    /// done, cut off or panicked).
+    fn drop(&mut self) {
+        if let Some(ledgers) = &self.ctx.ledgers {
+            let ledger = UserLedger {
+                user: self.id,
+                next_seq: self.next_seq,
+                live: std::mem::take(&mut self.own),
+                deleted: std::mem::take(&mut self.deleted),
+            };
+            ledgers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ledger);
+        }
+    }
 }
 
 impl<D: Driver> User<D> {
@@ -258,6 +321,7 @@ impl<D: Driver> User<D> {
             rng: SmallRng::seed_from_u64(seed),
             own: Vec::new(),
             next_seq: 0,
+            deleted: Vec::new(),
         }
     }
 
@@ -521,11 +585,12 @@ impl<D: Driver> User<D> {
                 let Some(target) = self.pick(KeyChoice::Own) else {
                     return Outcome::Skipped;
                 };
-                if let Some(i) = target.own_index {
-                    self.own.swap_remove(i);
-                }
+                let seq = target.own_index.map(|i| self.own.swap_remove(i).seq);
                 let started = Instant::now();
                 let result = driver.delete(&target.key).await;
+                if let (Ok(()), Some(seq), Some(_)) = (&result, seq, &self.ctx.ledgers) {
+                    self.deleted.push(seq);
+                }
                 done(started.elapsed(), None, 0, result.err())
             }
             OpKind::List => {
@@ -626,6 +691,7 @@ mod tests {
             recorder: Arc::new(recorder),
             worker_id: 0,
             test_panic_after: None,
+            ledgers: None,
         })
     }
 

@@ -190,6 +190,10 @@ pub struct Summary {
     pub tasks: Vec<TaskSummary>,
     pub total: TaskSummary,
     pub failures: Vec<FailureRow>,
+    /// The post-run checks (`checks:` in the scenario); absent when none were asked for, or
+    /// when the run ended before they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<crate::load::audit::ChecksReport>,
 }
 
 impl Summary {
@@ -228,6 +232,7 @@ impl Summary {
             tasks: rows,
             total: TaskSummary::of("Aggregated", "", &stats.total(), seconds),
             failures,
+            checks: None,
         }
     }
 

@@ -8,6 +8,7 @@ use super::seconds::{Placement, SecondAssembler};
 use super::start_spec::StartSpec;
 use crate::cluster::protocol::{unix_us, RunSpec, SecondDelta, UserDeath};
 use crate::control::ControlError;
+use crate::load::audit::ChecksReport;
 use crate::load::scenario::OpKind;
 use crate::load::stats::StatsDelta;
 use crate::results::artifacts::{self, RunParameters, RunRecord, WorkerRecord};
@@ -96,6 +97,23 @@ pub(super) struct Run {
     /// Wall-clock time of the run's clock origin (second 0 begins; `load_started` on the
     /// monotonic clock).
     pub origin_wall: SystemTime,
+    /// The post-run checks while they run (between the end of the load and cleanup).
+    pub checks: Option<ChecksPhase>,
+    /// The post-run checks' merged result once every part reported (or gave up): summary.json's
+    /// `checks`, and a failure when anything did not match.
+    pub checks_report: Option<ChecksReport>,
+}
+
+/// The post-run checks in progress: the parts still to report and what the others reported.
+pub(super) struct ChecksPhase {
+    /// Workers asked to audit their objects that have not answered yet.
+    pub waiting: BTreeSet<u32>,
+    /// The coordinator's own audit of the prefilled pool has not ended yet.
+    pub shared_pending: bool,
+    /// The parts' reports merged so far.
+    pub report: ChecksReport,
+    /// When the checks began: their time is reported apart from the load's.
+    pub started: Instant,
 }
 
 /// What became of a worker's stats message.
@@ -222,6 +240,8 @@ impl Run {
             ticks: 0,
             series: Vec::new(),
             origin_wall: SystemTime::now(),
+            checks: None,
+            checks_report: None,
         })
     }
 
@@ -379,7 +399,8 @@ impl Run {
         let Some(start) = self.load_started else {
             return;
         };
-        if self.cleaning {
+        // Once load ended (post-run checks, cleanup) every second has been written.
+        if self.cleaning || self.load_ended.is_some() {
             return;
         }
         // Taken lazily: this runs on every stats message (see `SecondAssembler::close_ready`).
@@ -470,7 +491,7 @@ impl Run {
 
     /// The numbers every view shows, from the merged totals.
     pub fn summary(&self) -> Summary {
-        Summary::new(
+        let mut summary = Summary::new(
             &self.spec.run_id,
             self.state,
             &self.spec.scenario.name,
@@ -478,7 +499,9 @@ impl Run {
             self.load_seconds(),
             &self.totals,
             &self.tasks,
-        )
+        );
+        summary.checks = self.checks_report.clone();
+        summary
     }
 
     /// Copies the live per-worker records and totals into what run.json records.
@@ -521,6 +544,22 @@ impl Run {
         } else {
             self.record.reason = Some(format!("thresholds crossed: {}", crossed.join("; ")));
             RunState::Failed
+        };
+        // What the cluster kept is not what the run wrote: the run fails, naming the keys.
+        let checks_failed = self.checks_report.as_ref().and_then(|c| c.failure());
+        let state = match checks_failed {
+            Some(why) => {
+                self.record.reason = Some(match self.record.reason.take() {
+                    Some(other) => format!("{why}; {other}"),
+                    None => why,
+                });
+                if matches!(state, RunState::Completed | RunState::Stopped) {
+                    RunState::Failed
+                } else {
+                    state
+                }
+            }
+            None => state,
         };
         // A run that lost users did not run the load that was asked: it fails, whatever else.
         let deaths: Vec<String> =
