@@ -7,10 +7,12 @@
 
 mod aws;
 mod lean;
+mod s5cmd;
 mod tls;
 
 pub use aws::AwsDriver;
 pub use lean::{LeanDriver, LeanError};
+pub use s5cmd::{S5cmdDriver, S5cmdError};
 pub use tls::{TlsCause, TlsSetupError};
 
 use crate::load::content::ContentSeed;
@@ -299,11 +301,8 @@ pub enum DriverError {
     Lean(#[from] LeanError),
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
-    #[error(
-        "driver 's5cmd' is not available in this build of chopsticks; use driver: aws-sdk \
-         (the native driver, which costs far less CPU per request)"
-    )]
-    S5cmdUnavailable,
+    #[error(transparent)]
+    S5cmd(#[from] S5cmdError),
 }
 
 /// The driver chosen by the connection file.
@@ -311,6 +310,9 @@ pub enum AnyDriver {
     Aws(AwsDriver),
     /// Boxed: it embeds an `AwsDriver` for its slow path.
     Lean(Box<LeanDriver>),
+    /// One `s5cmd` process per operation. Boxed: it embeds an `AwsDriver` for preparation
+    /// and cleanup.
+    S5cmd(Box<S5cmdDriver>),
 }
 
 impl AnyDriver {
@@ -318,7 +320,7 @@ impl AnyDriver {
         match config.driver {
             DriverKind::AwsSdk => Ok(AnyDriver::Aws(AwsDriver::new(config)?)),
             DriverKind::Lean => Ok(AnyDriver::Lean(Box::new(LeanDriver::new(config)?))),
-            DriverKind::S5cmd => Err(DriverError::S5cmdUnavailable),
+            DriverKind::S5cmd => Ok(AnyDriver::S5cmd(Box::new(S5cmdDriver::new(config)?))),
         }
     }
 }
@@ -331,6 +333,7 @@ macro_rules! dispatch {
         match $self {
             AnyDriver::Aws($d) => Box::pin($e).await,
             AnyDriver::Lean($d) => $e.await,
+            AnyDriver::S5cmd($d) => Box::pin($e).await,
         }
     };
 }
