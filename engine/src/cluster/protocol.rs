@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Bumped on any incompatible change to these messages. 2: task stats keep failed requests'
 /// times apart (`failure_latency`); the run spec carries the run's clock origin and stats come
 /// per second of the run; deaths of users are reported. 3: histograms travel as varint-coded
-/// (value, count) pairs (`stats::wire`) instead of HdrHistogram V2+deflate.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// (value, count) pairs (`stats::wire`) instead of HdrHistogram V2+deflate. 4: post-run
+/// checks (`Audit` / `Checked`).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 pub use crate::load::run_spec::RunSpec;
 pub use crate::load::user::UserDeath;
@@ -85,6 +86,11 @@ pub enum ToWorker {
     CutRunRecorded {
         run_id: String,
     },
+    /// Run the scenario's post-run checks on the objects this worker's users wrote in run
+    /// `run_id` (which it has `Finished`); the answer is `Checked`.
+    Audit {
+        run_id: String,
+    },
 }
 
 /// Worker → coordinator.
@@ -124,5 +130,10 @@ pub enum FromWorker {
     /// Sent right after `Welcome` when the worker holds a run it was cut from.
     CutRun {
         run: Box<CutRun>,
+    },
+    /// The post-run checks of this worker's part of run `run_id` (the answer to `Audit`).
+    Checked {
+        run_id: String,
+        report: Box<crate::load::audit::ChecksReport>,
     },
 }

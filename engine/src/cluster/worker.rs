@@ -9,6 +9,7 @@
 //! link closes, the coordinator is gone: users are cut off and `serve` returns.
 
 use crate::cluster::protocol::{FromWorker, RunSpec, SecondDelta, ToWorker, UserDeath};
+use crate::load::audit::ChecksReport;
 use crate::load::driver::Driver;
 use crate::load::driver::{FailureKind, OpError};
 use crate::load::stats::{Outcome, Recorder, StatsDelta};
@@ -74,6 +75,11 @@ pub async fn serve<D: Driver>(
     let mut spawn_tick = interval(Duration::from_millis(50));
     spawn_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
+    // The last finished run whose scenario has post-run checks, kept until the coordinator
+    // asks for its audit (or the next run starts): its users' ledgers are in the context.
+    let mut audit_of: Option<Arc<RunContext<D>>> = None;
+    // The audit in progress: the run id and the task checking the objects.
+    let mut auditing: Option<(String, tokio::task::JoinHandle<ChecksReport>)> = None;
 
     let end = loop {
         let report_at = run.as_ref().map(|r| r.next_report());
@@ -92,6 +98,7 @@ pub async fn serve<D: Driver>(
                             old.crew.cut_off().await;
                         }
                         log::info!("run {}: starting ({})", spec.run_id, spec.scenario.name);
+                        audit_of = None;
                         run = Some(ActiveRun::new(Arc::clone(&driver), worker_id, spec));
                     }
                     Some(ToWorker::Assign { run_id, users, spawn_rate, arrival }) => {
@@ -120,6 +127,26 @@ pub async fn serve<D: Driver>(
                     Some(ToWorker::CutRunRecorded { run_id }) => {
                         if let Some(dir) = &options.totals_dir {
                             crate::cluster::cut_run::clear(dir, &run_id);
+                        }
+                    }
+                    Some(ToWorker::Audit { run_id }) => {
+                        match audit_of.take().filter(|ctx| ctx.spec.run_id == run_id) {
+                            Some(ctx) => {
+                                log::info!("run {run_id}: post-run checks of this worker's objects");
+                                auditing = Some((run_id, tokio::spawn(audit_part(ctx))));
+                            }
+                            None => {
+                                let report = ChecksReport {
+                                    incomplete: vec![format!(
+                                        "worker {worker_id}: it holds no record of run {run_id}"
+                                    )],
+                                    ..ChecksReport::default()
+                                };
+                                let msg = FromWorker::Checked { run_id, report: Box::new(report) };
+                                if link.tx.send(msg).await.is_err() {
+                                    break SessionEnd::CoordinatorLost;
+                                }
+                            }
                         }
                     }
                     Some(ToWorker::Refused { reason }) => {
@@ -155,6 +182,18 @@ pub async fn serve<D: Driver>(
                     r.crew.reap(joined);
                 }
             }
+            report = async { (&mut auditing.as_mut()?.1).await.ok() }, if auditing.is_some() => {
+                let Some((run_id, _)) = auditing.take() else { continue };
+                let report = report.unwrap_or_else(|| ChecksReport {
+                    incomplete: vec![format!("worker {worker_id}: its audit task failed")],
+                    ..ChecksReport::default()
+                });
+                log::info!("run {run_id}: {}", report.line());
+                let msg = FromWorker::Checked { run_id, report: Box::new(report) };
+                if link.tx.send(msg).await.is_err() {
+                    break SessionEnd::CoordinatorLost;
+                }
+            }
             _ = async { sleep_until(abort_at.unwrap_or_else(Instant::now)).await }, if abort_at.is_some() => {
                 if let Some(r) = run.as_mut() {
                     r.crew.abort.cancel();
@@ -174,6 +213,9 @@ pub async fn serve<D: Driver>(
                     last_seq,
                 };
                 r.write_totals(&options, worker_id);
+                if r.crew.ctx.ledgers.is_some() {
+                    audit_of = Some(Arc::clone(&r.crew.ctx));
+                }
                 log::info!(
                     "run {}: finished, {} requests",
                     r.spec.run_id,
@@ -185,6 +227,9 @@ pub async fn serve<D: Driver>(
             }
         }
     };
+    if let Some((_, task)) = auditing.take() {
+        task.abort();
+    }
     if let Some(r) = run.take() {
         log::warn!("run {}: cutting off users ({end:?})", r.spec.run_id);
         let users = r.crew.running();
@@ -202,6 +247,18 @@ pub async fn serve<D: Driver>(
         }
     }
     end
+}
+
+/// Audits what the users of a finished run on this worker wrote (their ledgers are complete:
+/// every user has ended).
+async fn audit_part<D: Driver>(ctx: Arc<RunContext<D>>) -> ChecksReport {
+    let ledgers = match &ctx.ledgers {
+        Some(l) => std::mem::take(&mut *l.lock().unwrap_or_else(|p| p.into_inner())),
+        None => Vec::new(),
+    };
+    let set = crate::load::user::worker_audit_set(&ctx.spec, ctx.worker_id, &ledgers);
+    drop(ledgers);
+    crate::load::audit::audit(&*ctx.driver, &ctx.spec.scenario.checks, &set).await
 }
 
 /// How long after a second of the run ends its stats are taken: outcomes are recorded the
@@ -268,6 +325,7 @@ impl<D: Driver> ActiveRun<D> {
             recorder: Arc::clone(&recorder),
             worker_id,
             test_panic_after: crate::load::user::test_panic_after_from_env(),
+            ledgers: (!spec.scenario.checks.is_empty()).then(Default::default),
         });
         ActiveRun {
             crew: Crew::new(ctx),

@@ -3,6 +3,7 @@
 //! write every outcome into ([`stats`]), and the [`run_spec`] a run hands its users.
 
 pub mod arrivals;
+pub mod audit;
 pub mod content;
 pub mod driver;
 pub(crate) mod run_spec;

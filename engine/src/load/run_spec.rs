@@ -58,6 +58,11 @@ impl RunSpec {
         format!("{}shared/", self.key_prefix)
     }
 
+    /// Prefix of the objects every user of worker `worker` writes.
+    pub fn worker_prefix(&self, worker: u32) -> String {
+        format!("{}w{worker}/", self.key_prefix)
+    }
+
     /// Prefix of the objects user `user` of worker `worker` writes.
     pub fn user_prefix(&self, worker: u32, user: u64) -> String {
         let mut prefix = String::with_capacity(self.key_prefix.len() + 24);

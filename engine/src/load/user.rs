@@ -185,6 +185,47 @@ pub struct RunContext<D> {
     /// Test-only fault injection (see [`TEST_PANIC_ENV`]): user 0 panics after recording
     /// this many outcomes. `None` in every real run.
     pub test_panic_after: Option<u64>,
+    /// Where users leave what they wrote when they end, for the post-run checks; `None` when
+    /// the scenario asks for none (users then keep no record of their deletes).
+    pub ledgers: Option<std::sync::Mutex<Vec<UserLedger>>>,
+}
+
+/// What one user leaves for the post-run checks when it ends: the objects it wrote and did
+/// not delete, the deletes the gateway confirmed, and how many keys it numbered. Every other
+/// key it numbered is uncertain (a write or delete that failed or was cut off).
+#[derive(Debug, Default)]
+pub struct UserLedger {
+    user: u64,
+    next_seq: u64,
+    live: Vec<Owned>,
+    deleted: Vec<u64>,
+}
+
+/// The part of the run worker `worker` audits: what its users' ledgers say is there.
+pub fn worker_audit_set(
+    spec: &RunSpec,
+    worker: u32,
+    ledgers: &[UserLedger],
+) -> crate::load::audit::AuditSet {
+    let mut set = crate::load::audit::AuditSet {
+        prefix: spec.worker_prefix(worker),
+        ..Default::default()
+    };
+    for l in ledgers {
+        let mut known: std::collections::HashSet<u64> = l.deleted.iter().copied().collect();
+        for o in &l.live {
+            known.insert(o.seq);
+            set.objects.push(crate::load::audit::Expected {
+                key: spec.user_key(worker, l.user, o.seq),
+                seed: o.seed,
+                size: o.size,
+            });
+        }
+        for seq in (0..l.next_seq).filter(|s| !known.contains(s)) {
+            set.uncertain.insert(spec.user_key(worker, l.user, seq));
+        }
+    }
+    set
 }
 
 /// TEST ONLY, never set in production: `CHOPSTICKS_TEST_USER_PANIC_AFTER=N` makes user 0 of
@@ -263,6 +304,28 @@ pub struct User<D> {
     /// The gateway the current (or last) request went to, set when it is routed, so its
     /// outcome is counted under that gateway too; `None` with a single gateway.
     endpoint: Option<usize>,
+    /// Sequence numbers of its objects whose DELETE succeeded; kept only when the run has
+    /// post-run checks (so a listed deleted key is told from an uncertain one).
+    deleted: Vec<u64>,
+}
+
+impl<D> Drop for User<D> {
+    /// Leaves the user's ledger for the post-run checks, however the user ended (stopped,
+    /// done, cut off or panicked).
+    fn drop(&mut self) {
+        if let Some(ledgers) = &self.ctx.ledgers {
+            let ledger = UserLedger {
+                user: self.id,
+                next_seq: self.next_seq,
+                live: std::mem::take(&mut self.own),
+                deleted: std::mem::take(&mut self.deleted),
+            };
+            ledgers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ledger);
+        }
+    }
 }
 
 impl<D: Driver> User<D> {
@@ -278,6 +341,7 @@ impl<D: Driver> User<D> {
             own: Vec::new(),
             next_seq: 0,
             endpoint: None,
+            deleted: Vec::new(),
         }
     }
 
@@ -552,11 +616,12 @@ impl<D: Driver> User<D> {
                 let Some(target) = self.pick(KeyChoice::Own) else {
                     return Outcome::Skipped;
                 };
-                if let Some(i) = target.own_index {
-                    self.own.swap_remove(i);
-                }
+                let seq = target.own_index.map(|i| self.own.swap_remove(i).seq);
                 let started = Instant::now();
                 let result = driver.delete(&target.key).await;
+                if let (Ok(()), Some(seq), Some(_)) = (&result, seq, &self.ctx.ledgers) {
+                    self.deleted.push(seq);
+                }
                 done(started.elapsed(), None, 0, result.err())
             }
             OpKind::PutTagging | OpKind::GetTagging => {
@@ -578,17 +643,30 @@ impl<D: Driver> User<D> {
                 // Random objects of the user's own, forgotten before the request as `delete`
                 // does: a key the reply says was not deleted is counted, and cleanup removes it.
                 let n = (task.batch_keys as usize).clamp(1, MAX_BATCH_KEYS);
-                let keys: Vec<String> = (0..n.min(self.own.len()))
+                let seqs: Vec<u64> = (0..n.min(self.own.len()))
                     .map(|_| {
                         let i = self.rng.random_range(0..self.own.len());
-                        let o = self.own.swap_remove(i);
-                        self.own_key(o.seq)
+                        self.own.swap_remove(i).seq
                     })
                     .collect();
+                let keys: Vec<String> = seqs.iter().map(|&s| self.own_key(s)).collect();
                 let started = Instant::now();
                 let result = driver.delete_batch(&keys).await;
                 let error = match result {
-                    Ok(reply) => reply.failure(),
+                    Ok(reply) => {
+                        // The checks tell a key the reply confirmed deleted from an uncertain one.
+                        if self.ctx.ledgers.is_some() {
+                            let failed: std::collections::HashSet<&str> =
+                                reply.errors.iter().map(|e| e.key.as_str()).collect();
+                            self.deleted.extend(
+                                seqs.iter()
+                                    .zip(&keys)
+                                    .filter(|(_, k)| !failed.contains(k.as_str()))
+                                    .map(|(&s, _)| s),
+                            );
+                        }
+                        reply.failure()
+                    }
                     Err(e) => Some(e),
                 };
                 done(started.elapsed(), None, 0, error)
@@ -694,6 +772,7 @@ mod tests {
             recorder: Arc::new(recorder),
             worker_id: 0,
             test_panic_after: None,
+            ledgers: None,
         })
     }
 

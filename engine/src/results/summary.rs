@@ -197,6 +197,10 @@ pub struct Summary {
     /// across workers. Absent with a single gateway.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub endpoints: std::collections::BTreeMap<String, EndpointSummary>,
+    /// The post-run checks (`checks:` in the scenario); absent when none were asked for, or
+    /// when the run ended before they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<crate::load::audit::ChecksReport>,
 }
 
 /// One gateway's share of a run (summary.json `endpoints`).
@@ -263,6 +267,7 @@ impl Summary {
             total: TaskSummary::of("Aggregated", "", &stats.total(), seconds),
             failures,
             autoterm: None,
+            checks: None,
             endpoints: stats
                 .endpoints
                 .iter()

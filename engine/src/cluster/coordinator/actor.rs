@@ -200,6 +200,7 @@ impl<D: Driver> Actor<D> {
             Event::WorkerGone(id) => self.worker_gone(id),
             Event::Prepared(run_id, result) => self.prepared(&run_id, result),
             Event::CleanedUp(run_id, report) => self.cleaned_up(&run_id, report),
+            Event::SharedChecked(run_id, report) => self.part_checked(&run_id, None, &report),
             Event::Shutdown(_) => {}
         }
     }
@@ -434,6 +435,10 @@ impl<D: Driver> Actor<D> {
         if run.state != RunState::Stopping || run.cleaning {
             return;
         }
+        if run.checks.is_some() {
+            self.finish_checks_when_done();
+            return;
+        }
         let waiting: Vec<u32> = run
             .participants
             .iter()
@@ -449,8 +454,167 @@ impl<D: Driver> Actor<D> {
                     grace.as_secs_f64()
                 ));
             }
-            self.start_cleanup();
+            self.after_load();
         }
+    }
+
+    // ---------------------------------------------------------------- post-run checks
+
+    /// Load is over: the post-run checks when the scenario asks for them and load ran (not
+    /// when the coordinator is shutting down), then cleanup.
+    fn after_load(&mut self) {
+        let attached = self.attached_workers();
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let wanted = !run.spec.scenario.checks.is_empty()
+            && run.load_started.is_some()
+            && run.outcome != RunState::Interrupted
+            && run.checks_report.is_none();
+        if !wanted {
+            self.start_cleanup();
+            return;
+        }
+        if run.checks.is_some() {
+            self.finish_checks_when_done();
+            return;
+        }
+        // The load's time and seconds end here; the checks' time is reported apart.
+        run.close_all(&attached, Instant::now());
+        let checks = run.spec.scenario.checks.clone();
+        let mut phase = super::run::ChecksPhase {
+            waiting: Default::default(),
+            shared_pending: true,
+            report: crate::load::audit::ChecksReport::empty(&checks),
+            started: Instant::now(),
+        };
+        for (id, p) in &run.participants {
+            match self.workers.get(id) {
+                Some(slot) if p.finished => {
+                    let _ = slot.tx.try_send(ToWorker::Audit {
+                        run_id: run.spec.run_id.clone(),
+                    });
+                    phase.waiting.insert(*id);
+                }
+                _ => phase.report.incomplete.push(format!(
+                    "worker {} (#{id}): {} before its audit",
+                    p.record.name,
+                    if p.finished {
+                        "disconnected"
+                    } else {
+                        "did not finish its load"
+                    }
+                )),
+            }
+        }
+        run.files.event(&format!(
+            "post-run checks ({}) of {} workers' objects and the prefilled pool",
+            checks
+                .iter()
+                .map(|c| format!("{c:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", "),
+            phase.waiting.len()
+        ));
+        log::info!("run {}: post-run checks", run.spec.run_id);
+        run.checks = Some(phase);
+        let spec = Arc::clone(&run.spec);
+        let driver = Arc::clone(&self.driver);
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let program = crate::load::user::Program::new(&spec.scenario);
+            let set = crate::load::audit::AuditSet {
+                prefix: spec.shared_prefix(),
+                objects: (0..program.shared_objects())
+                    .map(|i| {
+                        let (key, seed, size) = program.shared_object(&spec, i);
+                        crate::load::audit::Expected { key, seed, size }
+                    })
+                    .collect(),
+                uncertain: Default::default(),
+            };
+            let report = crate::load::audit::audit(&*driver, &spec.scenario.checks, &set).await;
+            let _ = events
+                .send(Event::SharedChecked(spec.run_id.clone(), Box::new(report)))
+                .await;
+        });
+    }
+
+    /// One part of the run's audit reported: a worker's (`Some(id)`) or the prefilled pool's.
+    pub(super) fn part_checked(
+        &mut self,
+        run_id: &str,
+        worker: Option<u32>,
+        report: &crate::load::audit::ChecksReport,
+    ) {
+        let Some(run) = self.run.as_mut().filter(|r| r.run_id() == run_id) else {
+            return;
+        };
+        let Some(phase) = run.checks.as_mut() else {
+            return;
+        };
+        let expected = match worker {
+            Some(id) => phase.waiting.remove(&id),
+            None => std::mem::replace(&mut phase.shared_pending, false),
+        };
+        if expected {
+            phase.report.merge(report);
+        }
+        self.finish_checks_when_done();
+    }
+
+    /// Ends the checks once every part reported, a worker asked is gone, or they ran out of
+    /// time (the cleanup budget): the parts that never reported are named as not audited.
+    fn finish_checks_when_done(&mut self) {
+        let budget = self.config.cleanup_timeout;
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let Some(phase) = run.checks.as_mut() else {
+            return;
+        };
+        let gone: Vec<u32> = phase
+            .waiting
+            .iter()
+            .copied()
+            .filter(|id| !self.workers.contains_key(id))
+            .collect();
+        for id in gone {
+            phase.waiting.remove(&id);
+            phase.report.incomplete.push(format!(
+                "worker #{id}: disconnected before reporting its audit"
+            ));
+        }
+        if phase.started.elapsed() > budget {
+            for id in std::mem::take(&mut phase.waiting) {
+                phase.report.incomplete.push(format!(
+                    "worker #{id}: no audit within {:.0}s",
+                    budget.as_secs_f64()
+                ));
+            }
+            if std::mem::replace(&mut phase.shared_pending, false) {
+                phase.report.incomplete.push(format!(
+                    "the prefilled pool: no audit within {:.0}s",
+                    budget.as_secs_f64()
+                ));
+            }
+        }
+        if !phase.waiting.is_empty() || phase.shared_pending {
+            return;
+        }
+        let Some(mut phase) = run.checks.take() else {
+            return;
+        };
+        phase.report.seconds = phase.started.elapsed().as_secs_f64();
+        let line = phase.report.line();
+        log::info!("run {}: {line}", run.spec.run_id);
+        run.files.event(&line);
+        if let Some(why) = phase.report.failure() {
+            log::error!("run {}: {why}", run.spec.run_id);
+            run.files.event(&why);
+        }
+        run.checks_report = Some(phase.report);
+        self.start_cleanup();
     }
 
     fn start_cleanup(&mut self) {

@@ -103,6 +103,8 @@ pub(super) enum Event {
     WorkerGone(u32),
     Prepared(String, Result<PrepareReport, PrepareError>),
     CleanedUp(String, CleanupReport),
+    /// The coordinator's audit of the prefilled pool ended (post-run checks).
+    SharedChecked(String, Box<crate::load::audit::ChecksReport>),
     Shutdown(oneshot::Sender<()>),
 }
 

@@ -8,6 +8,7 @@ use super::seconds::{Placement, SecondAssembler};
 use super::start_spec::StartSpec;
 use crate::cluster::protocol::{unix_us, RunSpec, SecondDelta, UserDeath};
 use crate::control::ControlError;
+use crate::load::audit::ChecksReport;
 use crate::load::scenario::OpKind;
 use crate::load::stats::StatsDelta;
 use crate::results::artifacts::{self, RunParameters, RunRecord, WorkerRecord};
@@ -111,6 +112,11 @@ pub(super) struct Run {
     /// What the sweep or autoterm asked for at the last written second, for the actor to do
     /// (change the workers' rate, or stop the run); taken by it.
     pub steer: Option<Steering>,
+    /// The post-run checks while they run (between the end of the load and cleanup).
+    pub checks: Option<ChecksPhase>,
+    /// The post-run checks' merged result once every part reported (or gave up): summary.json's
+    /// `checks`, and a failure when anything did not match.
+    pub checks_report: Option<ChecksReport>,
 }
 
 /// What a written second asks the actor to do.
@@ -120,6 +126,18 @@ pub(super) enum Steering {
     Rebalance,
     /// Stop the run, for this reason.
     Stop(String),
+}
+
+/// The post-run checks in progress: the parts still to report and what the others reported.
+pub(super) struct ChecksPhase {
+    /// Workers asked to audit their objects that have not answered yet.
+    pub waiting: BTreeSet<u32>,
+    /// The coordinator's own audit of the prefilled pool has not ended yet.
+    pub shared_pending: bool,
+    /// The parts' reports merged so far.
+    pub report: ChecksReport,
+    /// When the checks began: their time is reported apart from the load's.
+    pub started: Instant,
 }
 
 /// What became of a worker's stats message.
@@ -282,6 +300,8 @@ impl Run {
             ticks: 0,
             series: Vec::new(),
             origin_wall: SystemTime::now(),
+            checks: None,
+            checks_report: None,
             sweep: start
                 .sweep
                 .clone()
@@ -487,7 +507,8 @@ impl Run {
         let Some(start) = self.load_started else {
             return;
         };
-        if self.cleaning {
+        // Once load ended (post-run checks, cleanup) every second has been written.
+        if self.cleaning || self.load_ended.is_some() {
             return;
         }
         // Taken lazily: this runs on every stats message (see `SecondAssembler::close_ready`).
@@ -639,6 +660,7 @@ impl Run {
             &self.tasks,
         );
         summary.autoterm = self.autoterm_stop.clone();
+        summary.checks = self.checks_report.clone();
         summary
     }
 
@@ -682,6 +704,22 @@ impl Run {
         } else {
             self.record.reason = Some(format!("thresholds crossed: {}", crossed.join("; ")));
             RunState::Failed
+        };
+        // What the cluster kept is not what the run wrote: the run fails, naming the keys.
+        let checks_failed = self.checks_report.as_ref().and_then(|c| c.failure());
+        let state = match checks_failed {
+            Some(why) => {
+                self.record.reason = Some(match self.record.reason.take() {
+                    Some(other) => format!("{why}; {other}"),
+                    None => why,
+                });
+                if matches!(state, RunState::Completed | RunState::Stopped) {
+                    RunState::Failed
+                } else {
+                    state
+                }
+            }
+            None => state,
         };
         // A run that lost users did not run the load that was asked: it fails, whatever else.
         let deaths: Vec<String> =

@@ -135,6 +135,9 @@ impl<D: Driver> Actor<D> {
                 run.finished(id, last_seq);
                 self.maybe_cleanup();
             }
+            FromWorker::Checked { run_id, report } => {
+                self.part_checked(&run_id, Some(id), &report);
+            }
             FromWorker::Hello { .. } => {}
             FromWorker::CutRun { run } => {
                 self.record_cut_run(Some(id), *run);

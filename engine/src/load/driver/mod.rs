@@ -9,11 +9,13 @@ mod aws;
 mod fleet;
 mod lean;
 mod resolve;
+mod s5cmd;
 mod tls;
 
 pub use aws::AwsDriver;
 pub use fleet::{Fleet, Route};
 pub use lean::{LeanDriver, LeanError};
+pub use s5cmd::{S5cmdDriver, S5cmdError};
 pub use tls::{TlsCause, TlsSetupError};
 
 use crate::load::content::ContentSeed;
@@ -432,11 +434,8 @@ pub enum DriverError {
     Lean(#[from] LeanError),
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
-    #[error(
-        "driver 's5cmd' is not available in this build of chopsticks; use driver: aws-sdk \
-         (the native driver, which costs far less CPU per request)"
-    )]
-    S5cmdUnavailable,
+    #[error(transparent)]
+    S5cmd(#[from] S5cmdError),
 }
 
 /// The driver chosen by the connection file.
@@ -444,7 +443,10 @@ pub enum AnyDriver {
     Aws(AwsDriver),
     /// Boxed: it embeds an `AwsDriver` for its slow path.
     Lean(Box<LeanDriver>),
-    /// Several gateways or buckets; each of its drivers is `Aws` or `Lean`.
+    /// One `s5cmd` process per operation. Boxed: it embeds an `AwsDriver` for preparation
+    /// and cleanup.
+    S5cmd(Box<S5cmdDriver>),
+    /// Several gateways or buckets; each of its drivers is `Aws`, `Lean` or `S5cmd`.
     Fleet(Box<Fleet>),
 }
 
@@ -452,6 +454,7 @@ pub enum AnyDriver {
 enum Single<'a> {
     Aws(&'a AwsDriver),
     Lean(&'a LeanDriver),
+    S5cmd(&'a S5cmdDriver),
 }
 
 impl AnyDriver {
@@ -477,6 +480,7 @@ impl AnyDriver {
         match self {
             AnyDriver::Aws(d) => Single::Aws(d),
             AnyDriver::Lean(d) => Single::Lean(d),
+            AnyDriver::S5cmd(d) => Single::S5cmd(d),
             AnyDriver::Fleet(f) => f.primary().one(),
         }
     }
@@ -486,7 +490,7 @@ impl AnyDriver {
         match config.driver {
             DriverKind::AwsSdk => Ok(AnyDriver::Aws(AwsDriver::new(config)?)),
             DriverKind::Lean => Ok(AnyDriver::Lean(Box::new(LeanDriver::new(config)?))),
-            DriverKind::S5cmd => Err(DriverError::S5cmdUnavailable),
+            DriverKind::S5cmd => Ok(AnyDriver::S5cmd(Box::new(S5cmdDriver::new(config)?))),
         }
     }
 }
@@ -499,6 +503,7 @@ macro_rules! dispatch {
         match $self.one() {
             Single::Aws($d) => Box::pin($e).await,
             Single::Lean($d) => $e.await,
+            Single::S5cmd($d) => Box::pin($e).await,
         }
     };
 }

@@ -57,6 +57,36 @@ pub struct Scenario {
     /// the arrival rate. Boxed like `load`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Box<crate::load::sweep::SweepBlock>>,
+    /// Post-run checks of what the cluster kept (SFKO's checks), run after the load and
+    /// before cleanup: `[readback, listing]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+}
+
+/// A post-run check (`checks:` in a scenario).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum Check {
+    /// GET every object the run wrote and did not delete, and verify its content.
+    Readback,
+    /// ListObjects under the run's prefix must return exactly the objects the run kept.
+    Listing,
+}
+
+/// Why a `checks:` entry is not a check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("checks: unknown check (value not shown); the checks are readback and listing, e.g. checks: [readback, listing]")]
+pub struct UnknownCheck;
+
+impl TryFrom<String> for Check {
+    type Error = UnknownCheck;
+    fn try_from(s: String) -> Result<Check, UnknownCheck> {
+        match s.as_str() {
+            "readback" => Ok(Check::Readback),
+            "listing" => Ok(Check::Listing),
+            _ => Err(UnknownCheck),
+        }
+    }
 }
 
 /// A kind of virtual user (Locust's `User` class).
@@ -571,6 +601,17 @@ impl Scenario {
                 "use fewer thresholds",
             );
             return out;
+        }
+        let distinct: std::collections::HashSet<Check> = self.checks.iter().copied().collect();
+        if distinct.len() != self.checks.len() {
+            push(
+                "checks".into(),
+                format!(
+                    "{} entries; each check may be listed once",
+                    self.checks.len()
+                ),
+                "list each check at most once: checks: [readback, listing]",
+            );
         }
         if self.users.is_empty() {
             push(
