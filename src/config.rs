@@ -303,6 +303,7 @@ impl CharmConfig {
             region: Some(self.s3_region.clone()),
             driver: Some(driver),
             driver_config: Some(driver_config.clone()),
+            ..Default::default()
         };
         let resolved = file
             .resolve(&NoEnv, "charm config")

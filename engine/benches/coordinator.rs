@@ -406,6 +406,7 @@ async fn simulate(
                     }
                     ToWorker::Refused { reason } => bail!("worker {index} refused: {reason}"),
                     ToWorker::Heartbeat | ToWorker::Welcome { .. } | ToWorker::CutRunRecorded { .. } => {}
+                    ToWorker::Audit { .. } => bail!("worker {index} was asked for checks the bench scenario has none of"),
                 }
             }
             _ = tick.tick() => {

@@ -129,6 +129,7 @@ async fn coordinate_one_worker(driver: Arc<AnyDriver>, spec: &RunSpec) -> StatsD
                 }
                 Some(FromWorker::Heartbeat { .. }) | Some(FromWorker::Hello { .. }) => {}
                 Some(FromWorker::CutRun { .. }) => panic!("this worker was cut from no run"),
+                Some(FromWorker::Checked { .. }) => panic!("no run asked this worker for checks"),
                 None => panic!("the worker ended the session before it finished the run"),
             }
         }

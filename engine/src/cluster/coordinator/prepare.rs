@@ -578,7 +578,6 @@ mod tests {
             driver_config: Default::default(),
             embedded: false,
             spread: Default::default(),
-            spread: Default::default(),
         };
         let says = |cause: TlsCause, needles: &[&str]| {
             let e = OpError::new(FailureKind::Tls(cause), "handshake");

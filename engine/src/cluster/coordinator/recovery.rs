@@ -242,7 +242,6 @@ mod tests {
             driver_config: Default::default(),
             embedded: false,
             spread: Default::default(),
-            spread: Default::default(),
         };
         let a = cut("r1", "chopsticks/r1/");
         let mut record = record_from(&a, target);

@@ -59,8 +59,13 @@ impl Fleet {
         let mut drivers = Vec::with_capacity(endpoints.len() * buckets.len());
         for endpoint in &endpoints {
             let first = AnyDriver::single(&config.single(endpoint, &buckets[0]))?;
-            let others: Vec<AnyDriver> =
-                buckets[1..].iter().map(|b| first.with_bucket(b)).collect();
+            let others: Vec<AnyDriver> = buckets[1..]
+                .iter()
+                .map(|b| match first.with_bucket(b) {
+                    Some(d) => Ok(d),
+                    None => AnyDriver::single(&config.single(endpoint, b)),
+                })
+                .collect::<Result<_, _>>()?;
             drivers.push(first);
             drivers.extend(others);
         }

@@ -80,6 +80,9 @@ pub struct LeanDriver {
     host: String,
     /// What an object's path starts with: `/bucket` path-style, empty virtual-hosted.
     path_prefix: String,
+    /// The gateway as configured (`scheme`, authority, the URL without a trailing slash):
+    /// [`LeanDriver::with_bucket`] addresses another bucket on it.
+    gateway: Gateway,
     region: String,
     identity: Identity,
     tuning: DriverConfig,
@@ -92,24 +95,50 @@ pub struct LeanDriver {
 #[error("cannot set up the lean driver: {0}")]
 pub struct LeanError(String);
 
+/// A gateway's URL, parsed once.
+#[derive(Clone)]
+struct Gateway {
+    scheme: String,
+    authority: String,
+    /// The endpoint without a trailing slash.
+    url: String,
+    /// Path-style (`/bucket/key`) rather than virtual-hosted (`bucket.host/key`).
+    path_style: bool,
+}
+
+impl Gateway {
+    /// The request base, Host header and object path prefix for `bucket` on this gateway.
+    fn address(&self, bucket: &str) -> (String, String, String) {
+        if self.path_style {
+            (
+                self.url.clone(),
+                self.authority.clone(),
+                format!("/{bucket}"),
+            )
+        } else {
+            let host = format!("{bucket}.{}", self.authority);
+            (format!("{}://{host}", self.scheme), host, String::new())
+        }
+    }
+}
+
 impl LeanDriver {
     pub fn new(config: &WorkloadConfig) -> Result<LeanDriver, LeanError> {
         let uri: http::Uri = config
             .endpoint
             .parse()
             .map_err(|e| LeanError(format!("endpoint {}: {e}", config.endpoint)))?;
-        let host = uri
+        let authority = uri
             .authority()
             .map(|a| a.as_str().to_string())
             .ok_or_else(|| LeanError(format!("endpoint {} has no host", config.endpoint)))?;
-        let base = config.endpoint.trim_end_matches('/');
-        let (base, host, path_prefix) = if config.driver_config.path_style {
-            (base.to_string(), host, format!("/{}", config.bucket))
-        } else {
-            let scheme = uri.scheme_str().unwrap_or("http");
-            let host = format!("{}.{host}", config.bucket);
-            (format!("{scheme}://{host}"), host, String::new())
+        let gateway = Gateway {
+            scheme: uri.scheme_str().unwrap_or("http").to_string(),
+            authority,
+            url: config.endpoint.trim_end_matches('/').to_string(),
+            path_style: config.driver_config.path_style,
         };
+        let (base, host, path_prefix) = gateway.address(&config.bucket);
         let connector =
             super::tls::connector(&config.driver_config).map_err(|e| LeanError(e.to_string()))?;
         let client = Client::builder(TokioExecutor::new())
@@ -133,6 +162,7 @@ impl LeanDriver {
             base,
             host,
             path_prefix,
+            gateway,
             region: config.region.clone(),
             identity: credentials.into(),
             tuning: config.driver_config.clone(),
@@ -143,11 +173,13 @@ impl LeanDriver {
 
     /// The same client (and its connection pool) on another bucket.
     pub(super) fn with_bucket(&self, bucket: &str) -> LeanDriver {
+        let (base, host, path_prefix) = self.gateway.address(bucket);
         LeanDriver {
             client: self.client.clone(),
-            base: self.base.clone(),
-            host: self.host.clone(),
-            bucket: bucket.to_string(),
+            base,
+            host,
+            path_prefix,
+            gateway: self.gateway.clone(),
             region: self.region.clone(),
             identity: self.identity.clone(),
             tuning: self.tuning.clone(),

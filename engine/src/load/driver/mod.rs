@@ -466,11 +466,13 @@ impl AnyDriver {
         AnyDriver::single(config)
     }
 
-    /// The same client on another bucket (a fleet stays on its own buckets).
-    fn with_bucket(&self, bucket: &str) -> AnyDriver {
+    /// The same client on another bucket (a fleet stays on its own buckets); `None` for
+    /// s5cmd, which has no client to share: build another driver for that bucket instead.
+    fn with_bucket(&self, bucket: &str) -> Option<AnyDriver> {
         match self {
-            AnyDriver::Aws(d) => AnyDriver::Aws(d.with_bucket(bucket)),
-            AnyDriver::Lean(d) => AnyDriver::Lean(Box::new(d.with_bucket(bucket))),
+            AnyDriver::Aws(d) => Some(AnyDriver::Aws(d.with_bucket(bucket))),
+            AnyDriver::Lean(d) => Some(AnyDriver::Lean(Box::new(d.with_bucket(bucket)))),
+            AnyDriver::S5cmd(_) => None,
             AnyDriver::Fleet(f) => f.primary().with_bucket(bucket),
         }
     }
