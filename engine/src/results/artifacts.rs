@@ -465,6 +465,21 @@ pub enum RecordError {
     },
 }
 
+/// Serialises read-modify-write updates of `run.json` within this process: a coordinator's
+/// recovery adds each cut worker's totals while a cleanup task of the same run records its
+/// result, and without the lock the later write loses the other's change.
+static RECORD_UPDATES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds off every other [`RecordUpdate`] until dropped; take it around reading a `run.json`,
+/// changing it and writing it back (no `.await` while it is held).
+pub struct RecordUpdate(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+/// Takes the process-wide `run.json` update lock (a poisoned lock is still a lock: the file
+/// itself is written whole, so a panic elsewhere left nothing half-done).
+pub fn record_update() -> RecordUpdate {
+    RecordUpdate(RECORD_UPDATES.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Reads a run's `run.json`.
 pub fn read_record(dir: &Path) -> Result<RunRecord, RecordError> {
     let p = dir.join(RUN_JSON);

@@ -451,8 +451,12 @@ pub async fn cleanup_earlier_run<D: Driver>(driver: Arc<D>, dir: PathBuf, budget
     {
         return;
     }
-    if let Ok(mut record) = crate::results::artifacts::read_record(&dir) {
-        let report = cleanup(&*driver, &record.key_prefix, budget).await;
+    if let Ok(started) = crate::results::artifacts::read_record(&dir) {
+        let report = cleanup(&*driver, &started.key_prefix, budget).await;
+        // The record may have changed while cleanup ran (a recovered run gains each cut
+        // worker's totals): read it again under the update lock and add only the cleanup.
+        let update = crate::results::artifacts::record_update();
+        let mut record = crate::results::artifacts::read_record(&dir).unwrap_or(started);
         if let Ok(mut rd) = RunDir::create(&dir) {
             rd.event(&format!(
                 "cleanup of an earlier run: {} objects deleted, {} uploads aborted, {} objects and {} uploads left, {} errors",
@@ -494,6 +498,7 @@ pub async fn cleanup_earlier_run<D: Driver>(driver: Arc<D>, dir: PathBuf, budget
                 record.cleanup = Some(report);
             }
             let _ = rd.write_json(crate::results::artifacts::RUN_JSON, &record);
+            drop(update);
             crate::present::report::write_logged(&dir);
         }
     }
@@ -554,7 +559,7 @@ pub fn explain(doing: &str, e: &OpError, target: &TargetInfo) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::load::content::ContentSeed;
     use crate::load::driver::{ByteRange, ChunkSink, GetReply, ListPage, PendingUpload};
@@ -562,10 +567,10 @@ mod tests {
 
     /// A bucket of `objects` keys under the prefix whose deletes always fail, and whose
     /// first `failing_lists` listings are refused.
-    struct Stuck {
-        objects: u64,
-        failing_lists: AtomicU32,
-        deletes_fail: bool,
+    pub(in crate::cluster::coordinator) struct Stuck {
+        pub(in crate::cluster::coordinator) objects: u64,
+        pub(in crate::cluster::coordinator) failing_lists: AtomicU32,
+        pub(in crate::cluster::coordinator) deletes_fail: bool,
     }
 
     #[test]

@@ -138,6 +138,8 @@ impl<D: Driver> Actor<D> {
             return Recorded::Known;
         }
         let dir = self.config.state_dir.join(run_id);
+        // A cleanup task of this run may write run.json at the same time.
+        let update = artifacts::record_update();
         let existing = artifacts::read_record(&dir).ok();
         let (mut record, created) = match existing {
             None => (record_from(cut, self.config.target.clone()), true),
@@ -173,6 +175,7 @@ impl<D: Driver> Actor<D> {
             log::error!("cannot record the cut run {run_id}: {e}");
             return Recorded::Rejected;
         }
+        drop(update);
         if created {
             log::warn!(
                 "run {run_id}: recorded as interrupted from a worker's report; cleaning up {}",
@@ -254,6 +257,58 @@ mod tests {
         assert_eq!(record.workers.len(), 2);
         assert_eq!(record.workers[1].fate, "cut");
         assert_eq!(record.key_prefix, "chopsticks/r1/");
+    }
+
+    /// A worker's report that arrives while the recovered run's cleanup runs is kept: the
+    /// cleanup's write adds its result to the record as it is then, not as it was.
+    #[tokio::test]
+    async fn a_cleanup_keeps_the_workers_added_while_it_ran() {
+        let target = crate::s3_config::TargetInfo {
+            endpoint: "http://x".into(),
+            bucket: "b".into(),
+            region: "r".into(),
+            driver: crate::s3_config::DriverKind::AwsSdk,
+            driver_config: Default::default(),
+            embedded: false,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r1");
+        let a = cut("r1", "chopsticks/r1/");
+        let mut record = record_from(&a, target);
+        add_worker(&mut record, &a, 1);
+        let rd = RunDir::create(&dir).unwrap();
+        rd.write_json(artifacts::RUN_JSON, &record).unwrap();
+
+        // Both listings of the first pass fail, so the cleanup waits out a backoff.
+        let flaky = crate::cluster::coordinator::prepare::tests::Stuck {
+            objects: 0,
+            failing_lists: std::sync::atomic::AtomicU32::new(2),
+            deletes_fail: false,
+        };
+        let cleaning = tokio::spawn(cleanup_earlier_run(
+            Arc::new(flaky),
+            dir.clone(),
+            std::time::Duration::from_secs(30),
+        ));
+        tokio::task::yield_now().await;
+        {
+            let _update = artifacts::record_update();
+            let mut now = artifacts::read_record(&dir).unwrap();
+            assert!(now.cleanup.is_none(), "the cleanup has not finished yet");
+            let mut b = cut("r1", "chopsticks/r1/");
+            b.worker = "w2".into();
+            add_worker(&mut now, &b, 2);
+            rd.write_json(artifacts::RUN_JSON, &now).unwrap();
+        }
+        cleaning.await.unwrap();
+        let done = artifacts::read_record(&dir).unwrap();
+        assert!(
+            done.cleanup.as_ref().is_some_and(|c| c.complete),
+            "{done:?}"
+        );
+        let names: Vec<&str> = done.workers.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["w1", "w2"]);
+        assert_eq!(done.parameters.users, 6);
     }
 
     #[test]
