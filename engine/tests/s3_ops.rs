@@ -114,7 +114,7 @@ async fn partial_errors_in_the_reply_are_failures_with_their_codes(driver: Drive
     assert_eq!((batch.requests, batch.failures), (1, 1));
     let failures = std::fs::read_to_string(run.run_dir.join("failures.csv")).expect("failures");
     assert!(
-        failures.contains("POST,batch,HTTP 200 AccessDenied") && failures.contains(",1\n"),
+        failures.contains("POST,batch,\"HTTP 200 AccessDenied") && failures.contains(",1\n"),
         "{failures}"
     );
     // Nothing was deleted: the 5 objects are all there.

@@ -270,6 +270,7 @@ mod tests {
             driver: crate::s3_config::DriverKind::AwsSdk,
             driver_config: Default::default(),
             embedded: false,
+            spread: Default::default(),
         };
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("r1");

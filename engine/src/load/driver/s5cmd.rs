@@ -149,7 +149,9 @@ impl S5cmdDriver {
         let mut c = tokio::process::Command::new(&self.binary);
         c.env_clear()
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .args(["--json", "--log", "error", "--retry-count"])
+            // s5cmd prints `ls` entries and `head`'s metadata at log level info, so only
+            // `cat`, whose stdout is the object's body, runs at level error.
+            .args(["--json", "--log", log_level(args), "--retry-count"])
             .arg(self.tuning.retries.to_string())
             .args(["--endpoint-url", self.endpoint.as_str()]);
         if self.tuning.insecure {
@@ -328,6 +330,16 @@ fn status_code(message: &str) -> Option<u16> {
 }
 
 /// The keys of `ls` JSON lines, relative to `base` (`s3://BUCKET/`).
+/// The log level a command runs at: `error` when stdout carries an object's body (`cat`),
+/// `info` when its results are what stdout is read for.
+fn log_level(args: &[&str]) -> &'static str {
+    if args.first() == Some(&"cat") {
+        "error"
+    } else {
+        "info"
+    }
+}
+
 fn listed_keys(out: &[u8], base: &str) -> Vec<String> {
     String::from_utf8_lossy(out)
         .lines()
