@@ -676,6 +676,22 @@ pub fn check_yaml_shape(text: &str) -> Result<(), YamlShapeError> {
     Ok(())
 }
 
+/// Gateways in one connection file (`endpoints:`, or an `endpoint:` with a `{a...b}` range):
+/// each gets its own connection pool and its own `endpoint` label value on the request
+/// counters, so this bounds both the sockets and the metrics' cardinality.
+pub const ENDPOINTS: Count = Count {
+    min: 1,
+    max: 64,
+    fix: "give 1 to 64 gateways (endpoints: [URL, ...] or a range like http://rgw{1...8}:7480)",
+};
+/// Buckets one run spreads its users over (`buckets: {count: N}` or a list of names). Every
+/// bucket is prepared, prefilled and cleaned, so this bounds that work too.
+pub const BUCKETS: Count = Count {
+    min: 1,
+    max: 100,
+    fix: "give 1 to 100 buckets (buckets: {count: N, prefix: NAME-} or buckets: [a, b])",
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -762,19 +778,3 @@ mod tests {
         check_yaml_shape("name: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['\n# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n").unwrap();
     }
 }
-
-/// Gateways in one connection file (`endpoints:`, or an `endpoint:` with a `{a...b}` range):
-/// each gets its own connection pool and its own `endpoint` label value on the request
-/// counters, so this bounds both the sockets and the metrics' cardinality.
-pub const ENDPOINTS: Count = Count {
-    min: 1,
-    max: 64,
-    fix: "give 1 to 64 gateways (endpoints: [URL, ...] or a range like http://rgw{1...8}:7480)",
-};
-/// Buckets one run spreads its users over (`buckets: {count: N}` or a list of names). Every
-/// bucket is prepared, prefilled and cleaned, so this bounds that work too.
-pub const BUCKETS: Count = Count {
-    min: 1,
-    max: 100,
-    fix: "give 1 to 100 buckets (buckets: {count: N, prefix: NAME-} or buckets: [a, b])",
-};
