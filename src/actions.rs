@@ -982,6 +982,7 @@ mod tests {
             requests,
             failures: 0,
             bytes: 1000 * requests,
+            buckets: Default::default(),
         }
     }
 

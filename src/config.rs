@@ -24,6 +24,12 @@ pub struct CharmConfig {
     pub s3_ca_chain: String,
     /// Skip TLS certificate verification (the daemons warn loudly in their logs).
     pub s3_insecure: bool,
+    /// Several gateways instead of `s3-endpoint`: URLs separated by spaces or commas, each may
+    /// hold one `{a...b}` range; empty for the one `s3-endpoint`.
+    pub s3_endpoints: String,
+    /// Buckets users are spread over: 1 is `s3-bucket` itself, N > 1 are `s3-bucket`-1 ...
+    /// `s3-bucket`-N (the engine's `buckets: {count: N, prefix: <s3-bucket>-}`).
+    pub s3_bucket_count: u32,
     pub scenario_file: String,
     pub default_users: u32,
     pub default_spawn_rate: f64,
@@ -47,6 +53,11 @@ pub struct S3Settings {
     pub region: String,
     pub driver: DriverKind,
     pub driver_config: DriverConfig,
+    /// Every gateway when there are several (ranges expanded; `endpoint` is the first);
+    /// empty for one.
+    pub endpoints: Vec<String>,
+    /// Every bucket when there are several (`bucket` is the first); empty for one.
+    pub buckets: Vec<String>,
 }
 
 /// The status message while S3 is not configured.
@@ -107,6 +118,8 @@ pub enum S3Error {
     DriverConfig(#[source] serde_yaml_ng::Error),
     #[error("s3-ca-chain and s3-driver-config-yaml's ca_pem both give a CA; keep one of them")]
     CaTwice,
+    #[error("s3-endpoint and s3-endpoints are both set; put every gateway in s3-endpoints and unset s3-endpoint (juju config chopsticks --reset s3-endpoint)")]
+    EndpointTwice,
     /// The engine's own check of the endpoint, bucket and driver tuning.
     #[error("{0}")]
     Engine(String),
@@ -230,6 +243,14 @@ impl CharmConfig {
             s3_driver_config_yaml: text(map, "s3-driver-config-yaml", ""),
             s3_ca_chain: text(map, "s3-ca-chain", ""),
             s3_insecure: flag(map, "s3-insecure")?,
+            s3_endpoints: text(map, "s3-endpoints", ""),
+            s3_bucket_count: match whole(map, "s3-bucket-count", limits::BUCKETS.fix)? {
+                None => 1,
+                Some(n) => {
+                    let n = limits::BUCKETS.check_whole("s3-bucket-count", n)?;
+                    limits::BUCKETS.check_u32("s3-bucket-count", n)?
+                }
+            },
             scenario_file: text(map, "scenario-file", "s3_large_objects"),
             default_users: users,
             default_spawn_rate: spawn_rate,
@@ -271,7 +292,19 @@ impl CharmConfig {
             }
             None => (self.s3_access_key.clone(), self.s3_secret_key.clone()),
         };
-        if self.s3_endpoint.is_empty() || access_key.is_empty() || secret_key.is_empty() {
+        let endpoints: Vec<String> = self
+            .s3_endpoints
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        if !endpoints.is_empty() && !self.s3_endpoint.is_empty() {
+            return Err(S3Error::EndpointTwice);
+        }
+        if (self.s3_endpoint.is_empty() && endpoints.is_empty())
+            || access_key.is_empty()
+            || secret_key.is_empty()
+        {
             return Err(S3Error::NotConfigured);
         }
         let driver = match self.s3_driver.as_str() {
@@ -295,11 +328,19 @@ impl CharmConfig {
             driver_config.insecure = true;
         }
         // The engine's own checks (URL, bucket name, driver tuning), with the charm's names.
+        let several_buckets = self.s3_bucket_count > 1;
         let file = chopsticks::s3_config::WorkloadFile {
-            endpoint: Some(self.s3_endpoint.clone()),
+            endpoint: endpoints.is_empty().then(|| self.s3_endpoint.clone()),
+            endpoints: (!endpoints.is_empty()).then_some(endpoints),
             access_key: Some(access_key.clone()),
             secret_key: Some(chopsticks::s3_config::Secret::new(secret_key.clone())),
-            bucket: Some(self.s3_bucket.clone()),
+            bucket: (!several_buckets).then(|| self.s3_bucket.clone()),
+            buckets: several_buckets.then(|| {
+                let mut m = serde_yaml_ng::Mapping::new();
+                m.insert("count".into(), u64::from(self.s3_bucket_count).into());
+                m.insert("prefix".into(), format!("{}-", self.s3_bucket).into());
+                serde_yaml_ng::Value::Mapping(m)
+            }),
             region: Some(self.s3_region.clone()),
             driver: Some(driver),
             driver_config: Some(driver_config.clone()),
@@ -331,6 +372,8 @@ impl CharmConfig {
             region: resolved.region,
             driver,
             driver_config,
+            endpoints: resolved.spread.endpoints,
+            buckets: resolved.spread.buckets,
         })
     }
 }
@@ -364,6 +407,59 @@ pub(crate) mod tests {
 
     /// A self-signed CA certificate, public, made for these tests only.
     pub(crate) const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBmzCCAUGgAwIBAgIUbklpTkqkxCRHOp040ygrvkJ4RE4wCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXQ2hvcHN0aWNrcyB1bml0LXRlc3QgQ0EwIBcNMjYxMTI5MDcx\nOTE4WhgPMjEyNjExMDUwNzE5MThaMCIxIDAeBgNVBAMMF0Nob3BzdGlja3MgdW5p\ndC10ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEm5fdy/aZh+I30nLg\n/N0Mgp60P458BjHU4/d883V8DfJ/kNEXUxmkbVPYT3+hPFnCpeSAcPWJ91234LV9\nSdqvqKNTMFEwHQYDVR0OBBYEFBzHeEVoG6HW/LrLJ1m0HCokkR+5MB8GA1UdIwQY\nMBaAFBzHeEVoG6HW/LrLJ1m0HCokkR+5MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZI\nzj0EAwIDSAAwRQIhAM4qSRJmiv6kh+TLtGtmeBO2XV99Otb90ylquSDHzuxmAiA8\nvZ+KAaVLXbEG5vj5ZnQ+1x08IsllNN4yY1+N9K01mg==\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn several_gateways_and_buckets_from_the_options() {
+        let base = json!({"s3-access-key": "a", "s3-secret-key": "b", "s3-bucket": "load"});
+        let with = |extra: Value| {
+            let mut m = base.as_object().unwrap().clone();
+            m.extend(extra.as_object().unwrap().clone());
+            CharmConfig::from_map(&m)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.s3(None).map_err(|e| e.to_string()))
+        };
+        let s = with(json!({
+            "s3-endpoints": "http://10.0.0.1:80, http://rgw{1...2}.example:80",
+            "s3-bucket-count": 3
+        }))
+        .unwrap();
+        assert_eq!(
+            s.endpoints,
+            [
+                "http://10.0.0.1:80",
+                "http://rgw1.example:80",
+                "http://rgw2.example:80"
+            ]
+        );
+        assert_eq!(s.endpoint, "http://10.0.0.1:80");
+        assert_eq!(s.buckets, ["load-1", "load-2", "load-3"]);
+        assert_eq!(s.bucket, "load-1");
+        // The rendered connection file reads back as the same gateways and buckets.
+        let text = crate::render::Templates::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+            .s3_config(&s)
+            .unwrap();
+        let resolved = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered")
+            .unwrap()
+            .resolve_file(&NoEnvForTests, "rendered")
+            .unwrap();
+        assert_eq!(resolved.spread.endpoints, s.endpoints);
+        assert_eq!(resolved.spread.buckets, s.buckets);
+
+        // One of each: the plain keys, no lists.
+        let one = with(json!({"s3-endpoint": "http://h:80"})).unwrap();
+        assert!(one.endpoints.is_empty() && one.buckets.is_empty());
+        assert_eq!(one.bucket, "load");
+
+        let both = with(json!({"s3-endpoint": "http://h:80", "s3-endpoints": "http://i:80"}));
+        assert!(both.unwrap_err().contains("s3-endpoint and s3-endpoints"));
+        for bad in [json!(0), json!(101), json!(-1), json!(2.5)] {
+            let e = with(json!({"s3-endpoint": "http://h:80", "s3-bucket-count": bad}))
+                .unwrap_err();
+            assert!(e.contains("s3-bucket-count"), "{bad}: {e}");
+        }
+        let e = with(json!({"s3-endpoints": "http://rgw{1...}:80"})).unwrap_err();
+        assert!(e.contains("malformed"), "{e}");
+    }
 
     #[test]
     fn ca_chain_and_insecure_reach_the_driver_config() {

@@ -101,6 +101,8 @@ impl Templates {
             "s3_config.yaml.j2",
             context! {
                 endpoint => s3.endpoint,
+                endpoints => s3.endpoints,
+                buckets => s3.buckets,
                 access_key => s3.access_key,
                 secret_key => s3.secret_key,
                 bucket => s3.bucket,
@@ -186,6 +188,8 @@ mod tests {
                 retries: 2,
                 ..Default::default()
             },
+            endpoints: Vec::new(),
+            buckets: Vec::new(),
         };
         let text = templates().s3_config(&s3).unwrap();
         let parsed = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered").unwrap();
@@ -212,6 +216,8 @@ mod tests {
             region: "us-east-1".into(),
             driver: chopsticks::s3_config::DriverKind::Lean,
             driver_config,
+            endpoints: Vec::new(),
+            buckets: Vec::new(),
         };
         let text = templates().s3_config(&s3).unwrap();
         let parsed = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered").unwrap();

@@ -219,10 +219,14 @@ impl Provided {
         // The relation's keys replace the s3-credentials secret's as well.
         c.s3_credentials.clear();
         if let Some(e) = &self.endpoint {
+            // The provider's one gateway replaces s3-endpoints as well.
             c.s3_endpoint = e.clone();
+            c.s3_endpoints.clear();
         }
         if let Some(b) = &self.bucket {
+            // The provider's bucket is the one to use: no spread over <bucket>-1..N.
             c.s3_bucket = b.clone();
+            c.s3_bucket_count = 1;
         }
         if let Some(r) = &self.region {
             c.s3_region = r.clone();

@@ -6,7 +6,8 @@
  * from /api/status, /api/series, /api/live and /api/runs every second.
  *
  * Stable hooks for tests and scripts: tables carry ids (#tasks-table, #failures-table,
- * #workers-table, #live-workers-table, #runs-table), rows data-task / data-worker / data-run,
+ * #workers-table, #live-workers-table, #runs-table, #endpoints-table, #buckets-table), rows
+ * data-task / data-worker / data-run / data-endpoint / data-bucket,
  * cells data-col and data-value (the raw number); KPI cards data-kpi and data-value; charts
  * are <div class="chart" id="chart-..."> and Chopsticks.chartData(id) returns
  * {labels, data} as plotted.
@@ -116,6 +117,9 @@
       chartCard('chart-ttfb-distribution', 'Time to first byte by percentile', 'reads, ms') +
       '</div></section>' +
       '<section class="card"><h2>Failures by kind</h2><div class="table-wrap"><table id="failures-table"></table></div></section>' +
+      '<section class="card" id="spread-card" hidden><h2>Gateways and buckets <span class="hint">every request counted under the gateway and the bucket it went to; latency in ms</span></h2>' +
+      '<div class="table-wrap"><table id="endpoints-table"></table></div>' +
+      '<div class="table-wrap"><table id="buckets-table"></table></div></section>' +
       '<section class="card"><h2>Workers</h2>' +
       (live ? '<h3 style="margin:0 0 8px;font-size:13px">Connected now</h3><div class="table-wrap"><table id="live-workers-table"></table></div>' +
         '<h3 style="margin:16px 0 8px;font-size:13px">In this run</h3>' : '') +
@@ -450,6 +454,37 @@
     setHTML('failures-table', html + '</tbody>');
   }
 
+  /* summary.json `endpoints` and `buckets`: present only for runs with several gateways or
+     buckets; the card stays hidden otherwise. */
+  function drawSpread(view) {
+    var s = view.summary || {};
+    var card = $('spread-card');
+    var any = false;
+    [['endpoints', 'endpoints-table', 'Gateway', 'endpoint'], ['buckets', 'buckets-table', 'Bucket', 'bucket']].forEach(function (d) {
+      var per = s[d[0]] || {};
+      var names = Object.keys(per).sort();
+      var cols = [['name', d[2], 'l'], ['requests', 'Requests'], ['failures', 'Failures'], ['error_rate', 'Errors'],
+        ['p50', 'p50'], ['p99', 'p99'], ['mb_per_s', 'MB/s']];
+      if (!names.length) { setHTML(d[1], ''); return; }
+      any = true;
+      var html = head(cols) + '<tbody>';
+      names.forEach(function (n) {
+        var e = per[n], l = e.latency_ms || {};
+        var er = e.requests > 0 ? 100 * e.failures / e.requests : 0;
+        html += '<tr data-' + d[3] + '="' + esc(n) + '">' +
+          cell('name', n, esc(n), 'l name') +
+          cell('requests', e.requests, fmt.int(e.requests)) +
+          cell('failures', e.failures, fmt.int(e.failures), e.failures > 0 ? 'bad' : '') +
+          cell('error_rate', er, fmt.pct(er), e.failures > 0 ? 'bad' : '') +
+          cell('p50', l.p50, fmt.ms(l.p50)) +
+          cell('p99', l.p99, fmt.ms(l.p99)) +
+          cell('mb_per_s', e.mb_per_s, fmt.num2(e.mb_per_s)) + '</tr>';
+      });
+      setHTML(d[1], html + '</tbody>');
+    });
+    if (card) card.hidden = !any;
+  }
+
   function drawWorkers(view) {
     var run = view.run;
     var ws = (run && run.workers) || [];
@@ -707,6 +742,7 @@
     drawKpis(view);
     drawTasks(view);
     drawFailures(view);
+    drawSpread(view);
     drawWorkers(view);
     drawRuns(view);
     drawParameters(view);

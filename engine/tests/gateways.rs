@@ -3,6 +3,7 @@
 //! it are the two gateways the client sees; a proxy that refuses connections is a dead one.
 
 mod common;
+mod obs;
 mod proxy;
 
 use chopsticks::load::driver::{AwsDriver, Driver};
@@ -92,6 +93,29 @@ async fn two_gateways_split_users_evenly_and_a_dead_one_is_named() {
         record.target.spread.endpoints,
         [a.endpoint.clone(), b.endpoint.clone()]
     );
+    // One bucket: nothing is split per bucket.
+    assert!(summary.buckets.is_empty() && record.buckets.is_empty());
+
+    // The report's gateway table shows the same counts, one row per gateway.
+    let browser = obs::Browser::start(dir.path(), 1200, 900).await;
+    browser.open_report(&run_dir.join("report.html")).await;
+    let rows = browser
+        .js("return Array.from(document.querySelectorAll('#endpoints-table tbody tr')).map(r => \
+             [r.dataset.endpoint, r.querySelector('[data-col=requests]').dataset.value, \
+             r.querySelector('[data-col=failures]').dataset.value]);")
+        .await;
+    assert_eq!(
+        rows,
+        serde_json::json!([[&a.endpoint, "30", "0"], [&b.endpoint, "30", "0"]]),
+        "the report's gateway table"
+    );
+    assert_eq!(
+        browser
+            .js("return document.getElementById('spread-card').hidden;")
+            .await,
+        serde_json::json!(false)
+    );
+    drop(browser);
     assert_eq!(
         record.target.spread.endpoint_policy,
         Some(chopsticks::s3_config::EndpointPolicy::User)
@@ -143,6 +167,20 @@ async fn three_buckets_are_created_used_and_cleaned() {
     assert_eq!((summary.total.requests, summary.total.failures), (60, 0));
     let record = read_record(&run_dir);
     assert_eq!(record.target.spread.buckets, names);
+    // 4 users over 3 buckets, 15 requests each: one bucket has two users. summary.json and
+    // run.json count every request under its bucket, and the counts add up.
+    let mut per_bucket: Vec<u64> = names
+        .iter()
+        .map(|n| summary.buckets.get(n).map_or(0, |b| b.requests))
+        .collect();
+    assert_eq!(summary.buckets.len(), 3, "{:?}", summary.buckets);
+    for n in &names {
+        let (s, r) = (&summary.buckets[n], &record.buckets[n]);
+        assert_eq!((r.requests, r.failures), (s.requests, s.failures), "{n}");
+        assert_eq!(r.bytes % 4096, 0, "{n}: whole 4 KiB objects");
+    }
+    per_bucket.sort();
+    assert_eq!(per_bucket, [15, 15, 30]);
     let cleanup = record.cleanup.expect("a cleanup report");
     assert!(cleanup.complete, "{cleanup:?}");
     assert_eq!(cleanup.remaining_objects, Some(0));

@@ -313,7 +313,8 @@ impl<D: Driver> ActiveRun<D> {
         );
         let recorder = Arc::new(
             Recorder::with_origin(program.task_names.clone(), origin.into_std())
-                .with_endpoints(driver.endpoint_names()),
+                .with_endpoints(driver.endpoint_names())
+                .with_buckets(driver.bucket_names()),
         );
         // A worker that joins mid-run has nothing to say about the seconds before it came.
         let reported_through = recorder.second_of(std::time::Instant::now());

@@ -507,6 +507,15 @@ pub enum Outcome {
     Skipped,
 }
 
+/// Which gateway and bucket a request went to, as indexes into the run's lists; `None` when
+/// there is only one (nothing is counted per gateway or bucket then). Small: every user keeps
+/// its last one (both lists are bounded far below 256 by `limits::ENDPOINTS` and `BUCKETS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Via {
+    pub endpoint: Option<u8>,
+    pub bucket: Option<u8>,
+}
+
 /// Per task name results; the unit workers send and the coordinator merges.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsDelta {
@@ -515,27 +524,30 @@ pub struct StatsDelta {
     /// empty with one. Absent in deltas and summaries from before several gateways existed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoints: BTreeMap<String, TaskStats>,
+    /// The same requests per bucket name (all tasks merged), when a run spreads its users over
+    /// several buckets; empty with one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub buckets: BTreeMap<String, TaskStats>,
+}
+
+/// Merges `other`'s per-name statistics into `mine`, cloning a name only when it is new.
+fn merge_named(mine: &mut BTreeMap<String, TaskStats>, other: &BTreeMap<String, TaskStats>) {
+    for (name, t) in other {
+        match mine.get_mut(name) {
+            Some(m) => m.merge(t),
+            None => {
+                mine.insert(name.clone(), t.clone());
+            }
+        }
+    }
 }
 
 impl StatsDelta {
     pub fn merge(&mut self, other: &StatsDelta) {
-        for (name, t) in &other.tasks {
-            // Task names repeat every second: look up before cloning a name for a new entry.
-            match self.tasks.get_mut(name) {
-                Some(mine) => mine.merge(t),
-                None => {
-                    self.tasks.insert(name.clone(), t.clone());
-                }
-            }
-        }
-        for (url, t) in &other.endpoints {
-            match self.endpoints.get_mut(url) {
-                Some(mine) => mine.merge(t),
-                None => {
-                    self.endpoints.insert(url.clone(), t.clone());
-                }
-            }
-        }
+        // Task names repeat every second: look up before cloning a name for a new entry.
+        merge_named(&mut self.tasks, &other.tasks);
+        merge_named(&mut self.endpoints, &other.endpoints);
+        merge_named(&mut self.buckets, &other.buckets);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -580,6 +592,9 @@ pub struct Recorder {
     /// Gateway URLs when a run has several: their slots follow the tasks' in each second
     /// (slot `names.len() + e` is gateway `e`). Empty with one gateway.
     endpoints: Vec<String>,
+    /// Bucket names when a run spreads users over several: their slots follow the gateways'
+    /// (slot `names.len() + endpoints.len() + b` is bucket `b`). Empty with one bucket.
+    buckets: Vec<String>,
     /// Second 0 of the run begins here.
     origin: Instant,
     shards: Vec<Mutex<Shard>>,
@@ -597,6 +612,7 @@ impl Recorder {
         Recorder {
             names,
             endpoints: Vec::new(),
+            buckets: Vec::new(),
             origin,
             shards,
         }
@@ -607,6 +623,15 @@ impl Recorder {
     pub fn with_endpoints(mut self, endpoints: Vec<String>) -> Recorder {
         if endpoints.len() > 1 {
             self.endpoints = endpoints;
+        }
+        self
+    }
+
+    /// The same recorder, also counting each outcome under the bucket it went to (see
+    /// [`Recorder::record_via`]). With fewer than two buckets nothing is counted per bucket.
+    pub fn with_buckets(mut self, buckets: Vec<String>) -> Recorder {
+        if buckets.len() > 1 {
+            self.buckets = buckets;
         }
         self
     }
@@ -626,15 +651,25 @@ impl Recorder {
         self.record_at(self.second_of(Instant::now()), user, task, outcome);
     }
 
-    /// Records one outcome of task `task` for user `user`, sent to gateway `endpoint` (an
-    /// index into the recorder's gateways; `None` or out of range counts it under the task only).
-    pub fn record_via(&self, user: u64, task: usize, endpoint: Option<usize>, outcome: &Outcome) {
+    /// Records one outcome of task `task` for user `user`, sent to gateway `via.endpoint` and
+    /// bucket `via.bucket` (indexes into the recorder's gateways and buckets; `None` or out of
+    /// range counts it under the task only).
+    pub fn record_via(&self, user: u64, task: usize, via: Via, outcome: &Outcome) {
         let second = self.second_of(Instant::now());
         let slots = self.names.len();
-        let via = endpoint
+        let endpoint = via
+            .endpoint
+            .map(usize::from)
             .filter(|&e| e < self.endpoints.len())
             .map(|e| slots + e);
-        self.with_slots(second, user, task, via, |t| t.record(outcome));
+        let bucket = via
+            .bucket
+            .map(usize::from)
+            .filter(|&b| b < self.buckets.len())
+            .map(|b| slots + self.endpoints.len() + b);
+        self.with_slots(second, user, task, [endpoint, bucket], |t| {
+            t.record(outcome)
+        });
     }
 
     /// Records what became of one arrival of task `task`, in the second that is current now.
@@ -649,22 +684,23 @@ impl Recorder {
     }
 
     fn with_slot(&self, second: u64, user: u64, task: usize, f: impl Fn(&mut TaskStats)) {
-        self.with_slots(second, user, task, None, f);
+        self.with_slots(second, user, task, [None, None], f);
     }
 
-    /// Applies `f` to task `task`'s slot and, when given, to slot `also` of the same second.
+    /// Applies `f` to task `task`'s slot and to each slot of `also` that is given, in the
+    /// same second.
     fn with_slots(
         &self,
         second: u64,
         user: u64,
         task: usize,
-        also: Option<usize>,
+        also: [Option<usize>; 2],
         f: impl Fn(&mut TaskStats),
     ) {
         if task >= self.names.len() {
             return;
         }
-        let width = self.names.len() + self.endpoints.len();
+        let width = self.names.len() + self.endpoints.len() + self.buckets.len();
         let shard = &self.shards[(user as usize) % SHARDS];
         let mut seconds = shard.lock().unwrap_or_else(|p| p.into_inner());
         let slot = match seconds.iter().rposition(|(s, _)| *s == second) {
@@ -677,8 +713,10 @@ impl Recorder {
             }
         };
         f(&mut seconds[slot].1[task]);
-        if let Some(t) = also.and_then(|i| seconds[slot].1.get_mut(i)) {
-            f(t);
+        for i in also.into_iter().flatten() {
+            if let Some(t) = seconds[slot].1.get_mut(i) {
+                f(t);
+            }
         }
     }
 
@@ -704,7 +742,17 @@ impl Recorder {
         merged
             .into_iter()
             .map(|(second, mut tasks)| {
-                let per_endpoint = tasks.split_off(self.names.len().min(tasks.len()));
+                let mut per_endpoint = tasks.split_off(self.names.len().min(tasks.len()));
+                let per_bucket =
+                    per_endpoint.split_off(self.endpoints.len().min(per_endpoint.len()));
+                let named = |names: &[String], stats: Vec<TaskStats>| -> BTreeMap<_, _> {
+                    names
+                        .iter()
+                        .cloned()
+                        .zip(stats)
+                        .filter(|(_, t)| !t.is_empty())
+                        .collect()
+                };
                 let delta = StatsDelta {
                     tasks: self
                         .names
@@ -713,13 +761,8 @@ impl Recorder {
                         .zip(tasks)
                         .filter(|(_, t)| !t.is_empty())
                         .collect(),
-                    endpoints: self
-                        .endpoints
-                        .iter()
-                        .cloned()
-                        .zip(per_endpoint)
-                        .filter(|(_, t)| !t.is_empty())
-                        .collect(),
+                    endpoints: named(&self.endpoints, per_endpoint),
+                    buckets: named(&self.buckets, per_bucket),
                 };
                 (second, delta)
             })

@@ -301,9 +301,9 @@ pub struct User<D> {
     rng: SmallRng,
     own: Vec<Owned>,
     next_seq: u64,
-    /// The gateway the current (or last) request went to, set when it is routed, so its
-    /// outcome is counted under that gateway too; `None` with a single gateway.
-    endpoint: Option<usize>,
+    /// The gateway and bucket the current (or last) request went to, set when it is routed,
+    /// so its outcome is counted under them too; `None`s with a single gateway and bucket.
+    via: crate::load::stats::Via,
     /// Sequence numbers of its objects whose DELETE succeeded; kept only when the run has
     /// post-run checks (so a listed deleted key is told from an uncertain one).
     deleted: Vec<u64>,
@@ -340,7 +340,7 @@ impl<D: Driver> User<D> {
             rng: SmallRng::seed_from_u64(seed),
             own: Vec::new(),
             next_seq: 0,
-            endpoint: None,
+            via: Default::default(),
             deleted: Vec::new(),
         }
     }
@@ -399,7 +399,7 @@ impl<D: Driver> User<D> {
             };
             let aborted = matches!(outcome, Outcome::Aborted);
             ctx.recorder
-                .record_via(self.id, task.stat, self.endpoint, &outcome);
+                .record_via(self.id, task.stat, self.via, &outcome);
             recorded += 1;
             if self.id == 0 && ctx.test_panic_after == Some(recorded) {
                 panic!("{TEST_PANIC_ENV}: user 0 panics after {recorded} outcomes, as asked");
@@ -475,7 +475,7 @@ impl<D: Driver> User<D> {
                 }
             };
             ctx.recorder
-                .record_via(self.id, task.stat, self.endpoint, &outcome);
+                .record_via(self.id, task.stat, self.via, &outcome);
             cut_off = matches!(outcome, Outcome::Aborted);
             intended = Instant::now();
         }
@@ -534,7 +534,7 @@ impl<D: Driver> User<D> {
     async fn execute(&mut self, task: &TaskProgram) -> Outcome {
         let ctx = Arc::clone(&self.ctx);
         let route = ctx.driver.route(self.slot());
-        self.endpoint = route.endpoint;
+        self.via = route.via();
         let driver = route.driver;
         let verify = self.ctx.spec.scenario.verify;
         match task.op {

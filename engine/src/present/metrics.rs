@@ -57,6 +57,51 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Hist) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
 }
 
+/// Per-gateway (`dimension` = `endpoint`) or per-bucket (`bucket`) series of a run that has
+/// several: requests, failures, bytes and a latency histogram, labelled with the URL or bucket
+/// name. Headers are always written; samples only for a run with several.
+fn spread(
+    out: &mut String,
+    dimension: &str,
+    per: &std::collections::BTreeMap<String, crate::load::stats::TaskStats>,
+) {
+    let what = if dimension == "endpoint" {
+        "gateway"
+    } else {
+        "bucket"
+    };
+    for (suffix, help, pick) in [
+        (
+            "requests_total",
+            "Completed requests (failed ones included) of the current run, per",
+            (|t: &crate::load::stats::TaskStats| t.requests) as fn(&_) -> u64,
+        ),
+        ("failures_total", "Failed requests of the current run, per", |t| t.failures),
+        ("bytes_total", "Payload bytes moved by the current run, per", |t| t.bytes),
+    ] {
+        let metric = format!("chopsticks_{dimension}_{suffix}");
+        header(
+            out,
+            &metric,
+            "counter",
+            &format!("{help} {what} (runs with several only)."),
+        );
+        for (name, t) in per {
+            let _ = writeln!(out, "{metric}{{{dimension}=\"{}\"}} {}", label(name), pick(t));
+        }
+    }
+    let metric = format!("chopsticks_{dimension}_request_duration_seconds");
+    header(
+        out,
+        &metric,
+        "histogram",
+        &format!("Latency of the current run's successful requests per {what} (runs with several only)."),
+    );
+    for (name, t) in per {
+        histogram(out, &metric, &format!("{dimension}=\"{}\"", label(name)), &t.latency);
+    }
+}
+
 /// The exposition text.
 pub fn render(m: &MetricsSnapshot) -> String {
     let mut out = String::new();
@@ -242,6 +287,8 @@ pub fn render(m: &MetricsSnapshot) -> String {
             );
         }
     }
+    spread(&mut out, "endpoint", &m.totals.endpoints);
+    spread(&mut out, "bucket", &m.totals.buckets);
     header(
         &mut out,
         "chopsticks_request_duration_quantile_seconds",
@@ -260,4 +307,64 @@ pub fn render(m: &MetricsSnapshot) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::driver::{FailureKind, OpError};
+    use crate::load::stats::{Outcome, Recorder, Via};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn done(failed: bool) -> Outcome {
+        Outcome::Done {
+            latency: Duration::from_millis(4),
+            ttfb: None,
+            bytes: 1000,
+            error: failed.then(|| OpError::new(FailureKind::Connection, "refused")),
+            waited: None,
+        }
+    }
+
+    #[test]
+    fn gateways_and_buckets_get_their_own_labelled_series() {
+        let urls = vec!["http://127.0.0.1:1".to_string(), "http://127.0.0.1:2".to_string()];
+        let r = Recorder::new(vec!["put".into()])
+            .with_endpoints(urls)
+            .with_buckets(vec!["a".into(), "b".into()]);
+        let via = |e: u8, b: u8| Via {
+            endpoint: Some(e),
+            bucket: Some(b),
+        };
+        for _ in 0..3 {
+            r.record_via(0, 0, via(0, 0), &done(false));
+        }
+        r.record_via(1, 0, via(1, 1), &done(false));
+        r.record_via(1, 0, via(1, 0), &done(true));
+        r.record_via(1, 0, via(1, 1), &done(true));
+        let totals = r.take();
+        assert_eq!(totals.requests(), 6);
+        let mut out = String::new();
+        spread(&mut out, "endpoint", &totals.endpoints);
+        spread(&mut out, "bucket", &totals.buckets);
+        for line in [
+            "chopsticks_endpoint_requests_total{endpoint=\"http://127.0.0.1:1\"} 3",
+            "chopsticks_endpoint_requests_total{endpoint=\"http://127.0.0.1:2\"} 3",
+            "chopsticks_endpoint_failures_total{endpoint=\"http://127.0.0.1:1\"} 0",
+            "chopsticks_endpoint_failures_total{endpoint=\"http://127.0.0.1:2\"} 2",
+            "chopsticks_endpoint_request_duration_seconds_count{endpoint=\"http://127.0.0.1:2\"} 1",
+            "chopsticks_bucket_requests_total{bucket=\"a\"} 4",
+            "chopsticks_bucket_requests_total{bucket=\"b\"} 2",
+            "chopsticks_bucket_failures_total{bucket=\"b\"} 1",
+            "chopsticks_bucket_bytes_total{bucket=\"a\"} 3000",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
+        }
+        // A run with one gateway and one bucket: the families are declared, with no samples.
+        let mut none = String::new();
+        spread(&mut none, "bucket", &BTreeMap::new());
+        assert!(none.contains("# TYPE chopsticks_bucket_requests_total counter"));
+        assert!(none.lines().all(|l| l.starts_with('#')), "{none}");
+    }
 }

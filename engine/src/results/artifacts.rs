@@ -135,6 +135,18 @@ pub struct RunRecord {
     pub requests: u64,
     pub failures: u64,
     pub bytes: u64,
+    /// Per bucket, when the run spread its users over several (absent with one): the same
+    /// counts as `requests`, `failures` and `bytes`, split by the bucket each request went to.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub buckets: std::collections::BTreeMap<String, BucketCounts>,
+}
+
+/// One bucket's share of a run (run.json `buckets`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketCounts {
+    pub requests: u64,
+    pub failures: u64,
+    pub bytes: u64,
 }
 
 /// Why a run directory could not be written.

@@ -197,13 +197,17 @@ pub struct Summary {
     /// across workers. Absent with a single gateway.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub endpoints: std::collections::BTreeMap<String, EndpointSummary>,
+    /// Per bucket, when the run spread its users over several: all its tasks' requests
+    /// merged, exact across workers. Absent with a single bucket.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub buckets: std::collections::BTreeMap<String, EndpointSummary>,
     /// The post-run checks (`checks:` in the scenario); absent when none were asked for, or
     /// when the run ended before they ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<crate::load::audit::ChecksReport>,
 }
 
-/// One gateway's share of a run (summary.json `endpoints`).
+/// One gateway's (or bucket's) share of a run (summary.json `endpoints` and `buckets`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointSummary {
     /// Requests completed through it, failed ones included.
@@ -272,6 +276,11 @@ impl Summary {
                 .endpoints
                 .iter()
                 .map(|(url, t)| (url.clone(), EndpointSummary::of(t, seconds)))
+                .collect(),
+            buckets: stats
+                .buckets
+                .iter()
+                .map(|(name, t)| (name.clone(), EndpointSummary::of(t, seconds)))
                 .collect(),
         }
     }

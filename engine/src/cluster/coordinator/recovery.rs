@@ -73,6 +73,8 @@ fn record_from(cut: &CutRun, target: crate::s3_config::TargetInfo) -> RunRecord 
         requests: 0,
         failures: 0,
         bytes: 0,
+        // Cut workers report totals, not their per-bucket split.
+        buckets: Default::default(),
     }
 }
 

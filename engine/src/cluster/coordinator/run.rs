@@ -211,6 +211,7 @@ impl Run {
             requests: 0,
             failures: 0,
             bytes: 0,
+            buckets: Default::default(),
         };
         let mut files = RunFiles::create(path, &record)
             .map_err(|e| ControlError::Unavailable(e.to_string()))?;
@@ -674,6 +675,19 @@ impl Run {
         self.record.requests = self.totals.requests();
         self.record.failures = self.totals.failures();
         self.record.bytes = self.totals.bytes();
+        self.record.buckets = self
+            .totals
+            .buckets
+            .iter()
+            .map(|(name, t)| {
+                let counts = crate::results::artifacts::BucketCounts {
+                    requests: t.requests,
+                    failures: t.failures,
+                    bytes: t.bytes,
+                };
+                (name.clone(), counts)
+            })
+            .collect();
     }
 
     /// Refreshes summary.json and run.json while the run goes, so a run cut by a crash keeps

@@ -11,6 +11,8 @@ pub struct Route<'a, D> {
     pub driver: &'a D,
     /// The gateway's index in the connection file's order; `None` with a single gateway.
     pub endpoint: Option<usize>,
+    /// The bucket's index in the connection file's order; `None` with a single bucket.
+    pub bucket: Option<usize>,
     /// The in-flight counter this route raised, lowered again when the route is dropped.
     in_flight: Option<&'a AtomicU64>,
 }
@@ -21,7 +23,16 @@ impl<'a, D> Route<'a, D> {
         Route {
             driver,
             endpoint: None,
+            bucket: None,
             in_flight: None,
+        }
+    }
+
+    /// Where the request goes, as the statistics count it.
+    pub fn via(&self) -> crate::load::stats::Via {
+        crate::load::stats::Via {
+            endpoint: self.endpoint.and_then(|e| u8::try_from(e).ok()),
+            bucket: self.bucket.and_then(|b| u8::try_from(b).ok()),
         }
     }
 }
@@ -88,6 +99,10 @@ impl Fleet {
         &self.endpoints
     }
 
+    pub(super) fn buckets(&self) -> &[String] {
+        &self.buckets
+    }
+
     /// Gateway 0's driver for each bucket, in order, with the bucket's name.
     pub(super) fn per_bucket(&self) -> Vec<(&str, &AnyDriver)> {
         self.buckets
@@ -111,6 +126,7 @@ impl Fleet {
         Route {
             driver: &self.drivers[endpoint * self.buckets.len() + bucket],
             endpoint: (n > 1).then_some(endpoint),
+            bucket: (self.buckets.len() > 1).then_some(bucket),
             in_flight: Some(counter),
         }
     }

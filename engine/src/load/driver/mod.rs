@@ -378,6 +378,11 @@ pub trait Driver: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The bucket names requests are counted under; empty with a single bucket.
+    fn bucket_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// A driver per bucket users work in, with the bucket's name, for preparing and cleaning
     /// each (`None` for the name: the one bucket of the connection file).
     fn per_bucket(&self) -> Vec<(Option<&str>, &Self)>
@@ -588,6 +593,12 @@ impl Driver for AnyDriver {
     fn endpoint_names(&self) -> Vec<String> {
         match self {
             AnyDriver::Fleet(f) if f.endpoints().len() > 1 => f.endpoints().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+    fn bucket_names(&self) -> Vec<String> {
+        match self {
+            AnyDriver::Fleet(f) if f.buckets().len() > 1 => f.buckets().to_vec(),
             _ => Vec::new(),
         }
     }
