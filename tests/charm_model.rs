@@ -1318,6 +1318,72 @@ fn leader_loss_mid_run_is_recorded_and_cleaned_by_the_new_leader() -> Result<()>
     Ok(())
 }
 
+/// `start-test sweep=true` with the scenario in the action: the coordinator steps the
+/// arrival rate over both workers and writes sweep.json where the action says.
+#[test]
+fn start_test_sweep_steps_the_rate_and_writes_sweep_json() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let (mut m, _) = active_model(3, &rgw, "chopsticks-charm-model-sweep")?;
+    // Three steps the gateway keeps up with: the knee is the last one, and the sweep ends
+    // because it reached `to`.
+    let scenario = "\
+name: charm_sweep
+users:
+  - name: writer
+    tasks:
+      - {op: put, name: put, size: 1KiB}
+load:
+  arrival: {rate: 4/s}
+  max_in_flight: 32
+sweep:
+  from: 4/s
+  to: 16/s
+  factor: 2
+  step_time: 3s
+  warmup: 1s
+  stable: {window: 2s, cv: 50%}
+  slo: {p99: 5s, error_rate: 1%}
+";
+    let out = m.run_action(
+        "chopsticks/leader",
+        "start-test",
+        serde_json::json!({"scenario": scenario, "sweep": true, "users": 1}),
+    )?;
+    let started = expect_completed(&out);
+    let run = started.get("test-run-id").expect("test-run-id").to_string();
+    let sweep_file = PathBuf::from(started.get("sweep-file").expect("sweep-file"));
+    assert!(sweep_file.ends_with(format!("{run}/sweep.json")), "{sweep_file:?}");
+    let done = wait_status(&mut m, Duration::from_secs(90), |o| {
+        o.get("test-run-id") == Some(run.as_str())
+            && o.get("state")
+                .is_some_and(|s| s == "completed" || s == "failed")
+    })?;
+    assert_eq!(done.get("state"), Some("completed"), "{:?}", done.results);
+    let sweep: Value = serde_json::from_str(&std::fs::read_to_string(&sweep_file)?)?;
+    let offered: Vec<f64> = sweep["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["offered_rate"].as_f64().unwrap_or(-1.0))
+        .collect();
+    assert_eq!(offered, [4.0, 8.0, 16.0], "{sweep}");
+    assert_eq!(sweep["finished"], true, "{sweep}");
+    assert_eq!(sweep["knee"]["offered_rate"], 16.0, "{sweep}");
+    for step in sweep["steps"].as_array().unwrap() {
+        assert_eq!(step["verdict"], "met", "{step}");
+        assert_eq!(step["errors"], 0, "{step}");
+    }
+    // Both workers took part: the run's requests are theirs.
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(
+        sweep_file.with_file_name("run.json"),
+    )?)?;
+    let workers = record["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2, "{record}");
+    assert!(workers.iter().all(|w| w["requests"].as_u64() > Some(0)), "{record}");
+    Ok(())
+}
+
 #[test]
 fn upgrade_charm_restarts_nothing_mid_run_and_the_next_run_passes() -> Result<()> {
     let rgw = rgw();

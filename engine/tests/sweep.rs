@@ -187,6 +187,67 @@ async fn a_sweep_finds_the_knee_writes_sweep_json_and_charts_it() {
     );
 }
 
+/// The same sweep run by a coordinator and two worker daemons, started through the control
+/// API (what the charm's `start-test sweep=true` sends): each step's rate is split over both
+/// workers, and the sweep finds the same knee as one process does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_sweep_splits_each_step_over_the_workers() {
+    let bucket = TestBucket::new("sweep-distributed");
+    let dir = workdir();
+    let proxy = Proxy::start(&bucket.config.endpoint, Duration::from_millis(100)).await;
+    let scenario = write_scenario(dir.path(), "scenario.yaml", SWEEP_SCENARIO);
+    let mut d = obs::Daemons::start(&bucket, dir.path(), None).await;
+    // The coordinator prepares and cleans up directly; the workers' load goes through the
+    // proxy (their connection file is read when they start).
+    let mut through_proxy = bucket.config.clone();
+    through_proxy.endpoint = proxy.endpoint.clone();
+    std::fs::write(&d.workload, common::workload_yaml(&through_proxy)).expect("write workload");
+    d.start_worker("w1", false);
+    d.start_worker("w2", false);
+    d.wait_workers(&["w1", "w2"]).await;
+    let mut request = obs::start_request(&scenario, 1);
+    request.expected_workers = Some(2);
+    request.sweeping.sweep = true;
+    let started = d.start_run(&request).await;
+    let end = d
+        .wait_state(&started.run_id, Duration::from_secs(90), |s| {
+            !s.state.is_active()
+        })
+        .await;
+    assert_eq!(end.state.to_string(), "completed", "{}", d.logs());
+    let run_dir = d.run_dir(&started.run_id);
+    let sweep = read_sweep(&run_dir);
+    assert!(sweep.finished, "{sweep:?}");
+    let offered: Vec<f64> = sweep.steps.iter().map(|s| s.offered_rate).collect();
+    assert_eq!(offered, [5.0, 40.0, 320.0]);
+    let verdicts: Vec<&str> = sweep.steps.iter().map(|s| s.verdict.as_str()).collect();
+    assert_eq!(&verdicts[..2], ["met", "met"], "{sweep:?}");
+    assert!(
+        verdicts[2].starts_with("broke: ") && verdicts[2].contains("dropped"),
+        "{sweep:?}"
+    );
+    assert_eq!(sweep.knee.as_ref(), Some(&sweep.steps[1]));
+    // Every step's rate was split exactly over the two workers (millionths of an arrival).
+    let events = std::fs::read_to_string(run_dir.join("events.log")).expect("events.log");
+    for half in ["20.000000", "160.000000"] {
+        assert_eq!(
+            events
+                .matches(&format!("assigned {half} arrivals/s"))
+                .count(),
+            2,
+            "each of the two workers gets half of the step: {events}"
+        );
+    }
+    // Both workers sent requests, and they add up to the run's.
+    let record = common::read_record(&run_dir);
+    assert_eq!(record.workers.len(), 2, "{:?}", record.workers);
+    assert!(record.workers.iter().all(|w| w.requests > 0), "{:?}", record.workers);
+    assert_eq!(
+        record.workers.iter().map(|w| w.requests).sum::<u64>(),
+        record.requests
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autoterm_stops_a_steady_run_before_its_duration() {
     let bucket = TestBucket::new("sweep-autoterm");
