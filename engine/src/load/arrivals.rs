@@ -286,6 +286,7 @@ pub async fn run<D: Driver>(
     };
     // When the stop was seen: arrivals due before it are still sent, none after.
     let mut stopped_at: Option<Instant> = None;
+    let mut timer = crate::load::precise_timer::PreciseTimer::new();
     loop {
         let scheduled = match (stopped_at, schedule.next) {
             (Some(at), Some(next)) if next <= at && !abort.is_cancelled() => next,
@@ -311,7 +312,7 @@ pub async fn run<D: Driver>(
                         continue;
                     }
                     Some(_) = requests.join_next(), if !requests.is_empty() => continue,
-                    _ = tokio::time::sleep_until(next.unwrap_or(origin)), if next.is_some() => {}
+                    _ = timer.sleep_until(next.unwrap_or(origin)), if next.is_some() => {}
                 }
                 let Some(next) = next else { continue };
                 next

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod content;
 pub mod driver;
 pub(crate) mod run_spec;
+pub mod precise_timer;
 pub mod scenario;
 pub mod stability;
 pub mod stats;
