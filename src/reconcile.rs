@@ -227,10 +227,9 @@ impl<'a> Charm<'a> {
             .get(s3_relation::SECRET_EXTRA)
             .filter(|v| !v.trim().is_empty())
         {
-            Some(id) => Some(
-                self.read_secret(id.trim())
-                    .map_err(|e| secret_error(e.message))?,
-            ),
+            Some(id) => Some(self.read_secret(id.trim()).map_err(|e| {
+                secret_error(e.message.trim_start_matches("ERROR ").to_string())
+            })?),
             None => None,
         };
         match s3_relation::parse(&app, &bag, secret.as_ref())? {

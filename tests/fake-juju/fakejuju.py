@@ -1939,6 +1939,19 @@ def admin_add_app_secret(model, arg):
     return {"id": model.edit(apply)}
 
 
+def admin_remove_secret(model, arg):
+    """The owning application's `secret-remove URI` (every revision): the secret is gone, so a
+    consumer's next `secret-get` fails with Juju's `secret "ID" not found`. Consumers get no
+    hook for it; they notice on their next one."""
+
+    def apply(state):
+        if state["secrets"].pop(arg["id"], None) is None:
+            raise ToolError('secret "%s" not found' % arg["id"].split(":", 1)[-1])
+
+    model.edit(apply)
+    return {}
+
+
 def admin_set_config(model, arg):
     def apply(state):
         before = effective_config(state)
@@ -2156,6 +2169,7 @@ ADMIN = {
     "remote-depart": admin_remote_depart,
     "remove-relation": admin_remove_relation,
     "add-app-secret": admin_add_app_secret,
+    "remove-secret": admin_remove_secret,
     "set-config": admin_set_config,
     "set-leader": admin_set_leader,
     "commit": admin_commit,

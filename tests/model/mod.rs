@@ -1189,6 +1189,14 @@ impl Model {
         self.update_user_secret(id, content)
     }
 
+    /// `secret-remove URI` by the owning application: the secret and all its revisions are
+    /// gone and consumers' `secret-get` fails as in Juju. Juju fires no hook on the consumers
+    /// for it; they notice on their next hook (e.g. [`update_status`](Self::update_status)).
+    pub fn remove_app_secret(&mut self, id: &str) -> Result<()> {
+        self.admin("remove-secret", json!({"id": id}))?;
+        Ok(())
+    }
+
     /// `juju remove-relation`: the remote units depart (relation-departed about each on every
     /// unit of ours), then relation-broken on every unit of ours, then the relation is gone
     /// and the model settles.
