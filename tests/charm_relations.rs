@@ -452,3 +452,133 @@ fn a_removed_v1_secret_blocks_every_unit_without_showing_a_key() -> Result<()> {
     assert!(leaks.is_empty(), "{leaks:?} (test-status said {:?})", out.results);
     Ok(())
 }
+
+/// The `cos-agent` relation with a fake collector subordinate (`otel-collector`): one unit
+/// beside each chopsticks unit, on its machine, seeing only its principal, which reads its
+/// principal's `config` and decodes it as the real collector does (JSON; each dashboard
+/// base64 + xz, decoded with Python's `lzma` and `base64`). The leader's scrape job is its
+/// coordinator's `/metrics` on localhost, and the collector scrapes it there.
+#[test]
+fn a_collector_subordinate_decodes_each_units_cos_agent_config() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let mut m = deploy(2, "chopsticks-charm-rel-cos")?;
+    m.config(&[
+        ("s3-endpoint", &rgw.endpoint),
+        ("s3-access-key", &rgw.access_key),
+        ("s3-secret-key", &rgw.secret_key),
+    ])?;
+    wait_all_active(&mut m)?;
+    let rid = m.relate_subordinate("cos-agent", "otel-collector")?;
+    let leader = m.leader()?;
+    let port = &m.state()?["config"]["control-port"];
+    let control_port: u64 = port
+        .as_u64()
+        .or_else(|| port.as_str().and_then(|p| p.parse().ok()))
+        .expect("the test set control-port");
+    let mut dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dashboards/chopsticks.json"),
+    )?)?;
+    // The interface library tags each dashboard with the charm's name; so do we.
+    dashboard["tags"]
+        .as_array_mut()
+        .expect("the dashboard has tags")
+        .push("charm: chopsticks".into());
+    for unit in m.units() {
+        let sub = format!("otel-collector/{}", unit.rsplit('/').next().unwrap());
+        let record = m.collector_record(&sub)?;
+        // Container scope: on its principal's machine, seeing that principal only.
+        assert_eq!(record["principals"], serde_json::json!([unit]), "{sub}");
+        assert_eq!(record["machine"], m.machine(&unit)?.as_str(), "{sub}");
+        assert_eq!(m.machine(&sub)?, m.machine(&unit)?, "{sub}");
+        let (code, seen, err) =
+            m.run_tool(&unit, &["relation-list", "-r", &rid, "--format=json"])?;
+        assert_eq!(code, 0, "{err}");
+        let seen: Vec<String> = serde_json::from_str(&seen)?;
+        assert_eq!(seen, [sub.clone()], "{unit} sees only its own subordinate");
+        for other in m.units().into_iter().filter(|u| *u != unit) {
+            let other_sub = format!("otel-collector/{}", other.rsplit('/').next().unwrap());
+            let (code, _, err) =
+                m.run_tool(&unit, &["relation-get", "-r", &rid, "-", &other_sub])?;
+            assert_ne!(code, 0, "{unit} read {other_sub}'s databag");
+            assert!(err.contains("settings not found"), "{err}");
+        }
+
+        assert_eq!(record["errors"], serde_json::json!([]), "{sub}");
+        let config = &record["config"];
+        assert_eq!(config["log_slots"], serde_json::json!([]), "{sub}");
+        assert!(config["log_alert_rules"].is_object(), "{sub}: {config}");
+        assert_eq!(
+            config["dashboards"],
+            serde_json::json!([dashboard]),
+            "{sub}: the decoded dashboard is src/dashboards/chopsticks.json"
+        );
+        let groups = config["metrics_alert_rules"]["groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let alerts: Vec<&str> = groups
+            .iter()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .filter_map(|r| r["alert"].as_str())
+            .collect();
+        assert_eq!(
+            alerts,
+            [
+                "ChopsticksRunFailed",
+                "ChopsticksWorkerLost",
+                "ChopsticksErrorRateHigh",
+                "ChopsticksCoordinatorDown"
+            ],
+            "{sub}"
+        );
+        assert!(
+            groups
+                .iter()
+                .all(|g| g["name"] == "chopsticks-test_00000000-0000-4000-8000-000000000000_chopsticks_chopsticks_alerts"),
+            "{sub}: group names carry the unit's topology: {groups:?}"
+        );
+        let jobs = &config["metrics_scrape_jobs"];
+        if unit == leader {
+            assert_eq!(
+                *jobs,
+                serde_json::json!([{
+                    "job_name": "chopsticks_coordinator",
+                    "metrics_path": "/metrics",
+                    "scheme": "http",
+                    "static_configs": [{"targets": [format!("localhost:{control_port}")]}]
+                }]),
+                "{sub}"
+            );
+        } else {
+            assert_eq!(*jobs, serde_json::json!([]), "{sub}: a worker exports no metrics");
+        }
+    }
+
+    // The leader's collector scrapes the job's address from the leader's machine.
+    let sub = format!("otel-collector/{}", leader.rsplit('/').next().unwrap());
+    let mut last = Vec::new();
+    let scraped = wait_for(Duration::from_secs(20), Duration::from_millis(250), || {
+        last = m.collector_scrape(&sub)?;
+        Ok(last
+            .first()
+            .filter(|r| r["status"] == 200)
+            .map(|r| r["metrics"].clone()))
+    })
+    .map_err(|e| model::Error(format!("{e}; last scrape: {last:?}")))?;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(
+        last[0]["url"],
+        format!("http://localhost:{control_port}/metrics")
+    );
+    let names: Vec<&str> = scraped
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str())
+        .collect();
+    for metric in ["chopsticks_run_state", "chopsticks_workers"] {
+        assert!(names.contains(&metric), "{metric} not in {names:?}");
+    }
+    Ok(())
+}
