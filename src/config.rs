@@ -457,7 +457,10 @@ pub(crate) mod tests {
     #[test]
     fn addressing_follows_path_style_from_the_options() {
         let base = json!({"s3-endpoint": "http://h:1", "s3-access-key": "a", "s3-secret-key": "b"});
-        assert_eq!(cfg(base.clone()).unwrap().s3(None).unwrap().addressing, Addressing::Path);
+        assert_eq!(
+            cfg(base.clone()).unwrap().s3(None).unwrap().addressing,
+            Addressing::Path
+        );
         let mut m = base.as_object().unwrap().clone();
         m.insert("s3-driver-config-yaml".into(), json!("{path_style: false}"));
         let s = CharmConfig::from_map(&m).unwrap().s3(None).unwrap();

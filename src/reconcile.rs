@@ -223,15 +223,16 @@ impl<'a> Charm<'a> {
                     problem: format!("cannot be read ({})", e.message),
                 })
             })?;
-        let secret = match bag
-            .get(s3_relation::SECRET_EXTRA)
-            .filter(|v| !v.trim().is_empty())
-        {
-            Some(id) => Some(self.read_secret(id.trim()).map_err(|e| {
-                secret_error(e.message.trim_start_matches("ERROR ").to_string())
-            })?),
-            None => None,
-        };
+        let secret =
+            match bag
+                .get(s3_relation::SECRET_EXTRA)
+                .filter(|v| !v.trim().is_empty())
+            {
+                Some(id) => Some(self.read_secret(id.trim()).map_err(|e| {
+                    secret_error(e.message.trim_start_matches("ERROR ").to_string())
+                })?),
+                None => None,
+            };
         match s3_relation::parse(&app, &bag, secret.as_ref())? {
             Some(p) => Ok(Some(p)),
             None => Err(S3Error::RelationPending(app)),

@@ -449,7 +449,11 @@ fn a_removed_v1_secret_blocks_every_unit_without_showing_a_key() -> Result<()> {
         assert!(!loaded.contains(&first.secret), "{unit}");
     }
     let leaks = m.leaks(&[&first.secret, &second.secret, &first.access])?;
-    assert!(leaks.is_empty(), "{leaks:?} (test-status said {:?})", out.results);
+    assert!(
+        leaks.is_empty(),
+        "{leaks:?} (test-status said {:?})",
+        out.results
+    );
     Ok(())
 }
 
@@ -551,7 +555,11 @@ fn a_collector_subordinate_decodes_each_units_cos_agent_config() -> Result<()> {
                 "{sub}"
             );
         } else {
-            assert_eq!(*jobs, serde_json::json!([]), "{sub}: a worker exports no metrics");
+            assert_eq!(
+                *jobs,
+                serde_json::json!([]),
+                "{sub}: a worker exports no metrics"
+            );
         }
     }
 

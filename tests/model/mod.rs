@@ -1182,7 +1182,12 @@ impl Model {
                 json!({"unit": sub, "relation": rid, "remote_unit": principal, "app": false}),
             )?;
             self.run_collector(sub, principal, &rid, &format!("{endpoint}-relation-joined"))?;
-            self.run_collector(sub, principal, &rid, &format!("{endpoint}-relation-changed"))?;
+            self.run_collector(
+                sub,
+                principal,
+                &rid,
+                &format!("{endpoint}-relation-changed"),
+            )?;
         }
         self.settle()?;
         Ok(rid)
