@@ -499,7 +499,11 @@ fn a_collector_subordinate_decodes_each_units_cos_agent_config() -> Result<()> {
             m.run_tool(&unit, &["relation-list", "-r", &rid, "--format=json"])?;
         assert_eq!(code, 0, "{err}");
         let seen: Vec<String> = serde_json::from_str(&seen)?;
-        assert_eq!(seen, [sub.clone()], "{unit} sees only its own subordinate");
+        assert_eq!(
+            seen,
+            vec![sub.clone()],
+            "{unit} sees only its own subordinate"
+        );
         for other in m.units().into_iter().filter(|u| *u != unit) {
             let other_sub = format!("otel-collector/{}", other.rsplit('/').next().unwrap());
             let (code, _, err) =
