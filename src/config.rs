@@ -58,6 +58,37 @@ pub struct S3Settings {
     pub endpoints: Vec<String>,
     /// Every bucket when there are several (`bucket` is the first); empty for one.
     pub buckets: Vec<String>,
+    /// How buckets are addressed, rendered as the connection file's top-level `addressing`
+    /// (which the engine applies over `driver_config.path_style`).
+    pub addressing: Addressing,
+}
+
+/// The connection file's `addressing`: how the engine names a bucket in its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// `endpoint/bucket/key` (RadosGW without wildcard DNS; the default).
+    Path,
+    /// Virtual-hosted: `bucket.endpoint-host/key`.
+    Virtual,
+}
+
+impl Addressing {
+    /// The value the engine's connection file takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Addressing::Path => "path",
+            Addressing::Virtual => "virtual",
+        }
+    }
+
+    /// What `driver_config.path_style` means.
+    pub fn from_path_style(path_style: bool) -> Addressing {
+        if path_style {
+            Addressing::Path
+        } else {
+            Addressing::Virtual
+        }
+    }
 }
 
 /// The status message while S3 is not configured.
@@ -327,6 +358,9 @@ impl CharmConfig {
         if self.s3_insecure {
             driver_config.insecure = true;
         }
+        // Options only: `driver_config.path_style` (default true) decides; a relation's
+        // `s3-uri-style` is put over it later (`s3_relation::Provided::adjust`).
+        let addressing = Addressing::from_path_style(driver_config.path_style);
         // The engine's own checks (URL, bucket name, driver tuning), with the charm's names.
         let several_buckets = self.s3_bucket_count > 1;
         let file = chopsticks::s3_config::WorkloadFile {
@@ -344,6 +378,7 @@ impl CharmConfig {
             region: Some(self.s3_region.clone()),
             driver: Some(driver),
             driver_config: Some(driver_config.clone()),
+            addressing: Some(addressing.as_str().to_string()),
             ..Default::default()
         };
         let resolved = file
@@ -374,6 +409,7 @@ impl CharmConfig {
             driver_config,
             endpoints: resolved.spread.endpoints,
             buckets: resolved.spread.buckets,
+            addressing,
         })
     }
 }
@@ -512,6 +548,20 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string()
             .contains("access-key and secret-key"));
+    }
+
+    #[test]
+    fn addressing_follows_path_style_from_the_options() {
+        let base = json!({"s3-endpoint": "http://h:1", "s3-access-key": "a", "s3-secret-key": "b"});
+        assert_eq!(
+            cfg(base.clone()).unwrap().s3(None).unwrap().addressing,
+            Addressing::Path
+        );
+        let mut m = base.as_object().unwrap().clone();
+        m.insert("s3-driver-config-yaml".into(), json!("{path_style: false}"));
+        let s = CharmConfig::from_map(&m).unwrap().s3(None).unwrap();
+        assert_eq!(s.addressing, Addressing::Virtual);
+        assert_eq!(s.addressing.as_str(), "virtual");
     }
 
     #[test]

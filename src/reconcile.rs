@@ -223,16 +223,16 @@ impl<'a> Charm<'a> {
                     problem: format!("cannot be read ({})", e.message),
                 })
             })?;
-        let secret = match bag
-            .get(s3_relation::SECRET_EXTRA)
-            .filter(|v| !v.trim().is_empty())
-        {
-            Some(id) => Some(
-                self.read_secret(id.trim())
-                    .map_err(|e| secret_error(e.message))?,
-            ),
-            None => None,
-        };
+        let secret =
+            match bag
+                .get(s3_relation::SECRET_EXTRA)
+                .filter(|v| !v.trim().is_empty())
+            {
+                Some(id) => Some(self.read_secret(id.trim()).map_err(|e| {
+                    secret_error(e.message.trim_start_matches("ERROR ").to_string())
+                })?),
+                None => None,
+            };
         match s3_relation::parse(&app, &bag, secret.as_ref())? {
             Some(p) => Ok(Some(p)),
             None => Err(S3Error::RelationPending(app)),
@@ -1414,6 +1414,46 @@ mod tests {
             (StatusKind::Blocked, crate::config::NEEDS_S3.to_string())
         );
         assert!(u.services.active.borrow().is_empty());
+    }
+
+    #[test]
+    fn host_style_renders_virtual_addressing_and_a_removed_secret_blocks() {
+        let u = Unit::new(true);
+        let id = "secret:fakerel";
+        let mut content = SecretContent::new();
+        content.insert("access-key".into(), "AK-V1".into());
+        content.insert("secret-key".into(), "SK-V1-SECRET".into());
+        u.tools.secrets.borrow_mut().insert(id.into(), content);
+        u.tools.granted.borrow_mut().insert(id.into());
+        relate_s3(
+            &u,
+            "s3-integrator",
+            &[
+                ("secret-extra", id),
+                ("endpoint", "http://10.0.0.9:80"),
+                ("s3-uri-style", "host"),
+            ],
+        );
+        u.with(|c| c.reconcile()).unwrap();
+        assert_eq!(u.status().0, StatusKind::Active, "{:?}", u.status());
+        let text = std::fs::read_to_string(u.paths().s3_config()).unwrap();
+        let file = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered").unwrap();
+        assert_eq!(file.addressing.as_deref(), Some("virtual"), "{text}");
+        assert!(!u.services.active.borrow().is_empty());
+
+        // The provider removes the secret: secret-get fails, the services stop.
+        u.tools.secrets.borrow_mut().remove(id);
+        u.with(|c| c.reconcile()).unwrap();
+        let (kind, message) = u.status();
+        assert_eq!(kind, StatusKind::Blocked);
+        assert_eq!(
+            message,
+            "relation s3-credentials (s3-integrator): the secret in secret-extra cannot be read (secret secret:fakerel not found); the provider must send a new secret granted to this application (s3-integrator: juju run s3-integrator/leader sync-s3-credentials), or remove the relation and set the s3-* options"
+        );
+        assert!(u.services.active.borrow().is_empty());
+        for line in u.tools.calls.borrow().iter() {
+            assert!(!line.contains("SK-V1-SECRET"), "{line}");
+        }
     }
 
     #[test]

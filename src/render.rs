@@ -109,6 +109,7 @@ impl Templates {
                 region => s3.region,
                 driver => s3.driver.to_string(),
                 driver_config => driver_config,
+                addressing => s3.addressing.as_str(),
             },
         )
     }
@@ -190,15 +191,22 @@ mod tests {
             },
             endpoints: Vec::new(),
             buckets: Vec::new(),
+            addressing: crate::config::Addressing::Virtual,
         };
         let text = templates().s3_config(&s3).unwrap();
         let parsed = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered").unwrap();
         assert_eq!(
-            parsed.secret_key.unwrap().expose(),
+            parsed.secret_key.as_ref().unwrap().expose(),
             "s3cr\"et: with # yaml\nchars"
         );
-        assert_eq!(parsed.driver_config.unwrap().retries, 2);
+        assert_eq!(parsed.driver_config.as_ref().unwrap().retries, 2);
         assert_eq!(parsed.bucket.as_deref(), Some("test-bucket"));
+        // The top-level `addressing` reaches the engine, which applies it over path_style.
+        assert_eq!(parsed.addressing.as_deref(), Some("virtual"));
+        let resolved = parsed
+            .resolve_file(&crate::config::tests::NoEnvForTests, "rendered")
+            .unwrap();
+        assert!(!resolved.driver_config.path_style);
     }
 
     #[test]
@@ -218,6 +226,7 @@ mod tests {
             driver_config,
             endpoints: Vec::new(),
             buckets: Vec::new(),
+            addressing: crate::config::Addressing::Path,
         };
         let text = templates().s3_config(&s3).unwrap();
         let parsed = chopsticks::s3_config::WorkloadFile::parse(&text, "rendered").unwrap();

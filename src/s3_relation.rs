@@ -12,7 +12,7 @@
 //! [`parse`] turns the databag (and the secret's content) into one typed [`Provided`]; what it
 //! gives overrides the matching `s3-*` options ([`Provided::apply`]).
 
-use crate::config::{CharmConfig, S3Settings};
+use crate::config::{Addressing, CharmConfig, S3Settings};
 use crate::juju::SecretContent;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -84,8 +84,11 @@ pub enum RelationError {
         field: &'static str,
         problem: String,
     },
+    /// The `secret-extra` secret cannot be read (removed, or no longer granted): the units
+    /// stop their services rather than run on keys the provider withdrew. `message` is Juju's
+    /// error (it names the secret's URI, never its content).
     #[error(
-        "relation {ENDPOINT} ({app}): cannot read the secret in secret-extra ({message}); the provider must grant it to this application"
+        "relation {ENDPOINT} ({app}): the secret in secret-extra cannot be read ({message}); the provider must send a new secret granted to this application (s3-integrator: juju run {app}/leader sync-s3-credentials), or remove the relation and set the s3-* options"
     )]
     Secret { app: String, message: String },
 }
@@ -237,13 +240,17 @@ impl Provided {
         c
     }
 
-    /// What `apply` cannot say through an option: the addressing style.
+    /// What `apply` cannot say through an option: the addressing style. `host` is the
+    /// engine's virtual-hosted `addressing: virtual`, `path` its `addressing: path`; absent
+    /// leaves the options' choice (path-style unless `s3-driver-config-yaml` says otherwise).
     pub fn adjust(&self, settings: &mut S3Settings) {
-        match self.uri_style {
-            Some(UriStyle::Host) => settings.driver_config.path_style = false,
-            Some(UriStyle::Path) => settings.driver_config.path_style = true,
-            None => {}
-        }
+        let addressing = match self.uri_style {
+            Some(UriStyle::Host) => Addressing::Virtual,
+            Some(UriStyle::Path) => Addressing::Path,
+            None => return,
+        };
+        settings.addressing = addressing;
+        settings.driver_config.path_style = addressing == Addressing::Path;
     }
 
     /// The status note: where the credentials come from.
@@ -326,6 +333,7 @@ mod tests {
         );
         assert_eq!(s.region, "us-east-1");
         assert!(s.driver_config.path_style);
+        assert_eq!(s.addressing, Addressing::Path, "absent s3-uri-style: path");
         assert_eq!(
             s.driver_config.ca_pem.as_ref().unwrap().0.trim(),
             TEST_CA.trim()
@@ -360,6 +368,7 @@ mod tests {
         let mut s = p.apply(&config()).s3(None).unwrap();
         p.adjust(&mut s);
         assert!(!s.driver_config.path_style);
+        assert_eq!(s.addressing, Addressing::Virtual, "host: virtual-hosted");
         assert_eq!(s.region, "us-west-2");
         secret.remove("secret-key");
         let e = parse("s3-integrator", &b, Some(&secret)).unwrap_err();
@@ -367,6 +376,43 @@ mod tests {
             e.to_string(),
             "relation s3-credentials (s3-integrator): secret-extra has no secret-key in its secret; fix the provider's configuration"
         );
+    }
+
+    #[test]
+    fn uri_style_decides_the_addressing_over_the_options() {
+        let keys = [("access-key", "AK"), ("secret-key", "SK")];
+        // The options ask for virtual-hosted addressing through the driver tuning.
+        let base = CharmConfig::from_map(
+            json!({"s3-endpoint": "http://10.0.0.1:80",
+                   "s3-driver-config-yaml": "{path_style: false}"})
+            .as_object()
+            .unwrap(),
+        )
+        .unwrap();
+        let settings = |style: Option<&str>| {
+            let mut b = bag(&keys);
+            if let Some(style) = style {
+                b.insert("s3-uri-style".into(), style.into());
+            }
+            let p = parse("s3-integrator", &b, None).unwrap().unwrap();
+            let mut s = p.apply(&base).s3(None).unwrap();
+            p.adjust(&mut s);
+            (s.addressing, s.driver_config.path_style)
+        };
+        assert_eq!(settings(Some("path")), (Addressing::Path, true));
+        assert_eq!(settings(Some("host")), (Addressing::Virtual, false));
+        // Absent: the options' choice stays.
+        assert_eq!(settings(None), (Addressing::Virtual, false));
+        // A value other than host or path names the relation, the key and the allowed values,
+        // never the credentials.
+        let mut b = bag(&keys);
+        b.insert("s3-uri-style".into(), "Virtual-Hosted".into());
+        let e = parse("s3-integrator", &b, None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "relation s3-credentials (s3-integrator): s3-uri-style is 'Virtual-Hosted', not host or path; fix the provider's configuration"
+        );
+        assert!(!e.contains("SK"), "{e}");
     }
 
     #[test]

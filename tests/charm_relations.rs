@@ -313,3 +313,284 @@ fn s3_integrator_v1_secret_and_its_rotation_reach_the_services() -> Result<()> {
     assert!(leaks.is_empty(), "{leaks:?}");
     Ok(())
 }
+
+/// The connection file a unit's services got, parsed.
+fn connection_file(m: &Model, unit: &str) -> Result<serde_json::Value> {
+    serde_yaml_ng::from_str(&rendered(m, unit))
+        .map_err(|e| model::Error(format!("{unit}: s3_config.yaml: {e}")))
+}
+
+/// `s3-uri-style: host` gives the engine virtual-hosted addressing (`addressing: virtual` in
+/// every unit's connection file), `path` path-style; any other value blocks every unit with a
+/// message naming the relation key and the values allowed, and no key.
+#[test]
+fn s3_uri_style_host_gives_virtual_addressing_and_another_value_blocks() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let key = RgwKey::create("RELVH")?;
+    let bucket = "chopsticks-charm-rel-vhost";
+    let mut m = deploy(2, bucket)?;
+    let rid = m.relate(ENDPOINT, "s3-integrator", 1)?;
+    let secret = m.add_app_secret(
+        "s3-integrator",
+        &[("access-key", &key.access), ("secret-key", &key.secret)],
+    )?;
+    m.set_remote_app_data(
+        &rid,
+        &[
+            ("bucket", bucket),
+            ("secret-extra", &secret),
+            ("endpoint", &rgw.endpoint),
+            ("s3-uri-style", "host"),
+        ],
+    )?;
+    wait_all_active(&mut m)?;
+    assert_source(&m, "s3-integrator")?;
+    for unit in m.units() {
+        let s3 = connection_file(&m, &unit)?;
+        assert_eq!(s3["addressing"], "virtual", "{unit}");
+        assert_eq!(s3["driver_config"]["path_style"], false, "{unit}");
+        // What the services load is the same file.
+        let loaded: serde_json::Value = serde_yaml_ng::from_str(&service_credential(&m, &unit))
+            .map_err(|e| model::Error(format!("{unit}: loaded s3_config.yaml: {e}")))?;
+        assert_eq!(loaded["addressing"], "virtual", "{unit}");
+    }
+
+    m.set_remote_app_data(&rid, &[("s3-uri-style", "path")])?;
+    wait_all_active(&mut m)?;
+    for unit in m.units() {
+        let s3 = connection_file(&m, &unit)?;
+        assert_eq!(s3["addressing"], "path", "{unit}");
+        assert_eq!(s3["driver_config"]["path_style"], true, "{unit}");
+    }
+
+    m.set_remote_app_data(&rid, &[("s3-uri-style", "vhost")])?;
+    for unit in m.units() {
+        assert_eq!(
+            m.status(&unit)?,
+            (
+                "blocked".to_string(),
+                "relation s3-credentials (s3-integrator): s3-uri-style is 'vhost', not host or path; fix the provider's configuration".to_string()
+            ),
+            "{unit}"
+        );
+    }
+    let leaks = m.leaks(&[&key.secret])?;
+    assert!(leaks.is_empty(), "{leaks:?}");
+    Ok(())
+}
+
+/// The provider removes the v1 secret behind `secret-extra` (`secret-remove`): on their next
+/// hook every unit finds `secret-get` failing, stops its services and is `blocked` saying the
+/// relation's secret cannot be read and what to do; no key shows in any status, log, relation
+/// data or action output. A new secret from the provider brings them back.
+#[test]
+fn a_removed_v1_secret_blocks_every_unit_without_showing_a_key() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let first = RgwKey::create("RELRM")?;
+    let second = RgwKey::create("RELRN")?;
+    let bucket = "chopsticks-charm-rel-removed";
+    let mut m = deploy(2, bucket)?;
+    let rid = m.relate(ENDPOINT, "s3-integrator", 1)?;
+    let secret = m.add_app_secret(
+        "s3-integrator",
+        &[("access-key", &first.access), ("secret-key", &first.secret)],
+    )?;
+    m.set_remote_app_data(
+        &rid,
+        &[
+            ("bucket", bucket),
+            ("secret-extra", &secret),
+            ("endpoint", &rgw.endpoint),
+        ],
+    )?;
+    wait_all_active(&mut m)?;
+    assert_source(&m, "s3-integrator")?;
+
+    m.remove_app_secret(&secret)?;
+    // Juju fires no hook on the consumers for a removal: the next one (here update-status)
+    // finds it.
+    m.update_status()?;
+    let id = secret.trim_start_matches("secret:");
+    let expected = format!(
+        "relation s3-credentials (s3-integrator): the secret in secret-extra cannot be read (secret \"{id}\" not found); the provider must send a new secret granted to this application (s3-integrator: juju run s3-integrator/leader sync-s3-credentials), or remove the relation and set the s3-* options"
+    );
+    for unit in m.units() {
+        assert_eq!(
+            m.status(&unit)?,
+            ("blocked".to_string(), expected.clone()),
+            "{unit}"
+        );
+        for service in ["chopsticks-leader.service", "chopsticks-worker.service"] {
+            let (code, out, _) = m.run_tool(&unit, &["systemctl", "is-active", service])?;
+            assert_ne!(code, 0, "{unit}: {service} is {out}");
+        }
+    }
+    assert_eq!(m.app_status()?, ("blocked".to_string(), expected.clone()));
+    // Actions say no more than the status does.
+    let out = m.juju_run("chopsticks/leader", "test-status")?;
+    let started = m.juju_run("chopsticks/leader", "start-test users=1 duration=2s")?;
+    assert_ne!(started.status, "completed", "{:?}", started.results);
+
+    // The provider sends a new secret: the units run again with its key.
+    let renewed = m.add_app_secret(
+        "s3-integrator",
+        &[
+            ("access-key", &second.access),
+            ("secret-key", &second.secret),
+        ],
+    )?;
+    m.set_remote_app_data(&rid, &[("secret-extra", &renewed)])?;
+    wait_all_active(&mut m)?;
+    for unit in m.units() {
+        let loaded = service_credential(&m, &unit);
+        assert!(loaded.contains(&second.secret), "{unit}");
+        assert!(!loaded.contains(&first.secret), "{unit}");
+    }
+    let leaks = m.leaks(&[&first.secret, &second.secret, &first.access])?;
+    assert!(
+        leaks.is_empty(),
+        "{leaks:?} (test-status said {:?})",
+        out.results
+    );
+    Ok(())
+}
+
+/// The `cos-agent` relation with a fake collector subordinate (`otel-collector`): one unit
+/// beside each chopsticks unit, on its machine, seeing only its principal, which reads its
+/// principal's `config` and decodes it as the real collector does (JSON; each dashboard
+/// base64 + xz, decoded with Python's `lzma` and `base64`). The leader's scrape job is its
+/// coordinator's `/metrics` on localhost, and the collector scrapes it there.
+#[test]
+fn a_collector_subordinate_decodes_each_units_cos_agent_config() -> Result<()> {
+    let rgw = rgw();
+    let _serial = serial();
+    let mut m = deploy(2, "chopsticks-charm-rel-cos")?;
+    m.config(&[
+        ("s3-endpoint", &rgw.endpoint),
+        ("s3-access-key", &rgw.access_key),
+        ("s3-secret-key", &rgw.secret_key),
+    ])?;
+    wait_all_active(&mut m)?;
+    let rid = m.relate_subordinate("cos-agent", "otel-collector")?;
+    let leader = m.leader()?;
+    let port = &m.state()?["config"]["control-port"];
+    let control_port: u64 = port
+        .as_u64()
+        .or_else(|| port.as_str().and_then(|p| p.parse().ok()))
+        .expect("the test set control-port");
+    let mut dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dashboards/chopsticks.json"),
+    )?)?;
+    // The interface library tags each dashboard with the charm's name; so do we.
+    dashboard["tags"]
+        .as_array_mut()
+        .expect("the dashboard has tags")
+        .push("charm: chopsticks".into());
+    for unit in m.units() {
+        let sub = format!("otel-collector/{}", unit.rsplit('/').next().unwrap());
+        let record = m.collector_record(&sub)?;
+        // Container scope: on its principal's machine, seeing that principal only.
+        assert_eq!(record["principals"], serde_json::json!([unit]), "{sub}");
+        assert_eq!(record["machine"], m.machine(&unit)?.as_str(), "{sub}");
+        assert_eq!(m.machine(&sub)?, m.machine(&unit)?, "{sub}");
+        let (code, seen, err) =
+            m.run_tool(&unit, &["relation-list", "-r", &rid, "--format=json"])?;
+        assert_eq!(code, 0, "{err}");
+        let seen: Vec<String> = serde_json::from_str(&seen)?;
+        assert_eq!(
+            seen,
+            vec![sub.clone()],
+            "{unit} sees only its own subordinate"
+        );
+        for other in m.units().into_iter().filter(|u| *u != unit) {
+            let other_sub = format!("otel-collector/{}", other.rsplit('/').next().unwrap());
+            let (code, _, err) =
+                m.run_tool(&unit, &["relation-get", "-r", &rid, "-", &other_sub])?;
+            assert_ne!(code, 0, "{unit} read {other_sub}'s databag");
+            assert!(err.contains("settings not found"), "{err}");
+        }
+
+        assert_eq!(record["errors"], serde_json::json!([]), "{sub}");
+        let config = &record["config"];
+        assert_eq!(config["log_slots"], serde_json::json!([]), "{sub}");
+        assert!(config["log_alert_rules"].is_object(), "{sub}: {config}");
+        assert_eq!(
+            config["dashboards"],
+            serde_json::json!([dashboard]),
+            "{sub}: the decoded dashboard is src/dashboards/chopsticks.json"
+        );
+        let groups = config["metrics_alert_rules"]["groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let alerts: Vec<&str> = groups
+            .iter()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .filter_map(|r| r["alert"].as_str())
+            .collect();
+        assert_eq!(
+            alerts,
+            [
+                "ChopsticksRunFailed",
+                "ChopsticksWorkerLost",
+                "ChopsticksErrorRateHigh",
+                "ChopsticksCoordinatorDown"
+            ],
+            "{sub}"
+        );
+        assert!(
+            groups
+                .iter()
+                .all(|g| g["name"] == "chopsticks-test_00000000-0000-4000-8000-000000000000_chopsticks_chopsticks_alerts"),
+            "{sub}: group names carry the unit's topology: {groups:?}"
+        );
+        let jobs = &config["metrics_scrape_jobs"];
+        if unit == leader {
+            assert_eq!(
+                *jobs,
+                serde_json::json!([{
+                    "job_name": "chopsticks_coordinator",
+                    "metrics_path": "/metrics",
+                    "scheme": "http",
+                    "static_configs": [{"targets": [format!("localhost:{control_port}")]}]
+                }]),
+                "{sub}"
+            );
+        } else {
+            assert_eq!(
+                *jobs,
+                serde_json::json!([]),
+                "{sub}: a worker exports no metrics"
+            );
+        }
+    }
+
+    // The leader's collector scrapes the job's address from the leader's machine.
+    let sub = format!("otel-collector/{}", leader.rsplit('/').next().unwrap());
+    let mut last = Vec::new();
+    let scraped = wait_for(Duration::from_secs(20), Duration::from_millis(250), || {
+        last = m.collector_scrape(&sub)?;
+        Ok(last
+            .first()
+            .filter(|r| r["status"] == 200)
+            .map(|r| r["metrics"].clone()))
+    })
+    .map_err(|e| model::Error(format!("{e}; last scrape: {last:?}")))?;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(
+        last[0]["url"],
+        format!("http://localhost:{control_port}/metrics")
+    );
+    let names: Vec<&str> = scraped
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str())
+        .collect();
+    for metric in ["chopsticks_run_state", "chopsticks_workers"] {
+        assert!(names.contains(&metric), "{metric} not in {names:?}");
+    }
+    Ok(())
+}

@@ -607,9 +607,26 @@ def relation_id(ctx, opts, state):
     if re.match(r"^\d+$", rid):
         rid = next((r for r in state["relations"] if r.endswith(":" + rid)), rid)
     rel = state.get("relations", {}).get(rid)
-    if rel is None or (ctx.unit not in rel["units"] and ctx.unit not in rel.get("departing", [])):
+    if rel is None or not in_relation(ctx.unit, rel):
         raise ToolError('invalid value "%s" for option -r: relation not found' % rid, 2)
     return rid, rel
+
+
+def in_relation(unit, rel):
+    """`unit` is in the relation: one of ours (or departing), or a subordinate unit of a
+    container-scoped relation, whose hook tools the fake collector runs."""
+    if unit in rel["units"] or unit in rel.get("departing", []):
+        return True
+    return rel.get("scope") == "container" and unit in rel.get("principals", {})
+
+
+def container_peers(rel, unit):
+    """In a container-scoped relation a unit sees only the unit on its own machine: a
+    principal its subordinate, a subordinate its principal."""
+    principals = rel.get("principals", {})
+    if unit in principals:
+        return [principals[unit]] if principals[unit] in rel["units"] else []
+    return sorted_units(u for u, p in principals.items() if p == unit and u in rel.get("remote_units", []))
 
 
 def t_relation_ids(ctx):
@@ -623,7 +640,7 @@ def t_relation_ids(ctx):
     ids = [
         rid
         for rid, rel in sorted(state.get("relations", {}).items())
-        if rel["name"] == name and (ctx.unit in rel["units"] or ctx.unit in rel.get("departing", []))
+        if rel["name"] == name and in_relation(ctx.unit, rel)
     ]
     if fmt == "json":
         emit(ids, fmt)
@@ -638,12 +655,15 @@ def t_relation_list(ctx):
     ctx.need_unit()
     state = ctx.model.read()
     rid, rel = relation_id(ctx, opts, state)
+    subordinate = ctx.unit in rel.get("principals", {})
     if opts.get("app"):
-        emit(rel.get("remote_app", ctx.app), fmt)
+        emit(state["app"] if subordinate else rel.get("remote_app", ctx.app), fmt)
         return
     # A departing unit (relation-departed/-broken on it) no longer sees anyone.
     if ctx.unit in rel.get("departing", []):
         others = []
+    elif rel.get("scope") == "container":
+        others = container_peers(rel, ctx.unit)
     elif "remote_app" in rel:
         others = sorted_units(rel.get("remote_units", []))
     else:
@@ -666,6 +686,26 @@ def t_relation_get(ctx):
     state = ctx.model.read()
     rid, rel = relation_id(ctx, opts, state)
     staged = ctx.model.read_staged(ctx.env.get("FAKE_JUJU_HOOK_ID", "")).get("relations", {}).get(rid, {})
+    subordinate = ctx.unit in rel.get("principals", {})
+    if subordinate:
+        # The subordinate's side: its own unit databag, its principal's, the two app databags.
+        if opts.get("app"):
+            app = (target or ctx.env.get("JUJU_REMOTE_APP") or state["app"]).split("/")[0]
+            if app == state["app"]:
+                data = rel.get("app", {})
+            elif app == ctx.app:
+                data = rel.get("remote_app_data", {})
+            else:
+                raise ToolError('cannot read application settings for "%s" in relation "%s"' % (app, rid))
+        else:
+            target = target or ctx.env.get("JUJU_REMOTE_UNIT")
+            if not target:
+                raise ToolError("no unit id specified", 2)
+            if target != ctx.unit and target not in container_peers(rel, ctx.unit):
+                raise ToolError('cannot read settings for unit "%s" in relation "%s": unit "%s": settings not found' % (target, rid, target))
+            data = rel["data"].get(target, {})
+        emit(data if key == "-" else data.get(key), fmt)
+        return
     if opts.get("app"):
         app = (target or ctx.env.get("JUJU_REMOTE_APP") or ctx.app).split("/")[0]
         if app == ctx.app:
@@ -683,6 +723,8 @@ def t_relation_get(ctx):
             raise ToolError("no unit id specified", 2)
         if target == ctx.unit:
             data = merged(rel["data"].get(target, {}), staged.get("unit", {}))
+        elif rel.get("scope") == "container" and target not in container_peers(rel, ctx.unit):
+            raise ToolError('cannot read settings for unit "%s" in relation "%s": unit "%s": settings not found' % (target, rid, target))
         elif target in rel["units"] or target in rel.get("remote_units", []):
             data = rel["data"].get(target, {})
         else:
@@ -1751,9 +1793,11 @@ def unit_view(state, unit):
         if unit not in rel["units"]:
             continue
         if "remote_app" in rel:
-            # Another application: its units' databags and its application databag.
+            # Another application: its units' databags and its application databag (in a
+            # container-scoped relation, only the subordinate on this unit's machine).
+            visible = container_peers(rel, unit) if rel.get("scope") == "container" else rel.get("remote_units", [])
             view[rid] = {
-                "units": {u: rel["data"].get(u, {}) for u in rel.get("remote_units", [])},
+                "units": {u: rel["data"].get(u, {}) for u in visible},
                 "app": rel.get("remote_app_data", {}),
                 "remote_app": rel["remote_app"],
             }
@@ -1874,6 +1918,11 @@ def admin_add_relation(model, arg):
                     "remote_app_data": {},
                 }
             )
+            if arg.get("principals"):
+                # A subordinate application: container scope, one unit per principal unit,
+                # on that unit's machine.
+                rel["scope"] = "container"
+                rel["principals"] = dict(arg["principals"])
         state["relations"][rid] = rel
         return rid
 
@@ -1937,6 +1986,19 @@ def admin_add_app_secret(model, arg):
         return sid
 
     return {"id": model.edit(apply)}
+
+
+def admin_remove_secret(model, arg):
+    """The owning application's `secret-remove URI` (every revision): the secret is gone, so a
+    consumer's next `secret-get` fails with Juju's `secret "ID" not found`. Consumers get no
+    hook for it; they notice on their next one."""
+
+    def apply(state):
+        if state["secrets"].pop(arg["id"], None) is None:
+            raise ToolError('secret "%s" not found' % arg["id"].split(":", 1)[-1])
+
+    model.edit(apply)
+    return {}
 
 
 def admin_set_config(model, arg):
@@ -2009,6 +2071,15 @@ def admin_pending(model, arg):
             c = secret.get("consumers", {}).get(unit)
             if c and "revision" in c and c.get("notified", 0) < len(secret["revisions"]):
                 out.append({"unit": unit, "kind": "secret-changed", "secret": sid, "label": c.get("label")})
+    # Subordinate units (the fake collector): relation-changed when their principal's unit
+    # databag changed since they were last told.
+    for rid, rel in sorted(state.get("relations", {}).items()):
+        for sub, principal in sorted(rel.get("principals", {}).items()):
+            if sub not in rel.get("remote_units", []) or principal not in rel["units"]:
+                continue
+            s = state["seen"].get(sub, {}).get(rid, {}).get("units", {})
+            if principal in s and s[principal] != rel["data"].get(principal, {}):
+                out.append({"unit": sub, "kind": "relation-changed", "relation": rid, "remote_unit": principal, "subordinate": True, "remote_app": state["app"]})
     return {"pending": out}
 
 
@@ -2156,6 +2227,7 @@ ADMIN = {
     "remote-depart": admin_remote_depart,
     "remove-relation": admin_remove_relation,
     "add-app-secret": admin_add_app_secret,
+    "remove-secret": admin_remove_secret,
     "set-config": admin_set_config,
     "set-leader": admin_set_leader,
     "commit": admin_commit,

@@ -863,6 +863,22 @@ impl Model {
             }
             for p in pending {
                 let unit = p["unit"].as_str().unwrap_or_default().to_string();
+                if p["subordinate"] == true {
+                    let rid = p["relation"].as_str().unwrap_or_default().to_string();
+                    let principal = p["remote_unit"].as_str().unwrap_or_default().to_string();
+                    self.admin(
+                        "mark-seen",
+                        json!({"unit": unit, "relation": rid, "remote_unit": principal, "app": false}),
+                    )?;
+                    let name = rid.split(':').next().unwrap_or_default().to_string();
+                    self.run_collector(
+                        &unit,
+                        &principal,
+                        &rid,
+                        &format!("{name}-relation-changed"),
+                    )?;
+                    continue;
+                }
                 if !self.units.contains(&unit) {
                     continue;
                 }
@@ -1104,6 +1120,162 @@ impl Model {
         Ok(rid)
     }
 
+    /// `juju deploy otel-collector; juju integrate chopsticks:ENDPOINT otel-collector`: a
+    /// subordinate application `sub_app` related over our `endpoint` with container scope. It
+    /// gets one unit per unit of ours (`sub_app/N` beside `chopsticks/N`, on that unit's
+    /// machine), each seeing only its own principal, and each one of them is the fake
+    /// collector `tests/fake-juju/collector.py`, run with Juju's hook environment and the fake
+    /// hook tools as that subordinate unit: it reads its principal's databag key `config` and
+    /// decodes it as the real collector does, into [`collector_record`](Self::collector_record).
+    /// Our units get relation-created, then joined and changed about their own subordinate;
+    /// then the subordinates get joined and changed about their principal; then the model
+    /// settles (a subordinate hears relation-changed whenever its principal's databag
+    /// changes). Process mode only. Returns the relation id.
+    pub fn relate_subordinate(&mut self, endpoint: &str, sub_app: &str) -> Result<String> {
+        if self.machines.is_some() {
+            bail!("relate_subordinate: process mode only");
+        }
+        let principals: Vec<(String, String)> = self
+            .units
+            .iter()
+            .map(|u| (format!("{sub_app}/{}", Self::unit_number(u)), u.clone()))
+            .collect();
+        for (sub, _) in &principals {
+            let bin = self.unit_dir(sub).join("bin");
+            std::fs::create_dir_all(&bin)?;
+            for tool in ["relation-get", "relation-list", "relation-ids", "juju-log"] {
+                let link = bin.join(tool);
+                if !link.exists() {
+                    std::os::unix::fs::symlink(fake_tool_script(), &link)?;
+                }
+            }
+        }
+        let map: Map<String, Value> = principals
+            .iter()
+            .map(|(s, p)| (s.clone(), json!(p)))
+            .collect();
+        let subs: Vec<&String> = principals.iter().map(|(s, _)| s).collect();
+        let rid = self.admin(
+            "add-relation",
+            json!({"name": endpoint, "units": self.units, "remote_app": sub_app,
+                   "remote_units": subs, "principals": map}),
+        )?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        for unit in self.units.clone() {
+            let env = relation_env(endpoint, &rid, None, sub_app, None);
+            self.run_hook_env(&unit, &format!("{endpoint}-relation-created"), env)?;
+        }
+        for (sub, principal) in &principals {
+            let rel = RemoteRelation {
+                id: rid.clone(),
+                endpoint: endpoint.to_string(),
+                remote_app: sub_app.to_string(),
+                remote_units: vec![sub.clone()],
+            };
+            self.join_remote(principal, &rel)?;
+        }
+        for (sub, principal) in &principals {
+            self.admin(
+                "mark-seen",
+                json!({"unit": sub, "relation": rid, "remote_unit": principal, "app": false}),
+            )?;
+            self.run_collector(sub, principal, &rid, &format!("{endpoint}-relation-joined"))?;
+            self.run_collector(
+                sub,
+                principal,
+                &rid,
+                &format!("{endpoint}-relation-changed"),
+            )?;
+        }
+        self.settle()?;
+        Ok(rid)
+    }
+
+    fn collector_file(&self, sub: &str) -> PathBuf {
+        self.unit_dir(sub).join("collector.json")
+    }
+
+    /// Runs a hook of the fake collector `sub` about its principal.
+    fn run_collector(&mut self, sub: &str, principal: &str, rid: &str, hook: &str) -> Result<()> {
+        self.hook_seq += 1;
+        let bin = self.unit_dir(sub).join("bin");
+        let name = rid.split(':').next().unwrap_or_default();
+        let out = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-juju/collector.py"),
+        )
+        .arg("hook")
+        .arg(self.collector_file(sub))
+        .env_clear()
+        .env("PATH", format!("{}:{}", bin.display(), self.base_path))
+        .env("LANG", "C.UTF-8")
+        .env("JUJU_UNIT_NAME", sub)
+        .env("JUJU_MACHINE_ID", Self::unit_number(principal).to_string())
+        .env("JUJU_PRINCIPAL_UNIT", principal)
+        .env("JUJU_RELATION", name)
+        .env("JUJU_RELATION_ID", rid)
+        .env("JUJU_REMOTE_UNIT", principal)
+        .env("JUJU_REMOTE_APP", &self.app)
+        .env("JUJU_DISPATCH_PATH", format!("hooks/{hook}"))
+        .env("FAKE_JUJU_MODEL", &self.path)
+        .env("FAKE_JUJU_HOOK_ID", format!("collector-{}", self.hook_seq))
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| "running tests/fake-juju/collector.py".to_string())?;
+        if !out.status.success() {
+            bail!(
+                "the fake collector's {hook} on {sub} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// What the fake collector `sub` last decoded from its principal: `unit`, `machine` (its
+    /// `JUJU_MACHINE_ID`), `principals` (its `relation-list`), `config` (the principal's
+    /// `config`, dashboards decoded to JSON) and `errors` (what did not decode).
+    pub fn collector_record(&self, sub: &str) -> Result<Value> {
+        let text = std::fs::read_to_string(self.collector_file(sub))
+            .with_context(|| format!("{sub} has decoded nothing yet"))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// The fake collector `sub` scrapes every target of the jobs it decoded, from its machine
+    /// (process mode: this host), as the real one does: `[{job, url, status, metrics}]`.
+    pub fn collector_scrape(&self, sub: &str) -> Result<Vec<Value>> {
+        let out = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-juju/collector.py"),
+        )
+        .arg("scrape")
+        .arg(self.collector_file(sub))
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| "running tests/fake-juju/collector.py scrape".to_string())?;
+        if !out.status.success() {
+            bail!(
+                "the fake collector's scrape on {sub} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// The machine a unit runs on: ours on machine N (`JUJU_MACHINE_ID`), a subordinate on its
+    /// principal's, as the model placed it.
+    pub fn machine(&self, unit: &str) -> Result<String> {
+        if self.units.iter().any(|u| u == unit) {
+            return Ok(Self::unit_number(unit).to_string());
+        }
+        let state = self.state()?;
+        for rel in state["relations"].as_object().into_iter().flatten() {
+            if let Some(p) = rel.1["principals"][unit].as_str() {
+                return Ok(Self::unit_number(p).to_string());
+            }
+        }
+        bail!("ERROR unit {unit:?} not found")
+    }
+
     /// relation-joined then relation-changed on `unit` for every unit of the remote app.
     fn join_remote(&mut self, unit: &str, rel: &RemoteRelation) -> Result<()> {
         for remote in &rel.remote_units {
@@ -1187,6 +1359,14 @@ impl Model {
     /// gets secret-changed (the model settles).
     pub fn update_app_secret(&mut self, id: &str, content: &[(&str, &str)]) -> Result<()> {
         self.update_user_secret(id, content)
+    }
+
+    /// `secret-remove URI` by the owning application: the secret and all its revisions are
+    /// gone and consumers' `secret-get` fails as in Juju. Juju fires no hook on the consumers
+    /// for it; they notice on their next hook (e.g. [`update_status`](Self::update_status)).
+    pub fn remove_app_secret(&mut self, id: &str) -> Result<()> {
+        self.admin("remove-secret", json!({"id": id}))?;
+        Ok(())
     }
 
     /// `juju remove-relation`: the remote units depart (relation-departed about each on every
