@@ -9,13 +9,23 @@
 
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
+
+/// nix's timerfd as tokio's reactor takes it (`AsyncFd` wants `AsRawFd`).
+struct Fd(TimerFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
 
 /// One re-armable timer; each scheduler loop owns one.
 pub struct PreciseTimer {
     /// The timerfd; `None` when it could not be made or armed, and tokio's timer is used.
-    fd: Option<AsyncFd<TimerFd>>,
+    fd: Option<AsyncFd<Fd>>,
 }
 
 impl Default for PreciseTimer {
@@ -31,7 +41,12 @@ impl PreciseTimer {
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
         .map_err(std::io::Error::from)
-        .and_then(AsyncFd::new);
+        .and_then(|fd| {
+            // SAFETY: `Fd` owns the timerfd (nix's `TimerFd` holds an `OwnedFd`), so the
+            // descriptor stays open and is not reused while the `AsyncFd` registration lives;
+            // dropping the `AsyncFd` deregisters it before `Fd` closes it.
+            unsafe { AsyncFd::register(Fd(fd)) }.map_err(std::io::Error::from)
+        });
         match made {
             Ok(fd) => PreciseTimer { fd: Some(fd) },
             Err(e) => {
@@ -74,6 +89,7 @@ impl PreciseTimer {
             return Ok(());
         }
         fd.get_ref()
+            .0
             .set(
                 Expiration::OneShot(TimeSpec::from(left)),
                 TimerSetTimeFlags::empty(),
@@ -83,7 +99,7 @@ impl PreciseTimer {
             let mut ready = fd.readable().await?;
             let read = ready.try_io(|fd| {
                 let mut expirations = [0u8; 8];
-                nix::unistd::read(fd.get_ref(), &mut expirations).map_err(std::io::Error::from)
+                nix::unistd::read(&fd.get_ref().0, &mut expirations).map_err(std::io::Error::from)
             });
             match read {
                 Ok(result) => return result.map(|_| ()),
