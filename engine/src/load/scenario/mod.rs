@@ -1381,6 +1381,26 @@ verify: true
     }
 
     #[test]
+    fn versioned_scenarios_round_trip_through_yaml() {
+        let s = Scenario::from_yaml(
+            "name: v\nversioning: true\nobject_lock: {mode: GOVERNANCE, days: 7}\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n      - {op: delete, version: true}\n      - {op: list_versions, max_keys: 10}\n",
+            Source("t".into()),
+        )
+        .unwrap();
+        let lock = s.object_lock.unwrap();
+        assert_eq!((lock.mode, lock.days()), (LockMode::Governance, 7));
+        assert_eq!(s.users[0].tasks[2].key_choice(), KeyChoice::Any);
+        let text = serde_yaml_ng::to_string(&s).unwrap();
+        assert!(text.contains("mode: GOVERNANCE"), "{text}");
+        let back = Scenario::from_yaml(&text, Source("round trip".into())).unwrap();
+        assert_eq!(back, s);
+        // An unversioned scenario writes neither key.
+        let (plain, _) = Scenario::resolve("s3_mixed_workload").unwrap();
+        let text = serde_yaml_ng::to_string(&plain).unwrap();
+        assert!(!text.contains("versioning") && !text.contains("object_lock"), "{text}");
+    }
+
+    #[test]
     fn multipart_parts_are_checked() {
         let e = errors(
             "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: multipart_put, size: 10MiB, part_size: 1MiB}\n",
