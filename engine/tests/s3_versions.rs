@@ -235,8 +235,9 @@ async fn an_existing_bucket_without_the_feature_fails_preparing() {
     );
 }
 
-/// `copy` with `to: other` over two buckets: the copy lands in the other bucket under the
-/// same key, and cleanup (by prefix, in every bucket) removes it.
+/// `copy` with `to: other` over two versioned buckets: both are created versioned, the copy
+/// lands in the other bucket, and `chopsticks cleanup` (by prefix, in every bucket) removes
+/// every version in both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_to_other_lands_in_the_next_bucket() {
     let rgw = common::rgw();
@@ -266,6 +267,7 @@ async fn copy_to_other_lands_in_the_next_bucket() {
         r#"
 name: copy_other
 keep: true
+versioning: true
 users:
   - name: c
     sequence: true
@@ -314,6 +316,16 @@ users:
     assert_eq!(in_first.len(), 1, "{in_first:?}");
     assert_eq!(in_second.len(), 1, "{in_second:?}");
     assert_ne!(in_first, in_second);
+    for d in [&first, &second] {
+        assert_eq!(
+            d.bucket_features().await.expect("features"),
+            BucketFeatures {
+                versioning: true,
+                object_lock: false
+            },
+            "every bucket of the set is prepared versioned"
+        );
+    }
     let mut sink = Vec::new();
     struct Collect<'a>(&'a mut Vec<u8>);
     impl chopsticks::load::driver::ChunkSink for Collect<'_> {
@@ -347,12 +359,13 @@ users:
     )
     .await
     .expect_code(0);
-    assert!(common::list_all(&first, &record.key_prefix)
-        .await
-        .is_empty());
-    assert!(common::list_all(&second, &record.key_prefix)
-        .await
-        .is_empty());
+    for d in [&first, &second] {
+        let (versions, markers) = versions_under(d, &record.key_prefix).await;
+        assert!(
+            versions.is_empty() && markers.is_empty(),
+            "{versions:?} {markers:?}"
+        );
+    }
 }
 
 /// Removes a bucket the run created when the test ends.

@@ -1397,7 +1397,10 @@ verify: true
         // An unversioned scenario writes neither key.
         let (plain, _) = Scenario::resolve("s3_mixed_workload").unwrap();
         let text = serde_yaml_ng::to_string(&plain).unwrap();
-        assert!(!text.contains("versioning") && !text.contains("object_lock"), "{text}");
+        assert!(
+            !text.contains("versioning") && !text.contains("object_lock"),
+            "{text}"
+        );
     }
 
     #[test]
