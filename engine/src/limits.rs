@@ -270,6 +270,14 @@ pub const BATCH_KEYS: Count = Count {
     max: 1000,
     fix: "S3 takes 1 to 1000 keys in one DeleteObjects request, e.g. keys: 100",
 };
+/// Days of an object-locked bucket's default retention (`object_lock.days`): 1 day to 100
+/// years. Locked versions cannot be deleted before then, so a typo costs storage for years.
+pub const LOCK_DAYS: Count = Count {
+    min: 1,
+    max: 36_500,
+    fix:
+        "give a whole number of days from 1 to 36500, e.g. object_lock: {mode: GOVERNANCE, days: 1}",
+};
 /// Workers a start waits for.
 pub const EXPECTED_WORKERS: Count = Count {
     min: 1,

@@ -56,6 +56,10 @@ struct TaskProgram {
     delimiter: Option<String>,
     /// The tag set put_tagging writes.
     tags: Vec<(String, String)>,
+    /// Address the picked object by its version id (get, delete with `version: true`).
+    version: bool,
+    /// Copy into the next bucket of the run's set (copy with `to: other`).
+    to_other: bool,
 }
 
 impl ClassProgram {
@@ -119,6 +123,8 @@ impl Program {
                             .flatten()
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect(),
+                        version: t.version == Some(true),
+                        to_other: t.to == Some(crate::load::scenario::CopyTo::Other),
                     })
                     .collect();
                 let weights: Vec<u64> =
@@ -307,6 +313,9 @@ pub struct User<D> {
     /// Sequence numbers of its objects whose DELETE succeeded; kept only when the run has
     /// post-run checks (so a listed deleted key is told from an uncertain one).
     deleted: Vec<u64>,
+    /// The version id each of `own` got from its PUT (same index; `None` when the reply
+    /// named none). Kept only when the scenario is versioned, so other runs pay nothing.
+    versions: Vec<Option<Box<str>>>,
 }
 
 impl<D> Drop for User<D> {
@@ -342,7 +351,28 @@ impl<D: Driver> User<D> {
             next_seq: 0,
             via: Default::default(),
             deleted: Vec::new(),
+            versions: Vec::new(),
         }
+    }
+
+    /// Remembers an object the user wrote (and, in a versioned run, its version id).
+    fn remember(&mut self, object: Owned, version: Option<String>) {
+        self.own.push(object);
+        if self.ctx.spec.scenario.versioning {
+            self.versions.push(version.map(String::into_boxed_str));
+        }
+    }
+
+    /// Forgets own object `i` (as `swap_remove`), returning it and its version id.
+    fn forget(&mut self, i: usize) -> (Owned, Option<Box<str>>) {
+        let object = self.own.swap_remove(i);
+        // `versions` is as long as `own` in a versioned run, and empty otherwise.
+        let version = if i < self.versions.len() {
+            self.versions.swap_remove(i)
+        } else {
+            None
+        };
+        (object, version)
     }
 
     /// The user's id on its worker (open-model users are numbered apart from closed ones).
@@ -546,22 +576,38 @@ impl<D: Driver> User<D> {
                     .unwrap_or(0);
                 let (seq, key, seed) = self.new_object();
                 let started = Instant::now();
-                let result = if task.op == OpKind::Put {
-                    driver.put(&key, seed, size).await
-                } else {
+                let result = if task.op != OpKind::Put {
                     driver
                         .multipart_put(&key, seed, size, task.part_size, task.parts_in_flight)
                         .await
+                        .map(|()| None)
+                } else if self.ctx.spec.scenario.versioning {
+                    driver.put_versioned(&key, seed, size).await
+                } else {
+                    driver.put(&key, seed, size).await.map(|()| None)
                 };
                 let latency = started.elapsed();
-                if result.is_ok() {
-                    self.own.push(Owned { seq, seed, size });
-                }
-                done(latency, None, size, result.err())
+                let error = match result {
+                    Ok(version) => {
+                        self.remember(Owned { seq, seed, size }, version);
+                        None
+                    }
+                    Err(e) => Some(e),
+                };
+                done(latency, None, size, error)
             }
             OpKind::Get => {
                 let Some(target) = self.pick(task.key) else {
                     return Outcome::Skipped;
+                };
+                // `version: true` reads the version the PUT made (validation made it key: own).
+                let version = match (task.version, target.own_index) {
+                    (false, _) => None,
+                    (true, Some(i)) => match self.versions.get(i).cloned().flatten() {
+                        Some(v) => Some(v),
+                        None => return Outcome::Skipped,
+                    },
+                    (true, None) => return Outcome::Skipped,
                 };
                 let range = match task.range {
                     Some(len) if target.size > 0 => {
@@ -576,7 +622,10 @@ impl<D: Driver> User<D> {
                 let mut discard = Discard;
                 let sink: &mut dyn ChunkSink = if verify { &mut verifier } else { &mut discard };
                 let started = Instant::now();
-                let result = driver.get(&target.key, range, len, sink).await;
+                let result = match &version {
+                    Some(v) => driver.get_version(&target.key, v, len, sink).await,
+                    None => driver.get(&target.key, range, len, sink).await,
+                };
                 let latency = started.elapsed();
                 match result {
                     Ok(reply) => {
@@ -616,9 +665,22 @@ impl<D: Driver> User<D> {
                 let Some(target) = self.pick(KeyChoice::Own) else {
                     return Outcome::Skipped;
                 };
-                let seq = target.own_index.map(|i| self.own.swap_remove(i).seq);
+                let (seq, version) = match target.own_index.map(|i| self.forget(i)) {
+                    Some((o, v)) => (Some(o.seq), v),
+                    None => (None, None),
+                };
                 let started = Instant::now();
-                let result = driver.delete(&target.key).await;
+                let result = match (task.version, &version) {
+                    (true, Some(v)) => driver.delete_version(&target.key, v).await,
+                    (true, None) => Err(OpError::new(
+                        FailureKind::Other,
+                        format!(
+                            "{}: the PUT named no version id to delete (was it written by a multipart upload or a copy?)",
+                            target.key
+                        ),
+                    )),
+                    (false, _) => driver.delete(&target.key).await,
+                };
                 if let (Ok(()), Some(seq), Some(_)) = (&result, seq, &self.ctx.ledgers) {
                     self.deleted.push(seq);
                 }
@@ -646,7 +708,7 @@ impl<D: Driver> User<D> {
                 let seqs: Vec<u64> = (0..n.min(self.own.len()))
                     .map(|_| {
                         let i = self.rng.random_range(0..self.own.len());
-                        self.own.swap_remove(i).seq
+                        self.forget(i).0.seq
                     })
                     .collect();
                 let keys: Vec<String> = seqs.iter().map(|&s| self.own_key(s)).collect();
@@ -684,21 +746,53 @@ impl<D: Driver> User<D> {
                 };
                 done(started.elapsed(), None, 0, error)
             }
+            OpKind::ListVersions => {
+                let prefix = match task.key {
+                    KeyChoice::Own => self.ctx.spec.user_prefix(self.ctx.worker_id, self.id),
+                    KeyChoice::Shared => self.ctx.spec.shared_prefix(),
+                    KeyChoice::Any => self.ctx.spec.key_prefix.clone(),
+                };
+                let started = Instant::now();
+                let result = driver.list_versions(&prefix, task.max_keys, None).await;
+                if let Ok(page) = &result {
+                    log::trace!(
+                        "list_versions {prefix}: {} versions, {} delete markers",
+                        page.versions.len(),
+                        page.delete_markers.len()
+                    );
+                }
+                done(started.elapsed(), None, 0, result.err())
+            }
             OpKind::Copy => {
                 let Some(source) = self.pick(task.key) else {
                     return Outcome::Skipped;
                 };
                 let (seq, key, _) = self.new_object();
+                if task.to_other {
+                    // The next bucket of the set: the route of the next user slot. The copy
+                    // is not remembered (its bucket is not the user's): cleanup removes it by
+                    // prefix in every bucket, and the post-run checks count its key as uncertain.
+                    let other = ctx.driver.route(self.slot().wrapping_add(1));
+                    let started = Instant::now();
+                    let result = other
+                        .driver
+                        .copy_from(driver.bucket(), &source.key, &key, source.size)
+                        .await;
+                    return done(started.elapsed(), None, source.size, result.err());
+                }
                 let started = Instant::now();
                 let result = driver.copy(&source.key, &key, source.size).await;
                 let latency = started.elapsed();
                 if result.is_ok() {
                     // A copy carries its source's content.
-                    self.own.push(Owned {
-                        seq,
-                        seed: source.seed,
-                        size: source.size,
-                    });
+                    self.remember(
+                        Owned {
+                            seq,
+                            seed: source.seed,
+                            size: source.size,
+                        },
+                        None,
+                    );
                 }
                 done(latency, None, source.size, result.err())
             }

@@ -21,6 +21,33 @@ pub async fn remove_bucket(config: &WorkloadConfig) -> Result<(), String> {
             .await
             .map_err(|e| format!("deleting: {e}"))?;
     }
+    // A versioned (or object-locked) bucket keeps versions and delete markers after its keys
+    // are deleted: remove those too, past governance retention.
+    if let Ok(f) = driver.bucket_features().await {
+        if f.versioning || f.object_lock {
+            for _ in 0..1000 {
+                let page = driver
+                    .list_versions("", 1000, None)
+                    .await
+                    .map_err(|e| format!("listing versions: {e}"))?;
+                let all: Vec<_> = page
+                    .versions
+                    .into_iter()
+                    .chain(page.delete_markers)
+                    .collect();
+                if all.is_empty() {
+                    break;
+                }
+                let reply = driver
+                    .delete_versions(&all, f.object_lock)
+                    .await
+                    .map_err(|e| format!("deleting versions: {e}"))?;
+                if let Some(e) = reply.failure() {
+                    return Err(format!("deleting versions: {e}"));
+                }
+            }
+        }
+    }
     for upload in driver.pending_uploads("").await.unwrap_or_default() {
         let _ = driver.abort_upload(&upload).await;
     }

@@ -235,6 +235,11 @@ impl<D: Driver> Actor<D> {
             )));
             return;
         }
+        if let Some(problem) = prepare::target_problem(&spec.scenario.scenario, &self.config.target)
+        {
+            let _ = reply.send(Err(ControlError::BadRequest(problem)));
+            return;
+        }
         self.pending = Some(PendingStart {
             deadline: Instant::now() + spec.wait_workers,
             spec,

@@ -6,9 +6,13 @@
 //! mid-flight, are found and deleted too. Unfinished multipart uploads are aborted the same way.
 
 use crate::cluster::protocol::RunSpec;
-use crate::load::driver::{BucketState, Driver, FailureKind, OpError, TlsCause};
+use crate::load::driver::{
+    BucketState, Driver, FailureKind, ObjectVersion, OpError, TlsCause, VersionMarker,
+};
+use crate::load::scenario::{CopyTo, ObjectLock, Scenario};
 use crate::load::user::Program;
 use crate::results::artifacts::{CleanupReport, PrepareReport, RunDir};
+use crate::s3_config::DriverKind;
 use crate::s3_config::TargetInfo;
 use futures::StreamExt;
 use std::collections::BTreeSet;
@@ -71,10 +75,14 @@ async fn prepare_one<D: Driver>(
     target: &TargetInfo,
 ) -> Result<PrepareReport, PrepareError> {
     let started = Instant::now();
-    let bucket = driver.ensure_bucket().await.map_err(|e| PrepareError {
-        reason: explain("checking bucket", &e, target),
-        may_have_written: false,
-    })?;
+    let bucket = if spec.scenario.versioning {
+        prepare_versioned(driver, spec.scenario.object_lock, target).await?
+    } else {
+        driver.ensure_bucket().await.map_err(|e| PrepareError {
+            reason: explain("checking bucket", &e, target),
+            may_have_written: false,
+        })?
+    };
     let program = Program::new(&spec.scenario);
     let objects = program.shared_objects();
     let mut bytes = 0u64;
@@ -121,6 +129,96 @@ async fn prepare_one<D: Driver>(
         prefilled_bytes: bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The bucket of a versioned scenario: created versioned (and object-locked with its default
+/// retention when `lock` is given) when missing; an existing one must already have what the
+/// scenario asks for, and is never changed. Either way, what the bucket has is read back.
+async fn prepare_versioned<D: Driver>(
+    driver: &D,
+    lock: Option<ObjectLock>,
+    target: &TargetInfo,
+) -> Result<BucketState, PrepareError> {
+    let failed = |reason: String| PrepareError {
+        reason,
+        may_have_written: false,
+    };
+    let state = driver.ensure_versioned_bucket(lock).await.map_err(|e| {
+        failed(explain(
+            "checking (or creating) the versioned bucket",
+            &e,
+            target,
+        ))
+    })?;
+    let features = driver.bucket_features().await.map_err(|e| {
+        failed(explain(
+            "reading the bucket's versioning and object lock",
+            &e,
+            target,
+        ))
+    })?;
+    let name = driver.bucket();
+    let how = match state {
+        BucketState::Existed => "exists",
+        BucketState::Created => "was created by this run",
+    };
+    if !features.versioning {
+        let fix = match state {
+            BucketState::Existed => format!(
+                "the run never changes an existing bucket: enable versioning on it (e.g. \
+                 aws s3api put-bucket-versioning --bucket {name} --versioning-configuration Status=Enabled), \
+                 or name a bucket that does not exist yet so the run creates it versioned"
+            ),
+            BucketState::Created => {
+                "the gateway did not enable versioning when asked; check that it supports bucket versioning"
+                    .into()
+            }
+        };
+        return Err(failed(format!(
+            "bucket {name} {how} without versioning enabled, but the scenario asks for versioning: true; {fix}"
+        )));
+    }
+    if lock.is_some() && !features.object_lock {
+        let fix = match state {
+            BucketState::Existed => {
+                "object lock can only be enabled when a bucket is created: name a bucket that does \
+                 not exist yet so the run creates it with object lock, or remove object_lock from the scenario"
+            }
+            BucketState::Created => {
+                "the gateway did not enable object lock when asked; check that it supports object lock"
+            }
+        };
+        return Err(failed(format!(
+            "bucket {name} {how} without object lock, but the scenario asks for object_lock; {fix}"
+        )));
+    }
+    Ok(state)
+}
+
+/// Why `scenario` cannot run against `target` (checked when a run is asked for, before
+/// anything is sent): the driver or the bucket set lacks what the scenario needs.
+pub fn target_problem(scenario: &Scenario, target: &TargetInfo) -> Option<String> {
+    if scenario.versioning && target.driver == DriverKind::S5cmd {
+        return Some(
+            "driver s5cmd cannot run a versioned scenario (versioning: true): s5cmd has no \
+             version-id addressing (no GET or DELETE of a version, no ListObjectVersions) and does \
+             not report the version id a PUT made; use driver: aws-sdk or driver: lean"
+                .into(),
+        );
+    }
+    let buckets = target.spread.buckets.len().max(1);
+    for (ci, class) in scenario.users.iter().enumerate() {
+        for (ti, task) in class.tasks.iter().enumerate() {
+            if task.to == Some(CopyTo::Other) && buckets < 2 {
+                return Some(format!(
+                    "scenario users[{ci}].tasks[{ti}].to: to: other copies into another bucket of \
+                     the run's set, but the connection file names one bucket; add e.g. \
+                     buckets: {{count: 2}} to the connection file, or remove to"
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Pause before the first retry of a failed cleanup pass; it doubles up to [`BACKOFF_MAX`].
@@ -206,10 +304,11 @@ async fn cleanup_one<D: Driver>(driver: &D, prefix: &str, budget: Duration) -> C
         ..CleanupReport::default()
     };
     let mut backoff = BACKOFF_FIRST;
+    let versions = versioned(driver).await;
     loop {
         report.attempts += 1;
         report.errors.clear();
-        let (objects, uploads) = clean_once(driver, prefix, &mut report).await;
+        let (objects, uploads) = clean_once(driver, prefix, versions, &mut report).await;
         report.remaining_objects = objects;
         report.remaining_uploads = uploads;
         report.complete = objects == Some(0) && uploads == Some(0);
@@ -243,13 +342,33 @@ pub fn shown(count: Option<u64>) -> String {
         .unwrap_or_else(|| "an unknown number of".into())
 }
 
-/// One pass: delete, abort, verify. Returns the verified (objects, uploads) left.
+/// How cleanup must delete in the driver's bucket: `None` by key (an unversioned bucket, or
+/// one whose versioning cannot be read); `Some(bypass)` every version and delete marker by
+/// id, bypassing governance retention when the bucket has object lock.
+async fn versioned<D: Driver>(driver: &D) -> Option<bool> {
+    match driver.bucket_features().await {
+        Ok(f) if f.versioning || f.object_lock => Some(f.object_lock),
+        Ok(_) => None,
+        Err(e) => {
+            log::debug!("cleanup: bucket versioning not read ({e}); deleting by key");
+            None
+        }
+    }
+}
+
+/// One pass: delete, abort, verify. Returns the verified (objects, uploads) left; on a
+/// versioned bucket (`versions`), "objects" are versions and delete markers.
 async fn clean_once<D: Driver>(
     driver: &D,
     prefix: &str,
+    versions: Option<bool>,
     report: &mut CleanupReport,
 ) -> (Option<u64>, Option<u64>) {
-    if !delete_listed(driver, prefix, report).await {
+    let exists = match versions {
+        Some(bypass) => delete_versions_listed(driver, prefix, bypass, report).await,
+        None => delete_listed(driver, prefix, report).await,
+    };
+    if !exists {
         // No bucket (preparing failed before creating it): nothing was written.
         return (Some(0), Some(0));
     }
@@ -279,7 +398,10 @@ async fn clean_once<D: Driver>(
             None
         }
     };
-    let objects = count_objects(driver, prefix, report).await;
+    let objects = match versions {
+        Some(_) => count_versions(driver, prefix, report).await,
+        None => count_objects(driver, prefix, report).await,
+    };
     let uploads = match uploads {
         Some(_) => match driver.pending_uploads(prefix).await {
             Ok(u) => Some(u.len() as u64),
@@ -345,6 +467,92 @@ async fn delete_listed<D: Driver>(driver: &D, prefix: &str, report: &mut Cleanup
         count_deleted(result, prefix, report);
     }
     true
+}
+
+/// Lists every version and delete marker under `prefix`, page after page, and deletes each
+/// page's by version id. The count that follows is what the report trusts. Stops at the first
+/// error. False when the bucket does not exist.
+async fn delete_versions_listed<D: Driver>(
+    driver: &D,
+    prefix: &str,
+    bypass_governance: bool,
+    report: &mut CleanupReport,
+) -> bool {
+    let mut from: Option<VersionMarker> = None;
+    for _ in 0..100_000 {
+        let page = match driver.list_versions(prefix, 1000, from.take()).await {
+            Ok(p) => p,
+            Err(e) if e.code() == "NoSuchBucket" => return false,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("listing versions under {prefix}: {e}"));
+                break;
+            }
+        };
+        let all: Vec<ObjectVersion> = page
+            .versions
+            .into_iter()
+            .chain(page.delete_markers)
+            .collect();
+        for batch in all.chunks(CLEANUP_BATCH_KEYS) {
+            match driver.delete_versions(batch, bypass_governance).await {
+                Ok(reply) => {
+                    report.deleted_objects += reply.deleted();
+                    if let Some(e) = reply.failure() {
+                        report
+                            .errors
+                            .push(format!("deleting versions under {prefix}: {e}"));
+                    }
+                }
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("deleting versions under {prefix}: {e}"));
+                    return true;
+                }
+            }
+        }
+        match page.next {
+            Some(marker) => from = Some(marker),
+            None => break,
+        }
+    }
+    true
+}
+
+/// Counts the versions and delete markers under `prefix`, all pages; `None` when a listing
+/// fails or there are more pages than [`COUNT_PAGES`].
+async fn count_versions<D: Driver>(
+    driver: &D,
+    prefix: &str,
+    report: &mut CleanupReport,
+) -> Option<u64> {
+    let mut count = 0u64;
+    let mut from = None;
+    for _ in 0..COUNT_PAGES {
+        match driver.list_versions(prefix, 1000, from).await {
+            Ok(page) => {
+                count += (page.versions.len() + page.delete_markers.len()) as u64;
+                match page.next {
+                    Some(marker) => from = Some(marker),
+                    None => return Some(count),
+                }
+            }
+            Err(e) if e.code() == "NoSuchBucket" => return Some(0),
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("re-listing versions under {prefix}: {e}"));
+                return None;
+            }
+        }
+    }
+    report.errors.push(format!(
+        "re-listing versions under {prefix}: more than {} versions left; not counted to the end",
+        COUNT_PAGES * 1000
+    ));
+    None
 }
 
 /// Adds a DeleteObjects result to the report; false when it failed.
@@ -661,6 +869,9 @@ pub(super) mod tests {
         }
         async fn ensure_bucket(&self) -> Result<BucketState, OpError> {
             unreachable!("cleanup never creates the bucket")
+        }
+        fn bucket(&self) -> &str {
+            "stuck"
         }
         async fn delete_many(&self, keys: &[String]) -> Result<u64, OpError> {
             if self.deletes_fail {

@@ -8,10 +8,12 @@
 
 use super::tls::TlsSetupError;
 use super::{
-    encode_key, BatchDeleted, BodyMeter, BucketState, ByteRange, ChunkSink, DelimitedPage, Driver,
-    FailureKind, GetReply, KeyError, ListPage, OpError, PendingUpload, Tags,
+    encode_key, BatchDeleted, BodyMeter, BucketFeatures, BucketState, ByteRange, ChunkSink,
+    DelimitedPage, Driver, FailureKind, GetReply, KeyError, ListPage, ObjectVersion, OpError,
+    PendingUpload, Tags, VersionMarker, VersionPage,
 };
 use crate::load::content::{ContentSeed, GeneratedBody};
+use crate::load::scenario::{LockMode, ObjectLock};
 use crate::s3_config::{DriverConfig, WorkloadConfig};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -22,7 +24,9 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, SdkBody};
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, Tag, Tagging,
+    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, DefaultRetention, Delete,
+    ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+    ObjectLockRule, Tag, Tagging, VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
 use futures::{StreamExt, TryStreamExt};
@@ -180,6 +184,18 @@ pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// The S3 `DeleteObjects` reply's per-key errors.
+fn key_errors(errors: &[aws_sdk_s3::types::Error]) -> Vec<KeyError> {
+    errors
+        .iter()
+        .map(|e| KeyError {
+            key: e.key().unwrap_or("").to_string(),
+            code: e.code().unwrap_or("").to_string(),
+            message: e.message().unwrap_or("").to_string(),
+        })
+        .collect()
 }
 
 fn body_error(e: impl std::error::Error) -> OpError {
@@ -552,16 +568,304 @@ impl Driver for AwsDriver {
             .await?;
         Ok(BatchDeleted {
             requested: keys.len() as u64,
-            errors: out
-                .errors()
-                .iter()
-                .map(|e| KeyError {
-                    key: e.key().unwrap_or("").to_string(),
-                    code: e.code().unwrap_or("").to_string(),
-                    message: e.message().unwrap_or("").to_string(),
-                })
-                .collect(),
+            errors: key_errors(out.errors()),
         })
+    }
+
+    async fn put_versioned(
+        &self,
+        key: &str,
+        seed: ContentSeed,
+        size: u64,
+    ) -> Result<Option<String>, OpError> {
+        self.deadline(size, async {
+            let out = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_length(size as i64)
+                .body(generated(seed, 0, size))
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(out.version_id().map(str::to_string))
+        })
+        .await
+    }
+
+    async fn get_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        expected_len: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<GetReply, OpError> {
+        self.deadline(expected_len, async {
+            let mut meter = BodyMeter::new(Instant::now());
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .version_id(version_id)
+                .send()
+                .await
+                .map_err(classify)?;
+            let mut body = out.body;
+            while let Some(chunk) = body.next().await {
+                meter.chunk(&chunk.map_err(body_error)?, sink);
+            }
+            Ok(meter.reply())
+        })
+        .await
+    }
+
+    async fn delete_version(&self, key: &str, version_id: &str) -> Result<(), OpError> {
+        self.deadline(0, async {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .version_id(version_id)
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_versions(
+        &self,
+        prefix: &str,
+        max_keys: u32,
+        from: Option<VersionMarker>,
+    ) -> Result<VersionPage, OpError> {
+        let (key_marker, version_marker) = match from {
+            Some((k, v)) => (Some(k), v),
+            None => (None, None),
+        };
+        self.deadline(0, async {
+            let out = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .max_keys(max_keys as i32)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
+                .send()
+                .await
+                .map_err(classify)?;
+            let versions = out
+                .versions()
+                .iter()
+                .filter_map(|v| {
+                    Some(ObjectVersion {
+                        key: v.key()?.to_string(),
+                        version_id: v.version_id().unwrap_or("null").to_string(),
+                    })
+                })
+                .collect();
+            let delete_markers = out
+                .delete_markers()
+                .iter()
+                .filter_map(|v| {
+                    Some(ObjectVersion {
+                        key: v.key()?.to_string(),
+                        version_id: v.version_id().unwrap_or("null").to_string(),
+                    })
+                })
+                .collect();
+            let next = match (out.is_truncated(), out.next_key_marker()) {
+                (Some(true), Some(k)) => Some((
+                    k.to_string(),
+                    out.next_version_id_marker().map(str::to_string),
+                )),
+                _ => None,
+            };
+            Ok(VersionPage {
+                versions,
+                delete_markers,
+                next,
+            })
+        })
+        .await
+    }
+
+    async fn delete_versions(
+        &self,
+        versions: &[ObjectVersion],
+        bypass_governance: bool,
+    ) -> Result<BatchDeleted, OpError> {
+        let objects: Vec<ObjectIdentifier> = versions
+            .iter()
+            .filter_map(|v| {
+                ObjectIdentifier::builder()
+                    .key(&v.key)
+                    .version_id(&v.version_id)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| OpError::new(FailureKind::Other, e.to_string()))?;
+        let out = self
+            .deadline(0, async {
+                let mut req = self
+                    .client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete);
+                if bypass_governance {
+                    req = req.bypass_governance_retention(true);
+                }
+                req.send().await.map_err(classify)
+            })
+            .await?;
+        Ok(BatchDeleted {
+            requested: versions.len() as u64,
+            errors: key_errors(out.errors()),
+        })
+    }
+
+    async fn bucket_features(&self) -> Result<BucketFeatures, OpError> {
+        self.deadline(0, async {
+            let versioning = self
+                .client
+                .get_bucket_versioning()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map_err(classify)?;
+            let lock = self
+                .client
+                .get_object_lock_configuration()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map_err(classify);
+            let object_lock = match lock {
+                Ok(out) => {
+                    out.object_lock_configuration()
+                        .and_then(|c| c.object_lock_enabled())
+                        == Some(&ObjectLockEnabled::Enabled)
+                }
+                // A bucket without object lock has no configuration to read.
+                Err(e) if e.is_status(404) && e.code() != "NoSuchBucket" => false,
+                Err(e) => return Err(e),
+            };
+            Ok(BucketFeatures {
+                versioning: versioning.status() == Some(&BucketVersioningStatus::Enabled),
+                object_lock,
+            })
+        })
+        .await
+    }
+
+    async fn ensure_versioned_bucket(
+        &self,
+        lock: Option<ObjectLock>,
+    ) -> Result<BucketState, OpError> {
+        let head = self
+            .deadline(0, async {
+                self.client
+                    .head_bucket()
+                    .bucket(&self.bucket)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await;
+        match head {
+            Ok(_) => return Ok(BucketState::Existed),
+            Err(e) if e.is_status(404) => {}
+            Err(e) if e.is_status(403) || e.is_status(400) => {
+                return match self.list("", 1, None).await {
+                    Err(precise) => Err(precise),
+                    Ok(_) => Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.deadline(0, async {
+            self.client
+                .create_bucket()
+                .bucket(&self.bucket)
+                .object_lock_enabled_for_bucket(lock.is_some())
+                .send()
+                .await
+                .map_err(classify)?;
+            self.client
+                .put_bucket_versioning()
+                .bucket(&self.bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+            if let Some(lock) = lock {
+                let mode = match lock.mode {
+                    LockMode::Governance => ObjectLockRetentionMode::Governance,
+                    LockMode::Compliance => ObjectLockRetentionMode::Compliance,
+                };
+                self.client
+                    .put_object_lock_configuration()
+                    .bucket(&self.bucket)
+                    .object_lock_configuration(
+                        ObjectLockConfiguration::builder()
+                            .object_lock_enabled(ObjectLockEnabled::Enabled)
+                            .rule(
+                                ObjectLockRule::builder()
+                                    .default_retention(
+                                        DefaultRetention::builder()
+                                            .mode(mode)
+                                            .days(lock.days() as i32)
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(classify)?;
+            }
+            Ok(BucketState::Created)
+        })
+        .await
+    }
+
+    async fn copy_from(
+        &self,
+        source_bucket: &str,
+        source_key: &str,
+        key: &str,
+        size: u64,
+    ) -> Result<(), OpError> {
+        self.deadline(size, async {
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .copy_source(format!("{source_bucket}/{}", encode_key(source_key)))
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn bucket(&self) -> &str {
+        &self.bucket
     }
 
     async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, OpError> {

@@ -270,7 +270,35 @@ impl LeanDriver {
         body: ReqBody,
         extra: &[(&'static str, String)],
     ) -> Result<http::Response<hyper::body::Incoming>, OpError> {
-        let request = self.request(method, &self.object_path(key), body, extra)?;
+        self.call_at(method, &self.object_path(key), body, extra)
+            .await
+    }
+
+    /// [`LeanDriver::call`] on version `version_id` of the object `key`.
+    async fn call_version(
+        &self,
+        method: Method,
+        key: &str,
+        version_id: &str,
+        extra: &[(&'static str, String)],
+    ) -> Result<http::Response<hyper::body::Incoming>, OpError> {
+        let path = format!(
+            "{}?versionId={}",
+            self.object_path(key),
+            encode_query(version_id)
+        );
+        self.call_at(method, &path, ReqBody::Empty, extra).await
+    }
+
+    /// Signs and sends one request for `path` (with its query).
+    async fn call_at(
+        &self,
+        method: Method,
+        path: &str,
+        body: ReqBody,
+        extra: &[(&'static str, String)],
+    ) -> Result<http::Response<hyper::body::Incoming>, OpError> {
+        let request = self.request(method, path, body, extra)?;
         let response = self.send(request).await?;
         if response.status().is_success() {
             Ok(response)
@@ -340,6 +368,11 @@ fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
         buf.clear();
     }
     (code, message)
+}
+
+/// Percent-encodes a query value (a version id): unreserved characters stay.
+fn encode_query(value: &str) -> String {
+    encode_key(value).replace('/', "%2F")
 }
 
 /// Reads the rest of a body nobody needs, so the connection goes back to the pool.
@@ -472,6 +505,101 @@ impl Driver for LeanDriver {
 
     async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, OpError> {
         self.sdk.pending_uploads(prefix).await
+    }
+
+    async fn put_versioned(
+        &self,
+        key: &str,
+        seed: ContentSeed,
+        size: u64,
+    ) -> Result<Option<String>, OpError> {
+        self.deadline(size, async {
+            let body = ReqBody::Generated(GeneratedBody::new(seed, 0, size));
+            let response = self.call(Method::PUT, key, body, &[]).await?;
+            let version = response
+                .headers()
+                .get("x-amz-version-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            drain(response).await;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn get_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        expected_len: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<GetReply, OpError> {
+        self.deadline(expected_len, async {
+            let mut meter = BodyMeter::new(Instant::now());
+            let response = self.call_version(Method::GET, key, version_id, &[]).await?;
+            let mut body = response.into_body();
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.map_err(body_error)?.into_data() {
+                    meter.chunk(&data, sink);
+                }
+            }
+            Ok(meter.reply())
+        })
+        .await
+    }
+
+    async fn delete_version(&self, key: &str, version_id: &str) -> Result<(), OpError> {
+        self.deadline(0, async {
+            drain(
+                self.call_version(Method::DELETE, key, version_id, &[])
+                    .await?,
+            )
+            .await;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_versions(
+        &self,
+        prefix: &str,
+        max_keys: u32,
+        from: Option<super::VersionMarker>,
+    ) -> Result<super::VersionPage, OpError> {
+        Box::pin(self.sdk.list_versions(prefix, max_keys, from)).await
+    }
+
+    async fn delete_versions(
+        &self,
+        versions: &[super::ObjectVersion],
+        bypass_governance: bool,
+    ) -> Result<BatchDeleted, OpError> {
+        Box::pin(self.sdk.delete_versions(versions, bypass_governance)).await
+    }
+
+    async fn bucket_features(&self) -> Result<super::BucketFeatures, OpError> {
+        Box::pin(self.sdk.bucket_features()).await
+    }
+
+    async fn ensure_versioned_bucket(
+        &self,
+        lock: Option<crate::load::scenario::ObjectLock>,
+    ) -> Result<BucketState, OpError> {
+        Box::pin(self.sdk.ensure_versioned_bucket(lock)).await
+    }
+
+    async fn copy_from(
+        &self,
+        source_bucket: &str,
+        source_key: &str,
+        key: &str,
+        size: u64,
+    ) -> Result<(), OpError> {
+        Box::pin(self.sdk.copy_from(source_bucket, source_key, key, size)).await
+    }
+
+    fn bucket(&self) -> &str {
+        self.sdk.bucket()
     }
 
     async fn abort_upload(&self, upload: &PendingUpload) -> Result<(), OpError> {

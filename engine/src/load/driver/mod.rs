@@ -19,6 +19,7 @@ pub use s5cmd::{S5cmdDriver, S5cmdError};
 pub use tls::{TlsCause, TlsSetupError};
 
 use crate::load::content::ContentSeed;
+use crate::load::scenario::ObjectLock;
 use crate::s3_config::{DriverKind, WorkloadConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -242,6 +243,34 @@ pub struct DelimitedPage {
 /// An object's tag set, in the order S3 returned it.
 pub type Tags = Vec<(String, String)>;
 
+/// One version of an object, or one delete marker: its key and version id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub key: String,
+    pub version_id: String,
+}
+
+/// Where the next ListObjectVersions page starts: the key marker and version id marker.
+pub type VersionMarker = (String, Option<String>);
+
+/// One ListObjectVersions page: the versions and the delete markers it listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionPage {
+    pub versions: Vec<ObjectVersion>,
+    pub delete_markers: Vec<ObjectVersion>,
+    /// `None` on the last page.
+    pub next: Option<VersionMarker>,
+}
+
+/// What an existing bucket has of the features a versioned scenario needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BucketFeatures {
+    /// GetBucketVersioning says `Enabled` (not suspended, not never enabled).
+    pub versioning: bool,
+    /// GetObjectLockConfiguration says object lock is enabled.
+    pub object_lock: bool,
+}
+
 /// The most keys one DeleteObjects request may carry (S3's limit).
 pub const MAX_BATCH_KEYS: usize = 1000;
 
@@ -352,6 +381,97 @@ pub trait Driver: Send + Sync + 'static {
             ))
         }
     }
+
+    /// A PUT like [`Driver::put`] that returns the version id the gateway gave the object
+    /// (`None` when the bucket is not versioned or the reply named none).
+    fn put_versioned(
+        &self,
+        key: &str,
+        seed: ContentSeed,
+        size: u64,
+    ) -> impl Future<Output = Result<Option<String>, OpError>> + Send {
+        let _ = (key, seed, size);
+        async { Err(unsupported("a PUT that returns the version id")) }
+    }
+
+    /// Reads version `version_id` of the object into `sink`.
+    fn get_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        expected_len: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> impl Future<Output = Result<GetReply, OpError>> + Send {
+        let _ = (key, version_id, expected_len, sink);
+        async { Err(unsupported("get of a version")) }
+    }
+
+    /// Deletes version `version_id` of the object for good (no delete marker).
+    fn delete_version(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<(), OpError>> + Send {
+        let _ = (key, version_id);
+        async { Err(unsupported("delete of a version")) }
+    }
+
+    /// One ListObjectVersions page under `prefix`, from `from` (`None`: the first page).
+    fn list_versions(
+        &self,
+        prefix: &str,
+        max_keys: u32,
+        from: Option<VersionMarker>,
+    ) -> impl Future<Output = Result<VersionPage, OpError>> + Send {
+        let _ = (prefix, max_keys, from);
+        async { Err(unsupported("list_versions")) }
+    }
+
+    /// One DeleteObjects request naming versions (and delete markers) by id; with
+    /// `bypass_governance`, sends `x-amz-bypass-governance-retention: true`.
+    fn delete_versions(
+        &self,
+        versions: &[ObjectVersion],
+        bypass_governance: bool,
+    ) -> impl Future<Output = Result<BatchDeleted, OpError>> + Send {
+        let _ = (versions, bypass_governance);
+        async { Err(unsupported("deleting versions")) }
+    }
+
+    /// Whether the (existing) bucket has versioning enabled and object lock.
+    fn bucket_features(&self) -> impl Future<Output = Result<BucketFeatures, OpError>> + Send {
+        async {
+            Err(unsupported(
+                "reading the bucket's versioning and object lock",
+            ))
+        }
+    }
+
+    /// Like [`Driver::ensure_bucket`] for a versioned scenario: a missing bucket is created
+    /// (with object lock when `lock` is given), its versioning enabled and, with `lock`, its
+    /// default retention set. An existing bucket is left as it is.
+    fn ensure_versioned_bucket(
+        &self,
+        lock: Option<ObjectLock>,
+    ) -> impl Future<Output = Result<BucketState, OpError>> + Send {
+        let _ = lock;
+        async { Err(unsupported("creating a versioned bucket")) }
+    }
+
+    /// Server-side copy of `source_key` in bucket `source_bucket` into this driver's bucket.
+    fn copy_from(
+        &self,
+        source_bucket: &str,
+        source_key: &str,
+        key: &str,
+        size: u64,
+    ) -> impl Future<Output = Result<(), OpError>> + Send {
+        let _ = (source_bucket, source_key, key, size);
+        async { Err(unsupported("copy from another bucket")) }
+    }
+
+    /// The bucket this driver addresses.
+    fn bucket(&self) -> &str;
 
     /// Unfinished multipart uploads under `prefix`.
     fn pending_uploads(
@@ -577,6 +697,66 @@ impl Driver for AnyDriver {
     }
     async fn get_tagging(&self, key: &str) -> Result<Tags, OpError> {
         dispatch!(self, d => d.get_tagging(key))
+    }
+    async fn put_versioned(
+        &self,
+        key: &str,
+        seed: ContentSeed,
+        size: u64,
+    ) -> Result<Option<String>, OpError> {
+        dispatch!(self, d => d.put_versioned(key, seed, size))
+    }
+    async fn get_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        expected_len: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<GetReply, OpError> {
+        dispatch!(self, d => d.get_version(key, version_id, expected_len, sink))
+    }
+    async fn delete_version(&self, key: &str, version_id: &str) -> Result<(), OpError> {
+        dispatch!(self, d => d.delete_version(key, version_id))
+    }
+    async fn list_versions(
+        &self,
+        prefix: &str,
+        max_keys: u32,
+        from: Option<VersionMarker>,
+    ) -> Result<VersionPage, OpError> {
+        dispatch!(self, d => d.list_versions(prefix, max_keys, from))
+    }
+    async fn delete_versions(
+        &self,
+        versions: &[ObjectVersion],
+        bypass_governance: bool,
+    ) -> Result<BatchDeleted, OpError> {
+        dispatch!(self, d => d.delete_versions(versions, bypass_governance))
+    }
+    async fn bucket_features(&self) -> Result<BucketFeatures, OpError> {
+        dispatch!(self, d => d.bucket_features())
+    }
+    async fn ensure_versioned_bucket(
+        &self,
+        lock: Option<ObjectLock>,
+    ) -> Result<BucketState, OpError> {
+        dispatch!(self, d => d.ensure_versioned_bucket(lock))
+    }
+    async fn copy_from(
+        &self,
+        source_bucket: &str,
+        source_key: &str,
+        key: &str,
+        size: u64,
+    ) -> Result<(), OpError> {
+        dispatch!(self, d => d.copy_from(source_bucket, source_key, key, size))
+    }
+    fn bucket(&self) -> &str {
+        match self.one() {
+            Single::Aws(d) => d.bucket(),
+            Single::Lean(d) => d.bucket(),
+            Single::S5cmd(d) => d.bucket(),
+        }
     }
     async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, OpError> {
         dispatch!(self, d => d.pending_uploads(prefix))

@@ -61,6 +61,87 @@ pub struct Scenario {
     /// before cleanup: `[readback, listing]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// The run's buckets keep every version of an object: a bucket the run creates gets
+    /// versioning enabled, one that exists must have it already.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub versioning: bool,
+    /// The run's buckets are object-locked with this default retention (needs `versioning`):
+    /// a bucket the run creates is created with object lock, one that exists must have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `object_lock: {mode: GOVERNANCE, days: 1}`: the default retention of the run's buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    /// Retention in days; checked by `limits::LOCK_DAYS` (see [`ObjectLock::days`]).
+    pub days: i64,
+}
+
+impl ObjectLock {
+    /// The retention in days, as validated (1 for a value validation refused).
+    pub fn days(&self) -> u32 {
+        crate::limits::LOCK_DAYS
+            .check_signed("object_lock.days", self.days)
+            .ok()
+            .and_then(|d| u32::try_from(d).ok())
+            .unwrap_or(1)
+    }
+}
+
+/// S3's object lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum LockMode {
+    /// Versions may be deleted early by a request that bypasses governance retention.
+    Governance,
+    /// No one may delete a version before its retention ends, not even the bucket's owner.
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+impl From<LockMode> for String {
+    fn from(m: LockMode) -> String {
+        m.as_str().to_string()
+    }
+}
+
+/// Why an `object_lock.mode` is not a mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("object_lock.mode: unknown mode (value not shown); the modes are GOVERNANCE and COMPLIANCE, e.g. object_lock: {{mode: GOVERNANCE, days: 1}}")]
+pub struct UnknownLockMode;
+
+impl TryFrom<String> for LockMode {
+    type Error = UnknownLockMode;
+    fn try_from(s: String) -> Result<LockMode, UnknownLockMode> {
+        match s.as_str() {
+            "GOVERNANCE" => Ok(LockMode::Governance),
+            "COMPLIANCE" => Ok(LockMode::Compliance),
+            _ => Err(UnknownLockMode),
+        }
+    }
+}
+
+/// Where a copy goes (`to:` on a copy task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyTo {
+    /// The next bucket of the run's set (same key).
+    Other,
 }
 
 /// A post-run check (`checks:` in a scenario).
@@ -183,10 +264,12 @@ pub enum OpKind {
     PutTagging,
     /// GetObjectTagging of a picked object.
     GetTagging,
+    /// One ListObjectVersions page (versioned scenarios): versions and delete markers.
+    ListVersions,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 10] = [
+    pub const ALL: [OpKind; 11] = [
         OpKind::Put,
         OpKind::Get,
         OpKind::Head,
@@ -197,6 +280,7 @@ impl OpKind {
         OpKind::DeleteBatch,
         OpKind::PutTagging,
         OpKind::GetTagging,
+        OpKind::ListVersions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -211,6 +295,7 @@ impl OpKind {
             OpKind::DeleteBatch => "delete_batch",
             OpKind::PutTagging => "put_tagging",
             OpKind::GetTagging => "get_tagging",
+            OpKind::ListVersions => "list_versions",
         }
     }
 
@@ -218,7 +303,7 @@ impl OpKind {
     pub fn method(self) -> &'static str {
         match self {
             OpKind::Put | OpKind::MultipartPut | OpKind::Copy | OpKind::PutTagging => "PUT",
-            OpKind::Get | OpKind::List | OpKind::GetTagging => "GET",
+            OpKind::Get | OpKind::List | OpKind::GetTagging | OpKind::ListVersions => "GET",
             OpKind::Head => "HEAD",
             OpKind::Delete => "DELETE",
             OpKind::DeleteBatch => "POST",
@@ -300,6 +385,13 @@ pub struct Task {
     /// The tag set put_tagging writes, 1–10 tags as S3 allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<std::collections::BTreeMap<String, String>>,
+    /// Address one of the user's own objects by the version id its PUT returned (get,
+    /// delete; versioned scenarios). A versioned delete removes that version for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<bool>,
+    /// Copy into another bucket of the run's set instead of the same one (copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<CopyTo>,
 }
 
 /// Objects to write before the users start.
@@ -331,7 +423,7 @@ impl Task {
 
     pub fn key_choice(&self) -> KeyChoice {
         self.key.unwrap_or(match self.op {
-            OpKind::List => KeyChoice::Any,
+            OpKind::List | OpKind::ListVersions => KeyChoice::Any,
             _ => KeyChoice::Own,
         })
     }
@@ -675,6 +767,7 @@ impl Scenario {
                     class_writes,
                     &class.name,
                     self.prefill.is_some(),
+                    self.versioning,
                     &mut push,
                 );
             }
@@ -697,6 +790,28 @@ impl Scenario {
                 "prefill objects are written with one PUT each (S3 allows at most 5GiB)",
             ) {
                 push(e.field().to_string(), e.problem(), e.fix());
+            }
+        }
+        if let Some(lock) = &self.object_lock {
+            if !self.versioning {
+                push(
+                    "object_lock".into(),
+                    "object lock needs versioning (S3 locks object versions)".into(),
+                    "add versioning: true at the top of the scenario, or remove object_lock",
+                );
+            }
+            if let Err(e) = crate::limits::LOCK_DAYS.check_signed("object_lock.days", lock.days) {
+                push(e.field().to_string(), e.problem(), e.fix());
+            }
+            if lock.mode == LockMode::Compliance && !self.keep {
+                push(
+                    "object_lock.mode".into(),
+                    "COMPLIANCE retention forbids deleting any version before its retention ends, \
+                     even for the bucket's owner, so cleanup could not delete the run's locked versions"
+                        .into(),
+                    "add keep: true (and remove the versions once their retention has passed), \
+                     or use mode: GOVERNANCE, whose retention cleanup bypasses",
+                );
             }
         }
         if let Some(load) = &self.load {
@@ -841,6 +956,7 @@ fn check_task(
     class_writes: bool,
     class_name: &str,
     has_prefill: bool,
+    versioning: bool,
     push: &mut impl FnMut(String, String, &str),
 ) {
     let op = task.op;
@@ -878,7 +994,7 @@ fn check_task(
     refuse("range", task.range.is_some() && op != OpKind::Get, push);
     refuse(
         "max_keys",
-        task.max_keys.is_some() && op != OpKind::List,
+        task.max_keys.is_some() && !matches!(op, OpKind::List | OpKind::ListVersions),
         push,
     );
     refuse(
@@ -907,6 +1023,37 @@ fn check_task(
         task.tags.is_some() && op != OpKind::PutTagging,
         push,
     );
+    refuse(
+        "version",
+        task.version.is_some() && !matches!(op, OpKind::Get | OpKind::Delete),
+        push,
+    );
+    refuse("to", task.to.is_some() && op != OpKind::Copy, push);
+    if task.version == Some(true) {
+        if !versioning {
+            push(
+                format!("{at}.version"),
+                "version: true addresses an object version, but the scenario's buckets are not versioned".into(),
+                "add versioning: true at the top of the scenario, or remove version",
+            );
+        }
+        if task.key_choice() != KeyChoice::Own {
+            push(
+                format!("{at}.key"),
+                "version: true picks one of the user's own objects (their version ids are known)"
+                    .into(),
+                "use key: own (or leave key out) with version: true",
+            );
+        }
+    }
+    if op == OpKind::ListVersions && !versioning {
+        push(
+            format!("{at}.op"),
+            "list_versions lists object versions, but the scenario's buckets are not versioned"
+                .into(),
+            "add versioning: true at the top of the scenario, or use op: list",
+        );
+    }
     if let Some(d) = &task.delimiter {
         if d.is_empty() || d.len() > MAX_DELIMITER {
             push(
@@ -1004,7 +1151,7 @@ fn check_task(
             );
         }
     }
-    if op == OpKind::List {
+    if matches!(op, OpKind::List | OpKind::ListVersions) {
         let mk = task.max_keys();
         if mk == 0 || mk > 1000 {
             push(
@@ -1231,6 +1378,29 @@ verify: true
             let e = errors(&task(&t));
             assert!(e.contains(words), "{t}: {e}");
         }
+    }
+
+    #[test]
+    fn versioned_scenarios_round_trip_through_yaml() {
+        let s = Scenario::from_yaml(
+            "name: v\nversioning: true\nobject_lock: {mode: GOVERNANCE, days: 7}\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n      - {op: delete, version: true}\n      - {op: list_versions, max_keys: 10}\n",
+            Source("t".into()),
+        )
+        .unwrap();
+        let lock = s.object_lock.unwrap();
+        assert_eq!((lock.mode, lock.days()), (LockMode::Governance, 7));
+        assert_eq!(s.users[0].tasks[2].key_choice(), KeyChoice::Any);
+        let text = serde_yaml_ng::to_string(&s).unwrap();
+        assert!(text.contains("mode: GOVERNANCE"), "{text}");
+        let back = Scenario::from_yaml(&text, Source("round trip".into())).unwrap();
+        assert_eq!(back, s);
+        // An unversioned scenario writes neither key.
+        let (plain, _) = Scenario::resolve("s3_mixed_workload").unwrap();
+        let text = serde_yaml_ng::to_string(&plain).unwrap();
+        assert!(
+            !text.contains("versioning") && !text.contains("object_lock"),
+            "{text}"
+        );
     }
 
     #[test]
