@@ -484,18 +484,27 @@ async fn bad_versioning_input_exits_2_naming_the_field() {
 async fn scenario_and_target_mismatches_exit_2() {
     let copy = "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n      - {op: copy, to: other}\n";
     let versioned = "name: x\nversioning: true\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n";
+    let checked = "name: x\nchecks: [readback]\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n";
     for (scenario, extra, words) in [
         (
             copy,
-            "",
+            "bucket: unused\n",
             vec![
                 "users[0].tasks[1].to: to: other copies into another bucket",
                 "buckets: {count: 2}",
             ],
         ),
         (
+            checked,
+            "buckets: {count: 2, prefix: unused-}\n",
+            vec![
+                "checks: the post-run checks audit one bucket",
+                "spreads the run over 2",
+            ],
+        ),
+        (
             versioned,
-            "driver: s5cmd\ndriver_config:\n  s5cmd_path: /bin/true\n",
+            "bucket: unused\ndriver: s5cmd\ndriver_config:\n  s5cmd_path: /bin/true\n",
             vec![
                 "driver s5cmd cannot run a versioned scenario",
                 "version-id addressing",
@@ -507,7 +516,7 @@ async fn scenario_and_target_mismatches_exit_2() {
         let wl = dir.path().join("s3_config.yaml");
         std::fs::write(
             &wl,
-            format!("endpoint: http://127.0.0.1:1\naccess_key: AK\nsecret_key: SK\nbucket: unused\nregion: us-east-1\n{extra}"),
+            format!("endpoint: http://127.0.0.1:1\naccess_key: AK\nsecret_key: SK\nregion: us-east-1\n{extra}"),
         )
         .expect("write workload config");
         let out = cli(

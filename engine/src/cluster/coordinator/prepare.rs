@@ -207,6 +207,15 @@ pub fn target_problem(scenario: &Scenario, target: &TargetInfo) -> Option<String
         );
     }
     let buckets = target.spread.buckets.len().max(1);
+    if !scenario.checks.is_empty() && buckets > 1 {
+        // The audit reads back and lists through one bucket; objects in the others would be
+        // reported missing. Refused rather than reported wrong.
+        return Some(format!(
+            "scenario checks: the post-run checks audit one bucket, and the connection file \
+             spreads the run over {buckets}; run the checks with a single bucket (bucket: NAME), \
+             or remove checks"
+        ));
+    }
     for (ci, class) in scenario.users.iter().enumerate() {
         for (ti, task) in class.tasks.iter().enumerate() {
             if task.to == Some(CopyTo::Other) && buckets < 2 {
