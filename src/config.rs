@@ -489,8 +489,8 @@ pub(crate) mod tests {
         let both = with(json!({"s3-endpoint": "http://h:80", "s3-endpoints": "http://i:80"}));
         assert!(both.unwrap_err().contains("s3-endpoint and s3-endpoints"));
         for bad in [json!(0), json!(101), json!(-1), json!(2.5)] {
-            let e = with(json!({"s3-endpoint": "http://h:80", "s3-bucket-count": bad}))
-                .unwrap_err();
+            let e =
+                with(json!({"s3-endpoint": "http://h:80", "s3-bucket-count": bad})).unwrap_err();
             assert!(e.contains("s3-bucket-count"), "{bad}: {e}");
         }
         let e = with(json!({"s3-endpoints": "http://rgw{1...}:80"})).unwrap_err();

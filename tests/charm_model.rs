@@ -1353,7 +1353,10 @@ sweep:
     let started = expect_completed(&out);
     let run = started.get("test-run-id").expect("test-run-id").to_string();
     let sweep_file = PathBuf::from(started.get("sweep-file").expect("sweep-file"));
-    assert!(sweep_file.ends_with(format!("{run}/sweep.json")), "{sweep_file:?}");
+    assert!(
+        sweep_file.ends_with(format!("{run}/sweep.json")),
+        "{sweep_file:?}"
+    );
     let done = wait_status(&mut m, Duration::from_secs(90), |o| {
         o.get("test-run-id") == Some(run.as_str())
             && o.get("state")
@@ -1380,7 +1383,10 @@ sweep:
     )?)?;
     let workers = record["workers"].as_array().expect("workers");
     assert_eq!(workers.len(), 2, "{record}");
-    assert!(workers.iter().all(|w| w["requests"].as_u64() > Some(0)), "{record}");
+    assert!(
+        workers.iter().all(|w| w["requests"].as_u64() > Some(0)),
+        "{record}"
+    );
     Ok(())
 }
 

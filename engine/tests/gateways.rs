@@ -100,9 +100,11 @@ async fn two_gateways_split_users_evenly_and_a_dead_one_is_named() {
     let browser = obs::Browser::start(dir.path(), 1200, 900).await;
     browser.open_report(&run_dir.join("report.html")).await;
     let rows = browser
-        .js("return Array.from(document.querySelectorAll('#endpoints-table tbody tr')).map(r => \
+        .js(
+            "return Array.from(document.querySelectorAll('#endpoints-table tbody tr')).map(r => \
              [r.dataset.endpoint, r.querySelector('[data-col=requests]').dataset.value, \
-             r.querySelector('[data-col=failures]').dataset.value]);")
+             r.querySelector('[data-col=failures]').dataset.value]);",
+        )
         .await;
     assert_eq!(
         rows,

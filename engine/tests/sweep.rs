@@ -241,7 +241,11 @@ async fn a_distributed_sweep_splits_each_step_over_the_workers() {
     // Both workers sent requests, and they add up to the run's.
     let record = common::read_record(&run_dir);
     assert_eq!(record.workers.len(), 2, "{:?}", record.workers);
-    assert!(record.workers.iter().all(|w| w.requests > 0), "{:?}", record.workers);
+    assert!(
+        record.workers.iter().all(|w| w.requests > 0),
+        "{:?}",
+        record.workers
+    );
     assert_eq!(
         record.workers.iter().map(|w| w.requests).sum::<u64>(),
         record.requests

@@ -72,7 +72,9 @@ impl PreciseTimer {
                 Ok(()) if Instant::now() >= deadline => return,
                 Ok(()) => {}
                 Err(e) => {
-                    log::warn!("the timerfd failed ({e}): arrivals fall back to tokio's 1 ms timer");
+                    log::warn!(
+                        "the timerfd failed ({e}): arrivals fall back to tokio's 1 ms timer"
+                    );
                     self.fd = None;
                 }
             }
@@ -127,7 +129,10 @@ mod tests {
         for gap_us in [300u64, 1500, 50, 0] {
             let deadline = Instant::now() + Duration::from_micros(gap_us);
             timer.sleep_until(deadline).await;
-            assert!(Instant::now() >= deadline, "woke before a {gap_us} µs deadline");
+            assert!(
+                Instant::now() >= deadline,
+                "woke before a {gap_us} µs deadline"
+            );
         }
         assert!(timer.fd.is_some(), "the timerfd kept working");
     }

@@ -76,8 +76,16 @@ fn spread(
             "Completed requests (failed ones included) of the current run, per",
             (|t: &crate::load::stats::TaskStats| t.requests) as fn(&_) -> u64,
         ),
-        ("failures_total", "Failed requests of the current run, per", |t| t.failures),
-        ("bytes_total", "Payload bytes moved by the current run, per", |t| t.bytes),
+        (
+            "failures_total",
+            "Failed requests of the current run, per",
+            |t| t.failures,
+        ),
+        (
+            "bytes_total",
+            "Payload bytes moved by the current run, per",
+            |t| t.bytes,
+        ),
     ] {
         let metric = format!("chopsticks_{dimension}_{suffix}");
         header(
@@ -87,7 +95,12 @@ fn spread(
             &format!("{help} {what} (runs with several only)."),
         );
         for (name, t) in per {
-            let _ = writeln!(out, "{metric}{{{dimension}=\"{}\"}} {}", label(name), pick(t));
+            let _ = writeln!(
+                out,
+                "{metric}{{{dimension}=\"{}\"}} {}",
+                label(name),
+                pick(t)
+            );
         }
     }
     let metric = format!("chopsticks_{dimension}_request_duration_seconds");
@@ -95,10 +108,17 @@ fn spread(
         out,
         &metric,
         "histogram",
-        &format!("Latency of the current run's successful requests per {what} (runs with several only)."),
+        &format!(
+            "Latency of the current run's successful requests per {what} (runs with several only)."
+        ),
     );
     for (name, t) in per {
-        histogram(out, &metric, &format!("{dimension}=\"{}\"", label(name)), &t.latency);
+        histogram(
+            out,
+            &metric,
+            &format!("{dimension}=\"{}\"", label(name)),
+            &t.latency,
+        );
     }
 }
 
@@ -329,7 +349,10 @@ mod tests {
 
     #[test]
     fn gateways_and_buckets_get_their_own_labelled_series() {
-        let urls = vec!["http://127.0.0.1:1".to_string(), "http://127.0.0.1:2".to_string()];
+        let urls = vec![
+            "http://127.0.0.1:1".to_string(),
+            "http://127.0.0.1:2".to_string(),
+        ];
         let r = Recorder::new(vec!["put".into()])
             .with_endpoints(urls)
             .with_buckets(vec!["a".into(), "b".into()]);
