@@ -1326,7 +1326,8 @@ fn start_test_sweep_steps_the_rate_and_writes_sweep_json() -> Result<()> {
     let _serial = serial();
     let (mut m, _) = active_model(3, &rgw, "chopsticks-charm-model-sweep")?;
     // Three steps the gateway keeps up with: the knee is the last one, and the sweep ends
-    // because it reached `to`.
+    // because it reached `to`. Lateness is not what this checks: a step of 8 arrivals on a
+    // machine running five units' processes can have one late arrival, 12.5 %.
     let scenario = "\
 name: charm_sweep
 users:
@@ -1344,6 +1345,7 @@ sweep:
   warmup: 1s
   stable: {window: 2s, cv: 50%}
   slo: {p99: 5s, error_rate: 1%}
+  max_late: 100%
 ";
     let out = m.run_action(
         "chopsticks/leader",
