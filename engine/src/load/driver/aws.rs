@@ -92,6 +92,25 @@ impl AwsDriver {
         }
     }
 
+    /// Sends a GetObject (of a key, a range or a version) and streams its body into `sink`
+    /// under the deadline for `expected_len` bytes.
+    async fn stream_get(
+        &self,
+        req: aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder,
+        expected_len: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<GetReply, OpError> {
+        self.deadline(expected_len, async {
+            let mut meter = BodyMeter::new(Instant::now());
+            let mut body = req.send().await.map_err(classify)?.body;
+            while let Some(chunk) = body.next().await {
+                meter.chunk(&chunk.map_err(body_error)?, sink);
+            }
+            Ok(meter.reply())
+        })
+        .await
+    }
+
     /// Runs `fut` under the deadline for a request moving `bytes`.
     async fn deadline<T>(
         &self,
@@ -232,19 +251,11 @@ impl Driver for AwsDriver {
         expected_len: u64,
         sink: &mut dyn ChunkSink,
     ) -> Result<GetReply, OpError> {
-        self.deadline(expected_len, async {
-            let mut meter = BodyMeter::new(Instant::now());
-            let mut req = self.client.get_object().bucket(&self.bucket).key(key);
-            if let Some(r) = range {
-                req = req.range(r.header());
-            }
-            let mut body = req.send().await.map_err(classify)?.body;
-            while let Some(chunk) = body.next().await {
-                meter.chunk(&chunk.map_err(body_error)?, sink);
-            }
-            Ok(meter.reply())
-        })
-        .await
+        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(r) = range {
+            req = req.range(r.header());
+        }
+        self.stream_get(req, expected_len, sink).await
     }
 
     async fn head(&self, key: &str) -> Result<u64, OpError> {
@@ -601,24 +612,13 @@ impl Driver for AwsDriver {
         expected_len: u64,
         sink: &mut dyn ChunkSink,
     ) -> Result<GetReply, OpError> {
-        self.deadline(expected_len, async {
-            let mut meter = BodyMeter::new(Instant::now());
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .version_id(version_id)
-                .send()
-                .await
-                .map_err(classify)?;
-            let mut body = out.body;
-            while let Some(chunk) = body.next().await {
-                meter.chunk(&chunk.map_err(body_error)?, sink);
-            }
-            Ok(meter.reply())
-        })
-        .await
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .version_id(version_id);
+        self.stream_get(req, expected_len, sink).await
     }
 
     async fn delete_version(&self, key: &str, version_id: &str) -> Result<(), OpError> {
