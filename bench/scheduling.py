@@ -1,20 +1,31 @@
 #!/usr/bin/env python3
 """bench/scheduling.py: does the open-model scheduler keep up? (issue 13 item 5)
 
-For each offered rate, runs `chopsticks run --rate R/s` for a fixed time with the whole process
-pinned to ONE core (`taskset -c CPU`), against the embedded S3 target (no endpoint configured:
-the target runs in the same process, on the same core, so the figure is a lower bound for the
-client alone). Each arrival GETs a 1 KiB object of a small prefilled pool. Then a closed-model
-run at the same throughput: users with `wait: {pacing: users/R}`.
+For each offered rate, runs `chopsticks run --rate R/s` for a fixed time with the client process
+pinned to ONE core (`taskset -c CPU`). The server is the embedded S3 target, run on its own in
+another process pinned to another core (`engine/examples/embedded_target.rs`, `--server-cpu`),
+so the CPU figures are the client's alone. (`--in-process` runs the target inside the client
+process instead, on the same core, as `chopsticks run` does with no endpoint.) Each arrival GETs
+a 1 KiB object of a small prefilled pool. Then a closed-model run at the same throughput: users
+with `wait: {pacing: users/R}`.
 
 Reports per rate: achieved rate (issued / duration), its gap to the offered rate, the share of
 arrivals that started >= 1 ms late (the scheduler's lateness; p99 lateness < 1 ms when fewer
-than 1 % are late), dropped, and client CPU per request (user + system time of the process,
-from getrusage, divided by requests) for both models.
+than 1 % are late), dropped, and client CPU per request (user + system time of the client
+process, from getrusage, divided by requests) for both models.
 
-    bench/scheduling.py [--rates 1000,2000,5000] [--seconds 10] [--cpu 1] [--binary PATH]
+First it measures the machine's own floor: a loop that sleeps 200 us at a time on the client
+core, doing nothing else, for --seconds. Every wake-up >= 1 ms after its deadline is a stall of
+the machine (the kernel or, on a VM, the hypervisor), not of any scheduler; the share of time
+covered by such stalls is the share of evenly spaced arrivals that no scheduler on this core
+could send less than 1 ms late.
 
-Build first: cargo build --release -p chopsticks. Traffic stays on 127.0.0.1.
+    bench/scheduling.py [--rates 1000,2000,5000] [--seconds 10] [--cpu 1] [--server-cpu 0]
+                        [--in-process] [--binary PATH]
+
+Build first: cargo build --release -p chopsticks --bin chopsticks, and
+cargo build --release -p chopsticks --example embedded_target --features bench-server.
+Traffic stays on 127.0.0.1.
 """
 import argparse
 import json
@@ -35,6 +46,44 @@ users:
       - {op: get, name: get, key: shared}
 verify: false
 """
+
+
+def machine_floor(cpu, seconds):
+    """Sleeps 200 us at a time on `cpu` for `seconds`; returns (share of time in wake-ups
+    >= 1 ms late, the latest wake-up in ms, wake-ups >= 1 ms late per second)."""
+    code = (
+        "import time\n"
+        "end = time.monotonic() + %d\n"
+        "lost = 0.0; worst = 0.0; late = 0\n"
+        "start = time.monotonic()\n"
+        "while True:\n"
+        "    due = time.monotonic() + 0.0002\n"
+        "    time.sleep(0.0002)\n"
+        "    over = time.monotonic() - due\n"
+        "    worst = max(worst, over)\n"
+        "    if over >= 0.001:\n"
+        "        late += 1; lost += over - 0.001\n"
+        "    if due > end: break\n"
+        "span = time.monotonic() - start\n"
+        "print(lost / span, worst * 1000, late / span)\n" % seconds)
+    out = subprocess.run(["taskset", "-c", str(cpu), sys.executable, "-c", code],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1]), float(out[2])
+
+
+class Server:
+    """The embedded S3 target in its own process on `cpu`, until closed."""
+
+    def __init__(self, example, cpu, workdir):
+        self.config = os.path.join(workdir, "embedded-target.yaml")
+        self.proc = subprocess.Popen(["taskset", "-c", str(cpu), example, self.config],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            sys.exit(f"{example} did not start")
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
 def run(binary, cpu, scenario_text, args, workdir, label):
@@ -73,23 +122,30 @@ def main():
     p.add_argument("--rates", default="1000,2000,5000")
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--cpu", type=int, default=1)
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--in-process", action="store_true",
+                   help="the embedded target inside the client process, on the client's core")
     p.add_argument("--binary", default=os.path.join(ROOT, "target/release/chopsticks"))
+    p.add_argument("--server", default=os.path.join(ROOT, "target/release/examples/embedded_target"))
     a = p.parse_args()
     rates = [int(r) for r in a.rates.split(",")]
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     load1 = os.getloadavg()[0]
+    floor = machine_floor(a.cpu, a.seconds)
     rows = []
     with tempfile.TemporaryDirectory() as work:
+        server = None if a.in_process else Server(a.server, a.server_cpu, work)
+        target = [] if server is None else ["--workload-config", server.config]
         for rate in rates:
             t = f"{a.seconds}s"
             scen_open = BASE % "" + "load:\n  arrival: {rate: %d/s}\n  max_in_flight: 1000\n" % rate
-            o = run(a.binary, a.cpu, scen_open, ["-t", t], work, f"open{rate}")
+            o = run(a.binary, a.cpu, scen_open, target + ["-t", t], work, f"open{rate}")
             users = max(1, rate // 100)
             pacing = users / rate
             scen_closed = BASE % ("    wait: {pacing: %g}\n" % pacing)
-            c = run(a.binary, a.cpu, scen_closed, ["-u", str(users), "-r", str(users * 10), "-t", t],
-                    work, f"closed{rate}")
+            c = run(a.binary, a.cpu, scen_closed,
+                    target + ["-u", str(users), "-r", str(users * 10), "-t", t], work, f"closed{rate}")
             achieved = o["requests"] / o["duration_s"]
             rows.append({
                 "offered": rate,
@@ -103,8 +159,14 @@ def main():
                 "closed_rate": c["requests"] / c["duration_s"],
                 "closed_cpu_us": 1e6 * c["cpu_s"] / max(1, c["requests"]),
             })
+        if server is not None:
+            server.close()
+    where = ("embedded target in-process" if a.in_process else
+             f"embedded target in its own process on core {a.server_cpu}")
     print(f"commit {commit}, load average at start {load1:.2f}, {a.seconds}s per run, "
-          f"one core (taskset -c {a.cpu}), embedded target in-process")
+          f"client on one core (taskset -c {a.cpu}), {where}")
+    print(f"machine floor on core {a.cpu}: {100 * floor[0]:.2f} % of the time in stalls "
+          f"(wake-ups >= 1 ms late: {floor[2]:.1f}/s, the latest {floor[1]:.2f} ms)")
     print("| offered/s | achieved/s | gap | late ≥1 ms | lateness p99 of late | dropped | failures"
           " | CPU µs/req open | closed achieved/s | CPU µs/req closed | open/closed |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -114,7 +176,8 @@ def main():
               f'{r["late_percent"]:.2f} % | {lp} | {r["dropped"]} | {r["failures"]} | '
               f'{r["open_cpu_us"]:.1f} | {r["closed_rate"]:.1f} | {r["closed_cpu_us"]:.1f} | '
               f'{r["open_cpu_us"] / r["closed_cpu_us"]:.2f} |')
-    print(json.dumps(rows))
+    print(json.dumps({"floor_late_share": floor[0], "floor_worst_ms": floor[1],
+                      "floor_late_per_s": floor[2], "rows": rows}))
 
 
 if __name__ == "__main__":

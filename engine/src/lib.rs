@@ -21,7 +21,8 @@ pub mod cli;
 pub mod cluster;
 pub mod control;
 pub mod duration;
-pub(crate) mod embedded_s3;
+// Public for engine/examples/embedded_target.rs (the scheduling benchmark's server).
+pub mod embedded_s3;
 pub mod limits;
 pub mod load;
 pub(crate) mod logging;
