@@ -30,10 +30,38 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(dir: &Path, name: &str, program: &str, args: &[String]) -> Proc {
+        Proc::spawn_with(dir, name, isolated_command(program, dir), args)
+    }
+
+    /// [`Proc::spawn`] as the leader of a process group of its own, so that
+    /// [`Proc::kill_group`] reaches the processes it starts too.
+    pub fn spawn_group(dir: &Path, name: &str, program: &str, args: &[String]) -> Proc {
+        let mut command = isolated_command(program, dir);
+        command.process_group(0);
+        Proc::spawn_with(dir, name, command, args)
+    }
+
+    /// SIGKILLs the process group the process leads (see [`Proc::spawn_group`]).
+    pub fn kill_group(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        name: &str,
+        mut command: tokio::process::Command,
+        args: &[String],
+    ) -> Proc {
+        let program = format!("{:?}", command.as_std().get_program());
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).expect("create a log file");
         let err = out.try_clone().expect("clone the log file");
-        let child = isolated_command(program, dir)
+        let child = command
             .args(args)
             .stdout(out)
             .stderr(err)
@@ -356,7 +384,9 @@ impl Browser {
             );
         }
         let port = free_port();
-        let driver = Proc::spawn(
+        // A group of its own: Chromium is chromedriver's child, and killing chromedriver
+        // alone would leave it running (see `Drop for Browser`).
+        let driver = Proc::spawn_group(
             dir,
             &format!("chromedriver-{port}"),
             CHROMEDRIVER,
@@ -471,8 +501,14 @@ impl Browser {
     }
 
     pub async fn close(self) {
-        let _ = self.client.close().await;
-        drop(self.driver);
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// Kills chromedriver and every Chromium process it started, closed or not, pass or fail.
+    fn drop(&mut self) {
+        self.driver.kill_group();
     }
 }
 
