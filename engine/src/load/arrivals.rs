@@ -267,8 +267,9 @@ type Pool<D> = Arc<Mutex<Vec<Vec<User<D>>>>>;
 /// then waits for its requests in flight (cut off when `abort` fires). `origin` is the run's
 /// clock origin on this machine.
 ///
-/// The loop wakes once per timer expiry and then sends every arrival due by then, so a
-/// worker that falls behind catches up in one pass instead of one wake-up per arrival.
+/// The loop wakes at most once per [`TICK`] and then sends every arrival due within half a
+/// tick, so a worker that falls behind catches up in one pass instead of one wake-up per
+/// arrival.
 /// Requests run as detached tasks that count themselves out (see [`Outstanding`]): a request
 /// that completes never wakes the scheduler.
 pub async fn run<D: Driver>(
