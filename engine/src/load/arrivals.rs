@@ -16,8 +16,8 @@
 //! worker's rate since the run's clock origin reaches `k` (Poisson: when it reaches the sum of
 //! `k` unit exponential gaps), so a change of stage never drifts the schedule and a run's
 //! arrivals are the integral of its stages. A stop sends the arrivals already due when it is
-//! seen (not those after), so a run that ends with its stages sends every arrival the stages
-//! hold.
+//! seen (not those after, except the ones already sent early: see below), so a run that ends
+//! with its stages sends every arrival the stages hold.
 //!
 //! The loop wakes at most once per [`TICK`] and sends every arrival due within half a tick
 //! (early ones count as on time; latency is measured from the later of the scheduled and the
@@ -265,13 +265,7 @@ type Pool<D> = Arc<Mutex<Vec<Vec<User<D>>>>>;
 
 /// Runs a worker's arrivals until `stop`, following `share` (re-read whenever it changes),
 /// then waits for its requests in flight (cut off when `abort` fires). `origin` is the run's
-/// clock origin on this machine.
-///
-/// The loop wakes at most once per [`TICK`] and then sends every arrival due within half a
-/// tick, so a worker that falls behind catches up in one pass instead of one wake-up per
-/// arrival.
-/// Requests run as detached tasks that count themselves out (see [`Outstanding`]): a request
-/// that completes never wakes the scheduler.
+/// clock origin on this machine. How it wakes and sends: see the module's documentation.
 pub async fn run<D: Driver>(
     ctx: Arc<RunContext<D>>,
     mut share: watch::Receiver<ArrivalShare>,
@@ -395,8 +389,7 @@ impl<D: Driver> Sender<D> {
             Some(c) => c.sample(rng),
             None => 0,
         };
-        let program = Arc::clone(&self.ctx.program);
-        let Some(class_program) = program.classes.get(class) else {
+        let Some(class_program) = self.ctx.program.classes.get(class) else {
             return;
         };
         let tasks = class_program.arrival_tasks(rng);
