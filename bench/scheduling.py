@@ -20,8 +20,12 @@ the machine (the kernel or, on a VM, the hypervisor), not of any scheduler; the 
 covered by such stalls is the share of evenly spaced arrivals that no scheduler on this core
 could send less than 1 ms late.
 
-    bench/scheduling.py [--rates 1000,2000,5000] [--seconds 10] [--cpu 1] [--server-cpu 0]
-                        [--in-process] [--binary PATH]
+    bench/scheduling.py [--rates 1000,2000,5000] [--seconds 10] [--repeat 1] [--cpu 1]
+                        [--server-cpu 0] [--in-process] [--binary PATH]
+
+--repeat N runs N rounds over the rates, each an (open, closed) pair run back to back, and
+ends with the median of each rate's figures: on a machine whose speed drifts from minute to
+minute, only a pair's own ratio means much.
 
 Build first: cargo build --release -p chopsticks --bin chopsticks, and
 cargo build --release -p chopsticks --example embedded_target --features bench-server.
@@ -31,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,6 +126,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rates", default="1000,2000,5000")
     p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds over the rates; each rate's medians are printed at the end")
     p.add_argument("--cpu", type=int, default=1)
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--in-process", action="store_true",
@@ -137,15 +144,15 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         server = None if a.in_process else Server(a.server, a.server_cpu, work)
         target = [] if server is None else ["--workload-config", server.config]
-        for rate in rates:
+        for n, rate in enumerate(r for _ in range(max(1, a.repeat)) for r in rates):
             t = f"{a.seconds}s"
             scen_open = BASE % "" + "load:\n  arrival: {rate: %d/s}\n  max_in_flight: 1000\n" % rate
-            o = run(a.binary, a.cpu, scen_open, target + ["-t", t], work, f"open{rate}")
+            o = run(a.binary, a.cpu, scen_open, target + ["-t", t], work, f"open{rate}-{n}")
             users = max(1, rate // 100)
             pacing = users / rate
             scen_closed = BASE % ("    wait: {pacing: %g}\n" % pacing)
             c = run(a.binary, a.cpu, scen_closed,
-                    target + ["-u", str(users), "-r", str(users * 10), "-t", t], work, f"closed{rate}")
+                    target + ["-u", str(users), "-r", str(users * 10), "-t", t], work, f"closed{rate}-{n}")
             achieved = o["requests"] / o["duration_s"]
             rows.append({
                 "offered": rate,
@@ -176,6 +183,17 @@ def main():
               f'{r["late_percent"]:.2f} % | {lp} | {r["dropped"]} | {r["failures"]} | '
               f'{r["open_cpu_us"]:.1f} | {r["closed_rate"]:.1f} | {r["closed_cpu_us"]:.1f} | '
               f'{r["open_cpu_us"] / r["closed_cpu_us"]:.2f} |')
+    if a.repeat > 1:
+        print(f"\nMedians over {a.repeat} pairs per rate:")
+        print("| offered/s | gap | late ≥1 ms | CPU µs/req open | CPU µs/req closed | open/closed |")
+        print("|---|---|---|---|---|---|")
+        for rate in rates:
+            mine = [r for r in rows if r["offered"] == rate]
+            med = lambda f: statistics.median(f(r) for r in mine)
+            print(f'| {rate} | {med(lambda r: r["gap_percent"]):.2f} % | '
+                  f'{med(lambda r: r["late_percent"]):.2f} % | {med(lambda r: r["open_cpu_us"]):.1f} | '
+                  f'{med(lambda r: r["closed_cpu_us"]):.1f} | '
+                  f'{med(lambda r: r["open_cpu_us"] / r["closed_cpu_us"]):.2f} |')
     print(json.dumps({"floor_late_share": floor[0], "floor_worst_ms": floor[1],
                       "floor_late_per_s": floor[2], "rows": rows}))
 
