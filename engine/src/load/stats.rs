@@ -53,6 +53,15 @@ fn empty_dense() -> Histogram<u64> {
     }
 }
 
+/// The dense histogram holding sparse `pairs`.
+fn dense_of(pairs: &[(u64, u64)]) -> Histogram<u64> {
+    let mut h = empty_dense();
+    for &(value, count) in pairs {
+        let _ = h.record_n(value, count);
+    }
+    h
+}
+
 fn pairs_of(h: &Histogram<u64>) -> Vec<(u64, u64)> {
     h.iter_recorded()
         .map(|v| (v.value_iterated_to(), v.count_at_value()))
@@ -66,11 +75,7 @@ impl Hist {
 
     fn dense_mut(&mut self) -> &mut Histogram<u64> {
         if let Repr::Sparse { pairs, .. } = &self.0 {
-            let mut h = empty_dense();
-            for &(value, count) in pairs {
-                let _ = h.record_n(value, count);
-            }
-            self.0 = Repr::Dense(h);
+            self.0 = Repr::Dense(dense_of(pairs));
         }
         match &mut self.0 {
             Repr::Dense(h) => h,
@@ -82,10 +87,17 @@ impl Hist {
     pub fn histogram(&self) -> std::borrow::Cow<'_, Histogram<u64>> {
         match &self.0 {
             Repr::Dense(h) => std::borrow::Cow::Borrowed(h),
-            Repr::Sparse { .. } => {
-                let mut copy = self.clone();
-                std::borrow::Cow::Owned(copy.dense_mut().clone())
-            }
+            Repr::Sparse { pairs, .. } => std::borrow::Cow::Owned(dense_of(pairs)),
+        }
+    }
+
+    /// The histogram ready for reading several figures: a sparse one is made dense once
+    /// here, not once per figure (each costs a whole counts array: tens of KB allocated,
+    /// filled and freed, which held a one-core client up for milliseconds every second).
+    pub fn view(&self) -> HistView<'_> {
+        HistView {
+            count: self.count(),
+            dense: self.histogram(),
         }
     }
 
@@ -133,43 +145,24 @@ impl Hist {
 
     /// Recorded values in `[low, high]` microseconds (at HDR resolution).
     pub fn count_between(&self, low: u64, high: u64) -> u64 {
-        if self.count() == 0 {
-            0
-        } else {
-            self.histogram().count_between(low, high)
-        }
+        self.view().count_between(low, high)
     }
 
     /// Value at `q` (0..=1) in milliseconds; 0 when empty.
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.count() == 0 {
-            return 0.0;
-        }
-        self.histogram().value_at_quantile(q) as f64 / 1000.0
+        self.view().quantile_ms(q)
     }
 
     pub fn min_ms(&self) -> f64 {
-        if self.count() == 0 {
-            0.0
-        } else {
-            self.histogram().min() as f64 / 1000.0
-        }
+        self.view().min_ms()
     }
 
     pub fn max_ms(&self) -> f64 {
-        if self.count() == 0 {
-            0.0
-        } else {
-            self.histogram().max() as f64 / 1000.0
-        }
+        self.view().max_ms()
     }
 
     pub fn mean_ms(&self) -> f64 {
-        if self.count() == 0 {
-            0.0
-        } else {
-            self.histogram().mean() / 1000.0
-        }
+        self.view().mean_ms()
     }
 
     /// The wire encoding: the recorded (value, count) pairs, varint-coded (see [`wire`]).
@@ -201,6 +194,59 @@ impl Hist {
         match &self.0 {
             Repr::Dense(h) => pairs_of(h),
             Repr::Sparse { pairs, .. } => pairs.clone(),
+        }
+    }
+}
+
+/// A histogram read for its figures, in milliseconds (see [`Hist::view`]).
+pub struct HistView<'a> {
+    count: u64,
+    dense: std::borrow::Cow<'a, Histogram<u64>>,
+}
+
+impl HistView<'_> {
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Recorded values in `[low, high]` microseconds (at HDR resolution).
+    pub fn count_between(&self, low: u64, high: u64) -> u64 {
+        if self.count == 0 {
+            0
+        } else {
+            self.dense.count_between(low, high)
+        }
+    }
+
+    /// Value at `q` (0..=1) in milliseconds; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        self.dense.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn min_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.dense.min() as f64 / 1000.0
+        }
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.dense.max() as f64 / 1000.0
+        }
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.dense.mean() / 1000.0
         }
     }
 }
@@ -952,6 +998,44 @@ mod tests {
         // The empty histogram: the format byte and a zero.
         assert_eq!(Hist::new().encode(), [wire::FORMAT, 0]);
         assert_eq!(Hist::decode(&[wire::FORMAT, 0]).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_view_reads_the_same_figures_from_a_sparse_histogram_as_from_its_dense_one() {
+        let mut dense = Hist::new();
+        for us in [3u64, 250, 251, 999, 1_000, 1_001, 48_000, 2_500_000] {
+            dense.record(Duration::from_micros(us));
+        }
+        let sparse = Hist::decode(&dense.encode()).unwrap();
+        assert!(matches!(sparse.0, Repr::Sparse { .. }));
+        let (d, s) = (dense.view(), sparse.view());
+        assert_eq!((d.count(), s.count()), (8, 8));
+        for q in [0.0, 0.25, 0.5, 0.66, 0.99, 0.999, 1.0] {
+            assert_eq!(s.quantile_ms(q), d.quantile_ms(q), "q {q}");
+        }
+        assert_eq!(
+            (s.min_ms(), s.mean_ms(), s.max_ms()),
+            (d.min_ms(), d.mean_ms(), d.max_ms())
+        );
+        assert_eq!(s.count_between(0, 1_000), d.count_between(0, 1_000));
+        assert_eq!(d.count_between(0, 1_000), 5);
+        assert_eq!(
+            crate::results::summary::Percentiles::of(&sparse),
+            crate::results::summary::Percentiles::of(&dense)
+        );
+        // Empty: every figure is 0, whatever the representation.
+        let empty = Hist::decode(&Hist::new().encode()).unwrap();
+        let empty = empty.view();
+        assert_eq!(
+            (
+                empty.quantile_ms(0.5),
+                empty.min_ms(),
+                empty.max_ms(),
+                empty.mean_ms()
+            ),
+            (0.0, 0.0, 0.0, 0.0)
+        );
+        assert_eq!(empty.count_between(0, u64::MAX), 0);
     }
 
     #[test]

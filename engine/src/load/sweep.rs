@@ -445,10 +445,13 @@ pub struct Tail {
 impl Tail {
     /// `None` for an empty histogram: no sample is no latency, not 0 ms.
     fn of(h: &Hist) -> Option<Tail> {
-        (h.count() > 0).then(|| Tail {
-            p50: h.quantile_ms(0.5),
-            p99: h.quantile_ms(0.99),
-            p999: h.quantile_ms(0.999),
+        (h.count() > 0).then(|| {
+            let h = h.view();
+            Tail {
+                p50: h.quantile_ms(0.5),
+                p99: h.quantile_ms(0.99),
+                p999: h.quantile_ms(0.999),
+            }
         })
     }
 }

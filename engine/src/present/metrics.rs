@@ -41,18 +41,14 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn histogram(out: &mut String, name: &str, labels: &str, h: &Hist) {
-    let dense = h.histogram();
+    let view = h.view();
     for le in BUCKETS {
         let micros = (le * 1e6) as u64;
-        let count = if h.count() == 0 {
-            0
-        } else {
-            dense.count_between(0, micros)
-        };
+        let count = view.count_between(0, micros);
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
     }
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count());
-    let sum = h.mean_ms() / 1000.0 * h.count() as f64;
+    let sum = view.mean_ms() / 1000.0 * h.count() as f64;
     let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
 }
@@ -317,12 +313,13 @@ pub fn render(m: &MetricsSnapshot) -> String {
     );
     for (name, op) in &m.tasks {
         let t = m.totals.tasks.get(name).cloned().unwrap_or_default();
+        let latency = t.latency.view();
         for q in QUANTILES {
             let _ = writeln!(
                 out,
                 "chopsticks_request_duration_quantile_seconds{{task=\"{}\",op=\"{op}\",quantile=\"{q}\"}} {}",
                 label(name),
-                t.latency.quantile_ms(q) / 1000.0
+                latency.quantile_ms(q) / 1000.0
             );
         }
     }

@@ -35,13 +35,16 @@ impl SeriesPoint {
     /// The point for an interval of `seconds` ending at `t`.
     pub fn new(t: i64, users: u32, interval: &StatsDelta, seconds: f64) -> SeriesPoint {
         let seconds = if seconds > 0.0 { seconds } else { 1.0 };
-        let point = |t: &crate::load::stats::TaskStats| TaskPoint {
-            rps: t.requests as f64 / seconds,
-            failures_per_s: t.failures as f64 / seconds,
-            mb_per_s: t.bytes as f64 / seconds / 1e6,
-            p50_ms: t.latency.quantile_ms(0.50),
-            p95_ms: t.latency.quantile_ms(0.95),
-            p99_ms: t.latency.quantile_ms(0.99),
+        let point = |t: &crate::load::stats::TaskStats| {
+            let latency = t.latency.view();
+            TaskPoint {
+                rps: t.requests as f64 / seconds,
+                failures_per_s: t.failures as f64 / seconds,
+                mb_per_s: t.bytes as f64 / seconds / 1e6,
+                p50_ms: latency.quantile_ms(0.50),
+                p95_ms: latency.quantile_ms(0.95),
+                p99_ms: latency.quantile_ms(0.99),
+            }
         };
         let all = point(&interval.total());
         SeriesPoint {

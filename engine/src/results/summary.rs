@@ -31,6 +31,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     pub fn of(h: &Hist) -> Percentiles {
+        let h = h.view();
         Percentiles {
             count: h.count(),
             min: h.min_ms(),
