@@ -496,6 +496,33 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_task_that_panics_is_counted_out_and_flagged() {
+        let outstanding = Arc::new(Outstanding::default());
+        let (ok, bad) = (
+            Outstanding::enter(&outstanding),
+            Outstanding::enter(&outstanding),
+        );
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            drop(ok);
+        });
+        // As in `Sender::send`: the guard is held across the request's await, which panics.
+        tokio::spawn(async move {
+            async {
+                tokio::task::yield_now().await;
+                panic!("a request task panics");
+            }
+            .await;
+            drop(bad);
+        });
+        tokio::time::timeout(Duration::from_secs(10), outstanding.drained())
+            .await
+            .expect("both tasks counted out");
+        assert_eq!(outstanding.count.load(Ordering::Acquire), 0);
+        assert!(outstanding.panicked.load(Ordering::Acquire));
+    }
+
     #[test]
     fn the_timer_wakes_on_time_but_at_most_once_a_tick() {
         let woke = Instant::now();

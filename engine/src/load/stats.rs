@@ -95,9 +95,10 @@ impl Hist {
     /// here, not once per figure (each costs a whole counts array: tens of KB allocated,
     /// filled and freed, which held a one-core client up for milliseconds every second).
     pub fn view(&self) -> HistView<'_> {
+        let count = self.count();
         HistView {
-            count: self.count(),
-            dense: self.histogram(),
+            count,
+            dense: (count > 0).then(|| self.histogram()),
         }
     }
 
@@ -201,7 +202,8 @@ impl Hist {
 /// A histogram read for its figures, in milliseconds (see [`Hist::view`]).
 pub struct HistView<'a> {
     count: u64,
-    dense: std::borrow::Cow<'a, Histogram<u64>>,
+    /// `None` when empty: every figure is then 0, and nothing is built.
+    dense: Option<std::borrow::Cow<'a, Histogram<u64>>>,
 }
 
 impl HistView<'_> {
@@ -211,43 +213,31 @@ impl HistView<'_> {
 
     /// Recorded values in `[low, high]` microseconds (at HDR resolution).
     pub fn count_between(&self, low: u64, high: u64) -> u64 {
-        if self.count == 0 {
-            0
-        } else {
-            self.dense.count_between(low, high)
-        }
+        self.dense
+            .as_ref()
+            .map_or(0, |h| h.count_between(low, high))
     }
 
     /// Value at `q` (0..=1) in milliseconds; 0 when empty.
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.count == 0 {
-            return 0.0;
-        }
-        self.dense.value_at_quantile(q) as f64 / 1000.0
+        self.ms(|h| h.value_at_quantile(q) as f64)
     }
 
     pub fn min_ms(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.dense.min() as f64 / 1000.0
-        }
+        self.ms(|h| h.min() as f64)
     }
 
     pub fn max_ms(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.dense.max() as f64 / 1000.0
-        }
+        self.ms(|h| h.max() as f64)
     }
 
     pub fn mean_ms(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.dense.mean() / 1000.0
-        }
+        self.ms(Histogram::mean)
+    }
+
+    /// `micros` of the histogram in milliseconds; 0 when empty.
+    fn ms(&self, micros: impl Fn(&Histogram<u64>) -> f64) -> f64 {
+        self.dense.as_ref().map_or(0.0, |h| micros(h) / 1000.0)
     }
 }
 
