@@ -21,8 +21,12 @@ covered by such stalls is the share of evenly spaced arrivals that no scheduler 
 could send less than 1 ms late.
 
     bench/scheduling.py [--rates 1000,2000,5000] [--seconds 10] [--repeat 1]
-                        [--max-in-flight 1000] [--cpu 1] [--server-cpu 0] [--in-process]
-                        [--binary PATH]
+                        [--max-in-flight 1000] [--max-connections N|closed] [--cpu 1]
+                        [--server-cpu 0] [--in-process] [--binary PATH]
+
+--max-connections sets the open model's load.max_connections (default: unset, one connection
+per request in flight); `closed` gives it as many as the closed model has users at that rate
+(one connection each), so both models run on the same connections.
 
 --repeat N runs N rounds over the rates, each an (open, closed) pair run back to back, and
 ends with the median of each rate's figures: on a machine whose speed drifts from minute to
@@ -131,6 +135,8 @@ def main():
                    help="rounds over the rates; each rate's medians are printed at the end")
     p.add_argument("--max-in-flight", type=int, default=1000,
                    help="the open model's max_in_flight (each request in flight may open a connection)")
+    p.add_argument("--max-connections", default=None,
+                   help="the open model's max_connections: a number, or `closed` for the closed model's users")
     p.add_argument("--cpu", type=int, default=1)
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--in-process", action="store_true",
@@ -149,9 +155,12 @@ def main():
         target = [] if server is None else ["--workload-config", server.config]
         for n, rate in enumerate(r for _ in range(max(1, a.repeat)) for r in rates):
             t = f"{a.seconds}s"
-            scen_open = BASE % "" + "load:\n  arrival: {rate: %d/s}\n  max_in_flight: %d\n" % (rate, a.max_in_flight)
-            o = run(a.binary, a.cpu, scen_open, target + ["-t", t], work, f"open{rate}-{n}")
             users = max(1, rate // 100)
+            scen_open = BASE % "" + "load:\n  arrival: {rate: %d/s}\n  max_in_flight: %d\n" % (rate, a.max_in_flight)
+            if a.max_connections is not None:
+                conns = users if a.max_connections == "closed" else int(a.max_connections)
+                scen_open += "  max_connections: %d\n" % conns
+            o = run(a.binary, a.cpu, scen_open, target + ["-t", t], work, f"open{rate}-{n}")
             pacing = users / rate
             scen_closed = BASE % ("    wait: {pacing: %g}\n" % pacing)
             c = run(a.binary, a.cpu, scen_closed,
@@ -175,7 +184,7 @@ def main():
              f"embedded target in its own process on core {a.server_cpu}")
     print(f"commit {commit}, load average at start {load1:.2f}, {a.seconds}s per run, "
           f"client on one core (taskset -c {a.cpu}), {where}, open model's max_in_flight "
-          f"{a.max_in_flight}")
+          f"{a.max_in_flight}, max_connections {a.max_connections or 'unset'}")
     print(f"machine floor on core {a.cpu}: {100 * floor[0]:.2f} % of the time in stalls "
           f"(wake-ups >= 1 ms late: {floor[2]:.1f}/s, the latest {floor[1]:.2f} ms)")
     print("| offered/s | achieved/s | gap | late ≥1 ms | lateness p99 of late | dropped | failures"

@@ -258,6 +258,13 @@ pub const MAX_IN_FLIGHT: Count = Count {
     max: 1_000_000,
     fix: "give a whole number of requests from 1 to 1000000, e.g. max_in_flight: 1000",
 };
+/// Connections an open-model run's requests use at once (`load.max_connections`), across
+/// workers: requests beyond them wait in the client for a free one.
+pub const MAX_CONNECTIONS: Count = Count {
+    min: 1,
+    max: 1_000_000,
+    fix: "give a whole number of connections from 1 to 1000000, e.g. max_connections: 64",
+};
 /// Users of one load stage (`load.users.stages[i].users`); 0 is a pause or a ramp down.
 pub const STAGE_USERS: Count = Count {
     min: 0,

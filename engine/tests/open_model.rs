@@ -78,8 +78,9 @@ fn assert_arrivals_add_up(t: &TaskSummary) {
     );
 }
 
-/// Stalls the proxy for `secs` once the run has done `after` requests.
-async fn stall_after(proxy: &Proxy, run_dir: &Path, after: u64, secs: u64) {
+/// Stalls the proxy for `secs` once the run has done `after` requests; returns how many
+/// connections the client opened during the stall.
+async fn stall_after(proxy: &Proxy, run_dir: &Path, after: u64, secs: u64) -> usize {
     common::wait_for(
         &format!("{after} requests before the stall"),
         Duration::from_secs(60),
@@ -92,9 +93,12 @@ async fn stall_after(proxy: &Proxy, run_dir: &Path, after: u64, secs: u64) {
     )
     .await;
     proxy.set(Mode::Stall);
+    let before = proxy.accepted();
     // The fault's length is the point of the test, not a wait for a condition.
     tokio::time::sleep(Duration::from_secs(secs)).await;
+    let opened = proxy.accepted() - before;
     proxy.set(Mode::Forward);
+    opened
 }
 
 /// Constant arrivals at 100/s for 10 s, RadosGW stalled for 3 s in the middle: the arrivals
@@ -112,9 +116,16 @@ async fn a_stall_shows_in_the_latency_of_every_arrival_it_held() {
         &scenario,
         &["-t", "10s"],
     );
-    stall_after(&proxy, &run_dir, 200, 3).await;
+    let opened = stall_after(&proxy, &run_dir, 200, 3).await;
     let run = child.finish().await;
     run.expect_code(0);
+    // Without max_connections, every request that finds no idle connection opens one: the
+    // ~300 arrivals the stall held opened about as many.
+    eprintln!("{opened} connections opened during the stall");
+    assert!(
+        opened >= 100,
+        "{opened} connections opened during the stall"
+    );
     let summary = common::read_summary(&run_dir);
     assert_eq!(summary.state, RunState::Completed);
     let put = &summary.tasks[0];
@@ -156,6 +167,55 @@ async fn a_stall_shows_in_the_latency_of_every_arrival_it_held() {
     let service_ms = put.service_ms.as_ref().expect("service_ms");
     assert!(service_ms.max <= put.latency_ms.max);
     assert_eq!(service_ms.count, put.latency_ms.count);
+}
+
+/// The same stall with `max_connections: 4`: the client opens no connection beyond the 4,
+/// the held arrivals queue for them instead of being dropped, and the wait shows in
+/// `latency_ms` (from the intended start) while `service_ms` (from the send) holds at most the
+/// 4 requests the stall caught on the wire.
+#[tokio::test]
+async fn max_connections_bounds_the_connections_and_queues_the_rest() {
+    let bucket = TestBucket::new("open-model-connections");
+    let dir = common::workdir();
+    let proxy = Proxy::start(&bucket.rgw.endpoint, Duration::ZERO).await;
+    let scenario = format!(
+        "{PUT_ONLY}load:\n  arrival: {{rate: 100/s}}\n  max_in_flight: 2000\n  max_connections: 4\n"
+    );
+    let (child, run_dir) = spawn_run(
+        &bucket,
+        &proxy.endpoint,
+        dir.path(),
+        &scenario,
+        &["-t", "8s"],
+    );
+    let opened = stall_after(&proxy, &run_dir, 150, 2).await;
+    let run = child.finish().await;
+    run.expect_code(0);
+    let summary = common::read_summary(&run_dir);
+    let put = &summary.tasks[0];
+    eprintln!(
+        "connections {} in all (setup included), {opened} opened during the stall; arrivals {} issued {} dropped {} latency max {} ms",
+        proxy.accepted(), put.arrivals, put.issued, put.dropped, put.latency_ms.max
+    );
+    for t in [put, &summary.total] {
+        assert_arrivals_add_up(t);
+    }
+    assert!(opened <= 4, "{opened} connections opened during the stall");
+    assert_eq!(put.dropped, 0, "queued for a connection, not dropped");
+    assert_eq!(put.failures, 0);
+    assert!(put.latency_ms.max >= 1900.0, "{:?}", put.latency_ms);
+    let latency = hlog_histogram(&run_dir, "put");
+    let service = hlog_histogram(&run_dir, "service:put");
+    assert!(
+        at_least(&latency, 1000) >= 100,
+        "{} requests waited 1 s or more",
+        at_least(&latency, 1000)
+    );
+    assert!(
+        at_least(&service, 1000) <= 4,
+        "{} requests were in service 1 s or more: only those on the 4 connections can be",
+        at_least(&service, 1000)
+    );
 }
 
 /// The same stall with at most 20 requests in flight: the arrivals that find 20 outstanding

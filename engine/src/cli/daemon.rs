@@ -293,6 +293,7 @@ pub async fn worker(args: WorkerArgs) -> Exit {
         WorkerOptions {
             totals_dir: args.state_dir,
             name: Some(name),
+            load_runtime: super::load_runtime(),
         },
         shutdown,
     )

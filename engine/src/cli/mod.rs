@@ -159,6 +159,15 @@ fn parse_level(s: &str) -> Result<log::LevelFilter, LevelError> {
     s.parse().map_err(|_| LevelError(s.to_string()))
 }
 
+/// The runtime a worker's users and scheduler run on, apart from the runtime of everything
+/// else (see [`crate::cluster::worker::WorkerOptions::load_runtime`]); set by [`main`].
+static LOAD_RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
+/// The load runtime, for a worker this process runs.
+fn load_runtime() -> Option<tokio::runtime::Handle> {
+    LOAD_RUNTIME.get().cloned()
+}
+
 /// Parses arguments and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -166,16 +175,36 @@ pub fn main() -> ExitCode {
         eprintln!("error: {e}");
         return Exit::BadInput.into();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("chopsticks-ctl")
+        .on_thread_start(|| {
+            if let Err(e) = crate::load::precise_timer::yield_to_load_threads() {
+                log::debug!("control thread: priority unchanged ({e})");
+            }
+        })
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
+        .and_then(|control| {
+            let load = tokio::runtime::Builder::new_multi_thread()
+                .thread_name("chopsticks-load")
+                .on_thread_start(|| {
+                    if let Err(e) = crate::load::precise_timer::prefer_short_slices() {
+                        log::debug!("load thread: no short scheduler slice ({e})");
+                    }
+                })
+                .enable_all()
+                .build()?;
+            Ok((control, load))
+        });
+    let (runtime, load) = match built {
+        Ok(rts) => rts,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return Exit::RunFailed.into();
         }
     };
+    // Set once, before anything reads it.
+    let _ = LOAD_RUNTIME.set(load.handle().clone());
     let exit = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
@@ -195,6 +224,7 @@ pub fn main() -> ExitCode {
     });
     // Users still cutting off requests must not delay the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    load.shutdown_timeout(std::time::Duration::from_secs(1));
     exit.into()
 }
 

@@ -352,7 +352,10 @@ async fn run_inner(
             Arc::clone(&driver),
             id,
             link,
-            WorkerOptions::default(),
+            WorkerOptions {
+                load_runtime: super::load_runtime(),
+                ..WorkerOptions::default()
+            },
             shutdown.clone(),
         )),
         None => {

@@ -38,6 +38,12 @@ pub struct WorkerOptions {
     pub totals_dir: Option<PathBuf>,
     /// This worker's name, kept with a run it is cut from (see [`crate::cluster::cut_run`]).
     pub name: Option<String>,
+    /// The runtime users, the open-model scheduler, their requests and audits run on, apart
+    /// from this loop's bookkeeping (stats messages, the coordinator, progress files): on one
+    /// core, milliseconds of bookkeeping on the same runtime thread delayed every arrival due
+    /// meanwhile, while the OS preempts a thread of its own (docs/benchmarks.md, "Session
+    /// 24"). `None`: the runtime `serve` runs on.
+    pub load_runtime: Option<tokio::runtime::Handle>,
 }
 
 /// How a session ended.
@@ -99,7 +105,12 @@ pub async fn serve<D: Driver>(
                         }
                         log::info!("run {}: starting ({})", spec.run_id, spec.scenario.name);
                         audit_of = None;
-                        run = Some(ActiveRun::new(Arc::clone(&driver), worker_id, spec));
+                        run = Some(ActiveRun::new(
+                            Arc::clone(&driver),
+                            worker_id,
+                            spec,
+                            options.load_runtime.clone(),
+                        ));
                     }
                     Some(ToWorker::Assign { run_id, users, spawn_rate, arrival }) => {
                         match run.as_mut() {
@@ -133,7 +144,11 @@ pub async fn serve<D: Driver>(
                         match audit_of.take().filter(|ctx| ctx.spec.run_id == run_id) {
                             Some(ctx) => {
                                 log::info!("run {run_id}: post-run checks of this worker's objects");
-                                auditing = Some((run_id, tokio::spawn(audit_part(ctx))));
+                                let audit = match &options.load_runtime {
+                                    Some(load) => load.spawn(audit_part(ctx)),
+                                    None => tokio::spawn(audit_part(ctx)),
+                                };
+                                auditing = Some((run_id, audit));
                             }
                             None => {
                                 let report = ChecksReport {
@@ -306,7 +321,12 @@ struct ActiveRun<D> {
 }
 
 impl<D: Driver> ActiveRun<D> {
-    fn new(driver: Arc<D>, worker_id: u32, spec: RunSpec) -> ActiveRun<D> {
+    fn new(
+        driver: Arc<D>,
+        worker_id: u32,
+        spec: RunSpec,
+        load_runtime: Option<tokio::runtime::Handle>,
+    ) -> ActiveRun<D> {
         let program = Arc::new(Program::new(&spec.scenario));
         let origin = Instant::from_std(
             spec.clock_origin_instant(std::time::Instant::now(), std::time::SystemTime::now()),
@@ -329,7 +349,7 @@ impl<D: Driver> ActiveRun<D> {
             ledgers: (!spec.scenario.checks.is_empty()).then(Default::default),
         });
         ActiveRun {
-            crew: Crew::new(ctx),
+            crew: Crew::new(ctx, load_runtime),
             spec,
             recorder,
             origin,
@@ -460,12 +480,15 @@ struct Crew<D> {
     last_credit: Instant,
     stop: CancellationToken,
     abort: CancellationToken,
+    /// Where users and the scheduler run ([`WorkerOptions::load_runtime`]); `None`: here.
+    load_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<D: Driver> Crew<D> {
-    fn new(ctx: Arc<RunContext<D>>) -> Crew<D> {
+    fn new(ctx: Arc<RunContext<D>>, load_runtime: Option<tokio::runtime::Handle>) -> Crew<D> {
         let classes = ctx.program.classes.len();
         Crew {
+            load_runtime,
             ctx,
             targets: vec![0; classes],
             rate: 0.0,
@@ -481,6 +504,14 @@ impl<D: Driver> Crew<D> {
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
         }
+    }
+
+    /// Spawns a user's (or the scheduler's) task into `set`, on the load runtime if any.
+    fn spawn(&mut self, task: impl std::future::Future<Output = Ended> + Send + 'static) {
+        match &self.load_runtime {
+            Some(load) => self.set.spawn_on(task, load),
+            None => self.set.spawn(task),
+        };
     }
 
     fn running(&self) -> u32 {
@@ -548,7 +579,7 @@ impl<D: Driver> Crew<D> {
         let (stop, abort) = (self.stop.child_token(), self.abort.clone());
         let progress = Arc::new(Progress::default());
         // Supervised like a user: a panic is caught and reported, and fails the run.
-        self.set.spawn(async move {
+        self.spawn(async move {
             let ended = AssertUnwindSafe(crate::load::arrivals::run(ctx, rx, origin, stop, abort))
                 .catch_unwind()
                 .await
@@ -584,7 +615,7 @@ impl<D: Driver> Crew<D> {
             let user_stop = token.clone();
             let progress = Arc::new(Progress::default());
             // Supervised: a panic ends this user only, and is caught here to be reported.
-            self.set.spawn(async move {
+            self.spawn(async move {
                 let ended = AssertUnwindSafe(user.run(user_stop, abort, &progress))
                     .catch_unwind()
                     .await

@@ -53,6 +53,10 @@ pub struct ArrivalShare {
     pub poisson: bool,
     /// This worker's requests outstanding at once.
     pub max_in_flight: u32,
+    /// The connections this worker's requests share (at least 1); `None`: a request in flight
+    /// opens one when it finds none idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
     /// This worker's share of each rate stage, from the run's clock origin; empty = the
     /// constant `rate_micro`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -90,17 +94,23 @@ pub fn split(rate: f64, poisson: bool, max_in_flight: u32, workers: usize) -> Ve
             rate_micro: part(total, i, n),
             poisson,
             max_in_flight: part(flights, i, n) as u32,
+            max_connections: None,
             stages: Vec::new(),
         })
         .collect()
 }
 
 /// Splits a plan across `workers` like [`split`], each rate stage too: every stage's shares
-/// add up to the stage's rate exactly.
+/// add up to the stage's rate exactly. `max_connections` is split the same way, but every
+/// worker gets at least one (a worker without a connection could send nothing), so with
+/// fewer connections than workers the sum is the number of workers.
 pub fn split_plan(plan: &crate::load::scenario::ArrivalPlan, workers: usize) -> Vec<ArrivalShare> {
     let mut shares = split(plan.rate, plan.poisson, plan.max_in_flight, workers);
     let n = workers as u64;
     for (i, share) in shares.iter_mut().enumerate() {
+        share.max_connections = plan
+            .max_connections
+            .map(|c| part(u64::from(c), i as u64, n).max(1) as u32);
         share.stages = plan
             .stages
             .iter()
@@ -279,6 +289,7 @@ pub async fn run<D: Driver>(
     let mut sender = Sender::new(ctx);
     let mut schedule = {
         let s = share.borrow_and_update().clone();
+        sender.limit_connections(s.max_connections);
         let now = Instant::now();
         // The share the run starts with begins at the origin: arrivals due since (the few
         // milliseconds the assignment took) are sent now, late if so, so the run holds every
@@ -322,6 +333,7 @@ pub async fn run<D: Driver>(
                 let s = share.borrow_and_update().clone();
                 let now = Instant::now();
                 log::info!("arrivals: now {:.3}/s, at most {} in flight", s.rate(), s.max_in_flight);
+                sender.limit_connections(s.max_connections);
                 // Stages keep their clock (the run's origin); a constant rate starts a
                 // fresh grid now.
                 let epoch = if s.stages.is_empty() { now } else { origin };
@@ -355,6 +367,12 @@ struct Sender<D: Driver> {
     next_user: u64,
     /// Requests sent and not yet completed (each pass counts once while it runs).
     outstanding: Arc<Outstanding>,
+    /// The share's `max_connections` and a permit per connection: a pass holds one while it
+    /// runs, so at most that many requests reach the HTTP client at once and its pool never
+    /// holds more connections. (Without it, every request that finds no idle connection opens
+    /// one: after a stall of the client or the server, hundreds, each a TCP handshake and
+    /// later a close, docs/benchmarks.md "Session 24".) `None`: unbounded.
+    connections: Option<(u32, Arc<tokio::sync::Semaphore>)>,
 }
 
 impl<D: Driver> Sender<D> {
@@ -374,7 +392,19 @@ impl<D: Driver> Sender<D> {
             pool,
             next_user: 0,
             outstanding: Arc::new(Outstanding::default()),
+            connections: None,
         }
+    }
+
+    /// Bounds the connections the next passes use to `limit` (`None`: unbounded). A pass
+    /// already running keeps the permit it holds, so right after a change the two limits
+    /// can briefly add up.
+    fn limit_connections(&mut self, limit: Option<u32>) {
+        if self.connections.as_ref().map(|c| c.0) == limit {
+            return;
+        }
+        self.connections =
+            limit.map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize))));
     }
 
     /// Sends (or drops, with `max_in_flight` outstanding) the arrival scheduled at `scheduled`.
@@ -426,7 +456,19 @@ impl<D: Driver> Sender<D> {
         let pool = Arc::clone(&self.pool);
         let abort = abort.clone();
         let counted = Outstanding::enter(&self.outstanding);
+        let connections = self.connections.as_ref().map(|c| Arc::clone(&c.1));
         tokio::spawn(async move {
+            // Waits for a free connection (in `latency_ms`, which runs from `scheduled`; not
+            // in `service_ms`, which starts when the request is sent). A pass cut off while
+            // it waits is aborted by `arrive` without sending anything.
+            let _connection = match connections {
+                Some(free) => tokio::select! {
+                    biased;
+                    permit = free.acquire_owned() => permit.ok(),
+                    _ = abort.cancelled() => None,
+                },
+                None => None,
+            };
             user.arrive(&tasks, scheduled.into_std(), &abort).await;
             put_back(&pool, class, user);
             drop(counted);
@@ -543,6 +585,7 @@ mod tests {
             rate_micro: 100 * MICROS_PER_ARRIVAL,
             poisson: false,
             max_in_flight: 10,
+            max_connections: None,
             stages: Vec::new(),
         };
         let epoch = Instant::now();
@@ -564,6 +607,7 @@ mod tests {
             rate_micro: 500 * MICROS_PER_ARRIVAL,
             poisson: true,
             max_in_flight: 10,
+            max_connections: None,
             stages: Vec::new(),
         };
         let epoch = Instant::now();
@@ -610,6 +654,7 @@ mod tests {
             rate: stages.iter().map(|s| s.0).fold(0.0, f64::max),
             poisson: false,
             max_in_flight: 10,
+            max_connections: None,
             stages: stages
                 .iter()
                 .map(|&(rate, secs)| crate::load::scenario::RateStage {

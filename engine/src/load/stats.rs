@@ -761,9 +761,15 @@ impl Recorder {
     pub fn take_before(&self, limit: u64) -> Vec<(u64, StatsDelta)> {
         let mut merged: Vec<(u64, Vec<TaskStats>)> = Vec::new();
         for shard in &self.shards {
-            let mut seconds = shard.lock().unwrap_or_else(|p| p.into_inner());
-            let n = seconds.partition_point(|(s, _)| *s < limit);
-            for (second, tasks) in seconds.drain(..n) {
+            // Taken out under the lock and merged after it: users (and the open-model
+            // scheduler) record into the shard meanwhile, and a merge of histograms holds it
+            // for milliseconds (docs/benchmarks.md, "Session 24").
+            let taken: Vec<(u64, Vec<TaskStats>)> = {
+                let mut seconds = shard.lock().unwrap_or_else(|p| p.into_inner());
+                let n = seconds.partition_point(|(s, _)| *s < limit);
+                seconds.drain(..n).collect()
+            };
+            for (second, tasks) in taken {
                 match merged.iter_mut().find(|(s, _)| *s == second) {
                     Some((_, acc)) => {
                         for (a, t) in acc.iter_mut().zip(&tasks) {

@@ -489,8 +489,10 @@ impl<D: Driver> User<D> {
             let Some(task) = class.tasks.get(index) else {
                 continue;
             };
-            if cut_off {
-                // Counted as arrivals when the pass arrived: the rest of a cut pass is aborted.
+            if cut_off || abort.is_cancelled() {
+                // Counted as arrivals when the pass arrived: the rest of a cut pass (or all
+                // of one cut off before it was sent) is aborted.
+                cut_off = true;
                 ctx.recorder.record(self.id, task.stat, &Outcome::Aborted);
                 continue;
             }

@@ -9,6 +9,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +29,8 @@ pub struct Proxy {
     pub endpoint: String,
     mode: watch::Sender<Mode>,
     accept: JoinHandle<()>,
+    /// Client connections accepted so far (refused ones included).
+    accepted: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -41,11 +45,14 @@ impl Proxy {
             .expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let (mode, watching) = watch::channel(Mode::Forward);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
+                counter.fetch_add(1, Ordering::SeqCst);
                 if *watching.borrow() == Mode::Refuse {
                     reset(client);
                     continue;
@@ -65,7 +72,13 @@ impl Proxy {
             endpoint: format!("http://127.0.0.1:{port}"),
             mode,
             accept,
+            accepted,
         }
+    }
+
+    /// Client connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     pub fn set(&self, mode: Mode) {

@@ -246,10 +246,11 @@ impl Run {
             // Said, not silently dropped: a start request always carries users and a spawn
             // rate (ctl and the API require them), which an open-model run does not use.
             files.event(&format!(
-                "open model: arrivals at {}/s{}, at most {} in flight; the request's users and spawn rate are not used",
+                "open model: arrivals at {}/s{}, at most {} in flight{}; the request's users and spawn rate are not used",
                 a.rate,
                 if a.poisson { " (Poisson)" } else { "" },
-                a.max_in_flight
+                a.max_in_flight,
+                super::workers::connections_said(a.max_connections)
             ));
         }
         if let Some(s) = &start.sweep {

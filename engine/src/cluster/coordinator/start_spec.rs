@@ -122,6 +122,7 @@ fn sweeping(
             rate: start,
             poisson: false,
             max_in_flight: crate::load::scenario::DEFAULT_MAX_IN_FLIGHT,
+            max_connections: None,
             stages: Vec::new(),
         },
     };

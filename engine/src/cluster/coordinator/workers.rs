@@ -225,15 +225,17 @@ impl<D: Driver> Actor<D> {
             let name = self.workers.get(id).map(|s| s.name.as_str()).unwrap_or("?");
             match arrival {
                 Some(a) if !a.stages.is_empty() => run.files.event(&format!(
-                    "assigned {} rate stages (at most {:.6} arrivals/s, {} in flight) to worker {name} (#{id})",
+                    "assigned {} rate stages (at most {:.6} arrivals/s, {} in flight{}) to worker {name} (#{id})",
                     a.stages.len(),
                     a.rate(),
-                    a.max_in_flight
+                    a.max_in_flight,
+                    connections_said(a.max_connections)
                 )),
                 Some(a) => run.files.event(&format!(
-                    "assigned {:.6} arrivals/s (at most {} in flight) to worker {name} (#{id})",
+                    "assigned {:.6} arrivals/s (at most {} in flight{}) to worker {name} (#{id})",
                     a.rate(),
-                    a.max_in_flight
+                    a.max_in_flight,
+                    connections_said(a.max_connections)
                 )),
                 None => run.files.event(&format!(
                     "assigned {} users to worker {name} (#{id})",
@@ -249,4 +251,11 @@ impl<D: Driver> Actor<D> {
             }
         }
     }
+}
+
+/// ", on at most N connections" when a share bounds its connections; nothing otherwise.
+pub(super) fn connections_said(max_connections: Option<u32>) -> String {
+    max_connections
+        .map(|n| format!(", on at most {n} connections"))
+        .unwrap_or_default()
 }

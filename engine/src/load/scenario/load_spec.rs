@@ -5,6 +5,7 @@
 //! load:
 //!   arrival: {rate: 500/s}              # or {rate: 500/s, poisson: true}
 //!   max_in_flight: 2000                 # requests outstanding at once, across the run
+//!   max_connections: 64                 # optional: connections they share, across the run
 //! ```
 //!
 //! or stages, of arrivals or of closed-model users (see [`super::stages`]: step and hold):
@@ -32,6 +33,11 @@ pub struct Load {
     /// dropped. Signed so that a negative value is named, not a YAML type error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<i64>,
+    /// Connections the requests in flight share, across the run; a request beyond them waits
+    /// in the client for a free one (its wait is in `latency_ms`, not in `service_ms`).
+    /// Unset: each request in flight may open one. Signed like `max_in_flight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<i64>,
     /// Closed-model users in stages (instead of arrivals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<UserLoad>,
@@ -151,6 +157,14 @@ impl Load {
                         .into(),
                 ));
             }
+            if self.max_connections.is_some() {
+                out.push((
+                    "load.max_connections".into(),
+                    "max_connections bounds the connections of arrivals, and users stages have none (each user keeps its own)".into(),
+                    "remove it, or use arrival: {stages: [...]} with e.g. max_connections: 64"
+                        .into(),
+                ));
+            }
             return out;
         }
         if let Some(arrival) = &self.arrival {
@@ -196,6 +210,11 @@ impl Load {
                 out.push(("load.max_in_flight".into(), e.problem(), e.fix().into()));
             }
         }
+        if let Some(n) = self.max_connections {
+            if let Err(e) = crate::limits::MAX_CONNECTIONS.check_signed("load.max_connections", n) {
+                out.push(("load.max_connections".into(), e.problem(), e.fix().into()));
+            }
+        }
         out
     }
 
@@ -220,6 +239,10 @@ pub struct ArrivalPlan {
     pub poisson: bool,
     /// Requests outstanding at once across all workers.
     pub max_in_flight: u32,
+    /// Connections the requests in flight share across all workers; `None`: one per request
+    /// in flight, opened as needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
     /// The rate stage by stage from the run's clock origin (step and hold); empty = `rate`
     /// throughout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -266,10 +289,17 @@ impl ArrivalPlan {
             Some(n) => crate::limits::MAX_IN_FLIGHT.check_signed("load.max_in_flight", n)? as u32,
             None => DEFAULT_MAX_IN_FLIGHT,
         };
+        let max_connections = match load.and_then(|l| l.max_connections) {
+            Some(n) => {
+                Some(crate::limits::MAX_CONNECTIONS.check_signed("load.max_connections", n)? as u32)
+            }
+            None => None,
+        };
         Ok(Some(ArrivalPlan {
             rate,
             poisson: arrival.is_some_and(|a| a.poisson),
             max_in_flight,
+            max_connections,
             stages,
         }))
     }
@@ -309,6 +339,7 @@ mod tests {
                 stages: None,
             }),
             max_in_flight: Some(7),
+            max_connections: None,
             users: None,
         };
         let plan = ArrivalPlan::from_load(Some(&load), None).unwrap().unwrap();
@@ -323,5 +354,9 @@ mod tests {
         assert_eq!(ArrivalPlan::from_load(None, None).unwrap(), None);
         let plan = ArrivalPlan::from_load(None, Some(3.0)).unwrap().unwrap();
         assert_eq!(plan.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(
+            plan.max_connections, None,
+            "unset: one connection per request"
+        );
     }
 }

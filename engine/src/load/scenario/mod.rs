@@ -1454,7 +1454,7 @@ verify: true
         let base = "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n";
         let s = Scenario::from_yaml(
             &format!(
-                "{base}load:\n  arrival: {{rate: 500/s, poisson: true}}\n  max_in_flight: 20\n"
+                "{base}load:\n  arrival: {{rate: 500/s, poisson: true}}\n  max_in_flight: 20\n  max_connections: 8\n"
             ),
             Source("t.yaml".into()),
         )
@@ -1463,8 +1463,13 @@ verify: true
             .unwrap()
             .unwrap();
         assert_eq!(
-            (plan.rate, plan.poisson, plan.max_in_flight),
-            (500.0, true, 20)
+            (
+                plan.rate,
+                plan.poisson,
+                plan.max_in_flight,
+                plan.max_connections
+            ),
+            (500.0, true, 20, Some(8))
         );
         for (load, field, words) in [
             (
@@ -1498,6 +1503,21 @@ verify: true
                 "below the minimum of 1",
             ),
             ("{max_in_flight: 3}", "load.arrival", "offers no load"),
+            (
+                "{arrival: {rate: 5/s}, max_connections: 0}",
+                "load.max_connections",
+                "below the minimum of 1",
+            ),
+            (
+                "{arrival: {rate: 5/s}, max_connections: 2000000}",
+                "load.max_connections",
+                "above the limit",
+            ),
+            (
+                "{users: {stages: [{users: 2, for: 1s}]}, max_connections: 4}",
+                "load.max_connections",
+                "users stages have none",
+            ),
         ] {
             let load = if load.starts_with('{') {
                 load.to_string()
