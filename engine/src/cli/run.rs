@@ -312,8 +312,15 @@ async fn run_inner(
         eprintln!("\n  *** {warning} ***\n");
         log::warn!("{warning}");
     }
-    let driver = match AnyDriver::new(&config) {
-        Ok(d) => Arc::new(d),
+    // Two drivers, so two connection pools: the coordinator's (prefill, cleanup) opens its
+    // connections on the control runtime, the worker's on the load runtime. A connection's
+    // I/O runs on the runtime it was opened on, so with one pool the load's requests reused
+    // the prefill's connections and ran half on the control threads (docs/benchmarks.md,
+    // "Session 24").
+    let (driver, worker_driver) = match AnyDriver::new(&config)
+        .and_then(|d| Ok((d, AnyDriver::new(&config)?)))
+    {
+        Ok((d, w)) => (Arc::new(d), Arc::new(w)),
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::BadInput;
@@ -349,7 +356,7 @@ async fn run_inner(
     };
     let worker_task = match coordinator.attach(hostname()).await {
         Some((id, link)) => tokio::spawn(worker::serve(
-            Arc::clone(&driver),
+            worker_driver,
             id,
             link,
             WorkerOptions {
