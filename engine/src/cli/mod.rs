@@ -168,6 +168,35 @@ fn load_runtime() -> Option<tokio::runtime::Handle> {
     LOAD_RUNTIME.get().cloned()
 }
 
+/// The runtime everything runs on and, for a command that runs a worker, the load runtime
+/// its users and scheduler run on (see [`crate::load::thread_priority`]). Without a worker
+/// (the coordinator daemon, ctl, reports), one runtime at the usual priority.
+fn runtimes(
+    runs_worker: bool,
+) -> std::io::Result<(tokio::runtime::Runtime, Option<tokio::runtime::Runtime>)> {
+    use crate::load::thread_priority::{prefer_short_slices, yield_to_load_threads};
+    let mut control = tokio::runtime::Builder::new_multi_thread();
+    control.thread_name("chopsticks-ctl").enable_all();
+    if !runs_worker {
+        return Ok((control.build()?, None));
+    }
+    control.on_thread_start(|| {
+        if let Err(e) = yield_to_load_threads() {
+            log::debug!("control thread: priority unchanged ({e})");
+        }
+    });
+    let load = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("chopsticks-load")
+        .on_thread_start(|| {
+            if let Err(e) = prefer_short_slices() {
+                log::debug!("load thread: no short scheduler slice ({e})");
+            }
+        })
+        .enable_all()
+        .build()?;
+    Ok((control.build()?, Some(load)))
+}
+
 /// Parses arguments and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -175,36 +204,21 @@ pub fn main() -> ExitCode {
         eprintln!("error: {e}");
         return Exit::BadInput.into();
     }
-    let built = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("chopsticks-ctl")
-        .on_thread_start(|| {
-            if let Err(e) = crate::load::precise_timer::yield_to_load_threads() {
-                log::debug!("control thread: priority unchanged ({e})");
-            }
-        })
-        .enable_all()
-        .build()
-        .and_then(|control| {
-            let load = tokio::runtime::Builder::new_multi_thread()
-                .thread_name("chopsticks-load")
-                .on_thread_start(|| {
-                    if let Err(e) = crate::load::precise_timer::prefer_short_slices() {
-                        log::debug!("load thread: no short scheduler slice ({e})");
-                    }
-                })
-                .enable_all()
-                .build()?;
-            Ok((control, load))
-        });
-    let (runtime, load) = match built {
+    let runs_worker = matches!(
+        cli.command,
+        Command::Run(_) | Command::Sweep(_) | Command::Worker(_)
+    );
+    let (runtime, load) = match runtimes(runs_worker) {
         Ok(rts) => rts,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return Exit::RunFailed.into();
         }
     };
-    // Set once, before anything reads it.
-    let _ = LOAD_RUNTIME.set(load.handle().clone());
+    if let Some(load) = &load {
+        // Set once, before anything reads it.
+        let _ = LOAD_RUNTIME.set(load.handle().clone());
+    }
     let exit = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
@@ -224,7 +238,9 @@ pub fn main() -> ExitCode {
     });
     // Users still cutting off requests must not delay the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    load.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Some(load) = load {
+        load.shutdown_timeout(std::time::Duration::from_secs(1));
+    }
     exit.into()
 }
 

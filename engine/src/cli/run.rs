@@ -317,15 +317,14 @@ async fn run_inner(
     // I/O runs on the runtime it was opened on, so with one pool the load's requests reused
     // the prefill's connections and ran half on the control threads (docs/benchmarks.md,
     // "Session 24").
-    let (driver, worker_driver) = match AnyDriver::new(&config)
-        .and_then(|d| Ok((d, AnyDriver::new(&config)?)))
-    {
-        Ok((d, w)) => (Arc::new(d), Arc::new(w)),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::BadInput;
-        }
-    };
+    let (driver, worker_driver) =
+        match AnyDriver::new(&config).and_then(|d| Ok((d, AnyDriver::new(&config)?))) {
+            Ok((d, w)) => (Arc::new(d), Arc::new(w)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::BadInput;
+            }
+        };
     let state_dir = args
         .run_dir
         .as_ref()

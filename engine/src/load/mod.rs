@@ -12,4 +12,5 @@ pub mod scenario;
 pub mod stability;
 pub mod stats;
 pub mod sweep;
+pub mod thread_priority;
 pub(crate) mod user;
