@@ -101,24 +101,58 @@ async fn stall_after(proxy: &Proxy, run_dir: &Path, after: u64, secs: u64) -> us
     opened
 }
 
-/// Constant arrivals at 100/s for 10 s, RadosGW stalled for 3 s in the middle: the arrivals
-/// keep coming on schedule, and every request the stall held shows its wait in `latency_ms`.
-#[tokio::test]
-async fn a_stall_shows_in_the_latency_of_every_arrival_it_held() {
-    let bucket = TestBucket::new("open-model-stall");
+/// An open-model run of `load` (the lines of a `load:` block) on PUT_ONLY for `run_for`,
+/// through a proxy that stalls for `secs` once the run has done `after` requests.
+struct StalledRun {
+    summary: Summary,
+    run_dir: PathBuf,
+    /// Connections the client opened during the stall.
+    opened: usize,
+    /// Holds the run's directory.
+    _dir: tempfile::TempDir,
+}
+
+async fn run_with_stall(
+    bucket_name: &str,
+    load: &str,
+    run_for: &str,
+    after: u64,
+    secs: u64,
+) -> StalledRun {
+    let bucket = TestBucket::new(bucket_name);
     let dir = common::workdir();
     let proxy = Proxy::start(&bucket.rgw.endpoint, Duration::ZERO).await;
-    let scenario = format!("{PUT_ONLY}load:\n  arrival: {{rate: 100/s}}\n  max_in_flight: 2000\n");
+    let scenario = format!("{PUT_ONLY}load:\n{load}");
     let (child, run_dir) = spawn_run(
         &bucket,
         &proxy.endpoint,
         dir.path(),
         &scenario,
-        &["-t", "10s"],
+        &["-t", run_for],
     );
-    let opened = stall_after(&proxy, &run_dir, 200, 3).await;
-    let run = child.finish().await;
-    run.expect_code(0);
+    let opened = stall_after(&proxy, &run_dir, after, secs).await;
+    child.finish().await.expect_code(0);
+    StalledRun {
+        summary: common::read_summary(&run_dir),
+        run_dir,
+        opened,
+        _dir: dir,
+    }
+}
+
+/// Constant arrivals at 100/s for 10 s, RadosGW stalled for 3 s in the middle: the arrivals
+/// keep coming on schedule, and every request the stall held shows its wait in `latency_ms`.
+#[tokio::test]
+async fn a_stall_shows_in_the_latency_of_every_arrival_it_held() {
+    let stalled = run_with_stall(
+        "open-model-stall",
+        "  arrival: {rate: 100/s}\n  max_in_flight: 2000\n",
+        "10s",
+        200,
+        3,
+    )
+    .await;
+    let (summary, run_dir, opened) = (&stalled.summary, &stalled.run_dir, stalled.opened);
     // Without max_connections, every request that finds no idle connection opens one: the
     // ~300 arrivals the stall held opened about as many.
     eprintln!("{opened} connections opened during the stall");
@@ -126,7 +160,6 @@ async fn a_stall_shows_in_the_latency_of_every_arrival_it_held() {
         opened >= 100,
         "{opened} connections opened during the stall"
     );
-    let summary = common::read_summary(&run_dir);
     assert_eq!(summary.state, RunState::Completed);
     let put = &summary.tasks[0];
     eprintln!(
@@ -155,8 +188,8 @@ async fn a_stall_shows_in_the_latency_of_every_arrival_it_held() {
     );
     assert_eq!(put.failures, 0);
     assert!(put.latency_ms.max >= 2900.0, "{:?}", put.latency_ms);
-    let latency = hlog_histogram(&run_dir, "put");
-    let service = hlog_histogram(&run_dir, "service:put");
+    let latency = hlog_histogram(run_dir, "put");
+    let service = hlog_histogram(run_dir, "service:put");
     assert_eq!(latency.len(), put.requests - put.failures);
     assert_eq!(service.len(), latency.len());
     let slow = at_least(&latency, 1000);
@@ -175,27 +208,19 @@ async fn a_stall_shows_in_the_latency_of_every_arrival_it_held() {
 /// 4 requests the stall caught on the wire.
 #[tokio::test]
 async fn max_connections_bounds_the_connections_and_queues_the_rest() {
-    let bucket = TestBucket::new("open-model-connections");
-    let dir = common::workdir();
-    let proxy = Proxy::start(&bucket.rgw.endpoint, Duration::ZERO).await;
-    let scenario = format!(
-        "{PUT_ONLY}load:\n  arrival: {{rate: 100/s}}\n  max_in_flight: 2000\n  max_connections: 4\n"
-    );
-    let (child, run_dir) = spawn_run(
-        &bucket,
-        &proxy.endpoint,
-        dir.path(),
-        &scenario,
-        &["-t", "8s"],
-    );
-    let opened = stall_after(&proxy, &run_dir, 150, 2).await;
-    let run = child.finish().await;
-    run.expect_code(0);
-    let summary = common::read_summary(&run_dir);
+    let stalled = run_with_stall(
+        "open-model-connections",
+        "  arrival: {rate: 100/s}\n  max_in_flight: 2000\n  max_connections: 4\n",
+        "8s",
+        150,
+        2,
+    )
+    .await;
+    let (summary, run_dir, opened) = (&stalled.summary, &stalled.run_dir, stalled.opened);
     let put = &summary.tasks[0];
     eprintln!(
-        "connections {} in all (setup included), {opened} opened during the stall; arrivals {} issued {} dropped {} latency max {} ms",
-        proxy.accepted(), put.arrivals, put.issued, put.dropped, put.latency_ms.max
+        "{opened} connections opened during the stall; arrivals {} issued {} dropped {} latency max {} ms",
+        put.arrivals, put.issued, put.dropped, put.latency_ms.max
     );
     for t in [put, &summary.total] {
         assert_arrivals_add_up(t);
@@ -204,8 +229,8 @@ async fn max_connections_bounds_the_connections_and_queues_the_rest() {
     assert_eq!(put.dropped, 0, "queued for a connection, not dropped");
     assert_eq!(put.failures, 0);
     assert!(put.latency_ms.max >= 1900.0, "{:?}", put.latency_ms);
-    let latency = hlog_histogram(&run_dir, "put");
-    let service = hlog_histogram(&run_dir, "service:put");
+    let latency = hlog_histogram(run_dir, "put");
+    let service = hlog_histogram(run_dir, "service:put");
     assert!(
         at_least(&latency, 1000) >= 100,
         "{} requests waited 1 s or more",
@@ -222,23 +247,14 @@ async fn max_connections_bounds_the_connections_and_queues_the_rest() {
 /// are dropped, counted, and the books still balance exactly.
 #[tokio::test]
 async fn arrivals_beyond_max_in_flight_are_dropped_and_counted() {
-    let bucket = TestBucket::new("open-model-dropped");
-    let dir = common::workdir();
-    let proxy = Proxy::start(&bucket.rgw.endpoint, Duration::ZERO).await;
-    let scenario = format!(
-        "{PUT_ONLY}load:\n  arrival: {{rate: 100/s, poisson: true}}\n  max_in_flight: 20\n"
-    );
-    let (child, run_dir) = spawn_run(
-        &bucket,
-        &proxy.endpoint,
-        dir.path(),
-        &scenario,
-        &["-t", "8s"],
-    );
-    stall_after(&proxy, &run_dir, 100, 2).await;
-    let run = child.finish().await;
-    run.expect_code(0);
-    let summary = common::read_summary(&run_dir);
+    let StalledRun { summary, _dir, .. } = run_with_stall(
+        "open-model-dropped",
+        "  arrival: {rate: 100/s, poisson: true}\n  max_in_flight: 20\n",
+        "8s",
+        100,
+        2,
+    )
+    .await;
     let put = &summary.tasks[0];
     eprintln!(
         "arrivals {} issued {} dropped {} late {}",

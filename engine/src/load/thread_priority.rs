@@ -8,6 +8,19 @@
 //! run at a lower priority, so that on one core the requests do not wait for a millisecond
 //! of bookkeeping (docs/benchmarks.md, "Session 24").
 
+/// The calling thread's nice value (Linux keeps nice per thread).
+fn current_nice() -> std::io::Result<i32> {
+    // getpriority can return -1 as a nice value: errno tells an error from it.
+    nix::errno::Errno::clear();
+    // SAFETY: getpriority reads the calling thread's nice value (`who` 0); it has no memory
+    // arguments.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    if nice == -1 && nix::errno::Errno::last_raw() != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(nice)
+}
+
 /// The scheduler slice the load runtime's threads ask for (the kernel's minimum).
 const LOAD_THREAD_SLICE_NS: u64 = 100_000;
 
@@ -23,14 +36,7 @@ const LOAD_THREAD_SLICE_NS: u64 = 100_000;
 /// value stay what they were; older kernels ignore the slice. Errors are returned for the
 /// caller to log: the run is still correct without it, only later.
 pub fn prefer_short_slices() -> std::io::Result<()> {
-    // getpriority can return -1 as a nice value: errno tells an error from it.
-    nix::errno::Errno::clear();
-    // SAFETY: getpriority reads the calling thread's nice value (`who` 0: this thread, as
-    // Linux keeps nice per thread); it has no memory arguments.
-    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-    if nice == -1 && nix::errno::Errno::last_raw() != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let nice = current_nice()?;
     let attr = libc::sched_attr {
         size: std::mem::size_of::<libc::sched_attr>() as u32,
         sched_policy: libc::SCHED_OTHER as u32,
@@ -70,12 +76,7 @@ const BACKGROUND_NICE_STEP: i32 = 10;
 /// coordinator, the worker's control loop, the web UI and the files they write), so the load
 /// threads run first on a shared core. Raising nice needs no privilege.
 pub fn yield_to_load_threads() -> std::io::Result<()> {
-    nix::errno::Errno::clear();
-    // SAFETY: as in `prefer_short_slices`: getpriority has no memory arguments.
-    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-    if nice == -1 && nix::errno::Errno::last_raw() != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let nice = current_nice()?;
     // SAFETY: setpriority sets the calling thread's nice value (`who` 0); no memory arguments.
     let done =
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, (nice + BACKGROUND_NICE_STEP).min(19)) };
@@ -90,10 +91,8 @@ pub fn yield_to_load_threads() -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// The calling thread's nice value.
     fn nice() -> i32 {
-        // SAFETY: no memory arguments; `who` 0 is the calling thread.
-        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+        current_nice().expect("getpriority")
     }
 
     #[test]
