@@ -721,6 +721,24 @@ mod tests {
     }
 
     #[test]
+    fn connections_split_like_the_rate_and_every_worker_gets_one() {
+        let mut plan = staged(&[(300.0, 1.0)]);
+        plan.max_connections = Some(10);
+        let shares = split_plan(&plan, 3);
+        let connections: Vec<_> = shares.iter().map(|s| s.max_connections).collect();
+        assert_eq!(connections, [Some(4), Some(3), Some(3)]);
+        // Fewer connections than workers: each still gets one.
+        plan.max_connections = Some(2);
+        let shares = split_plan(&plan, 3);
+        assert!(shares.iter().all(|s| s.max_connections == Some(1)));
+        // Unset stays unset.
+        plan.max_connections = None;
+        assert!(split_plan(&plan, 3)
+            .iter()
+            .all(|s| s.max_connections.is_none()));
+    }
+
+    #[test]
     fn three_hundred_per_second_splits_evenly() {
         let shares = split(300.0, false, 30, 3);
         assert!(shares

@@ -3,7 +3,7 @@
 //! A worker runs its users, the open-model scheduler and their requests on the load runtime
 //! (`chopsticks-load` threads) and everything else (the coordinator, the worker's control
 //! loop and stats, the web UI, the files they write) on the control runtime
-//! (`chopsticks-ctl`). Both are set up by the command line (`crate::cli`), only for commands
+//! (`chopsticks-ctl`). Both are set up by the command line (`cli`), only for commands
 //! that run a worker. The load threads ask for short scheduler slices and the control threads
 //! run at a lower priority, so that on one core the requests do not wait for a millisecond
 //! of bookkeeping (docs/benchmarks.md, "Session 24").
