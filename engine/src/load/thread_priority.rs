@@ -5,8 +5,9 @@
 //! loop and stats, the web UI, the files they write) on the control runtime
 //! (`chopsticks-ctl`). Both are set up by the command line (`cli`), only for commands
 //! that run a worker. The load threads ask for short scheduler slices and the control threads
-//! run at a lower priority, so that on one core the requests do not wait for a millisecond
-//! of bookkeeping (docs/benchmarks.md, "Session 24").
+//! run at a lower priority, so that on one core the requests seldom wait for the bookkeeping
+//! (not never: the kernel still lets it finish a slice now and then; docs/benchmarks.md,
+//! "Session 24").
 
 /// The calling thread's nice value (Linux keeps nice per thread).
 fn current_nice() -> std::io::Result<i32> {
