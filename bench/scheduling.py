@@ -22,7 +22,12 @@ could send less than 1 ms late.
 
     bench/scheduling.py [--rates 1000,2000,5000] [--seconds 10] [--repeat 1]
                         [--max-in-flight 1000] [--max-connections N|closed] [--cpu 1]
-                        [--server-cpu 0] [--in-process] [--binary PATH]
+                        [--server-cpu 0] [--in-process] [--move-kdamond] [--binary PATH]
+
+--move-kdamond (root only) pins the kernel's DAMON memory-monitor threads (`kdamond.*`) to the
+server's core for the measurement, floor included, and gives them back every core after: on
+the VM measured, kdamond.0 ran on the client's core and caused most of its stalls
+(docs/benchmarks.md, "Session 24"). The header line says whether it was done.
 
 --max-connections sets the open model's load.max_connections (default: unset, one connection
 per request in flight); `closed` gives it as many as the closed model has users at that rate
@@ -79,6 +84,31 @@ def machine_floor(cpu, seconds):
     out = subprocess.run(["taskset", "-c", str(cpu), sys.executable, "-c", code],
                          capture_output=True, text=True, check=True).stdout.split()
     return float(out[0]), float(out[1]), float(out[2])
+
+
+def kdamond_threads():
+    """The pids of the kernel's DAMON threads (`kdamond.N`)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().startswith("kdamond."):
+                    pids.append(int(pid))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def pin(pids, cpus):
+    """Sets each pid's CPU affinity to `cpus`; returns the pids it could pin."""
+    done = []
+    for pid in pids:
+        try:
+            os.sched_setaffinity(pid, cpus)
+            done.append(pid)
+        except OSError as e:
+            print(f"could not pin thread {pid}: {e}", file=sys.stderr)
+    return done
 
 
 class Server:
@@ -141,6 +171,8 @@ def main():
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--in-process", action="store_true",
                    help="the embedded target inside the client process, on the client's core")
+    p.add_argument("--move-kdamond", action="store_true",
+                   help="pin the kernel's kdamond threads to the server's core during the runs (root)")
     p.add_argument("--binary", default=os.path.join(ROOT, "target/release/chopsticks"))
     p.add_argument("--server", default=os.path.join(ROOT, "target/release/examples/embedded_target"))
     a = p.parse_args()
@@ -148,6 +180,16 @@ def main():
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     load1 = os.getloadavg()[0]
+    moved = pin(kdamond_threads(), {a.server_cpu}) if a.move_kdamond else []
+    try:
+        floor, rows = measure(a, rates)
+    finally:
+        pin(moved, set(range(os.cpu_count() or 1)))
+    report(a, rates, commit, load1, moved, floor, rows)
+
+
+def measure(a, rates):
+    """The machine's floor, then every (open, closed) pair; returns (floor, rows)."""
     floor = machine_floor(a.cpu, a.seconds)
     rows = []
     with tempfile.TemporaryDirectory() as work:
@@ -180,11 +222,16 @@ def main():
             })
         if server is not None:
             server.close()
+    return floor, rows
+
+
+def report(a, rates, commit, load1, moved, floor, rows):
     where = ("embedded target in-process" if a.in_process else
              f"embedded target in its own process on core {a.server_cpu}")
     print(f"commit {commit}, load average at start {load1:.2f}, {a.seconds}s per run, "
           f"client on one core (taskset -c {a.cpu}), {where}, open model's max_in_flight "
-          f"{a.max_in_flight}, max_connections {a.max_connections or 'unset'}")
+          f"{a.max_in_flight}, max_connections {a.max_connections or 'unset'}, "
+          f"kdamond threads moved to core {a.server_cpu}: {len(moved) if moved else 'none'}")
     print(f"machine floor on core {a.cpu}: {100 * floor[0]:.2f} % of the time in stalls "
           f"(wake-ups >= 1 ms late: {floor[2]:.1f}/s, the latest {floor[1]:.2f} ms)")
     print("| offered/s | achieved/s | gap | late ≥1 ms | lateness p99 of late | dropped | failures"
