@@ -6,8 +6,13 @@ pinned to ONE core (`taskset -c CPU`). The server is the embedded S3 target, run
 another process pinned to another core (`engine/examples/embedded_target.rs`, `--server-cpu`),
 so the CPU figures are the client's alone. (`--in-process` runs the target inside the client
 process instead, on the same core, as `chopsticks run` does with no endpoint.) Each arrival GETs
-a 1 KiB object of a small prefilled pool. Then a closed-model run at the same throughput: users
-with `wait: {pacing: users/R}`.
+a 1 KiB object of a small prefilled pool. Then two closed-model runs at the same throughput,
+R/100 users with `wait: {pacing: users/R}`:
+- "even": users spawned at R per second, one every 1/R s, so each keeps its own phase and
+  the requests go out evenly spaced, as the open model sends them;
+- "in step": users spawned at 10 per pacing period, so every user starts on the same phase
+  and they send in bursts of R/100 requests every pacing period (the comparison used up to
+  session 25; bursts share their wake-ups, so they cost less CPU per request).
 
 Reports per rate: achieved rate (issued / duration), its gap to the offered rate, the share of
 arrivals that started >= 1 ms late (the scheduler's lateness; p99 lateness < 1 ms when fewer
@@ -33,9 +38,9 @@ the VM measured, kdamond.0 ran on the client's core and caused most of its stall
 per request in flight); `closed` gives it as many as the closed model has users at that rate
 (one connection each), so both models run on the same connections.
 
---repeat N runs N rounds over the rates, each an (open, closed) pair run back to back, and
-ends with the median of each rate's figures: on a machine whose speed drifts from minute to
-minute, only a pair's own ratio means much.
+--repeat N runs N rounds over the rates, each an open run and its two closed runs back to
+back, and ends with the median of each rate's figures: on a machine whose speed drifts from
+minute to minute, only a round's own ratios mean much.
 
 Build first: cargo build --release -p chopsticks --bin chopsticks, and
 cargo build --release -p chopsticks --example embedded_target --features bench-server.
@@ -189,7 +194,7 @@ def main():
 
 
 def measure(a, rates):
-    """The machine's floor, then every (open, closed) pair; returns (floor, rows)."""
+    """The machine's floor, then every round (open, closed even, closed in step); returns (floor, rows)."""
     floor = machine_floor(a.cpu, a.seconds)
     rows = []
     with tempfile.TemporaryDirectory() as work:
@@ -206,7 +211,9 @@ def measure(a, rates):
             pacing = users / rate
             scen_closed = BASE % ("    wait: {pacing: %g}\n" % pacing)
             c = run(a.binary, a.cpu, scen_closed,
-                    target + ["-u", str(users), "-r", str(users * 10), "-t", t], work, f"closed{rate}-{n}")
+                    target + ["-u", str(users), "-r", str(rate), "-t", t], work, f"closed{rate}-{n}")
+            s = run(a.binary, a.cpu, scen_closed,
+                    target + ["-u", str(users), "-r", str(users * 10), "-t", t], work, f"instep{rate}-{n}")
             achieved = o["requests"] / o["duration_s"]
             rows.append({
                 "offered": rate,
@@ -215,10 +222,12 @@ def measure(a, rates):
                 "late_percent": 100.0 * o["late"] / max(1, o["arrivals"]),
                 "lateness_p99_ms": o["lateness_p99_ms"],
                 "dropped": o["dropped"],
-                "failures": o["failures"] + c["failures"],
+                "failures": o["failures"] + c["failures"] + s["failures"],
                 "open_cpu_us": 1e6 * o["cpu_s"] / max(1, o["requests"]),
                 "closed_rate": c["requests"] / c["duration_s"],
                 "closed_cpu_us": 1e6 * c["cpu_s"] / max(1, c["requests"]),
+                "instep_rate": s["requests"] / s["duration_s"],
+                "instep_cpu_us": 1e6 * s["cpu_s"] / max(1, s["requests"]),
             })
         if server is not None:
             server.close()
@@ -235,25 +244,29 @@ def report(a, rates, commit, load1, moved, floor, rows):
     print(f"machine floor on core {a.cpu}: {100 * floor[0]:.2f} % of the time in stalls "
           f"(wake-ups >= 1 ms late: {floor[2]:.1f}/s, the latest {floor[1]:.2f} ms)")
     print("| offered/s | achieved/s | gap | late ≥1 ms | lateness p99 of late | dropped | failures"
-          " | CPU µs/req open | closed achieved/s | CPU µs/req closed | open/closed |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          " | CPU µs/req open | closed even achieved/s | CPU µs/req closed even | open/closed even"
+          " | closed in step achieved/s | CPU µs/req closed in step | open/closed in step |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         lp = "—" if r["lateness_p99_ms"] is None else f'{r["lateness_p99_ms"]:.2f} ms'
         print(f'| {r["offered"]} | {r["achieved"]:.1f} | {r["gap_percent"]:.2f} % | '
               f'{r["late_percent"]:.2f} % | {lp} | {r["dropped"]} | {r["failures"]} | '
               f'{r["open_cpu_us"]:.1f} | {r["closed_rate"]:.1f} | {r["closed_cpu_us"]:.1f} | '
-              f'{r["open_cpu_us"] / r["closed_cpu_us"]:.2f} |')
+              f'{r["open_cpu_us"] / r["closed_cpu_us"]:.2f} | {r["instep_rate"]:.1f} | '
+              f'{r["instep_cpu_us"]:.1f} | {r["open_cpu_us"] / r["instep_cpu_us"]:.2f} |')
     if a.repeat > 1:
-        print(f"\nMedians over {a.repeat} pairs per rate:")
-        print("| offered/s | gap | late ≥1 ms | CPU µs/req open | CPU µs/req closed | open/closed |")
-        print("|---|---|---|---|---|---|")
+        print(f"\nMedians over {a.repeat} rounds per rate:")
+        print("| offered/s | gap | late ≥1 ms | CPU µs/req open | closed even | closed in step"
+              " | open/closed even | open/closed in step |")
+        print("|---|---|---|---|---|---|---|---|")
         for rate in rates:
             mine = [r for r in rows if r["offered"] == rate]
             med = lambda f: statistics.median(f(r) for r in mine)
             print(f'| {rate} | {med(lambda r: r["gap_percent"]):.2f} % | '
                   f'{med(lambda r: r["late_percent"]):.2f} % | {med(lambda r: r["open_cpu_us"]):.1f} | '
-                  f'{med(lambda r: r["closed_cpu_us"]):.1f} | '
-                  f'{med(lambda r: r["open_cpu_us"] / r["closed_cpu_us"]):.2f} |')
+                  f'{med(lambda r: r["closed_cpu_us"]):.1f} | {med(lambda r: r["instep_cpu_us"]):.1f} | '
+                  f'{med(lambda r: r["open_cpu_us"] / r["closed_cpu_us"]):.2f} | '
+                  f'{med(lambda r: r["open_cpu_us"] / r["instep_cpu_us"]):.2f} |')
     print(json.dumps({"floor_late_share": floor[0], "floor_worst_ms": floor[1],
                       "floor_late_per_s": floor[2], "rows": rows}))
 

@@ -78,8 +78,6 @@ pub async fn serve<D: Driver>(
     let mut run: Option<ActiveRun<D>> = None;
     let mut tick = interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut spawn_tick = interval(Duration::from_millis(50));
-    spawn_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     // The last finished run whose scenario has post-run checks, kept until the coordinator
     // asks for its audit (or the next run starts): its users' ledgers are in the context.
@@ -89,7 +87,7 @@ pub async fn serve<D: Driver>(
 
     let end = loop {
         let report_at = run.as_ref().map(|r| r.next_report());
-        let spawning = run.as_ref().is_some_and(|r| r.crew.wants_spawn());
+        let spawn_at = run.as_ref().and_then(|r| r.crew.next_spawn_at());
         let has_users = run.as_ref().is_some_and(|r| !r.crew.set.is_empty());
         let abort_at = run.as_ref().and_then(|r| r.abort_at);
         tokio::select! {
@@ -187,7 +185,7 @@ pub async fn serve<D: Driver>(
                     break SessionEnd::CoordinatorLost;
                 }
             }
-            _ = spawn_tick.tick(), if spawning => {
+            _ = async { sleep_until(spawn_at.unwrap_or_else(Instant::now)).await }, if spawn_at.is_some() => {
                 if let Some(r) = run.as_mut() {
                     r.crew.spawn_due();
                 }
@@ -476,7 +474,11 @@ struct Crew<D> {
     /// in `set` as one more task, so a stop waits for its requests like for users').
     arrivals: Option<tokio::sync::watch::Sender<crate::load::arrivals::ArrivalShare>>,
     next_id: u64,
+    /// Users earned at the spawn rate and not yet spawned, as of `last_credit` (a fraction is
+    /// part of the next user), so each user starts when its turn comes: one every 1/rate s,
+    /// not in batches that would keep pacing users in step.
     credit: f64,
+    /// When `credit` was last brought up to date.
     last_credit: Instant,
     stop: CancellationToken,
     abort: CancellationToken,
@@ -586,6 +588,15 @@ impl<D: Driver> Crew<D> {
                 .map_err(|payload| Panicked(panic_message(&*payload)));
             (ARRIVALS_ID, 0, ended, progress)
         });
+    }
+
+    /// When the next user is due at the spawn rate (`None`: none is wanted, or the rate is 0
+    /// and the first user was spawned).
+    fn next_spawn_at(&self) -> Option<Instant> {
+        if !self.wants_spawn() {
+            return None;
+        }
+        spawn_due_at(self.credit, self.last_credit, self.rate)
     }
 
     /// Spawns the users that are due at the spawn rate.
@@ -703,5 +714,51 @@ impl<D: Driver> Crew<D> {
         self.stop.cancel();
         self.abort.cancel();
         while self.set.join_next().await.is_some() {}
+    }
+}
+
+/// When the next user is due, `credit` users having been earned by `last_credit` at `rate`
+/// users a second: at once when a whole user is earned, else when the rest of one is.
+/// `None` when none ever will be (rate 0).
+fn spawn_due_at(credit: f64, last_credit: Instant, rate: f64) -> Option<Instant> {
+    if credit >= 1.0 {
+        return Some(last_credit);
+    }
+    if rate.is_nan() || rate <= 0.0 {
+        return None;
+    }
+    // At most a second ahead: a slower rate is looked at again then (the credit is brought
+    // up to date on each look), and a delay too large for a Duration never arises.
+    let wait = Duration::try_from_secs_f64((1.0 - credit) / rate).unwrap_or(Duration::MAX);
+    Some(last_credit + wait.min(Duration::from_secs(1)))
+}
+
+#[cfg(test)]
+mod spawn_tests {
+    use super::*;
+
+    #[test]
+    fn users_are_due_one_every_one_over_the_rate() {
+        let t = Instant::now();
+        assert_eq!(
+            spawn_due_at(1.0, t, 0.0),
+            Some(t),
+            "a whole user earned: now"
+        );
+        assert_eq!(spawn_due_at(2.5, t, 10.0), Some(t));
+        assert_eq!(
+            spawn_due_at(0.5, t, 1000.0),
+            Some(t + std::time::Duration::from_micros(500))
+        );
+        assert_eq!(
+            spawn_due_at(0.0, t, 100.0),
+            Some(t + std::time::Duration::from_millis(10))
+        );
+        assert_eq!(spawn_due_at(0.0, t, 0.0), None, "rate 0: no more users");
+        // A slow rate is re-checked within a second.
+        assert_eq!(
+            spawn_due_at(0.0, t, 0.01),
+            Some(t + std::time::Duration::from_secs(1))
+        );
     }
 }
