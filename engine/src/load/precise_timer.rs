@@ -104,7 +104,13 @@ impl PreciseTimer {
                 nix::unistd::read(&fd.get_ref().0, &mut expirations).map_err(std::io::Error::from)
             });
             match read {
-                Ok(result) => return result.map(|_| ()),
+                Ok(result) => {
+                    // The expiration is consumed and the one-shot timer is not armed again
+                    // until the next wait, so the fd is not readable now: forgetting the
+                    // readiness saves the next wait a read that would find nothing.
+                    ready.clear_ready();
+                    return result.map(|_| ());
+                }
                 // Stale readiness (an earlier wait's expiration, consumed or reset): wait on.
                 Err(_would_block) => continue,
             }
