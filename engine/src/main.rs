@@ -4,8 +4,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (its `mi_option_e` in mimalloc.h; the Rust bindings name
-/// the options around it but not this one).
+/// mimalloc's `mi_option_purge_delay`: its place in `mi_option_e` (mimalloc.h, v3, as built by
+/// libmimalloc-sys 0.1.49, pinned in engine/Cargo.toml for this reason). The Rust bindings name
+/// the options around it (14 and 16) but not this one.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// How long memory freed and not reused stays with the process before mimalloc hands it back
@@ -13,7 +14,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// between two seconds, and the load thread then page-faulted fresh pages back in while it
 /// recorded the next second: on a VM each such fault can hold the thread for milliseconds,
 /// and arrivals start late (docs/benchmarks.md, "Session 25"). Memory freed after a peak still
-/// goes back, ten seconds later.
+/// goes back, ten seconds later or more (mimalloc multiplies the delay for its arenas).
 const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 fn main() -> std::process::ExitCode {
