@@ -194,6 +194,18 @@ fn runtimes(
         })
         .enable_all()
         .build()?;
+    // A deadline always in the load runtime's timer wheel, at most a second away, so each
+    // request's timeout (further away) joins the wheel quietly. With the wheel empty (the
+    // open-model scheduler's timer is a timerfd; between requests no timeout is pending),
+    // tokio takes every new timeout for the earliest and wakes its driver through an eventfd:
+    // a write, a read and an extra `epoll_wait` per request (docs/benchmarks.md, "Session 25").
+    load.spawn(async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+        }
+    });
     Ok((control.build()?, Some(load)))
 }
 

@@ -309,13 +309,6 @@ pub async fn run<D: Driver>(
     let mut stopped_at: Option<Instant> = None;
     // When the timer last woke the loop (see `TICK`).
     let mut woke = Instant::now();
-    // Keeps a deadline in tokio's timer wheel at most a second away, so each request's
-    // timeout (further away) joins the wheel quietly. With the wheel empty (the scheduler's
-    // own timer is a timerfd, and between requests no timeout is pending), tokio takes every
-    // new timeout for the earliest and wakes its driver through an eventfd: a write, a read
-    // and an extra `epoll_wait` per request (docs/benchmarks.md, "Session 25").
-    let mut keep_wheel = tokio::time::interval(Duration::from_secs(1));
-    keep_wheel.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Every arrival due by the middle of the next tick (after a stop: due before the
         // stop), in schedule order.
@@ -349,7 +342,6 @@ pub async fn run<D: Driver>(
             _ = timer.sleep_until(wake_for(schedule.next.unwrap_or(origin), woke)), if schedule.next.is_some() => {
                 woke = Instant::now();
             }
-            _ = keep_wheel.tick() => {}
         }
     }
     // Requests in flight finish (or are cut off by `abort`, which each one watches).
