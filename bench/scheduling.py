@@ -16,8 +16,12 @@ R/100 users with `wait: {pacing: users/R}`:
 
 Reports per rate: achieved rate (issued / duration), its gap to the offered rate, the share of
 arrivals that started >= 1 ms late (the scheduler's lateness; p99 lateness < 1 ms when fewer
-than 1 % are late), dropped, and client CPU per request (user + system time of the client
-process, from getrusage, divided by requests) for both models.
+than 1 % are late), dropped, and client CPU per request for each model, two ways:
+- whole run: user + system time of the client process (getrusage) divided by its requests,
+  so start-up, prefill and writing the report are spread over the requests;
+- steady: the process's CPU clock read at the start of the run's second 1 and of its last
+  second, divided by the requests completed in between (stats_history.csv): the per-request
+  cost alone, which item 5 asks about; "unknown" when the window could not be read.
 
 First it measures the machine's own floor: a loop that sleeps 200 us at a time on the client
 core, doing nothing else, for --seconds. Every wake-up >= 1 ms after its deadline is a stall of
@@ -47,8 +51,11 @@ cargo build --release -p chopsticks --example embedded_target --features bench-s
 Traffic stays on 127.0.0.1.
 """
 import argparse
+import csv
+import datetime
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -131,7 +138,55 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def run(binary, cpu, scenario_text, args, workdir, label):
+def process_cpu_ns(pid):
+    """CPU time of process `pid`, all its threads (exited ones too), in nanoseconds: the
+    kernel's per-process CPU clock (`clock_getcpuclockid`: ((~pid) << 3) | CPUCLOCK_SCHED)."""
+    return time.clock_gettime_ns(((~pid) << 3) | 2)
+
+
+def run_origin(run_dir, proc, timeout=30.0):
+    """The wall time (unix seconds) second 0 of the run began, read from its events.log as the
+    run writes it; None if the process ended or `timeout` passed first."""
+    events = os.path.join(run_dir, "events.log")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with open(events) as f:
+                for line in f:
+                    m = re.search(r"second 0 of the run begins at (\S+?)Z?$", line.strip())
+                    if m:
+                        return datetime.datetime.fromisoformat(m.group(1)).replace(
+                            tzinfo=datetime.timezone.utc).timestamp()
+        except FileNotFoundError:
+            pass
+        time.sleep(0.01)
+    return None
+
+
+def sleep_until_wall(t):
+    while True:
+        left = t - time.time()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
+
+
+def requests_per_second(run_dir):
+    """Requests (failures included) completed in each second of the run, from the Aggregated
+    rows of stats_history.csv; None unless there is exactly one row per second."""
+    with open(os.path.join(run_dir, "stats_history.csv")) as f:
+        rows = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
+    stamps = [int(r["Timestamp"]) for r in rows]
+    if any(b != a + 1 for a, b in zip(stamps, stamps[1:])):
+        return None
+    totals = [int(r["Total Request Count"]) for r in rows]
+    return [b - a for a, b in zip([0] + totals, totals)]
+
+
+def run(binary, cpu, scenario_text, args, workdir, label, seconds):
+    """One run. CPU is read twice: for the whole process (getrusage: start-up, prefill and the
+    report included) and in the steady state, seconds 1 to `seconds` - 1 of the run (the
+    process's CPU clock read at their bounds, divided by the requests completed in them)."""
     scenario = os.path.join(workdir, label + ".yaml")
     with open(scenario, "w") as f:
         f.write(scenario_text)
@@ -140,14 +195,28 @@ def run(binary, cpu, scenario_text, args, workdir, label):
            "--run-dir", run_dir] + args
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The steady window: whole seconds of the run, after its first and before its last.
+    first, last = 1, max(2, seconds - 1)
+    window_cpu_ns = None
+    origin = run_origin(run_dir, proc)
+    if origin is not None:
+        sleep_until_wall(origin + first)
+        cpu0 = process_cpu_ns(proc.pid)
+        sleep_until_wall(origin + last)
+        cpu1 = process_cpu_ns(proc.pid)
+        if proc.poll() is None:
+            window_cpu_ns = cpu1 - cpu0
+    _, err = proc.communicate()
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        sys.exit(f"{label}: chopsticks exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+        sys.exit(f"{label}: chopsticks exited {proc.returncode}:\n{err[-2000:]}")
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    per_second = requests_per_second(run_dir)
+    window_requests = sum(per_second[first:last]) if per_second else 0
     total = summary["total"]
     return {
         "requests": total["requests"] + total["failures"],
@@ -158,6 +227,9 @@ def run(binary, cpu, scenario_text, args, workdir, label):
         "lateness_p99_ms": (total.get("lateness_ms") or {}).get("p99"),
         "duration_s": summary["duration_s"],
         "cpu_s": cpu_s,
+        # None when the window could not be read (the run ended early, a second had no row).
+        "steady_cpu_us": (window_cpu_ns / 1e3 / window_requests
+                          if window_cpu_ns is not None and window_requests > 0 else None),
         "wall_s": wall,
     }
 
@@ -207,13 +279,13 @@ def measure(a, rates):
             if a.max_connections is not None:
                 conns = users if a.max_connections == "closed" else int(a.max_connections)
                 scen_open += "  max_connections: %d\n" % conns
-            o = run(a.binary, a.cpu, scen_open, target + ["-t", t], work, f"open{rate}-{n}")
+            o = run(a.binary, a.cpu, scen_open, target + ["-t", t], work, f"open{rate}-{n}", a.seconds)
             pacing = users / rate
             scen_closed = BASE % ("    wait: {pacing: %g}\n" % pacing)
             c = run(a.binary, a.cpu, scen_closed,
-                    target + ["-u", str(users), "-r", str(rate), "-t", t], work, f"closed{rate}-{n}")
+                    target + ["-u", str(users), "-r", str(rate), "-t", t], work, f"closed{rate}-{n}", a.seconds)
             s = run(a.binary, a.cpu, scen_closed,
-                    target + ["-u", str(users), "-r", str(users * 10), "-t", t], work, f"instep{rate}-{n}")
+                    target + ["-u", str(users), "-r", str(users * 10), "-t", t], work, f"instep{rate}-{n}", a.seconds)
             achieved = o["requests"] / o["duration_s"]
             rows.append({
                 "offered": rate,
@@ -228,10 +300,29 @@ def measure(a, rates):
                 "closed_cpu_us": 1e6 * c["cpu_s"] / max(1, c["requests"]),
                 "instep_rate": s["requests"] / s["duration_s"],
                 "instep_cpu_us": 1e6 * s["cpu_s"] / max(1, s["requests"]),
+                "open_steady_us": o["steady_cpu_us"],
+                "closed_steady_us": c["steady_cpu_us"],
+                "instep_steady_us": s["steady_cpu_us"],
             })
         if server is not None:
             server.close()
     return floor, rows
+
+
+def fmt(x, digits=1):
+    """A figure, or "unknown" when it could not be measured."""
+    return "unknown" if x is None else f"{x:.{digits}f}"
+
+
+def ratio(row, a, b):
+    """Steady-state CPU per request of model `a` over model `b` in one round (None if unknown)."""
+    x, y = row[a + "_steady_us"], row[b + "_steady_us"]
+    return None if x is None or y is None else x / y
+
+
+def median_known(xs):
+    known = [x for x in xs if x is not None]
+    return statistics.median(known) if known else None
 
 
 def report(a, rates, commit, load1, moved, floor, rows):
@@ -244,21 +335,26 @@ def report(a, rates, commit, load1, moved, floor, rows):
     print(f"machine floor on core {a.cpu}: {100 * floor[0]:.2f} % of the time in stalls "
           f"(wake-ups >= 1 ms late: {floor[2]:.1f}/s, the latest {floor[1]:.2f} ms)")
     print("| offered/s | achieved/s | gap | late ≥1 ms | lateness p99 of late | dropped | failures"
-          " | CPU µs/req open | closed even achieved/s | CPU µs/req closed even | open/closed even"
-          " | closed in step achieved/s | CPU µs/req closed in step | open/closed in step |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          " | CPU µs/req open | closed even | closed in step | open/closed even | open/closed in step"
+          " | steady µs/req open | closed even | closed in step | open/closed even | open/closed in step |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         lp = "—" if r["lateness_p99_ms"] is None else f'{r["lateness_p99_ms"]:.2f} ms'
         print(f'| {r["offered"]} | {r["achieved"]:.1f} | {r["gap_percent"]:.2f} % | '
               f'{r["late_percent"]:.2f} % | {lp} | {r["dropped"]} | {r["failures"]} | '
-              f'{r["open_cpu_us"]:.1f} | {r["closed_rate"]:.1f} | {r["closed_cpu_us"]:.1f} | '
-              f'{r["open_cpu_us"] / r["closed_cpu_us"]:.2f} | {r["instep_rate"]:.1f} | '
-              f'{r["instep_cpu_us"]:.1f} | {r["open_cpu_us"] / r["instep_cpu_us"]:.2f} |')
+              f'{r["open_cpu_us"]:.1f} | {r["closed_cpu_us"]:.1f} | {r["instep_cpu_us"]:.1f} | '
+              f'{r["open_cpu_us"] / r["closed_cpu_us"]:.2f} | '
+              f'{r["open_cpu_us"] / r["instep_cpu_us"]:.2f} | '
+              f'{fmt(r["open_steady_us"])} | {fmt(r["closed_steady_us"])} | '
+              f'{fmt(r["instep_steady_us"])} | {fmt(ratio(r, "open", "closed"), 2)} | '
+              f'{fmt(ratio(r, "open", "instep"), 2)} |')
     if a.repeat > 1:
-        print(f"\nMedians over {a.repeat} rounds per rate:")
+        print(f"\nMedians over {a.repeat} rounds per rate (steady: seconds 1 to "
+              f"{max(2, a.seconds - 1)} of each run, start-up, prefill and report left out):")
         print("| offered/s | gap | late ≥1 ms | CPU µs/req open | closed even | closed in step"
-              " | open/closed even | open/closed in step |")
-        print("|---|---|---|---|---|---|---|---|")
+              " | open/closed even | open/closed in step | steady open/closed even"
+              " | steady open/closed in step |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for rate in rates:
             mine = [r for r in rows if r["offered"] == rate]
             med = lambda f: statistics.median(f(r) for r in mine)
@@ -266,7 +362,9 @@ def report(a, rates, commit, load1, moved, floor, rows):
                   f'{med(lambda r: r["late_percent"]):.2f} % | {med(lambda r: r["open_cpu_us"]):.1f} | '
                   f'{med(lambda r: r["closed_cpu_us"]):.1f} | {med(lambda r: r["instep_cpu_us"]):.1f} | '
                   f'{med(lambda r: r["open_cpu_us"] / r["closed_cpu_us"]):.2f} | '
-                  f'{med(lambda r: r["open_cpu_us"] / r["instep_cpu_us"]):.2f} |')
+                  f'{med(lambda r: r["open_cpu_us"] / r["instep_cpu_us"]):.2f} | '
+                  f'{fmt(median_known([ratio(r, "open", "closed") for r in mine]), 2)} | '
+                  f'{fmt(median_known([ratio(r, "open", "instep") for r in mine]), 2)} |')
     print(json.dumps({"floor_late_share": floor[0], "floor_worst_ms": floor[1],
                       "floor_late_per_s": floor[2], "rows": rows}))
 
