@@ -3,15 +3,27 @@
 # `charmcraft pack` produces from charmcraft.yaml — dispatch (0755) at the root, the yaml
 # files, manifest.yaml, bin/chopsticks, scenarios/ and templates/.
 #
-# Usage: scripts/pack-charm.sh [OUTPUT_DIR]   (default: the repository root)
+# Usage: scripts/pack-charm.sh [--from-test-build] [OUTPUT_DIR]   (default: the repository root)
+#
+# --from-test-build: take the binaries from the build the test suite uses
+# (`cargo test --release --workspace --no-run`, a no-op once the suite is built) instead of
+# `cargo build --bins`. The dev-dependencies switch on features of crates the binaries share
+# (fantoccini, through hyper-rustls's defaults, turns on rustls's logging, for one), so the two
+# builds each compile aws-sdk-s3, rustls, hyper and the engine: the charm tests pass
+# this flag so the suite does not build the binaries twice (minutes on a two-core CI machine).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+build=(cargo build --release --locked --workspace --bins)
+if [[ ${1:-} == --from-test-build ]]; then
+  build=(cargo test --release --locked --workspace --no-run)
+  shift
+fi
 out=${1:-$top}
 name=chopsticks_ubuntu@24.04-amd64.charm
 cd "$top"
 
-echo "building release binaries" >&2
-cargo build --release --locked --workspace --bins >&2
+echo "building release binaries: ${build[*]}" >&2
+"${build[@]}" >&2
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT

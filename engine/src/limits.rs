@@ -419,6 +419,9 @@ pub struct Rate {
     pub min: f64,
     pub max: f64,
     pub fix: &'static str,
+    /// Arrivals per second: bounds are shown as `N/s`, or `N/h` below one a second (`1/h`,
+    /// not 0.000277…). False for users per second (spawn rates): bare numbers.
+    pub arrivals: bool,
 }
 
 /// Users started per second, across all workers.
@@ -426,6 +429,7 @@ pub const SPAWN_RATE: Rate = Rate {
     min: 0.001,
     max: 100_000.0,
     fix: "give users per second from 0.001 to 100000, e.g. 5 or 0.5",
+    arrivals: false,
 };
 
 /// Arrivals per second of an open-model run (`load.arrival.rate`, `--rate`), across workers.
@@ -434,6 +438,7 @@ pub const ARRIVAL_RATE: Rate = Rate {
     min: 1.0 / 3600.0,
     max: 1_000_000.0,
     fix: "give arrivals per second from 1/h to 1000000/s, e.g. 500/s",
+    arrivals: true,
 };
 
 /// Arrivals per second of one rate stage (`load.arrival.stages[i].rate`); 0/s is a pause or
@@ -442,9 +447,21 @@ pub const STAGE_RATE: Rate = Rate {
     min: 0.0,
     max: 1_000_000.0,
     fix: "give arrivals per second from 0/s to 1000000/s, e.g. {rate: 500/s, for: 1m}",
+    arrivals: true,
 };
 
 impl Rate {
+    fn show_bound(&self, per_s: f64) -> String {
+        if !self.arrivals {
+            show_f64(per_s)
+        } else if per_s > 0.0 && per_s < 1.0 {
+            let per_h = (per_s * 3600.0 * 1e9).round() / 1e9;
+            format!("{}/h", show_f64(per_h))
+        } else {
+            format!("{}/s", show_f64(per_s))
+        }
+    }
+
     pub fn check(&self, field: &str, value: f64) -> Result<f64, LimitError> {
         let shown = show_f64(value);
         if !value.is_finite() {
@@ -458,7 +475,7 @@ impl Rate {
             return Err(LimitError::TooSmall {
                 field: field.into(),
                 value: shown,
-                bound: show_f64(self.min),
+                bound: self.show_bound(self.min),
                 fix: self.fix.into(),
             });
         }
@@ -466,7 +483,7 @@ impl Rate {
             return Err(LimitError::TooLarge {
                 field: field.into(),
                 value: shown,
-                bound: show_f64(self.max),
+                bound: self.show_bound(self.max),
                 fix: self.fix.into(),
             });
         }
@@ -735,6 +752,17 @@ mod tests {
         );
         let e = RUN_TIME.secs("--run-time", 2592000.5).unwrap_err();
         assert!(e.to_string().contains("30 days"), "{e}");
+    }
+
+    #[test]
+    fn arrival_rate_bounds_read_as_rates() {
+        let e = ARRIVAL_RATE.check("rate", 0.0001).unwrap_err().to_string();
+        assert!(e.contains("below the minimum of 1/h"), "{e}");
+        let e = ARRIVAL_RATE.check("rate", 2e6).unwrap_err().to_string();
+        assert!(e.contains("above the limit of 1000000/s"), "{e}");
+        // Spawn rates are users per second, written bare.
+        let e = SPAWN_RATE.check("spawn_rate", 0.0).unwrap_err().to_string();
+        assert!(e.contains("below the minimum of 0.001;"), "{e}");
     }
 
     #[test]

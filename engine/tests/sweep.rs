@@ -395,4 +395,39 @@ async fn bad_sweeps_and_autoterms_exit_2_naming_the_field() {
     .await;
     run.expect_code(2);
     run.expect_stderr(&["autoterm cv", "e.g. 5%"]);
+    // Autoterm would end a staged run in its first stage: refused, rate or users stages.
+    for (name, load) in [
+        (
+            "rate-stages.yaml",
+            "load:\n  arrival: {stages: [{rate: 5/s, for: 3s}, {rate: 50/s, for: 3s}]}\n",
+        ),
+        (
+            "user-stages.yaml",
+            "load:\n  users: {stages: [{users: 1, for: 3s}, {users: 5, for: 3s}]}\n",
+        ),
+    ] {
+        let staged = write_scenario(
+            dir.path(),
+            name,
+            &format!("name: s\nusers:\n  - name: w\n    tasks:\n      - {{op: put, name: put, size: 1KiB}}\n{load}"),
+        );
+        let run = cli(
+            dir.path(),
+            &[
+                "run",
+                "--workload-config",
+                w,
+                "-f",
+                staged.to_str().unwrap(),
+                "--headless",
+                "--autoterm",
+            ],
+        )
+        .await;
+        run.expect_code(2);
+        run.expect_stderr(&[
+            "autoterm is for single-rate runs",
+            "drop autoterm or the stages",
+        ]);
+    }
 }

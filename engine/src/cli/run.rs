@@ -38,7 +38,7 @@ pub struct RunArgs {
     pub users: Option<u32>,
     /// Open-model load: arrivals per second across all workers (e.g. 500/s, 30/m), in place
     /// of the scenario's `load.arrival.rate`; instead of users.
-    #[arg(long, value_name = "RATE", value_parser = super::parse_arrival_rate)]
+    #[arg(long, value_name = "RATE", value_parser = super::parse_arrival_rate, allow_hyphen_values = true)]
     pub rate: Option<f64>,
     /// Users started per second (a float, 0.001 to 100000).
     #[arg(long, short = 'r', default_value_t = 5.0, value_parser = super::parse_spawn_rate)]
@@ -82,7 +82,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", requires = "autoterm")]
     pub autoterm_window: Option<String>,
     /// The coefficient of variation below which the rate is stable (e.g. 5%; default 5%).
-    #[arg(long, value_name = "PERCENT", requires = "autoterm", value_parser = super::parse_percent)]
+    #[arg(long, value_name = "PERCENT", requires = "autoterm", value_parser = super::parse_percent, allow_hyphen_values = true)]
     pub autoterm_cv: Option<f64>,
 }
 
@@ -92,16 +92,16 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// The first step's arrival rate (e.g. 50/s); in place of the scenario's sweep.from.
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
     pub from: Option<String>,
     /// The highest rate a step may have (e.g. 5000/s).
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
     pub to: Option<String>,
     /// Each step's rate is the previous one times this (above 1, e.g. 1.5).
-    #[arg(long, conflicts_with = "step", value_parser = super::parse_factor)]
+    #[arg(long, conflicts_with = "step", value_parser = super::parse_factor, allow_hyphen_values = true)]
     pub factor: Option<f64>,
     /// Or: each step's rate is the previous one plus this (e.g. 500/s).
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
     pub step: Option<String>,
     /// The longest a step is held, warm-up included (default 60s).
     #[arg(long, value_name = "DURATION")]

@@ -61,6 +61,11 @@ pub struct ArrivalShare {
     /// constant `rate_micro`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageShare>,
+    /// The run's end, in microseconds from its clock origin (its duration): no arrival is
+    /// scheduled at or after it, so a run of T seconds at R/s holds R × T arrivals however
+    /// late the stop reaches the worker. `None`: the run has no duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at_us: Option<u64>,
 }
 
 /// A worker's share of one rate stage.
@@ -96,6 +101,7 @@ pub fn split(rate: f64, poisson: bool, max_in_flight: u32, workers: usize) -> Ve
             max_in_flight: part(flights, i, n) as u32,
             max_connections: None,
             stages: Vec::new(),
+            ends_at_us: None,
         })
         .collect()
 }
@@ -184,18 +190,31 @@ struct Schedule {
     next: Option<Instant>,
     /// The rate, gaps and in-flight limit this schedule follows.
     share: ArrivalShare,
+    /// The run's end (`share.ends_at_us` from the clock origin): `next` is `None` from there.
+    ends: Option<Instant>,
 }
 
 impl Schedule {
-    /// The first arrival at or after `from`, on a schedule anchored at `epoch`.
-    fn new(share: ArrivalShare, epoch: Instant, from: Instant, rng: &mut SmallRng) -> Schedule {
+    /// The first arrival at or after `from`, on a schedule anchored at `epoch`; `origin` is
+    /// the run's clock origin (`share.ends_at_us` counts from it).
+    fn new(
+        share: ArrivalShare,
+        origin: Instant,
+        epoch: Instant,
+        from: Instant,
+        rng: &mut SmallRng,
+    ) -> Schedule {
         let segments = segments(&share);
+        let ends = share
+            .ends_at_us
+            .and_then(|us| origin.checked_add(Duration::from_micros(us)));
         let mut s = Schedule {
             epoch,
             segments,
             u: 0.0,
             next: None,
             share,
+            ends,
         };
         let since = from.saturating_duration_since(epoch).as_secs_f64();
         let reached = s.integral(since);
@@ -217,8 +236,15 @@ impl Schedule {
             .sum()
     }
 
-    /// When the integral of the rate reaches `u`; `None` past the last stage.
+    /// When the integral of the rate reaches `u`; `None` past the last stage or at the run's
+    /// end.
     fn at(&self, u: f64) -> Option<Instant> {
+        self.unbounded_at(u)
+            .filter(|t| self.ends.is_none_or(|end| *t < end))
+    }
+
+    /// [`Schedule::at`] without the run's end.
+    fn unbounded_at(&self, u: f64) -> Option<Instant> {
         let mut before = 0.0;
         for g in &self.segments {
             if g.rate <= 0.0 {
@@ -299,7 +325,7 @@ pub async fn run<D: Driver>(
         } else {
             now
         };
-        Schedule::new(s, origin, from, &mut rng)
+        Schedule::new(s, origin, origin, from, &mut rng)
     };
     let mut timer = crate::load::precise_timer::PreciseTimer::new();
     // Made once: a cancellation future registers with the token when first polled.
@@ -337,7 +363,7 @@ pub async fn run<D: Driver>(
                 // Stages keep their clock (the run's origin); a constant rate starts a
                 // fresh grid now.
                 let epoch = if s.stages.is_empty() { now } else { origin };
-                schedule = Schedule::new(s, epoch, now, &mut rng);
+                schedule = Schedule::new(s, origin, epoch, now, &mut rng);
             }
             _ = timer.sleep_until(wake_for(schedule.next.unwrap_or(origin), woke)), if schedule.next.is_some() => {
                 woke = Instant::now();
@@ -587,10 +613,17 @@ mod tests {
             max_in_flight: 10,
             max_connections: None,
             stages: Vec::new(),
+            ends_at_us: None,
         };
         let epoch = Instant::now();
         // Joining 1.234 s after the epoch: the next arrival is on the 10 ms grid.
-        let mut s = Schedule::new(share, epoch, epoch + Duration::from_millis(1234), &mut rng);
+        let mut s = Schedule::new(
+            share,
+            epoch,
+            epoch,
+            epoch + Duration::from_millis(1234),
+            &mut rng,
+        );
         assert_eq!(s.u, 124.0);
         for _ in 0..1000 {
             s.advance(&mut rng);
@@ -598,6 +631,40 @@ mod tests {
         // No drift: arrival 1124 is exactly 11.24 s after the epoch.
         let at = s.next.unwrap().duration_since(epoch).as_secs_f64();
         assert!((at - 11.24).abs() < 1e-6, "{at}");
+    }
+
+    #[test]
+    fn a_schedule_holds_no_arrival_at_or_after_the_runs_end() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let share = |rate: u64, poisson: bool| ArrivalShare {
+            rate_micro: rate * MICROS_PER_ARRIVAL,
+            poisson,
+            max_in_flight: 10,
+            max_connections: None,
+            stages: Vec::new(),
+            ends_at_us: Some(8_000_000),
+        };
+        let origin = Instant::now();
+        let count = |mut s: Schedule, rng: &mut SmallRng| {
+            let mut n = 0u64;
+            while let Some(at) = s.next {
+                assert!(at < origin + Duration::from_secs(8));
+                n += 1;
+                s.advance(rng);
+            }
+            n
+        };
+        // 100/s for 8 s: 800 arrivals, the one due at 8 s excluded.
+        let s = Schedule::new(share(100, false), origin, origin, origin, &mut rng);
+        assert_eq!(count(s, &mut rng), 800);
+        // A share re-split 2.5 s in (a fresh grid from then) still ends at the run's end.
+        let later = origin + Duration::from_millis(2500);
+        let s = Schedule::new(share(400, false), origin, later, later, &mut rng);
+        assert_eq!(count(s, &mut rng), 2200);
+        // Poisson arrivals end there too.
+        let s = Schedule::new(share(400, true), origin, origin, origin, &mut rng);
+        let n = count(s, &mut rng);
+        assert!((3000..3400).contains(&n), "{n}");
     }
 
     #[test]
@@ -609,9 +676,10 @@ mod tests {
             max_in_flight: 10,
             max_connections: None,
             stages: Vec::new(),
+            ends_at_us: None,
         };
         let epoch = Instant::now();
-        let mut s = Schedule::new(share, epoch, epoch, &mut rng);
+        let mut s = Schedule::new(share, epoch, epoch, epoch, &mut rng);
         let first = s.next.unwrap();
         let n = 20_000;
         for _ in 0..n {
@@ -639,7 +707,7 @@ mod tests {
     fn arrival_times(share: ArrivalShare) -> Vec<f64> {
         let mut rng = SmallRng::seed_from_u64(3);
         let epoch = Instant::now();
-        let mut s = Schedule::new(share, epoch, epoch, &mut rng);
+        let mut s = Schedule::new(share, epoch, epoch, epoch, &mut rng);
         let mut out = Vec::new();
         while let Some(next) = s.next {
             out.push(next.duration_since(epoch).as_secs_f64());
@@ -713,7 +781,13 @@ mod tests {
         let share = split_plan(&plan, 1).remove(0);
         let mut rng = SmallRng::seed_from_u64(1);
         let epoch = Instant::now();
-        let s = Schedule::new(share, epoch, epoch + Duration::from_millis(2550), &mut rng);
+        let s = Schedule::new(
+            share,
+            epoch,
+            epoch,
+            epoch + Duration::from_millis(2550),
+            &mut rng,
+        );
         // 200 arrivals in the first stage, then one per 100 ms: the next is at 2.6 s.
         assert_eq!(s.u, 206.0);
         let at = s.next.unwrap().duration_since(epoch).as_secs_f64();

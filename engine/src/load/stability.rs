@@ -62,10 +62,19 @@ impl Stability {
         window: Duration,
         cv_percent: f64,
     ) -> Result<Stability, StabilityError> {
+        // A YAML path (`sweep.stable`) goes on with dots; a flag group (`autoterm`: the flags
+        // --autoterm-window and --autoterm-cv) with words.
+        let named = |part: &str| {
+            if field.contains('.') {
+                format!("{field}.{part}")
+            } else {
+                format!("{field} {part}")
+            }
+        };
         let secs = window.as_secs_f64();
         if !(2.0..=MAX_WINDOW.as_secs_f64()).contains(&secs) || window.subsec_nanos() != 0 {
             return Err(StabilityError {
-                field: format!("{field} window"),
+                field: named("window"),
                 problem: format!(
                     "{} is not a whole number of seconds from 2s to 1h",
                     crate::duration::format(window)
@@ -75,7 +84,7 @@ impl Stability {
         }
         if !cv_percent.is_finite() || cv_percent <= 0.0 || cv_percent > 100.0 {
             return Err(StabilityError {
-                field: format!("{field} cv"),
+                field: named("cv"),
                 problem: format!("{cv_percent}% is not above 0% and at most 100%"),
                 fix: "give the coefficient of variation that counts as stable, e.g. 5%".into(),
             });

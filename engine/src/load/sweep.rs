@@ -9,7 +9,7 @@
 //!   to: 20000/s
 //!   factor: 1.5            # or step: +500/s
 //!   step_time: 60s         # the longest a step is held (warm-up included)
-//!   warmup: 5s             # not measured
+//!   warmup: 5s             # not measured (nor is the second a later step's rate changes in)
 //!   slo: {p99: 50ms, error_rate: 1%}
 //!   max_dropped: 1%        # of a step's arrivals
 //!   max_late: 5%
@@ -134,14 +134,23 @@ pub fn parse_slo(text: &str) -> Result<SloBlock, SweepError> {
         let value = value.trim();
         match key.trim() {
             "p99" => {
-                let d = humantime::parse_duration(value).map_err(|_| {
-                    err(
-                        "slo p99",
-                        format!("'{}' is not a latency", shown(value)),
-                        FIX,
-                    )
-                })?;
-                slo.p99 = Some(Millis(d.as_secs_f64() * 1000.0));
+                // As in the scenario's `slo: {p99: 50}`: a bare number is milliseconds.
+                let ms = match value.parse::<f64>() {
+                    Ok(ms) => ms,
+                    Err(_) => {
+                        humantime::parse_duration(value)
+                            .map_err(|_| {
+                                err(
+                                    "slo p99",
+                                    format!("'{}' is not a latency", shown(value)),
+                                    FIX,
+                                )
+                            })?
+                            .as_secs_f64()
+                            * 1000.0
+                    }
+                };
+                slo.p99 = Some(Millis(ms));
             }
             "error_rate" => {
                 let v: f64 = value.trim_end_matches('%').trim().parse().map_err(|_| {
@@ -362,9 +371,18 @@ impl SweepPlan {
             Some(t) => whole_seconds("sweep.step_time", t, false)?,
             None => DEFAULT_STEP_TIME.as_secs(),
         };
+        if step_time_s < 2 {
+            return Err(err(
+                "sweep.step_time",
+                format!("{step_time_s}s is too short: a step after the first begins with a change-over second, which is not measured"),
+                "give at least 2s, e.g. step_time: 60s",
+            ));
+        }
+        // The default warm-up, shortened when the step is short so that every step measures
+        // at least two seconds (the fewest the stability window can judge); the README says so.
         let warmup_s = match &b.warmup {
             Some(t) => whole_seconds("sweep.warmup", t, true)?,
-            None => DEFAULT_WARMUP.as_secs().min(step_time_s.saturating_sub(1)),
+            None => DEFAULT_WARMUP.as_secs().min(step_time_s - 2),
         };
         if warmup_s >= step_time_s {
             return Err(err(
@@ -390,7 +408,7 @@ impl SweepPlan {
             // A window longer than what a step measures can never fill: use what it measures.
             window_s: stable
                 .window_s
-                .min((step_time_s - warmup_s).clamp(2, u64::from(u32::MAX)) as u32),
+                .min((step_time_s - warmup_s.max(1)).clamp(2, u64::from(u32::MAX)) as u32),
             ..stable
         };
         let slo = match b.slo {
@@ -497,7 +515,8 @@ impl SweepStep {
 pub struct SweepResult {
     /// The steps run to their end, in order.
     pub steps: Vec<SweepStep>,
-    /// The highest step that met the SLO; null when even the first broke (or none finished).
+    /// The highest step that met the SLO; null when even the first broke (or none ended). When
+    /// the sweep did not finish, the highest so far.
     pub knee: Option<SweepStep>,
     /// The sweep reached its end (a step broke, or every step was run); false when the run
     /// ended first (stopped, failed, or its duration ran out).
@@ -588,8 +607,10 @@ pub struct SweepController {
     plan: SweepPlan,
     /// The step being held.
     step: usize,
-    /// The first second wholly at this step's rate (the second after the change took effect).
-    first_second: u64,
+    /// The second of the run this step's rate took effect in (0 for the first step). The step
+    /// is held for at most `step_time_s` seconds from it; for later steps it is a change-over
+    /// second, part old rate and part new, so it is never measured (it is warm-up).
+    began: u64,
     /// The measured seconds' completed counts, for stability.
     window: RateWindow,
     /// The measured seconds' results, merged: the step's exact numbers.
@@ -607,7 +628,7 @@ impl SweepController {
         SweepController {
             plan,
             step: 0,
-            first_second: 0,
+            began: 0,
             window: RateWindow::default(),
             measured: StatsDelta::default(),
             measured_seconds: 0,
@@ -634,13 +655,13 @@ impl SweepController {
     /// Feeds second `second` of the run (its merged results); `elapsed` is the run's load time
     /// now, when a change of rate would take effect.
     pub fn on_second(&mut self, second: u64, delta: &StatsDelta, elapsed: Duration) -> Steer {
-        if self.ended.is_some() || second < self.first_second + self.plan.warmup_s {
+        if self.ended.is_some() || second < self.measured_from() {
             return Steer::Hold;
         }
         self.measured.merge(delta);
         self.measured_seconds += 1;
         let cv = self.window.push(&self.plan.stable, delta.requests());
-        let held = second + 1 - self.first_second;
+        let held = second + 1 - self.began;
         if cv.is_none() && held < self.plan.step_time_s {
             return Steer::Hold;
         }
@@ -658,12 +679,23 @@ impl SweepController {
             return Steer::Done;
         }
         self.step += 1;
-        // The rate changes now: the first second wholly at it is the next one to begin.
-        self.first_second = elapsed.as_secs() + 1;
+        // The rate changes now, in the second of the run that is current.
+        self.began = elapsed.as_secs();
         self.window.clear();
         self.measured = StatsDelta::default();
         self.measured_seconds = 0;
         Steer::Rate(self.plan.rates[self.step])
+    }
+
+    /// The first second this step measures: after its warm-up, and never the change-over
+    /// second a later step begins with.
+    fn measured_from(&self) -> u64 {
+        let unmeasured = if self.step == 0 {
+            self.plan.warmup_s
+        } else {
+            self.plan.warmup_s.max(1)
+        };
+        self.began + unmeasured
     }
 
     fn finish_step(&self, cv: Option<f64>) -> SweepStep {
@@ -746,11 +778,9 @@ impl SweepController {
     /// `sweep.json` as it stands: finished or not.
     pub fn result(&self) -> SweepResult {
         let finished = self.ended.is_some();
-        let knee = if finished {
-            self.steps.iter().rev().find(|s| s.met()).cloned()
-        } else {
-            None
-        };
+        // Also when the run ended before the sweep did: the highest step that met the SLO so
+        // far (`finished: false` says a higher one was not tried).
+        let knee = self.steps.iter().rev().find(|s| s.met()).cloned();
         SweepResult {
             steps: self.steps.clone(),
             knee,

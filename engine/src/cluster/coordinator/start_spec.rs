@@ -183,6 +183,12 @@ impl StartSpec {
             (None, false) => Some(crate::load::scenario::stages_length(&user_stages)),
             (None, true) => None,
         };
+        if stages_length.is_some() && autoterm.is_some() {
+            return Err(ControlError::BadRequest(
+                "autoterm is for single-rate runs, and the scenario's load stages change the load over time (autoterm would end the run in its first stage); drop autoterm or the stages"
+                    .into(),
+            ));
+        }
         if stages_length.is_some() && request.iterations.is_some() {
             return Err(ControlError::BadRequest(
                 "iterations: the scenario's load stages set the load over time; drop iterations"

@@ -198,10 +198,19 @@ impl<D: Driver> Actor<D> {
         let per_class = plan::users_per_class(&run.class_weights, run.users_target);
         let shares = plan::split(&per_class, enlisted.len());
         let rate = plan::split_rate(run.spawn_rate, enlisted.len());
+        // The run's seconds are [0, duration): arrivals end with them.
+        let ends_at_us = run
+            .duration
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let arrivals: Vec<Option<ArrivalShare>> = match &run.arrival {
             Some(a) => arrivals::split_plan(a, enlisted.len())
                 .into_iter()
-                .map(Some)
+                .map(|share| {
+                    Some(ArrivalShare {
+                        ends_at_us,
+                        ..share
+                    })
+                })
                 .collect(),
             None => vec![None; enlisted.len()],
         };

@@ -523,7 +523,13 @@ pub fn yaml_error_message(e: &serde_yaml_ng::Error) -> String {
             None => kind.to_string(),
         }
     };
-    let mut message = format!("{kind}{tail}");
+    // YAML reads an integer past 2^64 − 1 as no value at all, before any field sees it.
+    let mut message = match kind.split_once("invalid type: integer") {
+        Some((path, _)) if tail.contains("expected any YAML value") => format!(
+            "{path}a whole number too large to read (above 18446744073709551615); every number has a bound, see the README's \"Limits on input\""
+        ),
+        _ => format!("{kind}{tail}"),
+    };
     if let Some(at) = e.location() {
         message.push_str(&format!(" at line {} column {}", at.line(), at.column()));
     }
@@ -1282,6 +1288,36 @@ verify: true
         );
         assert!(e.contains("never writes one"), "{e}");
         assert!(e.contains("has no prefill"), "{e}");
+    }
+
+    #[test]
+    fn numbers_yaml_cannot_hold_and_bad_slo_values_get_a_message_with_a_fix() {
+        let base = "name: x\nusers:\n  - name: a\n    tasks:\n      - {op: put, size: 1KiB}\n";
+        let e = Scenario::from_yaml(
+            &format!(
+                "{base}load:\n  arrival: {{rate: 5/s}}\n  max_in_flight: 18446744073709551616\n"
+            ),
+            Source("t.yaml".into()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("too large to read") && e.contains("Limits on input"),
+            "{e}"
+        );
+        for (slo, words) in [
+            ("{p99: abc}", "not a latency; write e.g. 200ms"),
+            ("{error_rate: abc}", "not a percentage; write e.g. 1%"),
+        ] {
+            let e = Scenario::from_yaml(
+                &format!("{base}sweep: {{from: 5/s, to: 50/s, factor: 2, slo: {slo}}}\n"),
+                Source("t.yaml".into()),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("sweep.slo") && e.contains(words), "{e}");
+            assert!(!e.contains("abc"), "{e}");
+        }
     }
 
     #[test]

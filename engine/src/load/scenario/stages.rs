@@ -102,8 +102,6 @@ fn stage_error(field: &str, message: impl Into<String>, fix: &str) -> StageError
     }
 }
 
-const FOR_FIX: &str = "give every stage a length, e.g. {users: 10, for: 30s} or for: 2m";
-
 /// Checks a stage list's length against [`crate::limits::input::MAX_STAGES`].
 fn check_count(field: &str, n: usize, example: &str) -> Result<(), StageError> {
     if n == 0 {
@@ -124,19 +122,28 @@ fn check_count(field: &str, n: usize, example: &str) -> Result<(), StageError> {
     Ok(())
 }
 
-/// A stage's length in whole microseconds, checked against [`crate::limits::RUN_TIME`].
-fn check_length(field: &str, length: Option<&ForText>) -> Result<u64, StageError> {
+/// A stage's length in whole microseconds, checked against [`crate::limits::RUN_TIME`];
+/// `example` is a stage of the list's kind, for the fix.
+fn check_length(field: &str, length: Option<&ForText>, example: &str) -> Result<u64, StageError> {
+    let fix = format!("give every stage a length, e.g. {example} or for: 2m");
     let d = match length {
-        None => return Err(stage_error(field, "missing", FOR_FIX)),
+        None => return Err(stage_error(field, "missing", &fix)),
         Some(ForText::Seconds(s)) => crate::limits::RUN_TIME
             .secs(field, *s)
-            .map_err(|e| stage_error(field, e.problem(), FOR_FIX))?,
+            .map_err(|e| stage_error(field, e.problem(), &fix))?,
         Some(ForText::Text(t)) => crate::duration::parse_bounded(t, field, crate::limits::RUN_TIME)
-            .map_err(|e| stage_error(field, e.to_string(), FOR_FIX))?,
+            .map_err(|e| {
+                let problem = match e {
+                    // Its message names the field and a fix again.
+                    crate::duration::DurationError::Zero { .. } => "must be positive".into(),
+                    e => e.to_string(),
+                };
+                stage_error(field, problem, &fix)
+            })?,
     };
     let us = d.as_micros() as u64;
     if us == 0 {
-        return Err(stage_error(field, "shorter than a microsecond", FOR_FIX));
+        return Err(stage_error(field, "shorter than a microsecond", &fix));
     }
     Ok(us)
 }
@@ -183,7 +190,11 @@ pub fn check_user_stages(stages: Option<&[UserStageText]>) -> Result<Vec<UserSta
                 .map_err(|e| stage_error(&field, e.problem(), e.fix()))?
                 as u32,
         };
-        let for_us = check_length(&format!("{FIELD}[{i}].for"), s.length.as_ref())?;
+        let for_us = check_length(
+            &format!("{FIELD}[{i}].for"),
+            s.length.as_ref(),
+            "{users: 10, for: 30s}",
+        )?;
         out.push(UserStage { users, for_us });
     }
     if out.iter().all(|s| s.users == 0) {
@@ -224,7 +235,11 @@ pub fn check_rate_stages(stages: &[RateStageText]) -> Result<Vec<RateStage>, Sta
                     ),
                 })?,
         };
-        let for_us = check_length(&format!("{FIELD}[{i}].for"), s.length.as_ref())?;
+        let for_us = check_length(
+            &format!("{FIELD}[{i}].for"),
+            s.length.as_ref(),
+            "{rate: 100/s, for: 30s}",
+        )?;
         out.push(RateStage { rate, for_us });
     }
     if out.iter().all(|s| s.rate == 0.0) {

@@ -122,6 +122,11 @@ fn bad_sweeps_name_the_field_and_the_fix() {
             "nothing",
         ),
         (
+            "{from: 5/s, to: 500/s, factor: 2, step_time: 1s, slo: {p99: 5ms}}",
+            "sweep.step_time",
+            "at least 2s",
+        ),
+        (
             "{from: 5/s, to: 500/s, factor: 2, step_time: 1500ms, slo: {p99: 5ms}}",
             "sweep.step_time",
             "whole",
@@ -133,7 +138,7 @@ fn bad_sweeps_name_the_field_and_the_fix() {
         ),
         (
             "{from: 5/s, to: 500/s, factor: 2, stable: {cv: 0%}, slo: {p99: 5ms}}",
-            "sweep.stable cv",
+            "sweep.stable.cv",
             "above 0%",
         ),
         (
@@ -156,6 +161,8 @@ fn slo_text_parses_and_bad_text_is_named() {
     assert_eq!(s.p99, Some(Millis(50.0)));
     assert_eq!(s.error_rate, Some(Percent(1.0)));
     assert_eq!(parse_slo("p99=1.5s").unwrap().p99, Some(Millis(1500.0)));
+    // A bare number is milliseconds, as in the scenario's block.
+    assert_eq!(parse_slo("p99=50").unwrap().p99, Some(Millis(50.0)));
     for (bad, field) in [
         ("p99", "slo"),
         ("p99=fast", "slo p99"),
@@ -206,22 +213,20 @@ fn a_step_is_held_until_stable_after_its_warmup_and_the_knee_is_the_last_step_th
     seconds.push(second(50, 200));
     seconds.push(second(100, 200));
     seconds.extend([second(100, 2), second(100, 2), second(100, 2)]);
-    // Second 5 is the change-over second (excluded, like the warm-up), then 2 warm-up
-    // seconds, then 3 steady ones at 200/s, 4 ms.
-    seconds.push(second(150, 900));
-    seconds.extend([second(200, 900), second(200, 900)]);
+    // Second 5 is the change-over second, the first of step 2's 2 warm-up seconds (slow
+    // ones that must not count), then 3 steady ones at 200/s, 4 ms.
+    seconds.extend([second(150, 900), second(200, 900)]);
     seconds.extend([second(200, 4), second(199, 4), second(201, 4)]);
     // Step 3 (300/s): 20 ms: it breaks the SLO.
-    seconds.push(second(250, 1));
-    seconds.extend([second(300, 1), second(300, 1)]);
+    seconds.extend([second(250, 1), second(300, 1)]);
     seconds.extend([second(300, 20), second(300, 20), second(300, 20)]);
     let steers = drive(&mut c, &seconds);
     assert_eq!(
         steers,
         [
             (4, Steer::Rate(200.0)),
-            (10, Steer::Rate(300.0)),
-            (16, Steer::Done)
+            (9, Steer::Rate(300.0)),
+            (14, Steer::Done)
         ]
     );
     let r = c.result();
@@ -260,16 +265,10 @@ fn an_unstable_step_ends_at_its_step_time_and_every_step_met_is_a_success() {
         second(5, 1),
         second(15, 1),
     ];
-    // Change-over second, warm-up, then steady.
-    seconds.extend([
-        second(12, 1),
-        second(20, 1),
-        second(20, 1),
-        second(20, 1),
-        second(20, 1),
-    ]);
+    // The change-over second (step 2's one warm-up second), then steady.
+    seconds.extend([second(12, 1), second(20, 1), second(20, 1), second(20, 1)]);
     let steers = drive(&mut c, &seconds);
-    assert_eq!(steers, [(4, Steer::Rate(20.0)), (9, Steer::Done)]);
+    assert_eq!(steers, [(4, Steer::Rate(20.0)), (8, Steer::Done)]);
     let r = c.result();
     assert_eq!((r.steps[0].stable, r.steps[0].seconds), (false, 4));
     assert!(r.steps[0].cv_percent.unwrap() > 1.0);
@@ -329,4 +328,50 @@ fn a_sweep_cut_short_says_so_and_names_no_knee() {
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["knee"].is_null());
     assert!(json["steps"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_step_is_held_at_most_its_step_time_counting_its_change_over_second() {
+    // Never stable (cv 1 % of a swinging rate): every step ends at its step time.
+    let p = plan("{from: 10/s, to: 40/s, step: 10/s, step_time: 4s, warmup: 1s, stable: {window: 2s, cv: 1%}, slo: {p99: 10ms}}");
+    let mut c = SweepController::new(p);
+    let swing = |i: usize| second(if i % 2 == 0 { 5 } else { 15 }, 1);
+    let seconds: Vec<StatsDelta> = (0..16).map(swing).collect();
+    let steers = drive(&mut c, &seconds);
+    // Seconds 0-3, 4-7, 8-11, 12-15: four seconds each, the change-over second included.
+    assert_eq!(
+        steers,
+        [
+            (3, Steer::Rate(20.0)),
+            (7, Steer::Rate(30.0)),
+            (11, Steer::Rate(40.0)),
+            (15, Steer::Done)
+        ]
+    );
+    let r = c.result();
+    // The first step measures after its 1 s warm-up; later ones after their change-over
+    // second, which is their warm-up.
+    let measured: Vec<u64> = r.steps.iter().map(|s| s.seconds).collect();
+    assert_eq!(measured, [3, 3, 3, 3]);
+    // The default warm-up is shortened so that a 4 s step still measures two seconds.
+    let p = plan("{from: 10/s, to: 40/s, step: 10/s, step_time: 4s, slo: {p99: 10ms}}");
+    assert_eq!(p.warmup_s, 2);
+}
+
+#[test]
+fn a_sweep_cut_short_after_a_step_met_names_that_step_as_the_knee_so_far() {
+    let p = plan("{from: 10/s, to: 20/s, step: 10/s, step_time: 3s, warmup: 1s, stable: {window: 2s}, slo: {p99: 10ms}}");
+    let mut c = SweepController::new(p);
+    // Step 1 is stable and met at second 2; the run ends during step 2.
+    let steers = drive(
+        &mut c,
+        &[second(10, 1), second(10, 1), second(10, 1), second(15, 1)],
+    );
+    assert_eq!(steers, [(2, Steer::Rate(20.0))]);
+    let r = c.result();
+    assert!(!r.finished);
+    assert_eq!(r.knee.as_ref(), Some(&r.steps[0]));
+    assert!(r.ended.contains("did not finish"), "{}", r.ended);
+    // Not finished: still a failure (exit 1), though the knee so far is named.
+    assert!(!r.success());
 }
