@@ -335,7 +335,7 @@ fn a_step_is_held_at_most_its_step_time_counting_its_change_over_second() {
     // Never stable (cv 1 % of a swinging rate): every step ends at its step time.
     let p = plan("{from: 10/s, to: 40/s, step: 10/s, step_time: 4s, warmup: 1s, stable: {window: 2s, cv: 1%}, slo: {p99: 10ms}}");
     let mut c = SweepController::new(p);
-    let swing = |i: usize| second(if i % 2 == 0 { 5 } else { 15 }, 1);
+    let swing = |i: usize| second(if i.is_multiple_of(2) { 5 } else { 15 }, 1);
     let seconds: Vec<StatsDelta> = (0..16).map(swing).collect();
     let steers = drive(&mut c, &seconds);
     // Seconds 0-3, 4-7, 8-11, 12-15: four seconds each, the change-over second included.
