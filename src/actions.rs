@@ -1052,7 +1052,7 @@ mod tests {
         for (params, message) in [
             (
                 json!({"rate": 0}),
-                "rate 0 is below the minimum of 0.0002777777777777778; give arrivals per second from 1/h to 1000000/s, e.g. 500/s",
+                "rate 0 is below the minimum of 1/h; give arrivals per second from 1/h to 1000000/s, e.g. 500/s",
             ),
             (
                 json!({"rate": 5e6}),
