@@ -30,7 +30,6 @@ impl<'de> Deserialize<'de> for Millis {
                 .map(|d| Millis(d.as_secs_f64() * 1000.0))
                 .map_err(|_| {
                     // No value in the message: YAML errors never echo the text.
-                    let _ = t;
                     serde::de::Error::custom("not a latency; write e.g. 200ms or 1.5s")
                 }),
         }
@@ -57,10 +56,7 @@ impl<'de> Deserialize<'de> for Percent {
                 .trim()
                 .parse()
                 .map(Percent)
-                .map_err(|_| {
-                    let _ = t;
-                    serde::de::Error::custom("not a percentage; write e.g. 1%")
-                }),
+                .map_err(|_| serde::de::Error::custom("not a percentage; write e.g. 1%")),
         }
     }
 }
