@@ -852,7 +852,7 @@
     section.innerHTML = '<h2>Saturation sweep <span class="hint">per step, measured after its warm-up: ' +
       'achieved throughput vs p99 latency (from the intended start)</span></h2>' +
       '<p id="sweep-knee" class="' + (knee ? 'knee' : 'no-knee') + '">' + (knee
-        ? 'Knee: ' + esc(fmt.num1(knee.offered_rate)) + '/s offered, ' + esc(fmt.num1(knee.achieved_rate)) +
+        ? (sweep.finished ? 'Knee: ' : 'Knee so far: ') + esc(fmt.num1(knee.offered_rate)) + '/s offered, ' + esc(fmt.num1(knee.achieved_rate)) +
           '/s achieved, p99 ' + esc(knee.latency_ms ? fmt.ms(knee.latency_ms.p99) : DASH) + ' ms'
         : 'No knee: no step met the SLO') + ' \u2014 ' + esc(sweep.ended) + '</p>' +
       chartCard('chart-sweep', 'Throughput vs p99', 'x: achieved requests/s; y: p99 ms; the knee is the ringed point') +

@@ -134,33 +134,24 @@ pub fn parse_slo(text: &str) -> Result<SloBlock, SweepError> {
         let value = value.trim();
         match key.trim() {
             "p99" => {
-                // As in the scenario's `slo: {p99: 50}`: a bare number is milliseconds.
-                let ms = match value.parse::<f64>() {
-                    Ok(ms) => ms,
-                    Err(_) => {
-                        humantime::parse_duration(value)
-                            .map_err(|_| {
-                                err(
-                                    "slo p99",
-                                    format!("'{}' is not a latency", shown(value)),
-                                    FIX,
-                                )
-                            })?
-                            .as_secs_f64()
-                            * 1000.0
-                    }
-                };
-                slo.p99 = Some(Millis(ms));
+                let ms = Millis::parse(value).ok_or_else(|| {
+                    err(
+                        "slo p99",
+                        format!("'{}' is not a latency", shown(value)),
+                        FIX,
+                    )
+                })?;
+                slo.p99 = Some(ms);
             }
             "error_rate" => {
-                let v: f64 = value.trim_end_matches('%').trim().parse().map_err(|_| {
+                let percent = Percent::parse(value).ok_or_else(|| {
                     err(
                         "slo error_rate",
                         format!("'{}' is not a percentage", shown(value)),
                         FIX,
                     )
                 })?;
-                slo.error_rate = Some(Percent(v));
+                slo.error_rate = Some(percent);
             }
             other => {
                 return Err(err(
@@ -581,8 +572,12 @@ impl SweepResult {
         let _ = match &self.knee {
             Some(k) => writeln!(
                 s,
-                "knee: {:.1}/s offered, {:.1}/s achieved; {}",
-                k.offered_rate, k.achieved_rate, self.ended
+                "knee{}: {:.1}/s offered, {:.1}/s achieved; {}",
+                // Unfinished: a higher step was not tried.
+                if self.finished { "" } else { " so far" },
+                k.offered_rate,
+                k.achieved_rate,
+                self.ended
             ),
             None => writeln!(s, "knee: none; {}", self.ended),
         };

@@ -22,16 +22,26 @@ enum NumberOrText {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Millis(pub f64);
 
+impl Millis {
+    /// `200ms`, `1.5s`, or a bare number of milliseconds (the scenario's and `--slo`'s rule).
+    pub fn parse(text: &str) -> Option<Millis> {
+        let text = text.trim();
+        match text.parse::<f64>() {
+            Ok(ms) => Some(Millis(ms)),
+            Err(_) => humantime::parse_duration(text)
+                .ok()
+                .map(|d| Millis(d.as_secs_f64() * 1000.0)),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match NumberOrText::deserialize(d)? {
             NumberOrText::Number(n) => Ok(Millis(n)),
-            NumberOrText::Text(t) => humantime::parse_duration(t.trim())
-                .map(|d| Millis(d.as_secs_f64() * 1000.0))
-                .map_err(|_| {
-                    // No value in the message: YAML errors never echo the text.
-                    serde::de::Error::custom("not a latency; write e.g. 200ms or 1.5s")
-                }),
+            // No value in the message: YAML errors never echo the text.
+            NumberOrText::Text(t) => Millis::parse(&t)
+                .ok_or_else(|| serde::de::Error::custom("not a latency; write e.g. 200ms or 1.5s")),
         }
     }
 }
@@ -46,17 +56,24 @@ impl Serialize for Millis {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Percent(pub f64);
 
+impl Percent {
+    /// `1%` or a bare number of percent (the scenario's and `--slo`'s rule).
+    pub fn parse(text: &str) -> Option<Percent> {
+        text.trim()
+            .trim_end_matches('%')
+            .trim()
+            .parse()
+            .ok()
+            .map(Percent)
+    }
+}
+
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match NumberOrText::deserialize(d)? {
             NumberOrText::Number(n) => Ok(Percent(n)),
-            NumberOrText::Text(t) => t
-                .trim()
-                .trim_end_matches('%')
-                .trim()
-                .parse()
-                .map(Percent)
-                .map_err(|_| serde::de::Error::custom("not a percentage; write e.g. 1%")),
+            NumberOrText::Text(t) => Percent::parse(&t)
+                .ok_or_else(|| serde::de::Error::custom("not a percentage; write e.g. 1%")),
         }
     }
 }

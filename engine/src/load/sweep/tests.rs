@@ -374,4 +374,9 @@ fn a_sweep_cut_short_after_a_step_met_names_that_step_as_the_knee_so_far() {
     assert!(r.ended.contains("did not finish"), "{}", r.ended);
     // Not finished: still a failure (exit 1), though the knee so far is named.
     assert!(!r.success());
+    assert!(
+        r.table().contains("knee so far: 10.0/s offered"),
+        "{}",
+        r.table()
+    );
 }
