@@ -19,9 +19,11 @@
 //! seen (not those after, except the ones already sent early: see below), so a run that ends
 //! with its stages sends every arrival the stages hold.
 //!
-//! The loop wakes at most once per [`TICK`] and sends every arrival due within half a tick
-//! (early ones count as on time; latency is measured from the later of the scheduled and the
-//! sent time), so a worker that fell behind catches up in one pass. Requests run as detached
+//! Each time it wakes, the loop sends every arrival due within the next [`TICK`] (early ones
+//! count as on time; latency is measured from the later of the scheduled and the sent time),
+//! then sleeps until the first arrival after that: wake-ups are at least a tick apart, an
+//! arrival leaves at most a tick early and, by design, never late (only by the wake-up's own
+//! delay), and a worker that fell behind catches up in one pass. Requests run as detached
 //! tasks that count themselves out ([`Outstanding`]): a completion never wakes the scheduler.
 
 use crate::load::driver::Driver;
@@ -281,17 +283,24 @@ fn unit_exponential(rng: &mut SmallRng) -> f64 {
 /// How long after the run's clock origin a worker's first share still starts at the origin.
 const FIRST_SHARE_GRACE: Duration = Duration::from_secs(1);
 
-/// The scheduler's timer wakes it at most once per tick. Each wake-up sends every arrival due
-/// by the middle of the next tick, so an arrival is sent at most half a tick before or after
-/// its scheduled time (plus the wake-up's own delay), and exactly on time when arrivals are
-/// more than a tick apart. On the machines measured, one wake-up per arrival cost more
-/// client CPU than the requests themselves at thousands of arrivals per second
-/// (docs/benchmarks.md, "Open-model scheduling").
+/// How far ahead each wake-up of the scheduler sends: every arrival due within a tick of it
+/// (see [`send_by`]), so its timer wakes it at most once per tick, and an arrival is sent at
+/// most a tick early and exactly on time when arrivals are more than a tick apart. On the
+/// machines measured, one wake-up per arrival cost more client CPU than the requests
+/// themselves at thousands of arrivals per second, and sending a whole tick ahead (not half a
+/// tick ahead and up to half a tick late) saved a third of the wake-ups at 2,000/s
+/// (docs/benchmarks.md, "Open-model scheduling", "Session 28").
 const TICK: Duration = Duration::from_millis(1);
 
-/// When to wake for the arrival due at `next`, the timer having last woken the loop at
-/// `woke`: at `next`, but not within a tick of `woke`. (Everything due by half a tick after
-/// `woke` was sent then, so waiting for the tick makes no arrival more than half a tick late.)
+/// The arrivals a wake-up at `now` sends: those due by this instant.
+fn send_by(now: Instant) -> Instant {
+    now + TICK
+}
+
+/// When to wake for the arrival due at `next`, the loop having last sent at `woke`: at
+/// `next`, but not within a tick of `woke`. (After a pass, `next` is already more than a tick
+/// away, see [`send_by`]; the bound matters after a wake-up that sent nothing new, such as a
+/// new share.)
 fn wake_for(next: Instant, woke: Instant) -> Instant {
     next.max(woke + TICK)
 }
@@ -336,9 +345,9 @@ pub async fn run<D: Driver>(
     // When the timer last woke the loop (see `TICK`).
     let mut woke = Instant::now();
     loop {
-        // Every arrival due by the middle of the next tick (after a stop: due before the
-        // stop), in schedule order.
-        let due_by = stopped_at.unwrap_or_else(|| Instant::now() + TICK / 2);
+        // Every arrival due within the next tick (after a stop: due before the stop), in
+        // schedule order.
+        let due_by = stopped_at.unwrap_or_else(|| send_by(Instant::now()));
         while let Some(scheduled) = schedule.next.filter(|next| *next <= due_by) {
             if abort.is_cancelled() {
                 break;
@@ -597,11 +606,53 @@ mod tests {
         // The next arrival is more than a tick away: wake exactly for it.
         let far = woke + Duration::from_micros(2_500);
         assert_eq!(wake_for(far, woke), far);
-        // Arrivals closer together wait for the tick (the loop sent everything due by half a
-        // tick after `woke`, so these are at most half a tick late).
+        // One closer (possible only after a wake-up that sent nothing new) waits for the tick.
         let near = woke + Duration::from_micros(700);
         assert_eq!(wake_for(near, woke), woke + TICK);
-        assert!(wake_for(near, woke) - near <= TICK / 2);
+    }
+
+    /// The loop's timing with wake-ups that take no time: when each arrival of `schedule` (µs
+    /// from the start) is sent, and when the loop sent (the start, then each timer wake-up).
+    fn sends_and_passes(schedule: &[u64]) -> (Vec<u64>, Vec<u64>) {
+        let start = Instant::now();
+        let at = |us: u64| start + Duration::from_micros(us);
+        let us = |t: Instant| t.duration_since(start).as_micros() as u64;
+        let (mut sent, mut passes) = (Vec::new(), Vec::new());
+        let mut arrivals = schedule.iter().copied().peekable();
+        let mut now = start;
+        loop {
+            passes.push(us(now));
+            while arrivals.next_if(|due| at(*due) <= send_by(now)).is_some() {
+                sent.push(us(now));
+            }
+            let Some(&next) = arrivals.peek() else {
+                return (sent, passes);
+            };
+            now = wake_for(at(next), now);
+        }
+    }
+
+    #[test]
+    fn an_arrival_leaves_at_most_a_tick_early_never_late_with_passes_a_tick_apart() {
+        for gap_us in [100, 333, 500, 700, 1_000, 1_500, 5_000] {
+            let schedule: Vec<u64> = (1..=200).map(|k| k * gap_us).collect();
+            let (sent, passes) = sends_and_passes(&schedule);
+            assert_eq!(sent.len(), schedule.len(), "gap {gap_us} µs: every arrival sent");
+            for (s, due) in sent.iter().zip(&schedule) {
+                assert!(s <= due, "gap {gap_us} µs: sent at {s}, after its time {due}");
+                assert!(due - s <= 1_000, "gap {gap_us} µs: sent at {s}, over a tick before {due}");
+            }
+            for pair in passes.windows(2) {
+                assert!(pair[1] - pair[0] >= 1_000, "gap {gap_us} µs: passes {pair:?}");
+            }
+            if gap_us > 1_000 {
+                assert_eq!(sent, schedule, "more than a tick apart: each exactly on time");
+            }
+        }
+        // 2,000/s for 150 ms: the start and a wake-up each 1.5 ms, three arrivals each (half a
+        // tick each way took a wake-up each millisecond, two arrivals each).
+        let (_, passes) = sends_and_passes(&(1..=300).map(|k| k * 500).collect::<Vec<_>>());
+        assert_eq!(passes.len(), 101);
     }
 
     #[test]
