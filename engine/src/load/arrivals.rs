@@ -637,16 +637,32 @@ mod tests {
         for gap_us in [100, 333, 500, 700, 1_000, 1_500, 5_000] {
             let schedule: Vec<u64> = (1..=200).map(|k| k * gap_us).collect();
             let (sent, passes) = sends_and_passes(&schedule);
-            assert_eq!(sent.len(), schedule.len(), "gap {gap_us} µs: every arrival sent");
+            assert_eq!(
+                sent.len(),
+                schedule.len(),
+                "gap {gap_us} µs: every arrival sent"
+            );
             for (s, due) in sent.iter().zip(&schedule) {
-                assert!(s <= due, "gap {gap_us} µs: sent at {s}, after its time {due}");
-                assert!(due - s <= 1_000, "gap {gap_us} µs: sent at {s}, over a tick before {due}");
+                assert!(
+                    s <= due,
+                    "gap {gap_us} µs: sent at {s}, after its time {due}"
+                );
+                assert!(
+                    due - s <= 1_000,
+                    "gap {gap_us} µs: sent at {s}, over a tick before {due}"
+                );
             }
             for pair in passes.windows(2) {
-                assert!(pair[1] - pair[0] >= 1_000, "gap {gap_us} µs: passes {pair:?}");
+                assert!(
+                    pair[1] - pair[0] >= 1_000,
+                    "gap {gap_us} µs: passes {pair:?}"
+                );
             }
             if gap_us > 1_000 {
-                assert_eq!(sent, schedule, "more than a tick apart: each exactly on time");
+                assert_eq!(
+                    sent, schedule,
+                    "more than a tick apart: each exactly on time"
+                );
             }
         }
         // 2,000/s for 150 ms: the start and a wake-up each 1.5 ms, three arrivals each (half a
