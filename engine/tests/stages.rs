@@ -132,6 +132,8 @@ async fn users_follow_their_stages_and_removed_users_finish_their_request() {
     let dir = common::workdir();
     let run = common::run_scenario(&bucket, dir.path(), USERS_STAGED, &["--headless"]).await;
     run.cli.expect_code(0);
+    // Without --run-time the run lasts its stages, and says so.
+    run.cli.expect_stderr(&["until the stages end"]);
     assert_eq!(run.summary.state, RunState::Completed);
     assert_eq!(
         run.record.parameters.duration_s,
@@ -160,6 +162,7 @@ async fn arrivals_follow_their_rate_stages_to_the_integral() {
     let dir = common::workdir();
     let run = common::run_scenario(&bucket, dir.path(), RATE_STAGED, &["--headless"]).await;
     run.cli.expect_code(0);
+    run.cli.expect_stderr(&["until the stages end"]);
     assert_eq!(run.summary.state, RunState::Completed);
     assert_eq!(run.record.parameters.duration_s, Some(4.0));
     let arrival = run.record.parameters.arrival.clone().expect("arrival");

@@ -69,6 +69,7 @@ async fn a_sweep_finds_the_knee_writes_sweep_json_and_charts_it() {
     )
     .await;
     run.expect_code(0);
+    run.expect_stderr(&["until the sweep ends"]);
     let sweep = read_sweep(&run_dir);
     assert!(sweep.finished, "{sweep:?}");
     let offered: Vec<f64> = sweep.steps.iter().map(|s| s.offered_rate).collect();

@@ -254,6 +254,14 @@ async fn run_inner(
         return Exit::BadInput;
     }
     let user_stages = scenario.load.as_ref().is_some_and(|l| l.users.is_some());
+    // Without --run-time, a run of stages ends with them (a --rate replaces arrival stages).
+    let staged = user_stages
+        || (args.rate.is_none()
+            && scenario
+                .load
+                .as_ref()
+                .and_then(|l| l.arrival.as_ref())
+                .is_some_and(|a| a.stages.is_some()));
     if user_stages && args.users.is_some() {
         eprintln!(
             "error: --users/-u sets a constant number of users, but the scenario's load.users.stages sets them stage by stage; drop --users/-u, or remove the stages"
@@ -415,6 +423,8 @@ async fn run_inner(
             (Some(d), Some(i)) => format!("for {d} or {i} iterations per user"),
             (Some(d), None) => format!("for {d}"),
             (None, Some(i)) => format!("{i} iterations per user"),
+            (None, None) if sweeping.sweep => "until the sweep ends".into(),
+            (None, None) if staged => "until the stages end".into(),
             (None, None) => "until stopped".into(),
         },
         config.endpoint,
